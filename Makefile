@@ -1,0 +1,47 @@
+# LoopKit developer commands. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run test test-fast test-e2e lint frontend bench clean
+
+help:
+	@echo "make run        start the web app (SQLite + SqliteHuey, demo team) and print its URL"
+	@echo "make test       install everything needed, then lint, type-check and run every test"
+	@echo "make test-fast  unit and integration tests only (no browser)"
+	@echo "make bench      run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+frontend:
+	scripts/build-frontend.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check loopkit
+	$(BIN)/mypy
+
+test-fast: $(STAMP) frontend
+	scripts/pytest.sh -m "not e2e"
+
+test-e2e: $(STAMP) frontend
+	scripts/ensure-chromium.sh
+	DJANGO_ALLOW_ASYNC_UNSAFE=true scripts/pytest.sh -m e2e
+
+test: lint test-fast test-e2e
+
+run: $(STAMP) frontend
+	$(BIN)/python manage.py loopkit_start
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) static/editor node_modules frontend/node_modules .loopkit
