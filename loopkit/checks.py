@@ -1,0 +1,164 @@
+"""Cross-reference checks on a loop that passed schema validation.
+
+Labels are unique, makers name existing steps, the checker exists and is not a
+maker, subagents, skills and connectors that steps name are defined, and
+prompts and ``when:`` expressions compile. Every problem is returned at once.
+"""
+
+from __future__ import annotations
+
+from loopkit import spec
+from loopkit.errors import Problem
+from loopkit.templating import TemplateSyntaxError, compile_condition, compile_prompt
+
+
+def _close(name: str, names: list[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def check_loop(loop: spec.Loop, project: spec.Project | None = None) -> list[Problem]:
+    """Return every cross-reference problem of ``loop`` (empty when it is sound)."""
+    problems: list[Problem] = []
+    labels: dict[str, str] = {}
+    subagents = {**(project.subagents if project else {}), **loop.subagents}
+    connectors = {**(project.connectors if project else {}), **loop.connectors}
+    skills = set(loop.skills)
+
+    for path, step in spec.iter_steps(loop.pipeline):
+        label = getattr(step, "label", None)
+        if label is not None:
+            if label in labels:
+                problems.append(
+                    Problem(
+                        f"duplicate label '{label}' (already used at {labels[label]})",
+                        path=f"{path}.label",
+                        code="duplicate_label",
+                        hint="give every step its own label",
+                    )
+                )
+            else:
+                labels[label] = path
+        if isinstance(step, spec.AgentStep):
+            problems += _check_agent(step, path, subagents, connectors, skills)
+        elif isinstance(step, spec.ConditionalStep):
+            try:
+                compile_condition(step.when)
+            except TemplateSyntaxError as exc:
+                problems.append(
+                    Problem(
+                        f"'when' is not a valid expression: {exc.message}",
+                        path=f"{path}.when",
+                        code="invalid_when",
+                        hint="write a Jinja2 expression, e.g. \"steps['Triage'].output != ''\"",
+                    )
+                )
+
+    if loop.verify is not None:
+        problems += _check_verify(loop.verify, labels, subagents)
+    for name, agent in loop.subagents.items():
+        for index, ref in enumerate(agent.connectors):
+            if ref not in connectors:
+                problems.append(
+                    Problem(
+                        f"connector '{ref}' is not defined",
+                        path=f"subagents[{name!r}].connectors[{index}]",
+                        code="unknown_connector",
+                        hint=_close(ref, list(connectors)),
+                    )
+                )
+    return problems
+
+
+def _check_agent(
+    step: spec.AgentStep,
+    path: str,
+    subagents: dict[str, spec.SubAgent],
+    connectors: dict[str, spec.Connector],
+    skills: set[str],
+) -> list[Problem]:
+    problems: list[Problem] = []
+    try:
+        compile_prompt(step.prompt)
+    except TemplateSyntaxError as exc:
+        problems.append(
+            Problem(
+                f"the prompt is not a valid template: {exc.message} (template line {exc.lineno})",
+                path=f"{path}.prompt",
+                code="invalid_prompt",
+                hint="prompts are Jinja2 templates: write {{ '{{' }} for a literal '{{'",
+            )
+        )
+    if step.subagent is not None and step.subagent not in subagents:
+        problems.append(
+            Problem(
+                f"subagent '{step.subagent}' is not defined",
+                path=f"{path}.subagent",
+                code="unknown_subagent",
+                hint=_close(step.subagent, list(subagents)) or "define it under 'subagents:'",
+            )
+        )
+    for index, ref in enumerate(step.connectors):
+        if ref not in connectors:
+            problems.append(
+                Problem(
+                    f"connector '{ref}' is not defined",
+                    path=f"{path}.connectors[{index}]",
+                    code="unknown_connector",
+                    hint=_close(ref, list(connectors)) or "define it under 'connectors:'",
+                )
+            )
+    for index, ref in enumerate(step.skills):
+        is_path = "/" in ref or ref.endswith(".md")
+        if not is_path and ref not in skills:
+            problems.append(
+                Problem(
+                    f"skill '{ref}' is not declared",
+                    path=f"{path}.skills[{index}]",
+                    code="unknown_skill",
+                    hint=_close(ref, sorted(skills)) or "list it under the loop's 'skills:'",
+                )
+            )
+    return problems
+
+
+def _check_verify(
+    verify: spec.Verify, labels: dict[str, str], subagents: dict[str, spec.SubAgent]
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for index, maker in enumerate(verify.maker):
+        if maker not in labels:
+            problems.append(
+                Problem(
+                    f"maker '{maker}' is not the label of any step",
+                    path=f"verify.maker[{index}]",
+                    code="unknown_maker",
+                    hint=_close(maker, list(labels)) or "label the step that makes the output",
+                )
+            )
+    checker_path = "verify.checker"
+    for index, checker in enumerate(verify.checkers):
+        where = checker_path if isinstance(verify.checker, str) else f"{checker_path}[{index}]"
+        if checker in verify.maker:
+            problems.append(
+                Problem(
+                    f"the checker '{checker}' is also a maker: a loop cannot check its own work",
+                    path=where,
+                    code="checker_is_maker",
+                    hint="use a separate verifier subagent or the built-in 'Adversarial Verifier'",
+                )
+            )
+        elif checker not in spec.BUILTIN_CHECKERS and checker not in subagents:
+            problems.append(
+                Problem(
+                    f"checker '{checker}' is not defined",
+                    path=where,
+                    code="unknown_checker",
+                    hint=_close(checker, [*subagents, "Adversarial Verifier"])
+                    or "define a subagent with role 'verifier' under 'subagents:', "
+                    "or use the built-in 'Adversarial Verifier'",
+                )
+            )
+    return problems

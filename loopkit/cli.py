@@ -1,0 +1,79 @@
+"""The ``loopkit`` and ``loopkit-runtime`` command lines.
+
+Each subcommand lives in ``loopkit.commands.<name>`` with two functions:
+``add_arguments(parser)`` and ``handle(args) -> int`` (the exit code). Command
+modules import heavy dependencies (LiteLLM, the engine) inside ``handle``
+only, so that ``loopkit validate`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from loopkit import __version__
+
+#: Subcommand name → (module, one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("loopkit.commands.init", "create loopkit.yaml and an example loop"),
+    "validate": (
+        "loopkit.commands.validate",
+        "validate loops and print their Loop Readiness Score",
+    ),
+    "schema": ("loopkit.commands.schema", "print the JSON Schema of a loop file"),
+    "run": ("loopkit.commands.run", "run a loop (live, or free with --dry-run)"),
+    "status": ("loopkit.commands.status", "show recent runs"),
+    "skills": ("loopkit.commands.skills", "list the skills a project can use"),
+    "pull": ("loopkit.commands.sync", "pull a team's loops from a LoopKit server into loops/"),
+    "push": ("loopkit.commands.sync", "push loops/ to a team on a LoopKit server"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    out = {}
+    for name, (module, help_text) in COMMANDS.items():
+        if importlib.util.find_spec(module) is not None:
+            out[name] = (module, help_text)
+    return out
+
+
+def build_parser(prog: str = "loopkit") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="LoopKit: autonomous AI agent loops.")
+    parser.add_argument("--version", action="version", version=f"loopkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in _available().items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        # A module serving several commands names its functions after each one.
+        add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
+        add(command)
+        command.set_defaults(_module=module_name, _name=name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``loopkit``; return the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    module = importlib.import_module(args._module)
+    handler = getattr(module, f"handle_{args._name}", None) or module.handle
+    try:
+        return int(handler(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def runtime_main(argv: Sequence[str] | None = None) -> int:
+    """Run ``loopkit-runtime [--dry-run] run LOOP`` (the seed's Python runtime entry point)."""
+    module = importlib.import_module("loopkit.commands.run")
+    return int(module.runtime_main(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

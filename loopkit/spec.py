@@ -1,0 +1,541 @@
+"""The loop standard: the YAML schema as pydantic models.
+
+This module is the single source of truth for what a loop file may say. YAML
+keys are camelCase (``maxRounds``); Python attributes are snake_case. Unknown
+keys are errors. Optional settings default to ``None`` ("not said"), so that a
+loop dumps back exactly what its author wrote; the engine applies defaults
+through the ``effective_*`` helpers below.
+
+Parsing a file (with positions and legacy forms) lives in ``loopkit.yamlio``;
+cross-references (labels, makers, checker, skills, connectors) are checked by
+``loopkit.checks``.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+#: The schema version this LoopKit writes. Version 1 is the first release's
+#: format (migrated on load, see ``loopkit.migrate``).
+SPEC_VERSION = 2
+
+#: Built-in checker names: the adversarial verifier that ships with LoopKit.
+BUILTIN_CHECKERS = frozenset({"Adversarial Verifier", "adversarial"})
+
+DEFAULT_MAX_ROUNDS = 3
+DEFAULT_PASS_SCORE = 0.8
+DEFAULT_MEMORY_PATH = ".loopkit/state"
+
+RunStatus = Literal["succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+#: An int or a float, kept as written (``30`` stays ``30``, ``0.5`` stays ``0.5``).
+Number = Annotated[int | float, BeforeValidator(_number)]
+Names = Annotated[list[str], BeforeValidator(_one_or_many)]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=False,
+    )
+
+
+# ── Trigger ──────────────────────────────────────────────────────────────
+
+
+class _TriggerBase(SpecModel):
+    description: str | None = None
+
+
+class ManualTrigger(_TriggerBase):
+    """Started by a person: the CLI, the API or the run button."""
+
+    type: Literal["manual"]
+
+
+class CronTrigger(_TriggerBase):
+    """Started on a schedule (a five-field cron expression) in a time zone."""
+
+    type: Literal["cron"]
+    schedule: str
+    timezone: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value) or len(value.split()) not in (5, 6):
+            raise ValueError(
+                f"'{value}' is not a valid cron expression "
+                "(five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5')"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone '{value}' (use an IANA name such as 'Europe/Paris' or 'UTC')"
+                ) from None
+        return value
+
+
+class WebhookTrigger(_TriggerBase):
+    """Started by a signed HTTP delivery (GitHub-compatible ``X-Hub-Signature-256``)."""
+
+    type: Literal["webhook"]
+    event: str
+    actions: list[str] = Field(default_factory=list)
+    secret_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the signing secret."
+    )
+
+
+class EventTrigger(_TriggerBase):
+    """Started by another loop's completion or by a named custom event."""
+
+    type: Literal["event"]
+    loop: str | None = None
+    status: list[RunStatus] = Field(default_factory=list)
+    event: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EventTrigger:
+        if (self.loop is None) == (self.event is None):
+            raise ValueError("an event trigger needs exactly one of 'loop' or 'event'")
+        if self.status and self.loop is None:
+            raise ValueError("'status' only applies to a 'loop' completion trigger")
+        return self
+
+
+def _trigger_kind(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"<{kind}>" if kind in ("manual", "cron", "webhook", "event") else None
+
+
+Trigger = Annotated[
+    Annotated[ManualTrigger, Tag("<manual>")]
+    | Annotated[CronTrigger, Tag("<cron>")]
+    | Annotated[WebhookTrigger, Tag("<webhook>")]
+    | Annotated[EventTrigger, Tag("<event>")],
+    Discriminator(
+        _trigger_kind,
+        custom_error_type="invalid_trigger",
+        custom_error_message="trigger 'type' must be one of manual, cron, webhook, event",
+    ),
+]
+
+
+# ── Pipeline ─────────────────────────────────────────────────────────────
+
+
+class OutputSchema(SpecModel):
+    """Structured output: the model must answer JSON matching ``schema``."""
+
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+
+def _output(value: Any) -> Any:
+    if value is None or value == "text" or isinstance(value, dict | OutputSchema):
+        return value
+    raise ValueError("output must be 'text' or a mapping with a JSON 'schema'")
+
+
+class AgentStep(SpecModel):
+    """One agent call: a prompt (a Jinja2 template) answered by a model."""
+
+    prompt: str = Field(min_length=1)
+    label: str | None = None
+    model: str | None = None
+    subagent: str | None = None
+    skills: list[str] = Field(default_factory=list)
+    connectors: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(
+        default_factory=list,
+        description="Allow-list of tool names this step may call (empty: all of its connectors' tools).",
+    )
+    output: Annotated[Literal["text"] | OutputSchema | None, BeforeValidator(_output)] = None
+    timeout: Number | None = Field(default=None, gt=0, description="Seconds per model call.")
+    retries: int | None = Field(default=None, ge=0, le=10)
+
+
+class ParallelStep(SpecModel):
+    """Steps run concurrently; the group finishes when its slowest member does."""
+
+    parallel: list[Step] = Field(min_length=1)
+    label: str | None = None
+    max_concurrency: int | None = Field(default=None, ge=1)
+
+
+class SequentialStep(SpecModel):
+    """Steps run one after the other (the first release wrote ``agents:``)."""
+
+    sequential: list[Step] = Field(min_length=1)
+    label: str | None = None
+
+
+class ConditionalStep(SpecModel):
+    """``then`` runs when the Jinja2 expression ``when`` is true, else ``else``."""
+
+    when: str = Field(min_length=1)
+    then: list[Step] = Field(min_length=1)
+    else_: list[Step] | None = Field(default=None, alias="else")
+    label: str | None = None
+
+
+class ApprovalStep(SpecModel):
+    """A human hand-off: the run waits until someone allowed approves or rejects."""
+
+    approve: str = Field(min_length=1, description="The question put to the approver.")
+    label: str | None = None
+    approvers: list[str] = Field(
+        default_factory=list, description="Roles (owner, admin, editor) or user names."
+    )
+    timeout_minutes: Number | None = Field(default=None, gt=0)
+    on_timeout: Literal["reject", "approve"] | None = None
+
+
+STEP_KEYS: tuple[tuple[str, str], ...] = (
+    ("parallel", "<parallel>"),
+    ("sequential", "<sequential>"),
+    ("when", "<conditional>"),
+    ("approve", "<approval>"),
+    ("prompt", "<agent>"),
+)
+_STEP_TYPES: dict[type[BaseModel], str] = {}
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key, tag in STEP_KEYS:
+            if key in value:
+                return tag
+        return None
+    return _STEP_TYPES.get(type(value))
+
+
+Step = Annotated[
+    Annotated[AgentStep, Tag("<agent>")]
+    | Annotated[ParallelStep, Tag("<parallel>")]
+    | Annotated[SequentialStep, Tag("<sequential>")]
+    | Annotated[ConditionalStep, Tag("<conditional>")]
+    | Annotated[ApprovalStep, Tag("<approval>")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="invalid_step",
+        custom_error_message=(
+            "a step needs one of 'prompt' (an agent), 'parallel', 'sequential', "
+            "'when' (a condition) or 'approve' (a human gate)"
+        ),
+    ),
+]
+_STEP_TYPES.update(
+    {
+        AgentStep: "<agent>",
+        ParallelStep: "<parallel>",
+        SequentialStep: "<sequential>",
+        ConditionalStep: "<conditional>",
+        ApprovalStep: "<approval>",
+    }
+)
+for _model in (ParallelStep, SequentialStep, ConditionalStep):
+    _model.model_rebuild()
+
+
+# ── Verify, budget, memory ───────────────────────────────────────────────
+
+
+def _checker(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value[0] if len(value) == 1 else value
+    if isinstance(value, str):
+        return value
+    raise ValueError("checker must be a name or a list of names")
+
+
+class Verify(SpecModel):
+    """Maker/Checker: the makers' outputs are judged by a separate checker."""
+
+    maker: Names = Field(min_length=1, description="Labels of the steps whose output is checked.")
+    checker: Annotated[str | list[str], BeforeValidator(_checker)] = Field(
+        description="A subagent name (role verifier) or the built-in 'Adversarial Verifier'."
+    )
+    max_rounds: int | None = Field(default=None, ge=1, le=20)
+    auto_retry: bool | None = None
+    pass_score: Number | None = Field(default=None, ge=0, le=1)
+
+    @property
+    def checkers(self) -> list[str]:
+        return [self.checker] if isinstance(self.checker, str) else list(self.checker)
+
+    @property
+    def effective_max_rounds(self) -> int:
+        return self.max_rounds or DEFAULT_MAX_ROUNDS
+
+    @property
+    def effective_auto_retry(self) -> bool:
+        return True if self.auto_retry is None else self.auto_retry
+
+    @property
+    def effective_pass_score(self) -> float:
+        return DEFAULT_PASS_SCORE if self.pass_score is None else float(self.pass_score)
+
+
+class Budget(SpecModel):
+    """Hard limits for one run. A run that would pass one stops as budget_exceeded."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_duration_minutes: Number | None = Field(default=None, gt=0)
+    max_cost_usd: Number | None = Field(default=None, gt=0)
+    max_iterations: int | None = Field(default=None, ge=1)
+
+    def dimensions(self) -> list[str]:
+        """Return the camelCase names of the limits that are set."""
+        return [
+            to_camel(name) for name in type(self).model_fields if getattr(self, name) is not None
+        ]
+
+
+class Memory(SpecModel):
+    """Where a loop keeps state across runs."""
+
+    store: Literal["filesystem", "database", "memory"] | None = None
+    path: str | None = Field(default=None, description="Folder of the filesystem store.")
+    url: str | None = Field(default=None, description="Database URL of the database store.")
+    persistence: Literal["full", "summary", "minimal"] | None = None
+    namespace: str | None = None
+
+    @property
+    def effective_store(self) -> str:
+        return self.store or "filesystem"
+
+
+# ── Skills, connectors, subagents ────────────────────────────────────────
+
+
+class SubAgent(SpecModel):
+    """A named role with its own model, system prompt, tools and skills."""
+
+    role: Literal["planner", "executor", "verifier"]
+    description: str | None = None
+    model: str | None = None
+    prompt: str | None = None
+    tools: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list)
+    connectors: list[str] = Field(default_factory=list)
+
+
+class _ConnectorBase(SpecModel):
+    description: str | None = None
+
+
+class McpConnector(_ConnectorBase):
+    """An MCP server over stdio (``command``) or streamable HTTP (``url``)."""
+
+    type: Literal["mcp"]
+    transport: Literal["stdio", "http"] = "stdio"
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _transport_target(self) -> McpConnector:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("an MCP stdio connector needs a 'command'")
+        if self.transport == "http" and not self.url:
+            raise ValueError("an MCP http connector needs a 'url'")
+        return self
+
+
+class HttpOperation(SpecModel):
+    """One HTTP call exposed to the model as a tool."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: str
+    description: str | None = None
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="JSON Schema of the tool's arguments."
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class HttpConnector(_ConnectorBase):
+    """An HTTP API whose declared operations become tools."""
+
+    type: Literal["http"]
+    base_url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    operations: dict[str, HttpOperation] = Field(default_factory=dict)
+
+
+class SqlConnector(_ConnectorBase):
+    """Read-only SQL queries against a database URL (``${ENV_VAR}`` for secrets)."""
+
+    type: Literal["sql"]
+    url: str
+    row_limit: int | None = Field(default=None, ge=1)
+    timeout_seconds: Number | None = Field(default=None, gt=0)
+
+
+def _connector_kind(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"<{kind}>" if kind in ("mcp", "http", "sql") else None
+
+
+Connector = Annotated[
+    Annotated[McpConnector, Tag("<mcp>")]
+    | Annotated[HttpConnector, Tag("<http>")]
+    | Annotated[SqlConnector, Tag("<sql>")],
+    Discriminator(
+        _connector_kind,
+        custom_error_type="invalid_connector",
+        custom_error_message="connector 'type' must be one of mcp, http, sql",
+    ),
+]
+
+
+# ── The loop and the project ─────────────────────────────────────────────
+
+
+class InputSpec(SpecModel):
+    """A declared run input, available to templates as ``inputs.<name>``."""
+
+    description: str | None = None
+    default: str | int | float | bool | None = None
+    required: bool | None = None
+
+
+class DryRunOptions(SpecModel):
+    """How the dry-run provider behaves for this loop (to demonstrate failing rounds)."""
+
+    checker_scores: list[Annotated[Number, Field(ge=0, le=1)]] = Field(
+        default_factory=list, description="The checker's score per round (default 0.95)."
+    )
+    latency_ms: int | None = Field(default=None, ge=0)
+
+
+class Loop(SpecModel):
+    """A loop: trigger, pipeline, verification, budget and memory."""
+
+    version: int | None = None
+    name: str
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    trigger: Trigger | None = None
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    model: str | None = None
+    pipeline: list[Step] = Field(min_length=1)
+    verify: Verify | None = None
+    budget: Budget | None = None
+    memory: Memory | None = None
+    subagents: dict[str, SubAgent] = Field(default_factory=dict)
+    skills: list[str] = Field(default_factory=list)
+    connectors: dict[str, Connector] = Field(default_factory=dict)
+    dry_run: DryRunOptions | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                f"'{value}' is not a valid loop name (letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit, e.g. 'pr-review')"
+            )
+        return value
+
+    @property
+    def effective_trigger(self) -> ManualTrigger | CronTrigger | WebhookTrigger | EventTrigger:
+        return self.trigger or ManualTrigger(type="manual")
+
+
+class ProjectDefaults(SpecModel):
+    """Defaults every loop of a project inherits unless it says otherwise."""
+
+    model: str | None = None
+    budget: Budget | None = None
+    memory: Memory | None = None
+    enforce_maker_checker: bool | None = None
+
+
+class Project(SpecModel):
+    """The project file ``loopkit.yaml``."""
+
+    version: int | None = None
+    name: str | None = None
+    defaults: ProjectDefaults | None = None
+    loops_dir: str | None = None
+    skills_dirs: list[str] = Field(default_factory=list)
+    connectors: dict[str, Connector] = Field(default_factory=dict)
+    subagents: dict[str, SubAgent] = Field(default_factory=dict)
+    loops: dict[str, Loop] = Field(default_factory=dict)
+
+    @property
+    def effective_loops_dir(self) -> str:
+        return self.loops_dir or "loops"
+
+    @property
+    def effective_skills_dirs(self) -> list[str]:
+        return self.skills_dirs or ["skills"]
+
+
+def iter_steps(steps: list[Any], path: str = "pipeline") -> Any:
+    """Yield ``(path, step)`` for every step, depth first, groups before members."""
+    for index, step in enumerate(steps):
+        here = f"{path}[{index}]"
+        yield here, step
+        if isinstance(step, ParallelStep):
+            yield from iter_steps(step.parallel, f"{here}.parallel")
+        elif isinstance(step, SequentialStep):
+            yield from iter_steps(step.sequential, f"{here}.sequential")
+        elif isinstance(step, ConditionalStep):
+            yield from iter_steps(step.then, f"{here}.then")
+            if step.else_:
+                yield from iter_steps(step.else_, f"{here}.else")
+
+
+def json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a loop file (for yaml-language-server and editors)."""
+    schema = Loop.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "LoopKit loop"
+    return schema

@@ -1,0 +1,44 @@
+"""Prompt templates and ``when:`` conditions, in Jinja2's sandboxed environment.
+
+There is no home-made expression language: a condition is a Jinja2 expression
+(``steps['Bug Review'].output | length > 0``) and a prompt is a Jinja2
+template, both evaluated in a sandbox that refuses access to Python internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+__all__ = ["TemplateSyntaxError", "compile_condition", "compile_prompt", "environment"]
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    """Return the one sandboxed environment every template and condition uses."""
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+
+
+@lru_cache(maxsize=4096)
+def compile_condition(expression: str) -> Callable[..., Any]:
+    """Compile a ``when:`` expression; raise ``TemplateSyntaxError`` if it is not valid."""
+    return environment().compile_expression(expression, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _compile_template(source: str) -> Any:
+    return environment().from_string(source)
+
+
+def compile_prompt(source: str) -> Callable[[Mapping[str, Any]], str]:
+    """Compile a prompt template; the result renders a context mapping to text."""
+    template = _compile_template(source)
+    return lambda context: str(template.render(context))

@@ -1,0 +1,548 @@
+"""Load and dump loop YAML: positions in every error, canonical output.
+
+Loading builds plain data from PyYAML's event stream (never its object
+constructor), so hostile input is refused early and cheaply: only the YAML
+core tags are accepted, nesting depth and alias expansion are bounded, and
+duplicate keys are errors. Every value's ``line:column`` is remembered by its
+path, so that a validation error deep in the pipeline names
+``loops/x.yaml:12:5`` and ``pipeline[0].parallel[2].prompt``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from loopkit import spec
+from loopkit.errors import Problem, SpecError
+from loopkit.migrate import LEGACY_KEYS, migrate_loop, migrate_project
+
+MAX_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+
+PathKey = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+_CORE_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+}
+
+
+@dataclass
+class Document:
+    """Plain data read from YAML, with the position of every value and key."""
+
+    data: Any
+    file: str | None
+    values: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: PathKey, *, key: bool = False) -> tuple[int, int] | None:
+        """Return ``(line, column)`` of ``path``, else of its nearest known parent."""
+        candidates = [path, _legacy_path(path)]
+        for candidate in candidates:
+            table = self.keys if key and candidate in self.keys else self.values
+            if candidate in table:
+                return table[candidate]
+        for end in range(len(path) - 1, -1, -1):
+            for candidate in (path[:end], _legacy_path(path[:end])):
+                if candidate in self.values:
+                    return self.values[candidate]
+        return None
+
+
+def _legacy_path(path: PathKey) -> PathKey:
+    return tuple(LEGACY_KEYS.get(p, p) if isinstance(p, str) else p for p in path)
+
+
+def format_path(path: PathKey) -> str:
+    """Return ``pipeline[0].parallel[2].prompt`` for ``('pipeline', 0, 'parallel', 2, 'prompt')``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+# ── Reading ──────────────────────────────────────────────────────────────
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, mark: Any, code: str) -> None:
+        super().__init__(message)
+        self.message, self.mark, self.code = message, mark, code
+
+
+def _pos(mark: Any) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
+
+
+def parse(text: str | bytes, file: str | None = None) -> Document:
+    """Read one YAML document into plain data with positions; raise ``SpecError``."""
+    if isinstance(text, bytes):
+        if len(text) > MAX_BYTES:
+            raise SpecError([_too_big(len(text), file)])
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(
+                [
+                    Problem(
+                        f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                        file=file,
+                        code="encoding",
+                    )
+                ]
+            ) from None
+    if len(text) > MAX_BYTES:
+        raise SpecError([_too_big(len(text), file)])
+    doc = Document(data=None, file=file)
+    try:
+        doc.data = _build(text, doc)
+    except _Refused as exc:
+        at_line, at_column = _pos(exc.mark)
+        raise SpecError(
+            [Problem(exc.message, file=file, line=at_line, column=at_column, code=exc.code)]
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos: tuple[int | None, int | None] = _pos(mark) if mark else (None, None)
+        line, column = pos
+        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise SpecError(
+            [
+                Problem(
+                    f"YAML syntax error: {message}",
+                    file=file,
+                    line=line,
+                    column=column,
+                    code="yaml_syntax",
+                )
+            ]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(f"YAML error: {exc}", file=file, code="yaml_syntax")]) from None
+    return doc
+
+
+def _too_big(size: int, file: str | None) -> Problem:
+    return Problem(
+        f"the file is {size:,} bytes; loop files are limited to {MAX_BYTES:,} bytes",
+        file=file,
+        code="too_large",
+    )
+
+
+def _build(text: str, doc: Document) -> Any:
+    """Build plain data from the event stream, iteratively (no recursion to exhaust)."""
+    loader = yaml.SafeLoader(text)
+    anchors: dict[str, tuple[Any, int]] = {}
+    # Each frame: [container, path, pending_key, key_mark, anchor, start_count, merges]
+    stack: list[list[Any]] = []
+    result: Any = None
+    documents = 0
+    nodes = 0
+
+    def place(value: Any, start: Any, size: int) -> None:
+        nonlocal result, nodes
+        nodes += size
+        if nodes > MAX_NODES:
+            raise _Refused(
+                f"the document expands to more than {MAX_NODES:,} values (an alias bomb?)",
+                start,
+                "too_large",
+            )
+        if not stack:
+            result = value
+            return
+        frame = stack[-1]
+        container, path = frame[0], frame[1]
+        if isinstance(container, list):
+            here = (*path, len(container))
+            container.append(value)
+            doc.values.setdefault(here, _pos(start))
+            return
+        if frame[2] is _NO_KEY:
+            if not isinstance(value, str | int | float | bool) and value is not None:
+                raise _Refused("a mapping key must be a plain value", start, "invalid_key")
+            frame[2], frame[3] = value, start
+            return
+        key, key_mark = frame[2], frame[3]
+        frame[2] = _NO_KEY
+        if key == "<<":
+            frame[6].append((value, start))
+            return
+        if key in container:
+            raise _Refused(f"duplicate key '{key}'", key_mark, "duplicate_key")
+        name = key if isinstance(key, str) else str(key)
+        container[name] = value
+        doc.keys[(*path, name)] = _pos(key_mark)
+        doc.values[(*path, name)] = _pos(start)
+
+    while True:
+        event = loader.get_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.StreamEndEvent):
+            break
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise _Refused(
+                    "the file holds more than one YAML document (one loop per file)",
+                    event.start_mark,
+                    "multiple_documents",
+                )
+            continue
+        if isinstance(event, yaml.StreamStartEvent | yaml.DocumentEndEvent):
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise _Refused(f"unknown alias '*{event.anchor}'", event.start_mark, "yaml_syntax")
+            value, size = anchors[event.anchor]
+            place(value, event.start_mark, size)
+            continue
+        if isinstance(event, yaml.ScalarEvent):
+            value = _scalar(loader, event)
+            place(value, event.start_mark, 1)
+            if event.anchor:
+                anchors[event.anchor] = (value, 1)
+            continue
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            _check_tag(event)
+            if len(stack) >= MAX_DEPTH:
+                raise _Refused(
+                    f"the document nests deeper than {MAX_DEPTH} levels",
+                    event.start_mark,
+                    "too_deep",
+                )
+            container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+            parent_path = _child_path(stack, container)
+            stack.append(
+                [container, parent_path, _NO_KEY, None, event.anchor, nodes, [], event.start_mark]
+            )
+            continue
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            frame = stack.pop()
+            container, anchor, start_count, merges, start = (
+                frame[0],
+                frame[4],
+                frame[5],
+                frame[6],
+                frame[7],
+            )
+            for merged, mark in merges:
+                for source in merged if isinstance(merged, list) else [merged]:
+                    if not isinstance(source, dict):
+                        raise _Refused("a merge key ('<<') needs a mapping", mark, "yaml_syntax")
+                    for k, v in source.items():
+                        container.setdefault(k, v)
+            size = nodes - start_count + 1
+            nodes = start_count
+            place(container, start, size)
+            if anchor:
+                anchors[anchor] = (container, size)
+            continue
+    if documents == 0 or result is None:
+        raise _Refused("the file is empty", yaml.Mark(doc.file or "", 0, 0, 0, "", 0), "empty")
+    return result
+
+
+class _NoKey:
+    pass
+
+
+_NO_KEY = _NoKey()
+
+
+def _child_path(stack: list[list[Any]], container: Any) -> PathKey:
+    if not stack:
+        return ()
+    frame = stack[-1]
+    parent, path = frame[0], frame[1]
+    if isinstance(parent, list):
+        return (*path, len(parent))
+    key = frame[2]
+    if key is _NO_KEY:
+        return (*path, "?")
+    return (*path, key if isinstance(key, str) else str(key))
+
+
+def _check_tag(event: Any) -> None:
+    tag = getattr(event, "tag", None)
+    if tag and tag not in ("!", *_CORE_TAGS):
+        raise _Refused(
+            f"the YAML tag '{tag}' is not allowed (loop files hold plain data only)",
+            event.start_mark,
+            "forbidden_tag",
+        )
+
+
+def _scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent) -> Any:
+    _check_tag(event)
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+    node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)  # type: ignore[arg-type]
+    if tag == "tag:yaml.org,2002:timestamp":
+        return event.value  # keep dates as written: loops hold text, not datetimes
+    return loader.construct_object(node, deep=True)
+
+
+# ── Validation ───────────────────────────────────────────────────────────
+
+
+def _known_keys() -> list[str]:
+    keys: set[str] = set()
+    todo: list[type[spec.SpecModel]] = [spec.SpecModel]
+    while todo:
+        model = todo.pop()
+        todo.extend(model.__subclasses__())
+        keys.update(info.alias or name for name, info in model.model_fields.items())
+    return sorted(keys)
+
+
+_KEYS: list[str] = []
+
+
+def suggest_key(key: str) -> str | None:
+    """Return the known key closest to a misspelt one, if any is close."""
+    if not _KEYS:
+        _KEYS.extend(_known_keys())
+    match = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.7)
+    return match[0] if match else None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> PathKey:
+    return tuple(
+        p for p in loc if not (isinstance(p, str) and p.startswith("<") and p.endswith(">"))
+    )
+
+
+def problems_from_validation(error: ValidationError, doc: Document | None) -> list[Problem]:
+    """Turn pydantic's errors into positioned problems with field paths."""
+    problems: list[Problem] = []
+    seen: set[tuple[PathKey, str]] = set()
+    for err in error.errors(include_url=False):
+        path = _clean_loc(tuple(err["loc"]))
+        kind = err["type"]
+        hint = None
+        if kind == "extra_forbidden":
+            key = str(path[-1]) if path else ""
+            message = f"unknown key '{key}'"
+            suggestion = suggest_key(key)
+            hint = f"did you mean '{suggestion}'?" if suggestion and suggestion != key else None
+        elif kind == "missing":
+            message = f"missing required key '{path[-1]}'" if path else "missing required key"
+        elif kind in ("value_error", "assertion_error"):
+            message = str(err["msg"]).removeprefix("Value error, ")
+        elif kind in ("invalid_step", "invalid_trigger", "invalid_connector"):
+            message = str(err["msg"])
+            given = err.get("input")
+            if kind == "invalid_step" and isinstance(given, dict):
+                for key in given:
+                    close = difflib.get_close_matches(
+                        str(key), [k for k, _ in spec.STEP_KEYS], n=1, cutoff=0.7
+                    )
+                    if close:
+                        hint = f"unknown key '{key}': did you mean '{close[0]}'?"
+                        break
+        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            message = str(err["msg"])
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+            message = f"{err['msg'][0].lower()}{err['msg'][1:]}, got {shown}"
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        line = column = None
+        if doc is not None:
+            pos = doc.position(path, key=kind == "extra_forbidden")
+            if pos:
+                line, column = pos
+        problems.append(
+            Problem(
+                message,
+                path=format_path(path),
+                file=doc.file if doc else None,
+                line=line,
+                column=column,
+                code=kind,
+                hint=hint,
+            )
+        )
+    return problems
+
+
+def position_problems(problems: list[Problem], doc: Document | None) -> list[Problem]:
+    """Attach file and ``line:column`` to problems found on a validated model."""
+    if doc is None:
+        return problems
+    out = []
+    for problem in problems:
+        pos = doc.position(_parse_path(problem.path))
+        line, column = pos if pos else (None, None)
+        out.append(
+            Problem(
+                problem.message,
+                path=problem.path,
+                file=doc.file,
+                line=line,
+                column=column,
+                code=problem.code,
+                hint=problem.hint,
+            )
+        )
+    return out
+
+
+def _parse_path(path: str) -> PathKey:
+    parts: list[str | int] = []
+    for name, index, quoted in re.findall(
+        r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]", path
+    ):
+        if name:
+            parts.append(name)
+        elif index:
+            parts.append(int(index))
+        else:
+            parts.append(quoted)
+    return tuple(parts)
+
+
+def validate_data(
+    model: type[M], data: Any, doc: Document | None, migrate: Callable[[Any], Any]
+) -> M:
+    """Migrate and validate plain data; raise ``SpecError`` with positioned problems."""
+    if not isinstance(data, dict):
+        where = doc.file if doc else None
+        kind = type(data).__name__ if data is not None else "nothing"
+        raise SpecError(
+            [
+                Problem(
+                    f"the top level must be a mapping of keys (name, pipeline, ...), got {kind}",
+                    file=where,
+                    line=1 if doc else None,
+                    column=1 if doc else None,
+                    code="not_a_mapping",
+                )
+            ]
+        )
+    try:
+        migrated = migrate(data)
+    except SpecError as exc:
+        raise SpecError(position_problems(exc.problems, doc)) from None
+    try:
+        return model.model_validate(migrated)
+    except ValidationError as exc:
+        raise SpecError(problems_from_validation(exc, doc)) from None
+    except RecursionError:
+        raise SpecError(
+            [
+                Problem(
+                    "the document nests too deeply", file=doc.file if doc else None, code="too_deep"
+                )
+            ]
+        ) from None
+
+
+def load_loop(
+    text: str | bytes,
+    file: str | None = None,
+    *,
+    check: bool = True,
+    project: spec.Project | None = None,
+) -> spec.Loop:
+    """Parse, migrate and validate one loop file; with ``check``, also its cross-references."""
+    doc = parse(text, file)
+    loop = validate_data(spec.Loop, doc.data, doc, migrate_loop)
+    if check:
+        from loopkit.checks import check_loop
+
+        problems = check_loop(loop, project)
+        if problems:
+            raise SpecError(position_problems(problems, doc))
+    return loop
+
+
+def loop_from_data(
+    data: Any, *, check: bool = True, project: spec.Project | None = None
+) -> spec.Loop:
+    """Validate loop data that came as JSON (the editor) rather than YAML."""
+    loop = validate_data(spec.Loop, data, None, migrate_loop)
+    if check:
+        from loopkit.checks import check_loop
+
+        problems = check_loop(loop, project)
+        if problems:
+            raise SpecError(problems)
+    return loop
+
+
+def load_loop_file(
+    path: str | Path, *, check: bool = True, project: spec.Project | None = None
+) -> spec.Loop:
+    """Read and load a loop file from disk."""
+    path = Path(path)
+    return load_loop(path.read_bytes(), str(path), check=check, project=project)
+
+
+def load_project(text: str | bytes, file: str | None = None) -> spec.Project:
+    """Parse, migrate and validate a project file (``loopkit.yaml``)."""
+    doc = parse(text, file)
+    return validate_data(spec.Project, doc.data, doc, migrate_project)
+
+
+# ── Writing ──────────────────────────────────────────────────────────────
+
+
+class _Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent sequences under their key, as people write them by hand.
+        super().increase_indent(flow, False)
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def to_data(model: BaseModel) -> Any:
+    """Return the canonical plain data of a model: camelCase keys, nothing unsaid."""
+    return _prune(model.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def _prune(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _prune(v) for k, v in value.items() if v not in ({}, [])}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def dump(model: BaseModel) -> str:
+    """Return the canonical YAML of a loop or project: ``dump(load(dump(m))) == dump(m)``."""
+    return yaml.dump(
+        to_data(model),
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
