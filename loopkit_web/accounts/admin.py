@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from loopkit_web.accounts.models import ApiToken
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "user", "team", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("team",)
+    search_fields = ("name", "prefix", "user__username")
+    readonly_fields = ("prefix", "token_hash", "created_at", "last_used_at")

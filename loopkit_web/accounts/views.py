@@ -1,0 +1,86 @@
+"""Pages: sign up, password change (audited), API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordChangeView
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from loopkit_web.accounts import services
+from loopkit_web.accounts.forms import SignUpForm, TokenForm
+from loopkit_web.accounts.models import ApiToken
+from loopkit_web.teams.scoping import get_scoped_or_404, require_role
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return str(reverse_lazy("home"))
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.sign_up(
+            request,
+            form.cleaned_data["username"],
+            form.cleaned_data["email"],
+            form.cleaned_data["password1"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome to LoopKit. Your own team is ready.")
+        return redirect(_safe_next(request))
+    return render(
+        request, "registration/signup.html", {"form": form, "next": request.GET.get("next", "")}
+    )
+
+
+class AuditedPasswordChangeView(PasswordChangeView):
+    success_url = reverse_lazy("password_change_done")
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        response = super().form_valid(form)  # type: ignore[arg-type]
+        services.password_changed(self.request, self.request.user)
+        return response
+
+
+@login_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    membership = require_role(request, "viewer")
+    form = TokenForm(request.POST or None)
+    created: str | None = None
+    if request.method == "POST" and form.is_valid():
+        _, created = services.issue_token(
+            request, request.user, membership.team, form.cleaned_data["name"]
+        )
+        form = TokenForm()
+    context: dict[str, Any] = {
+        "form": form,
+        "created": created,
+        "tokens": ApiToken.objects.for_team(membership.team).filter(user=request.user),
+        "team": membership.team,
+    }
+    return render(request, "accounts/tokens.html", context)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_scoped_or_404(ApiToken.objects.filter(user=request.user), request, pk=token_id)
+    services.revoke_token(request, token)
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("tokens")

@@ -1,0 +1,42 @@
+"""ASGI entry point (daphne): HTTP through Django, WebSockets through Channels.
+
+Apps add WebSocket routes by exposing ``websocket_urlpatterns`` in a
+``routing`` module of an app listed in ``settings.LOOPKIT_APPS``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from importlib.util import find_spec
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopkit_web.settings")
+
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+
+def websocket_urlpatterns() -> list[Any]:
+    """Collect ``routing.websocket_urlpatterns`` from the LoopKit apps."""
+    patterns: list[Any] = []
+    for app in settings.LOOPKIT_APPS:
+        if find_spec(f"{app}.routing") is not None:
+            patterns += getattr(import_module(f"{app}.routing"), "websocket_urlpatterns", [])
+    return patterns
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns()))
+        ),
+    }
+)

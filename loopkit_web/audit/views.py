@@ -1,0 +1,66 @@
+"""Pages: the team's audit log with filters, and its CSV / JSON exports."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from loopkit_web.audit.filters import AuditFilter, to_csv, to_json
+from loopkit_web.audit.models import AuditEvent
+from loopkit_web.teams.scoping import require_role
+
+
+def _filtered(request: HttpRequest) -> tuple[AuditFilter, QuerySet[AuditEvent], object]:
+    membership = require_role(request, "admin")
+    f = AuditFilter.from_params(request.GET)
+    qs = AuditEvent.objects.for_team(membership.team)
+    if not f.errors:
+        qs = f.apply(qs)
+    return f, qs, membership.team
+
+
+@login_required
+def event_list(request: HttpRequest) -> HttpResponse:
+    f, qs, team = _filtered(request)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    actions = (
+        AuditEvent.objects.for_team(team)
+        .order_by("action")
+        .values_list("action", flat=True)
+        .distinct()
+    )
+    return render(
+        request,
+        "audit/event_list.html",
+        {
+            "filter": f,
+            "page": page,
+            "team": team,
+            "actions": actions,
+            "query": "&".join(f"{k}={v}" for k, v in f.as_params().items()),
+        },
+    )
+
+
+def _download(body: str, content_type: str, team: object, ext: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    slug = getattr(team, "slug", "team")
+    response["Content-Disposition"] = f'attachment; filename="audit-{slug}-{stamp}.{ext}"'
+    return response
+
+
+@login_required
+def export_csv(request: HttpRequest) -> HttpResponse:
+    _, qs, team = _filtered(request)
+    return _download(to_csv(qs.iterator()), "text/csv; charset=utf-8", team, "csv")
+
+
+@login_required
+def export_json(request: HttpRequest) -> HttpResponse:
+    _, qs, team = _filtered(request)
+    return _download(to_json(qs.iterator()), "application/json", team, "json")

@@ -1,0 +1,292 @@
+"""Django settings for the LoopKit web app, read from environment variables.
+
+Embedded default (no variables set): SQLite and SqliteHuey in ``var/``, a
+channel layer that crosses processes through SQLite (channels-lite), DEBUG on.
+
+Scale-out: ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` (RedisHuey and
+channels-redis). Production: ``DEBUG=false`` requires ``SECRET_KEY`` and
+``ALLOWED_HOSTS`` and turns on secure cookies. docs/deploy.md lists every
+variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Return the boolean value of environment variable *name*."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Return the comma-separated list in environment variable *name*."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+
+# Where the embedded mode keeps its files (SQLite databases, collected static).
+VAR_DIR = Path(os.environ.get("LOOPKIT_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required when DEBUG is off: set it to a long random string "
+            '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
+        )
+    SECRET_KEY = "insecure-loopkit-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS is required when DEBUG is off: set it to the comma-separated host "
+        "names the app is served under (e.g. loopkit.example.com)."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Apps of later issues append themselves here (e.g. "builder", "runs"); their
+# urls.py and api.py are then mounted by loopkit_web/urls.py and api.py.
+LOOPKIT_APPS: list[str] = []
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "huey.contrib.djhuey",
+    "loopkit_web",
+    "loopkit_web.accounts",
+    "loopkit_web.teams",
+    "loopkit_web.audit",
+    *LOOPKIT_APPS,
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "loopkit_web.urls"
+ASGI_APPLICATION = "loopkit_web.asgi.application"
+WSGI_APPLICATION = "loopkit_web.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "loopkit_web.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+
+SQLITE_OPTIONS: dict[str, Any] = {
+    # WAL lets the server, the Huey worker and the channel layer read while one writes;
+    # IMMEDIATE transactions take the write lock up front instead of failing mid-way.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES: dict[str, dict[str, Any]] = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "loopkit.sqlite3",
+            "OPTIONS": dict(SQLITE_OPTIONS),
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Huey (background tasks) -------------------------------------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# Always explicit: djhuey would otherwise run tasks inline whenever DEBUG is on.
+HUEY_IMMEDIATE = env_bool("LOOPKIT_HUEY_IMMEDIATE", False)
+HUEY: dict[str, Any] = {
+    "name": "loopkit",
+    "immediate": HUEY_IMMEDIATE,
+    "results": True,
+    "utc": True,
+    "consumer": {
+        "workers": int(os.environ.get("LOOPKIT_HUEY_WORKERS", "4")),
+        "worker_type": "thread",
+        # An idle consumer backs off polling up to 10 s by default; 0.5 s keeps
+        # enqueue-to-start well under a second.
+        "max_delay": 0.5,
+        "periodic": True,
+    },
+}
+if REDIS_URL:
+    HUEY.update({"huey_class": "huey.RedisHuey", "url": REDIS_URL})
+else:
+    HUEY.update(
+        {
+            "huey_class": "huey.SqliteHuey",
+            "filename": str(VAR_DIR / "huey.sqlite3"),
+        }
+    )
+
+# --- Channels (live updates) --------------------------------------------------------
+
+# "redis" (needs REDIS_URL), "sqlite" (channels-lite: crosses processes on one
+# machine without a server) or "memory" (one process only: tests).
+CHANNEL_LAYER_BACKEND = os.environ.get(
+    "LOOPKIT_CHANNEL_LAYER", "redis" if REDIS_URL else "sqlite"
+).lower()
+if CHANNEL_LAYER_BACKEND == "redis":
+    if not REDIS_URL:
+        raise ImproperlyConfigured("LOOPKIT_CHANNEL_LAYER=redis needs REDIS_URL to be set.")
+    CHANNEL_LAYERS: dict[str, Any] = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+elif CHANNEL_LAYER_BACKEND == "sqlite":
+    INSTALLED_APPS.append("channels_lite")
+    _channels_db = "default"
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        # channels-lite needs SQLite: a PostgreSQL deployment without Redis keeps
+        # its channel messages in a local SQLite file (one machine only).
+        _channels_db = "channels"
+        DATABASES["channels"] = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "channels.sqlite3",
+            "OPTIONS": dict(SQLITE_OPTIONS),
+        }
+        DATABASE_ROUTERS = ["channels_lite.router.ChannelsRouter"]
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_lite.layers.core.SQLiteChannelLayer",
+            "CONFIG": {"database": _channels_db, "polling_interval": 0.1},
+        }
+    }
+elif CHANNEL_LAYER_BACKEND == "memory":
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+else:
+    raise ImproperlyConfigured(
+        f"LOOPKIT_CHANNEL_LAYER={CHANNEL_LAYER_BACKEND!r} is unknown: use redis, sqlite or memory."
+    )
+
+# --- Auth ---------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- I18N, static files -------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [p for p in [BASE_DIR / "static"] if p.is_dir()]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# In DEBUG the server finds static files without collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Production safety ------------------------------------------------------------
+
+SECURE_COOKIES = env_bool("LOOPKIT_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env_bool("LOOPKIT_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("LOOPKIT_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("LOOPKIT_HSTS_SECONDS", "0"))
+
+# --- LoopKit ----------------------------------------------------------------------
+
+# Callables "module.function" run by `manage.py loopkit_start` after the demo
+# team exists, each called as loader(team=..., user=..., stdout=...). The builder
+# app appends its example-loop loader here.
+LOOPKIT_DEMO_LOADERS: list[str] = []
+
+# Navigation entries of the base template: (label, URL name). An entry whose
+# URL name does not resolve yet is shown disabled instead of failing the page.
+LOOPKIT_NAV: list[tuple[str, str]] = [
+    ("Loops", "builder:loop_list"),
+    ("Runs", "runs:run_list"),
+    ("Dashboard", "runs:dashboard"),
+    ("Audit", "audit:list"),
+    ("Team settings", "teams:current"),
+]
+
+LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # run_huey attaches its own handler to "huey"; do not print every line twice.
+        "huey": {"level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,28 @@
+"""Settings for the test suite: the embedded defaults with test-friendly overrides.
+
+Huey is built when settings load, so tests get their own module instead of
+``override_settings``: tasks run inline (``immediate``) unless
+``LOOPKIT_HUEY_IMMEDIATE=false`` is set, the channel layer is in memory unless
+``LOOPKIT_CHANNEL_LAYER`` says otherwise, and every pytest process gets its own
+var/ directory and SQLite test database file, so several test runs can share a
+working tree. Child processes (daphne in live-server tests) inherit the
+directory through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("LOOPKIT_VAR_DIR", tempfile.mkdtemp(prefix=f"loopkit-test-{os.getpid()}-"))
+os.environ.setdefault("LOOPKIT_HUEY_IMMEDIATE", "true")
+os.environ.setdefault("LOOPKIT_CHANNEL_LAYER", "memory")
+
+from loopkit_web.settings import *  # noqa: F403
+from loopkit_web.settings import DATABASES, VAR_DIR
+
+# Daphne in a child process refuses an in-memory SQLite test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-loopkit.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
