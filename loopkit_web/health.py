@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 router = Router(tags=["health"])
 
@@ -91,8 +91,9 @@ def run_checks() -> dict[str, dict[str, Any]]:
 
 
 @router.get("/health", auth=None, response={200: HealthOut, 503: HealthOut})
-def health(request: HttpRequest) -> tuple[int, dict[str, Any]]:
+def health(request: HttpRequest) -> Status[Any]:
     """Report whether the database, Huey and the channel layer are reachable."""
     checks = run_checks()
     healthy = all(c["ok"] for c in checks.values())
-    return (200 if healthy else 503), {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    body = {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    return Status(200 if healthy else 503, body)

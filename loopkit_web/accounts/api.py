@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from loopkit_web.accounts import services
 from loopkit_web.accounts.models import ApiToken
@@ -83,19 +83,19 @@ def list_tokens(request: HttpRequest) -> Any:
 
 
 @router.post("/tokens", response={201: TokenCreatedOut})
-def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, dict[str, Any]]:
+def create_token(request: HttpRequest, payload: TokenIn) -> Status[Any]:
     """Create an API token in the current team; the raw token is in this response only."""
     if request_token(request) is not None:
         raise PermissionDenied("api tokens cannot create api tokens: sign in to create one")
     membership = require_role(request, "viewer")
     token, raw = services.issue_token(request, request.user, membership.team, payload.name)
     data = TokenOut.from_orm(token).dict()
-    return 201, {**data, "token": raw}
+    return Status(201, {**data, "token": raw})
 
 
 @router.delete("/tokens/{token_id}", response={204: None})
-def revoke_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
+def revoke_token(request: HttpRequest, token_id: int) -> Status[Any]:
     """Revoke one of the caller's tokens."""
     token = get_scoped_or_404(ApiToken.objects.filter(user=request.user), request, pk=token_id)
     services.revoke_token(request, token)
-    return 204, None
+    return Status(204, None)

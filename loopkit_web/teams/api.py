@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.urls import reverse
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from loopkit_web.teams import services
@@ -83,11 +83,11 @@ def list_teams(request: HttpRequest) -> Any:
 
 
 @router.post("", response={201: TeamOut})
-def create_team(request: HttpRequest, payload: TeamIn) -> tuple[int, Team]:
+def create_team(request: HttpRequest, payload: TeamIn) -> Status[Any]:
     """Create a team; the caller becomes its owner."""
     if request_token(request) is not None:
         raise PermissionDenied("api tokens are bound to one team and cannot create teams")
-    return 201, services.create_team(request, request.user, payload.name)
+    return Status(201, services.create_team(request, request.user, payload.name))
 
 
 @router.get("/{team_id}", response=TeamOut)
@@ -120,14 +120,14 @@ def change_role(
 
 
 @router.delete("/{team_id}/members/{membership_id}", response={204: None})
-def remove_member(request: HttpRequest, team_id: int, membership_id: int) -> tuple[int, None]:
+def remove_member(request: HttpRequest, team_id: int, membership_id: int) -> Status[Any]:
     team, actor = _team(request, team_id, "admin")
     membership = get_scoped_or_404(Membership.objects.for_team(team), request, pk=membership_id)
     try:
         services.remove_member(request, actor, membership)
     except services.TeamRuleError as exc:
         raise _rule_error(exc) from None
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/{team_id}/invitations", response=list[InvitationOut])
@@ -137,21 +137,19 @@ def list_invitations(request: HttpRequest, team_id: int) -> list[dict[str, Any]]
 
 
 @router.post("/{team_id}/invitations", response={201: InvitationOut})
-def create_invitation(
-    request: HttpRequest, team_id: int, payload: InvitationIn
-) -> tuple[int, dict[str, Any]]:
+def create_invitation(request: HttpRequest, team_id: int, payload: InvitationIn) -> Status[Any]:
     """Create an invitation link; whoever opens it (signed in) joins with the role."""
     _, actor = _team(request, team_id, "admin")
     try:
         invitation = services.create_invitation(request, actor, payload.role)
     except services.TeamRuleError as exc:
         raise _rule_error(exc) from None
-    return 201, _invitation_out(request, invitation)
+    return Status(201, _invitation_out(request, invitation))
 
 
 @router.delete("/{team_id}/invitations/{invitation_id}", response={204: None})
-def revoke_invitation(request: HttpRequest, team_id: int, invitation_id: int) -> tuple[int, None]:
+def revoke_invitation(request: HttpRequest, team_id: int, invitation_id: int) -> Status[Any]:
     team, _ = _team(request, team_id, "admin")
     invitation = get_scoped_or_404(Invitation.objects.for_team(team), request, pk=invitation_id)
     services.revoke_invitation(request, invitation)
-    return 204, None
+    return Status(204, None)

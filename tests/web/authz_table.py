@@ -1,0 +1,122 @@
+"""The authorization matrix: every page and API operation, and who may use it.
+
+test_authz_matrix.py walks the URL resolver and the ninja API and FAILS for a
+route that has no row here, so add a row with every route you add.
+
+A row: ``Case(method, path, access, ...)``.
+
+* ``path`` is the route as a template: Django's ``teams/<int:team_id>/`` is
+  written ``/teams/{team_id}/``, ninja's ``/api/teams/{team_id}`` as in
+  OpenAPI. Placeholders are filled from the test world (tests/web/conftest.py,
+  ``World.ids``): ``team_id``, ``membership_id``, ``invitation_id``,
+  ``token_id``, ``token`` (an invitation link's secret); apps add their own
+  ids there (e.g. ``loop_id``, ``run_id``).
+* ``access`` says who is allowed:
+    - ``"public"``: everyone, also without login;
+    - ``"login"``: any logged-in user (objects in the URL must be theirs);
+    - ``"viewer"`` / ``"editor"`` / ``"admin"`` / ``"owner"``: that role or
+      higher in the team that owns the object in the URL; members of other
+      teams get 404, as if it did not exist;
+    - ``"current:<role>"``: that role in the caller's *current* team (list
+      pages, dashboards): users of another team see their own team's data.
+* ``ok``: the status codes of an allowed request. Denied: 302 to the login
+  page (pages) or 401 (API) without login, 404 for another team's objects,
+  403 for a role too low.
+* ``data``: form fields (pages) or JSON body (API); strings are templates too.
+* ``bearer_ok``: False if API tokens are refused (403) even for allowed roles.
+* ``foreign``: False if the URL holds no team-owned id (e.g. an invitation
+  secret), so the "another team's ids" variants do not apply.
+* ``leak_check``: False if the page legitimately shows the other team's name
+  (an invitation link shows the team it invites to).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str
+    access: str
+    ok: tuple[int, ...] = (200,)
+    data: dict[str, Any] = field(default_factory=dict)
+    bearer_ok: bool = True
+    foreign: bool = True
+    leak_check: bool = True
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.path)
+
+    @property
+    def is_api(self) -> bool:
+        return self.path.startswith("/api/")
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+PAGES: list[Case] = [
+    Case("GET", "/", "login"),
+    Case("GET", "/accounts/login/", "public", ok=(200, 302)),
+    Case("POST", "/accounts/logout/", "public", ok=(302,)),
+    Case("GET", "/accounts/signup/", "public", ok=(200, 302)),
+    Case("GET", "/accounts/password/", "login"),
+    Case("GET", "/accounts/password/done/", "login"),
+    Case("GET", "/accounts/tokens/", "current:viewer"),
+    Case("POST", "/accounts/tokens/", "current:viewer", data={"name": "ci"}),
+    Case("POST", "/accounts/tokens/{token_id}/revoke/", "login", ok=(302,)),
+    Case("GET", "/teams/", "login"),
+    Case("POST", "/teams/", "login", ok=(302,), data={"name": "Another team"}),
+    Case("POST", "/teams/switch/", "viewer", ok=(302,), data={"team": "{team_id}"}),
+    Case("GET", "/teams/current/", "login", ok=(302,)),
+    Case("GET", "/teams/join/{token}/", "login", foreign=False, leak_check=False),
+    Case("POST", "/teams/join/{token}/", "login", ok=(302,), foreign=False, leak_check=False),
+    Case("GET", "/teams/{team_id}/", "viewer"),
+    Case("POST", "/teams/{team_id}/rename/", "admin", ok=(302,), data={"name": "Renamed"}),
+    Case(
+        "POST",
+        "/teams/{team_id}/members/{membership_id}/role/",
+        "admin",
+        ok=(302,),
+        data={"role": "editor"},
+    ),
+    Case("POST", "/teams/{team_id}/members/{membership_id}/remove/", "admin", ok=(302,)),
+    Case("POST", "/teams/{team_id}/invitations/", "admin", ok=(302,), data={"role": "viewer"}),
+    Case("POST", "/teams/{team_id}/invitations/{invitation_id}/revoke/", "admin", ok=(302,)),
+    Case("GET", "/audit/", "current:admin"),
+    Case("GET", "/audit/export.csv", "current:admin"),
+    Case("GET", "/audit/export.json", "current:admin"),
+    Case("GET", "/api/", "public", ok=(404,)),  # ninja's root: only there to name the API
+    Case("GET", "/api/docs", "public"),
+    Case("GET", "/api/openapi.json", "public"),
+]
+
+API: list[Case] = [
+    Case("GET", "/api/health", "public"),
+    Case("GET", "/api/me", "login"),
+    Case("GET", "/api/tokens", "current:viewer"),
+    Case("POST", "/api/tokens", "current:viewer", ok=(201,), data={"name": "ci"}, bearer_ok=False),
+    Case("DELETE", "/api/tokens/{token_id}", "login", ok=(204,)),
+    Case("GET", "/api/teams", "login"),
+    Case("POST", "/api/teams", "login", ok=(201,), data={"name": "New"}, bearer_ok=False),
+    Case("GET", "/api/teams/{team_id}", "viewer"),
+    Case("PATCH", "/api/teams/{team_id}", "admin", data={"name": "Renamed"}),
+    Case("GET", "/api/teams/{team_id}/members", "viewer"),
+    Case(
+        "PATCH",
+        "/api/teams/{team_id}/members/{membership_id}",
+        "admin",
+        data={"role": "editor"},
+    ),
+    Case("DELETE", "/api/teams/{team_id}/members/{membership_id}", "admin", ok=(204,)),
+    Case("GET", "/api/teams/{team_id}/invitations", "admin"),
+    Case("POST", "/api/teams/{team_id}/invitations", "admin", ok=(201,), data={"role": "viewer"}),
+    Case("DELETE", "/api/teams/{team_id}/invitations/{invitation_id}", "admin", ok=(204,)),
+    Case("GET", "/api/audit", "current:admin"),
+]
+
+CASES: list[Case] = PAGES + API

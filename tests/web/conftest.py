@@ -1,0 +1,99 @@
+"""Fixtures of the web tests: a two-team world for authorization tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+ROLES = ("owner", "admin", "editor", "viewer")
+TEAM_A_NAME = "Acme Secret Team"
+TEAM_B_NAME = "Bravo Hidden Team"
+
+
+@dataclass
+class Side:
+    """One team and the objects in it that URLs can point at."""
+
+    team: Any
+    users: dict[str, Any]
+    target: Any  # a viewer membership that admins may change or remove
+    invitation: Any
+    tokens: dict[str, tuple[Any, str]] = field(default_factory=dict)  # role -> (token, raw)
+
+    def ids(self, token_owner: str) -> dict[str, Any]:
+        token = self.tokens[token_owner][0]
+        return {
+            "team_id": self.team.pk,
+            "membership_id": self.target.pk,
+            "invitation_id": self.invitation.pk,
+            "token_id": token.pk,
+            "token": self.invitation.token,
+        }
+
+
+@dataclass
+class World:
+    """Team A with one user per role, and team B whose owner is A's outsider."""
+
+    a: Side
+    b: Side
+
+    @property
+    def outsider(self) -> Any:
+        return self.b.users["owner"]
+
+    def user(self, actor: str) -> Any:
+        if actor == "anonymous":
+            return None
+        if actor == "outsider":
+            return self.outsider
+        return self.a.users[actor]
+
+    def raw_token(self, actor: str) -> str | None:
+        if actor == "anonymous":
+            return None
+        if actor == "outsider":
+            return self.b.tokens["owner"][1]
+        return self.a.tokens[actor][1]
+
+    def ids(self, actor: str, variant: str = "own") -> dict[str, Any]:
+        """Return the ids to fill URLs with.
+
+        ``own``: team A's objects (the actor's own token for token ids);
+        ``foreign``: team B's objects; ``mixed``: team A's id with B's objects.
+        """
+        if variant == "foreign":
+            return self.b.ids("owner")
+        own = self.a.ids(actor if actor in self.a.tokens else "owner")
+        if variant == "mixed":
+            foreign = self.b.ids("owner")
+            return {**foreign, "team_id": own["team_id"]}
+        return own
+
+
+def _side(
+    make_team: Callable[..., Any], make_user: Callable[..., Any], name: str, roles: tuple[str, ...]
+) -> Side:
+    from loopkit_web.accounts.models import ApiToken
+    from loopkit_web.teams.models import Invitation, Membership
+
+    team, users = make_team(name, roles=roles)
+    target = Membership.objects.create(
+        team=team, user=make_user(f"{team.slug}-target"), role="viewer"
+    )
+    invitation = Invitation.objects.create(team=team, role="editor", created_by=users["owner"])
+    side = Side(team=team, users=users, target=target, invitation=invitation)
+    for role, user in users.items():
+        side.tokens[role] = ApiToken.issue(user=user, team=team, name=f"{role} token")
+    return side
+
+
+@pytest.fixture
+def world(make_team: Callable[..., Any], make_user: Callable[..., Any]) -> World:
+    return World(
+        a=_side(make_team, make_user, TEAM_A_NAME, ROLES),
+        b=_side(make_team, make_user, TEAM_B_NAME, ("owner",)),
+    )
