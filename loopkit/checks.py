@@ -7,6 +7,8 @@ prompts and ``when:`` expressions compile. Every problem is returned at once.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from loopkit import spec
 from loopkit.errors import Problem
 from loopkit.templating import TemplateSyntaxError, compile_condition, compile_prompt
@@ -19,13 +21,57 @@ def _close(name: str, names: list[str]) -> str | None:
     return f"did you mean '{match[0]}'?" if match else None
 
 
-def check_loop(loop: spec.Loop, project: spec.Project | None = None) -> list[Problem]:
-    """Return every cross-reference problem of ``loop`` (empty when it is sound)."""
+#: A pipeline longer than this is refused before its templates are compiled.
+MAX_STEPS = 1000
+#: Jinja2 compiles about 10,000 tags a second: bound the work a file can ask for.
+MAX_TEMPLATE_TAGS = 5000
+
+
+def _too_big(loop: spec.Loop) -> Problem | None:
+    steps = list(spec.iter_steps(loop.pipeline))
+    if len(steps) > MAX_STEPS:
+        return Problem(
+            f"the pipeline has {len(steps):,} steps; a loop is limited to {MAX_STEPS:,}",
+            path="pipeline",
+            code="too_large",
+            hint="split the work into several loops chained by event triggers",
+        )
+    tags = 0
+    for _, step in steps:
+        text = getattr(step, "prompt", None) or getattr(step, "when", None) or ""
+        tags += text.count("{{") + text.count("{%")
+    if tags > MAX_TEMPLATE_TAGS:
+        return Problem(
+            f"the prompts hold {tags:,} template tags; a loop is limited to {MAX_TEMPLATE_TAGS:,}",
+            path="pipeline",
+            code="too_large",
+        )
+    return None
+
+
+def check_loop(
+    loop: spec.Loop,
+    project: spec.Project | None = None,
+    skills: Collection[str] | None = None,
+) -> list[Problem]:
+    """Return every cross-reference problem of ``loop`` (empty when it is sound).
+
+    ``skills`` are the names of the skills found for the project (its skills
+    folders and installed packages, see ``loopkit.skills.discover``). When it
+    is given, those count as declared and every skill the loop names must be
+    among them; without it, a step's skills must be listed in the loop's
+    ``skills:``.
+    """
+    too_big = _too_big(loop)
+    if too_big is not None:
+        return [too_big]
     problems: list[Problem] = []
     labels: dict[str, str] = {}
     subagents = {**(project.subagents if project else {}), **loop.subagents}
     connectors = {**(project.connectors if project else {}), **loop.connectors}
-    skills = set(loop.skills)
+    declared = set(loop.skills) | set(skills or ())
+    if skills is not None:
+        problems += _check_found_skills(loop, set(skills))
 
     for path, step in spec.iter_steps(loop.pipeline):
         label = getattr(step, "label", None)
@@ -42,7 +88,9 @@ def check_loop(loop: spec.Loop, project: spec.Project | None = None) -> list[Pro
             else:
                 labels[label] = path
         if isinstance(step, spec.AgentStep):
-            problems += _check_agent(step, path, subagents, connectors, skills)
+            problems += _check_agent(step, path, subagents, connectors, declared)
+        elif isinstance(step, spec.PlanStep):
+            problems += _check_plan(step, path, subagents, connectors, declared)
         elif isinstance(step, spec.ConditionalStep):
             try:
                 compile_condition(step.when)
@@ -161,4 +209,80 @@ def _check_verify(
                     "or use the built-in 'Adversarial Verifier'",
                 )
             )
+    return problems
+
+
+def _check_found_skills(loop: spec.Loop, found: set[str]) -> list[Problem]:
+    """Report each skill the loop or its subagents name that no skills folder or package has."""
+    problems: list[Problem] = []
+    refs = [(f"skills[{i}]", ref) for i, ref in enumerate(loop.skills)]
+    for name, agent in loop.subagents.items():
+        refs += [(f"subagents[{name!r}].skills[{i}]", ref) for i, ref in enumerate(agent.skills)]
+    for path, ref in refs:
+        if ref not in found and not ("/" in ref or ref.endswith(".md")):
+            problems.append(
+                Problem(
+                    f"skill '{ref}' was not found in the project's skills folders or installed packages",
+                    path=path,
+                    code="unknown_skill",
+                    hint=_close(ref, sorted(found))
+                    or f"add skills/{ref}/SKILL.md (see `loopkit skills` for the skills found)",
+                )
+            )
+    return problems
+
+
+def _check_plan(
+    step: spec.PlanStep,
+    path: str,
+    subagents: dict[str, spec.SubAgent],
+    connectors: dict[str, spec.Connector],
+    skills: set[str],
+) -> list[Problem]:
+    """Check a plan step: its prompt, its planner and executor roles, and each template."""
+    problems: list[Problem] = []
+    try:
+        compile_prompt(step.plan)
+    except TemplateSyntaxError as exc:
+        problems.append(
+            Problem(
+                f"the plan is not a valid template: {exc.message} (template line {exc.lineno})",
+                path=f"{path}.plan",
+                code="invalid_prompt",
+            )
+        )
+    for field, role in (("planner", "planner"), ("executor", "executor")):
+        ref = getattr(step, field)
+        if ref is None:
+            continue
+        agent = subagents.get(ref)
+        if agent is None:
+            problems.append(
+                Problem(
+                    f"subagent '{ref}' is not defined",
+                    path=f"{path}.{field}",
+                    code="unknown_subagent",
+                    hint=_close(ref, list(subagents))
+                    or f"define a subagent with role '{role}' under 'subagents:'",
+                )
+            )
+        elif agent.role != role:
+            problems.append(
+                Problem(
+                    f"the {field} '{ref}' has role '{agent.role}', not '{role}'",
+                    path=f"{path}.{field}",
+                    code="wrong_role",
+                    hint=f"name a subagent whose role is '{role}'",
+                )
+            )
+    for name, template in step.templates.items():
+        as_step = spec.AgentStep(
+            prompt=template.prompt,
+            subagent=template.subagent,
+            skills=template.skills,
+            connectors=template.connectors,
+        )
+        problems += _check_agent(
+            as_step, f"{path}.templates[{name!r}]", subagents, connectors, skills
+        )
     return problems

@@ -13,6 +13,7 @@ cross-references (labels, makers, checker, skills, connectors) are checked by
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from typing import Annotated, Any, Literal
@@ -48,6 +49,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 def _number(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     return value
 
 
@@ -233,11 +236,57 @@ class ApprovalStep(SpecModel):
     on_timeout: Literal["reject", "approve"] | None = None
 
 
+DEFAULT_PLAN_MAX_STEPS = 5
+DEFAULT_PLAN_MAX_ITERATIONS = 3
+
+
+class PlanTemplate(SpecModel):
+    """A kind of step a planner may choose; ``prompt`` sees ``task``, ``input`` and ``results``."""
+
+    description: str = Field(min_length=1, description="What the planner reads to choose it.")
+    prompt: str = Field(min_length=1)
+    subagent: str | None = Field(default=None, description="Executor subagent for this template.")
+    model: str | None = None
+    skills: list[str] = Field(default_factory=list)
+    connectors: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+
+
+class PlanStep(SpecModel):
+    """A planner decides the next steps at run time, among allowed templates, within limits.
+
+    Each iteration the planner answers a JSON plan (steps chosen from
+    ``templates``, each with an ``input``); the steps run in order as executor
+    agent steps; the planner then sees their results and either finishes or
+    plans again, up to ``maxIterations`` plans of at most ``maxSteps`` steps.
+    """
+
+    plan: str = Field(min_length=1, description="The task put to the planner (a Jinja2 template).")
+    label: str | None = None
+    planner: str | None = Field(default=None, description="A subagent with role 'planner'.")
+    executor: str | None = Field(default=None, description="A subagent with role 'executor'.")
+    model: str | None = None
+    templates: dict[str, PlanTemplate] = Field(min_length=1)
+    max_steps: int | None = Field(default=None, ge=1, le=50, description="Steps per plan.")
+    max_iterations: int | None = Field(
+        default=None, ge=1, le=20, description="Plans per run of the step."
+    )
+
+    @property
+    def effective_max_steps(self) -> int:
+        return self.max_steps or DEFAULT_PLAN_MAX_STEPS
+
+    @property
+    def effective_max_iterations(self) -> int:
+        return self.max_iterations or DEFAULT_PLAN_MAX_ITERATIONS
+
+
 STEP_KEYS: tuple[tuple[str, str], ...] = (
     ("parallel", "<parallel>"),
     ("sequential", "<sequential>"),
     ("when", "<conditional>"),
     ("approve", "<approval>"),
+    ("plan", "<plan>"),
     ("prompt", "<agent>"),
 )
 _STEP_TYPES: dict[type[BaseModel], str] = {}
@@ -257,13 +306,14 @@ Step = Annotated[
     | Annotated[ParallelStep, Tag("<parallel>")]
     | Annotated[SequentialStep, Tag("<sequential>")]
     | Annotated[ConditionalStep, Tag("<conditional>")]
-    | Annotated[ApprovalStep, Tag("<approval>")],
+    | Annotated[ApprovalStep, Tag("<approval>")]
+    | Annotated[PlanStep, Tag("<plan>")],
     Discriminator(
         _step_kind,
         custom_error_type="invalid_step",
         custom_error_message=(
             "a step needs one of 'prompt' (an agent), 'parallel', 'sequential', "
-            "'when' (a condition) or 'approve' (a human gate)"
+            "'when' (a condition), 'approve' (a human gate) or 'plan' (a planner)"
         ),
     ),
 ]
@@ -274,6 +324,7 @@ _STEP_TYPES.update(
         SequentialStep: "<sequential>",
         ConditionalStep: "<conditional>",
         ApprovalStep: "<approval>",
+        PlanStep: "<plan>",
     }
 )
 for _model in (ParallelStep, SequentialStep, ConditionalStep):

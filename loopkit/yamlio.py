@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,9 +24,14 @@ from loopkit import spec
 from loopkit.errors import Problem, SpecError
 from loopkit.migrate import LEGACY_KEYS, migrate_loop, migrate_project
 
-MAX_BYTES = 2 * 1024 * 1024
+MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
-MAX_NODES = 200_000
+MAX_NODES = 50_000
+
+# libyaml's parser is about 20 times faster than the pure-Python one; both give
+# the same events, and neither constructs objects here.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FLOW_BRACKETS = re.compile(r"[\[\]{}]")
 
 PathKey = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -111,6 +116,7 @@ def parse(text: str | bytes, file: str | None = None) -> Document:
         raise SpecError([_too_big(len(text), file)])
     doc = Document(data=None, file=file)
     try:
+        _check_flow_depth(text)
         doc.data = _build(text, doc)
     except _Refused as exc:
         at_line, at_column = _pos(exc.mark)
@@ -121,21 +127,79 @@ def parse(text: str | bytes, file: str | None = None) -> Document:
         mark = exc.problem_mark or exc.context_mark
         pos: tuple[int | None, int | None] = _pos(mark) if mark else (None, None)
         line, column = pos
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        message, hint = _syntax_message(exc, text, line)
         raise SpecError(
             [
                 Problem(
-                    f"YAML syntax error: {message}",
+                    message,
                     file=file,
                     line=line,
                     column=column,
                     code="yaml_syntax",
+                    hint=hint,
                 )
             ]
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(f"YAML error: {exc}", file=file, code="yaml_syntax")]) from None
     return doc
+
+
+def _syntax_message(
+    exc: yaml.MarkedYAMLError, text: str, line: int | None
+) -> tuple[str, str | None]:
+    """Return a readable message and hint for PyYAML's (or libyaml's) syntax error."""
+    problem = (exc.problem or "").strip()
+    context = (exc.context or "").strip()
+    lines = text.splitlines()
+    source = lines[line - 1] if line is not None and 0 < line <= len(lines) else ""
+    indent = source[: len(source) - len(source.lstrip(" \t"))]
+    if "\t" in indent:
+        return (
+            "YAML syntax error: a tab character cannot indent YAML",
+            "indent with spaces only",
+        )
+    if (
+        "expected <block end>" in problem
+        or "did not find expected key" in problem
+        or "did not find expected '-' indicator" in problem
+    ):
+        return (
+            "YAML syntax error: bad indentation (this line does not line up with "
+            "the keys or items before it)",
+            "keys of one mapping and items of one list must start in the same column",
+        )
+    if "mapping values are not allowed" in problem:
+        return (
+            "YAML syntax error: unexpected ':' (bad indentation, or a value with ': ' "
+            "that needs quotes)",
+            "quote values that contain ': ', e.g. prompt: \"Review: bugs\"",
+        )
+    if "found unexpected end of stream" in problem or "found unexpected end" in problem:
+        return (f"YAML syntax error: {context} {problem}".replace("  ", " "), "close the quote")
+    message = " ".join(p for p in (context, problem) if p) or "invalid YAML"
+    return f"YAML syntax error: {message}", None
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse absurdly nested ``[[[...`` before the scanner sees it (its cost is quadratic)."""
+    if "[" not in text and "{" not in text:
+        return
+    depth = 0
+    for match in _FLOW_BRACKETS.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                offset = match.start()
+                line = text.count("\n", 0, offset)
+                column = offset - (text.rfind("\n", 0, offset) + 1)
+                raise _Refused(
+                    f"the document nests deeper than {MAX_DEPTH} levels",
+                    yaml.Mark("", offset, line, column, "", 0),
+                    "too_deep",
+                )
+        elif depth:
+            depth -= 1
 
 
 def _too_big(size: int, file: str | None) -> Problem:
@@ -148,7 +212,8 @@ def _too_big(size: int, file: str | None) -> Problem:
 
 def _build(text: str, doc: Document) -> Any:
     """Build plain data from the event stream, iteratively (no recursion to exhaust)."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
+    aliased = False
     anchors: dict[str, tuple[Any, int]] = {}
     # Each frame: [container, path, pending_key, key_mark, anchor, start_count, merges]
     stack: list[list[Any]] = []
@@ -161,7 +226,9 @@ def _build(text: str, doc: Document) -> Any:
         nodes += size
         if nodes > MAX_NODES:
             raise _Refused(
-                f"the document expands to more than {MAX_NODES:,} values (an alias bomb?)",
+                f"the document expands to more than {MAX_NODES:,} values through aliases"
+                if aliased
+                else f"the document holds more than {MAX_NODES:,} values",
                 start,
                 "too_large",
             )
@@ -193,7 +260,7 @@ def _build(text: str, doc: Document) -> Any:
         doc.values[(*path, name)] = _pos(start)
 
     while True:
-        event = loader.get_event()  # type: ignore[no-untyped-call]
+        event = loader.get_event()
         if isinstance(event, yaml.StreamEndEvent):
             break
         if isinstance(event, yaml.DocumentStartEvent):
@@ -211,6 +278,7 @@ def _build(text: str, doc: Document) -> Any:
             if event.anchor not in anchors:
                 raise _Refused(f"unknown alias '*{event.anchor}'", event.start_mark, "yaml_syntax")
             value, size = anchors[event.anchor]
+            aliased = True
             place(value, event.start_mark, size)
             continue
         if isinstance(event, yaml.ScalarEvent):
@@ -289,11 +357,13 @@ def _check_tag(event: Any) -> None:
         )
 
 
-def _scalar(loader: yaml.SafeLoader, event: yaml.ScalarEvent) -> Any:
+def _scalar(loader: Any, event: yaml.ScalarEvent) -> Any:
     _check_tag(event)
     tag = event.tag
     if tag is None or tag == "!":
-        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag == "tag:yaml.org,2002:merge":
+        return "<<"
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)  # type: ignore[arg-type]
     if tag == "tag:yaml.org,2002:timestamp":
         return event.value  # keep dates as written: loops hold text, not datetimes
@@ -464,39 +534,51 @@ def load_loop(
     *,
     check: bool = True,
     project: spec.Project | None = None,
+    skills: Collection[str] | None = None,
 ) -> spec.Loop:
-    """Parse, migrate and validate one loop file; with ``check``, also its cross-references."""
+    """Parse, migrate and validate one loop file; with ``check``, also its cross-references.
+
+    ``skills`` are the names of the skills found for the project (see ``check_loop``).
+    """
     doc = parse(text, file)
     loop = validate_data(spec.Loop, doc.data, doc, migrate_loop)
     if check:
         from loopkit.checks import check_loop
 
-        problems = check_loop(loop, project)
+        problems = check_loop(loop, project, skills)
         if problems:
             raise SpecError(position_problems(problems, doc))
     return loop
 
 
 def loop_from_data(
-    data: Any, *, check: bool = True, project: spec.Project | None = None
+    data: Any,
+    *,
+    check: bool = True,
+    project: spec.Project | None = None,
+    skills: Collection[str] | None = None,
 ) -> spec.Loop:
     """Validate loop data that came as JSON (the editor) rather than YAML."""
     loop = validate_data(spec.Loop, data, None, migrate_loop)
     if check:
         from loopkit.checks import check_loop
 
-        problems = check_loop(loop, project)
+        problems = check_loop(loop, project, skills)
         if problems:
             raise SpecError(problems)
     return loop
 
 
 def load_loop_file(
-    path: str | Path, *, check: bool = True, project: spec.Project | None = None
+    path: str | Path,
+    *,
+    check: bool = True,
+    project: spec.Project | None = None,
+    skills: Collection[str] | None = None,
 ) -> spec.Loop:
     """Read and load a loop file from disk."""
     path = Path(path)
-    return load_loop(path.read_bytes(), str(path), check=check, project=project)
+    return load_loop(path.read_bytes(), str(path), check=check, project=project, skills=skills)
 
 
 def load_project(text: str | bytes, file: str | None = None) -> spec.Project:
@@ -530,7 +612,11 @@ def to_data(model: BaseModel) -> Any:
 
 def _prune(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _prune(v) for k, v in value.items() if v not in ({}, [])}
+        pruned = {k: _prune(v) for k, v in value.items() if v not in ({}, [])}
+        if "type" in pruned and isinstance(pruned["type"], str):
+            # A trigger's or connector's kind reads best first.
+            return {"type": pruned.pop("type"), **pruned}
+        return pruned
     if isinstance(value, list):
         return [_prune(v) for v in value]
     return value
@@ -544,5 +630,5 @@ def dump(model: BaseModel) -> str:
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,
-        width=100,
+        width=1_000_000,  # never fold a long value: one value, one line, clean diffs
     )

@@ -1,0 +1,730 @@
+"""The Loop Readiness Score: is this loop ready to run unattended in production?
+
+``score(loop, project)`` rates a loop 0-100 over seven dimensions (the rubric
+and its weights are documented in docs/lrs.md) and returns a ``Report`` of
+findings. Each finding is ``ok`` (done right), ``warn`` (a recommendation) or
+``block`` (must be fixed before production; a blocking finding caps the score
+at 49, grade F). A finding says what is missing and how to fix it, and where
+the fix is mechanical it carries a JSON merge patch (RFC 7386) on the loop's
+camelCase data that the editor applies in one click.
+
+Scoring reads the validated model only: no I/O, no LiteLLM, no Jinja2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from loopkit import spec
+from loopkit.yamlio import to_data
+
+Level = Literal["ok", "warn", "block"]
+
+#: Dimension key → (name, maximum points). The weights sum to 100.
+DIMENSIONS: dict[str, tuple[str, int]] = {
+    "verification": ("Verification (Maker/Checker)", 25),
+    "budget": ("Budget controls", 20),
+    "termination": ("Termination", 10),
+    "persistence": ("State persistence", 10),
+    "trigger": ("Trigger safety", 15),
+    "recovery": ("Failure recovery", 10),
+    "observability": ("Observability and scope", 10),
+}
+
+#: Grade thresholds, best first.
+GRADES: tuple[tuple[int, str], ...] = ((90, "A"), (80, "B"), (65, "C"), (50, "D"), (0, "F"))
+#: The highest score a loop with a blocking finding can get.
+BLOCKED_CAP = 49
+
+#: What the one-click fixes propose.
+DEFAULT_BUDGET = {"maxTokens": 200000, "maxDurationMinutes": 30, "maxCostUsd": 5}
+DEFAULT_MAX_ITERATIONS = 50
+DEFAULT_TIMEOUT_SECONDS = 120
+DEFAULT_RETRIES = 2
+DEFAULT_SECRET_ENV = "LOOPKIT_WEBHOOK_SECRET"
+
+#: Webhook events whose deliveries carry an ``action`` worth filtering on.
+EVENTS_WITH_ACTIONS = frozenset(
+    {
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "issues",
+        "issue_comment",
+        "release",
+        "check_run",
+        "check_suite",
+        "workflow_run",
+        "discussion",
+    }
+)
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A one-click fix: a JSON merge patch on the loop's camelCase data."""
+
+    label: str
+    patch: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "patch": self.patch}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One observation about a loop, with the dimension it counts in."""
+
+    level: Level
+    dimension: str
+    message: str
+    hint: str | None = None
+    fix: Fix | None = None
+
+    @property
+    def mark(self) -> str:
+        """Return the CLI mark: ``[ok]``, ``[!]`` or ``[x]``."""
+        return {"ok": "[ok]", "warn": "[!]", "block": "[x]"}[self.level]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "dimension": self.dimension,
+            "message": self.message,
+            "hint": self.hint,
+            "fix": self.fix.as_dict() if self.fix else None,
+        }
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str
+    name: str
+    points: int
+    max: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "name": self.name, "points": self.points, "max": self.max}
+
+
+@dataclass(frozen=True)
+class Report:
+    """The score of one loop: total, grade, points per dimension and findings."""
+
+    score: int
+    grade: str
+    dimensions: list[Dimension]
+    findings: list[Finding]
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.level == "block" for f in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "grade": self.grade,
+            "dimensions": [d.as_dict() for d in self.dimensions],
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def grade_for(score: int) -> str:
+    """Return the letter grade of a score (A ≥ 90, B ≥ 80, C ≥ 65, D ≥ 50, else F)."""
+    for threshold, grade in GRADES:
+        if score >= threshold:
+            return grade
+    return "F"
+
+
+@dataclass
+class _Scorer:
+    """Collect points and findings for one dimension at a time."""
+
+    loop: spec.Loop
+    project: spec.Project | None
+    agents: list[tuple[str, spec.AgentStep]]
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(
+        self,
+        level: Level,
+        dimension: str,
+        message: str,
+        hint: str | None = None,
+        fix: Fix | None = None,
+    ) -> None:
+        self.findings.append(Finding(level, dimension, message, hint, fix))
+
+    @property
+    def defaults(self) -> spec.ProjectDefaults | None:
+        return self.project.defaults if self.project else None
+
+
+def score(loop: spec.Loop, project: spec.Project | None = None) -> Report:
+    """Score ``loop`` (with its project's defaults, if any) and return the report."""
+    agents = [(path, step) for path, step in spec.iter_steps(loop.pipeline) if _is_agent(step)]
+    scorer = _Scorer(loop, project, agents)
+    points = {
+        "verification": _verification(scorer),
+        "budget": _budget(scorer),
+        "termination": _termination(scorer),
+        "persistence": _persistence(scorer),
+        "trigger": _trigger(scorer),
+        "recovery": _recovery(scorer),
+        "observability": _observability(scorer),
+    }
+    dimensions = [
+        Dimension(key, name, max(0, min(points[key], maximum)), maximum)
+        for key, (name, maximum) in DIMENSIONS.items()
+    ]
+    total = sum(d.points for d in dimensions)
+    if any(f.level == "block" for f in scorer.findings):
+        total = min(total, BLOCKED_CAP)
+    return Report(total, grade_for(total), dimensions, scorer.findings)
+
+
+def _is_agent(step: Any) -> bool:
+    return isinstance(step, spec.AgentStep)
+
+
+# ── Verification: 25 ─────────────────────────────────────────────────────
+
+
+def _verification(s: _Scorer) -> int:
+    loop, verify = s.loop, s.loop.verify
+    if verify is None:
+        enforced = bool(s.defaults and s.defaults.enforce_maker_checker)
+        labels = [step.label for _, step in s.agents if step.label]
+        fix = (
+            Fix(
+                "Add Maker/Checker verification",
+                {
+                    "verify": {
+                        "maker": labels[-4:],
+                        "checker": "Adversarial Verifier",
+                        "maxRounds": spec.DEFAULT_MAX_ROUNDS,
+                        "autoRetry": True,
+                    }
+                },
+            )
+            if labels
+            else None
+        )
+        s.add(
+            "block" if enforced else "warn",
+            "verification",
+            "Verification missing" + (" (the project enforces Maker/Checker)" if enforced else ""),
+            "add 'verify:' naming the labels of the steps that make the output (maker) "
+            "and a separate checker, e.g. the built-in 'Adversarial Verifier'",
+            fix,
+        )
+        return 0
+    points = 25
+    subagents = {**(s.project.subagents if s.project else {}), **loop.subagents}
+    makers = {step.label: step for _, step in s.agents if step.label in verify.maker}
+    for checker in verify.checkers:
+        if checker in spec.BUILTIN_CHECKERS:
+            continue
+        agent = subagents.get(checker)
+        if agent is None:
+            continue  # reported by checks.check_loop
+        if agent.role != "verifier":
+            points -= 5
+            s.add(
+                "warn",
+                "verification",
+                f"Checker '{checker}' has role '{agent.role}', not 'verifier'",
+                "give the checker subagent role: verifier so that it answers with a verdict",
+            )
+        checker_model = agent.model or loop.model
+        twins = [
+            label
+            for label, step in makers.items()
+            if _step_model(step, subagents, loop) == checker_model
+            and _step_prompt(step, subagents) == (agent.prompt or "")
+        ]
+        same_agent = [label for label, step in makers.items() if step.subagent == checker]
+        if same_agent:
+            s.add(
+                "block",
+                "verification",
+                f"Checker '{checker}' is also the subagent of maker "
+                f"'{same_agent[0]}': it would check its own work",
+                "use a separate verifier subagent or the built-in 'Adversarial Verifier'",
+            )
+            return 0
+        if twins:
+            points -= 13
+            s.add(
+                "warn",
+                "verification",
+                f"Weak Maker/Checker separation: checker '{checker}' has the same model "
+                f"and prompt as maker '{twins[0]}'",
+                "give the checker its own adversarial prompt and, ideally, another model",
+            )
+        elif checker_model is not None and all(
+            _step_model(step, subagents, loop) == checker_model for step in makers.values()
+        ):
+            points -= 3
+            s.add(
+                "warn",
+                "verification",
+                f"Checker '{checker}' uses the same model as every maker ({checker_model})",
+                "a checker on another model catches mistakes the makers' model is blind to",
+            )
+    if points == 25:
+        s.add("ok", "verification", "Maker/Checker separation enforced")
+    elif points > 0:
+        s.add("ok", "verification", "Maker/Checker verification configured")
+    return points
+
+
+def _step_model(
+    step: spec.AgentStep, subagents: dict[str, spec.SubAgent], loop: spec.Loop
+) -> str | None:
+    agent = subagents.get(step.subagent) if step.subagent else None
+    return step.model or (agent.model if agent else None) or loop.model
+
+
+def _step_prompt(step: spec.AgentStep, subagents: dict[str, spec.SubAgent]) -> str:
+    agent = subagents.get(step.subagent) if step.subagent else None
+    return agent.prompt or "" if agent else step.prompt
+
+
+# ── Budget: 20 ───────────────────────────────────────────────────────────
+
+_BUDGET_POINTS = {"maxTokens": 7, "maxCostUsd": 7, "maxDurationMinutes": 6}
+
+
+def _effective_budget(s: _Scorer) -> spec.Budget:
+    inherited = s.defaults.budget if s.defaults and s.defaults.budget else None
+    own = s.loop.budget
+    if inherited is None:
+        return own or spec.Budget()
+    if own is None:
+        return inherited
+    merged = inherited.model_dump()
+    merged.update({k: v for k, v in own.model_dump().items() if v is not None})
+    return spec.Budget(**merged)
+
+
+def _budget(s: _Scorer) -> int:
+    budget = _effective_budget(s)
+    dims = budget.dimensions()
+    limits = [d for d in dims if d in _BUDGET_POINTS]
+    missing = {k: v for k, v in DEFAULT_BUDGET.items() if k not in limits}
+    if not limits:
+        s.add(
+            "warn",
+            "budget",
+            "Add budget controls for production",
+            "cap tokens, cost and wall time under 'budget:' so that a runaway run stops "
+            "cleanly as budget_exceeded",
+            Fix("Add budget controls", {"budget": dict(DEFAULT_BUDGET)}),
+        )
+        return 0
+    count = len(dims)
+    s.add(
+        "ok",
+        "budget",
+        f"Budget controls configured ({count} dimension{'s' if count != 1 else ''})",
+    )
+    if missing:
+        names = ", ".join(missing)
+        s.add(
+            "warn",
+            "budget",
+            f"Budget has no limit on {names}",
+            "a limit on tokens, cost and wall time each stops a different kind of runaway",
+            Fix("Complete the budget", {"budget": missing}),
+        )
+    return sum(_BUDGET_POINTS[d] for d in limits)
+
+
+# ── Termination: 10 ──────────────────────────────────────────────────────
+
+
+def _termination(s: _Scorer) -> int:
+    points = 0
+    budget = _effective_budget(s)
+    if budget.max_iterations is not None:
+        points += 6
+        s.add("ok", "termination", "Max iterations set")
+    else:
+        capped_by_time = budget.max_duration_minutes is not None
+        points += 3 if capped_by_time else 0
+        s.add(
+            "warn",
+            "termination",
+            "Max iterations not set"
+            + (" (only wall time bounds the run)" if capped_by_time else ""),
+            "set budget.maxIterations to cap the model calls (tool-use turns included) of a run",
+            Fix("Cap iterations", {"budget": {"maxIterations": DEFAULT_MAX_ITERATIONS}}),
+        )
+    verify = s.loop.verify
+    if verify is None:
+        points += 4  # no retry loop to bound
+    elif verify.max_rounds is not None:
+        points += 4
+        s.add("ok", "termination", f"Verification rounds capped (maxRounds: {verify.max_rounds})")
+    else:
+        points += 2
+        s.add(
+            "warn",
+            "termination",
+            f"maxRounds not set (the default, {spec.DEFAULT_MAX_ROUNDS}, applies)",
+            "say verify.maxRounds explicitly so that readers know when the loop gives up",
+            Fix("Set maxRounds", {"verify": {"maxRounds": spec.DEFAULT_MAX_ROUNDS}}),
+        )
+    return points
+
+
+# ── State persistence: 10 ────────────────────────────────────────────────
+
+
+def _persistence(s: _Scorer) -> int:
+    memory = s.loop.memory or (s.defaults.memory if s.defaults else None)
+    if memory is None:
+        s.add(
+            "warn",
+            "persistence",
+            "State persistence recommended",
+            "add 'memory:' so that the loop remembers what earlier runs did and found",
+            Fix("Persist state", {"memory": {"store": "filesystem", "path": ".loopkit/state"}}),
+        )
+        return 0
+    store = memory.effective_store
+    if store == "memory":
+        s.add(
+            "warn",
+            "persistence",
+            "State persistence recommended: the 'memory' store forgets everything "
+            "when the process ends",
+            "use store: filesystem or store: database",
+            Fix("Persist state", {"memory": {"store": "filesystem", "path": ".loopkit/state"}}),
+        )
+        return 3
+    where = memory.path or memory.url or spec.DEFAULT_MEMORY_PATH
+    if store == "database":
+        where = memory.namespace or "database"
+    s.add("ok", "persistence", f"State persisted ({store}: {where})")
+    return 10
+
+
+# ── Trigger safety: 15 ───────────────────────────────────────────────────
+
+
+def _trigger(s: _Scorer) -> int:
+    trigger = s.loop.effective_trigger
+    points = 12
+    if isinstance(trigger, spec.WebhookTrigger):
+        points = 0
+        if trigger.secret_env:
+            points += 8
+            s.add(
+                "ok", "trigger", f"Webhook deliveries are signed (secret in ${trigger.secret_env})"
+            )
+        else:
+            s.add(
+                "warn",
+                "trigger",
+                "Unsigned webhook: anyone who finds the URL can start runs",
+                "set trigger.secretEnv to the environment variable holding the signing secret",
+                Fix("Require signed deliveries", {"trigger": {"secretEnv": DEFAULT_SECRET_ENV}}),
+            )
+        if trigger.event in EVENTS_WITH_ACTIONS and not trigger.actions:
+            s.add(
+                "warn",
+                "trigger",
+                f"Runs on every '{trigger.event}' action (closed, labeled, edited...)",
+                "list the actions that matter under trigger.actions",
+                Fix(
+                    "Filter actions",
+                    {"trigger": {"actions": _default_actions(trigger.event)}},
+                ),
+            )
+        else:
+            points += 4
+    elif isinstance(trigger, spec.CronTrigger):
+        points = 8
+        if trigger.timezone:
+            points += 4
+            s.add("ok", "trigger", f"Schedule '{trigger.schedule}' in {trigger.timezone}")
+        else:
+            s.add(
+                "warn",
+                "trigger",
+                f"Schedule '{trigger.schedule}' has no time zone (UTC applies)",
+                "set trigger.timezone (an IANA name such as 'Europe/Paris')",
+                Fix("Set the time zone", {"trigger": {"timezone": "UTC"}}),
+            )
+        if trigger.schedule.split()[0] in ("*", "*/1", "*/2", "*/3", "*/4"):
+            points -= 4
+            s.add(
+                "warn",
+                "trigger",
+                "The schedule starts a run more often than every 5 minutes",
+                "an agent loop that runs this often is usually better driven by an event",
+            )
+    elif isinstance(trigger, spec.EventTrigger):
+        if trigger.loop == s.loop.name:
+            s.add(
+                "block",
+                "trigger",
+                "The loop triggers itself on completion: it would never stop",
+                "trigger it from another loop, or from a named event",
+            )
+            points = 0
+        elif trigger.loop is not None and not trigger.status:
+            points = 9
+            s.add(
+                "warn",
+                "trigger",
+                f"Runs after every outcome of '{trigger.loop}', failures included",
+                "list the outcomes that should start this loop under trigger.status",
+                Fix("Run after success only", {"trigger": {"status": ["succeeded"]}}),
+            )
+        else:
+            s.add("ok", "trigger", "Triggered by " + _event_source(trigger))
+    else:
+        s.add("ok", "trigger", "Started by a person (manual trigger)")
+    return points + _gates(s, trigger)
+
+
+def _event_source(trigger: spec.EventTrigger) -> str:
+    if trigger.loop is not None:
+        return f"'{trigger.loop}' ({', '.join(trigger.status)})"
+    return f"the event '{trigger.event}'"
+
+
+def _default_actions(event: str) -> list[str]:
+    return {
+        "pull_request": ["opened", "synchronize", "reopened"],
+        "issues": ["opened", "reopened"],
+        "release": ["published"],
+        "issue_comment": ["created"],
+        "workflow_run": ["completed"],
+        "check_run": ["completed"],
+        "check_suite": ["completed"],
+    }.get(event, ["opened"])
+
+
+def _gates(s: _Scorer, trigger: Any) -> int:
+    """Award 3 points unless an unattended loop takes write actions with no approval gate."""
+    writers = _write_steps(s)
+    if not writers:
+        return 3
+    has_gate = any(
+        isinstance(step, spec.ApprovalStep) for _, step in spec.iter_steps(s.loop.pipeline)
+    )
+    if has_gate:
+        s.add("ok", "trigger", "A human approves before write actions")
+        return 3
+    if isinstance(trigger, spec.ManualTrigger):
+        return 3
+    first = writers[0]
+    s.add(
+        "warn",
+        "trigger",
+        f"Write actions run unattended ({first[1]}): no approval gate",
+        "add an 'approve:' step before the step that changes things",
+        _gate_fix(s, first[0]),
+    )
+    return 0
+
+
+def _write_steps(s: _Scorer) -> list[tuple[str, str]]:
+    connectors = {**(s.project.connectors if s.project else {}), **s.loop.connectors}
+    writers = []
+    for path, step in s.agents:
+        for name in step.connectors:
+            connector = connectors.get(name)
+            if _writes(connector, step.tools):
+                writers.append((path, step.label or path))
+                break
+    return writers
+
+
+def _writes(connector: Any, allowed: list[str]) -> bool:
+    if isinstance(connector, spec.HttpConnector):
+        return any(
+            op.method in _WRITE_METHODS and (not allowed or name in allowed)
+            for name, op in connector.operations.items()
+        )
+    if isinstance(connector, spec.McpConnector):
+        # An MCP server's tools are unknown until it runs: assume it can write
+        # unless the step restricts itself to read-looking tools.
+        return not allowed or any(not _reads(tool) for tool in allowed)
+    return False
+
+
+_READ_WORDS = frozenset(
+    {"get", "list", "read", "search", "fetch", "query", "find", "view", "show"}
+    | {"log", "diff", "status", "describe", "select"}
+)
+
+
+def _reads(tool: str) -> bool:
+    words = tool.replace("-", "_").lower().split("_")
+    return any(word in _READ_WORDS for word in words)
+
+
+def _gate_fix(s: _Scorer, path: str) -> Fix | None:
+    top = int(path.split("]")[0].removeprefix("pipeline["))
+    pipeline = [to_data(step) for step in s.loop.pipeline]
+    gate = {
+        "approve": "Proceed with the changes this run proposes?",
+        "label": "Approve changes",
+        "approvers": ["owner", "admin"],
+        "timeoutMinutes": 240,
+        "onTimeout": "reject",
+    }
+    if any(_labels_in(step, "Approve changes") for step in pipeline):
+        return None
+    return Fix("Add an approval gate", {"pipeline": [*pipeline[:top], gate, *pipeline[top:]]})
+
+
+def _labels_in(data: Any, label: str) -> bool:
+    if isinstance(data, dict):
+        return data.get("label") == label or any(_labels_in(v, label) for v in data.values())
+    if isinstance(data, list):
+        return any(_labels_in(v, label) for v in data)
+    return False
+
+
+# ── Failure recovery: 10 ─────────────────────────────────────────────────
+
+
+def _recovery(s: _Scorer) -> int:
+    agents = [step for _, step in s.agents]
+    total = len(agents) or 1
+    timed = sum(1 for step in agents if step.timeout is not None)
+    retried = sum(1 for step in agents if step.retries is not None)
+    points = round(3 * timed / total) + round(3 * retried / total)
+    bare = [step for step in agents if step.timeout is None or step.retries is None]
+    if not bare:
+        s.add("ok", "recovery", "Every agent step has a timeout and retries")
+    else:
+        s.add(
+            "warn",
+            "recovery",
+            f"{len(bare)} of {len(agents)} agent step{'s' if len(agents) != 1 else ''} "
+            "without a timeout or retries",
+            f"set timeout (seconds) and retries on each agent step, e.g. timeout: "
+            f"{DEFAULT_TIMEOUT_SECONDS}, retries: {DEFAULT_RETRIES}",
+            _recovery_fix(s),
+        )
+    verify = s.loop.verify
+    if verify is None or verify.effective_auto_retry:
+        points += 4
+        if verify is not None:
+            s.add("ok", "recovery", "Failed verification retries automatically (autoRetry)")
+    else:
+        s.add(
+            "warn",
+            "recovery",
+            "autoRetry is off: a failed verification ends the run",
+            "set verify.autoRetry: true so that makers get the checker's feedback",
+            Fix("Retry with feedback", {"verify": {"autoRetry": True}}),
+        )
+    return points
+
+
+def _recovery_fix(s: _Scorer) -> Fix:
+    def patch(data: Any) -> Any:
+        if isinstance(data, list):
+            return [patch(item) for item in data]
+        if not isinstance(data, dict):
+            return data
+        out = {
+            k: patch(v) if k in ("parallel", "sequential", "then", "else") else v
+            for k, v in data.items()
+        }
+        if "prompt" in out:
+            out.setdefault("timeout", DEFAULT_TIMEOUT_SECONDS)
+            out.setdefault("retries", DEFAULT_RETRIES)
+        return out
+
+    return Fix(
+        "Add timeouts and retries",
+        {"pipeline": [patch(to_data(step)) for step in s.loop.pipeline]},
+    )
+
+
+# ── Observability and scope: 10 ──────────────────────────────────────────
+
+
+def _observability(s: _Scorer) -> int:
+    points = 0
+    if s.loop.description:
+        points += 2
+    else:
+        s.add(
+            "warn",
+            "observability",
+            "No description",
+            "say in one sentence what the loop does and for whom",
+            Fix("Describe the loop", {"description": f"What {s.loop.name} does, and for whom."}),
+        )
+    unlabelled = [path for path, step in s.agents if not step.label]
+    if not unlabelled:
+        points += 3
+        s.add("ok", "observability", "Every agent step is labelled")
+    else:
+        s.add(
+            "warn",
+            "observability",
+            f"{len(unlabelled)} agent step{'s' if len(unlabelled) != 1 else ''} without a label "
+            f"({unlabelled[0]})",
+            "label every step: labels name steps in run events, logs and verification",
+        )
+    with_connectors = [(path, step) for path, step in s.agents if step.connectors]
+    open_ended = [path for path, step in with_connectors if not step.tools]
+    if not open_ended:
+        points += 3
+        if with_connectors:
+            s.add("ok", "observability", "Steps with connectors allow only the tools they need")
+    else:
+        s.add(
+            "warn",
+            "observability",
+            f"{len(open_ended)} step{'s' if len(open_ended) != 1 else ''} may call every tool "
+            f"of its connectors ({open_ended[0]})",
+            "list the tools each step needs under 'tools:' (least privilege)",
+        )
+    secrets = list(_inline_secrets(s))
+    if secrets:
+        s.add(
+            "block",
+            "observability",
+            f"A secret is written inline ({secrets[0]})",
+            "reference an environment variable instead, e.g. 'Bearer ${GITHUB_TOKEN}'",
+        )
+    else:
+        points += 2
+    return points
+
+
+_SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "x-auth-token", "private-token")
+
+
+def _inline_secrets(s: _Scorer) -> Iterator[str]:
+    for name, connector in s.loop.connectors.items():
+        headers: dict[str, str] = dict(getattr(connector, "headers", {}) or {})
+        if isinstance(connector, spec.McpConnector):
+            headers.update(connector.env)
+        for key, value in headers.items():
+            secretish = key.lower() in _SECRET_HEADERS or any(
+                word in key.upper() for word in ("TOKEN", "SECRET", "PASSWORD", "API_KEY")
+            )
+            if secretish and value and "${" not in value:
+                yield f"connectors.{name} {key}"
+        url = getattr(connector, "url", None) or ""
+        if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            userinfo = url.split("://", 1)[1].split("@", 1)[0]
+            if ":" in userinfo and "${" not in userinfo:
+                yield f"connectors.{name} url password"
