@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopkit import spec
 from loopkit.errors import Problem, SpecError
 from loopkit.yamlio import load_loop_file, load_project
+
+if TYPE_CHECKING:
+    from loopkit.skills import Catalog
 
 PROJECT_FILE = "loopkit.yaml"
 LOOP_SUFFIXES = (".yaml", ".yml")
@@ -54,8 +58,16 @@ class ProjectContext:
         )
 
     def load(self, name_or_path: str) -> spec.Loop:
-        """Resolve and load a loop, checked against the project's definitions."""
-        return load_loop_file(self.resolve_loop(name_or_path), project=self.project)
+        """Resolve and load a loop, checked against the project's definitions and skills."""
+        return load_loop_file(
+            self.resolve_loop(name_or_path), project=self.project, skills=self.skills().names()
+        )
+
+    def skills(self) -> Catalog:
+        """Return the skills of the project's skills folders and of installed packages."""
+        from loopkit.skills import discover
+
+        return discover(self.root, self.project.effective_skills_dirs)
 
 
 def find_project(start: Path | None = None) -> ProjectContext:
