@@ -67,7 +67,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # Apps of later issues append themselves here (e.g. "builder", "runs"); their
 # urls.py and api.py are then mounted by loopkit_web/urls.py and api.py.
-LOOPKIT_APPS: list[str] = []
+LOOPKIT_APPS: list[str] = ["builder"]
 
 INSTALLED_APPS = [
     "daphne",
@@ -267,7 +267,12 @@ SECURE_HSTS_SECONDS = int(os.environ.get("LOOPKIT_HSTS_SECONDS", "0"))
 # Callables "module.function" run by `manage.py loopkit_start` after the demo
 # team exists, each called as loader(team=..., user=..., stdout=...). The builder
 # app appends its example-loop loader here.
-LOOPKIT_DEMO_LOADERS: list[str] = []
+LOOPKIT_DEMO_LOADERS: list[str] = ["builder.demo.load_example_loops"]
+
+# Builder: the largest import upload (YAML files or a zip), and whether a team's
+# git repository may be a local path on the server (off by default in production).
+LOOPKIT_IMPORT_MAX_BYTES = int(os.environ.get("LOOPKIT_IMPORT_MAX_BYTES", str(10 * 1024 * 1024)))
+LOOPKIT_GIT_ALLOW_LOCAL = env_bool("LOOPKIT_GIT_ALLOW_LOCAL", DEBUG)
 
 # Navigation entries of the base template: (label, URL name). An entry whose
 # URL name does not resolve yet is shown disabled instead of failing the page.

@@ -59,6 +59,11 @@ class Case:
         return f"{self.method} {self.path}"
 
 
+# Loop YAML for the builder rows (no braces: data strings are format templates).
+BUILDER_NEW_LOOP = "name: matrix-new\npipeline:\n  - prompt: Say hello.\n"
+BUILDER_IMPORTED_LOOP = "name: matrix-imported\npipeline:\n  - prompt: Say hello.\n"
+BUILDER_SAVED_LOOP = "name: matrix-loop\npipeline:\n  - prompt: Say goodbye.\n"
+
 PAGES: list[Case] = [
     Case("GET", "/", "login"),
     Case("GET", "/accounts/login/", "public", ok=(200, 302)),
@@ -117,6 +122,35 @@ API: list[Case] = [
     Case("POST", "/api/teams/{team_id}/invitations", "admin", ok=(201,), data={"role": "viewer"}),
     Case("DELETE", "/api/teams/{team_id}/invitations/{invitation_id}", "admin", ok=(204,)),
     Case("GET", "/api/audit", "current:admin"),
+    # builder (loops, versions, import/export, git)
+    Case("POST", "/api/loops/validate", "login", data={"yaml": "name: x\npipeline:\n  - prompt: Hi\n"}),
+    Case("GET", "/api/loops", "current:viewer"),
+    Case("POST", "/api/loops", "current:editor", ok=(201,), data={"yaml": BUILDER_NEW_LOOP}),
+    Case("GET", "/api/loops/export", "current:viewer"),
+    Case(
+        "POST",
+        "/api/loops/import",
+        "current:editor",
+        data={"files": [{"name": "imported.yaml", "content": BUILDER_IMPORTED_LOOP}]},
+    ),
+    Case("GET", "/api/loops/repository", "current:viewer"),
+    Case("PUT", "/api/loops/repository", "current:admin", data={"url": "{repo_url}"}),
+    Case("DELETE", "/api/loops/repository", "current:admin", ok=(204,)),
+    Case("POST", "/api/loops/repository/export", "current:editor", data={"message": "matrix"}),
+    Case("POST", "/api/loops/repository/import", "current:editor", data={"overwrite": True}),
+    Case("GET", "/api/loops/{loop_id}", "viewer"),
+    Case(
+        "PUT",
+        "/api/loops/{loop_id}",
+        "editor",
+        data={"yaml": BUILDER_SAVED_LOOP, "base_version": 1, "message": "matrix"},
+    ),
+    Case("DELETE", "/api/loops/{loop_id}", "editor", ok=(204,)),
+    Case("GET", "/api/loops/{loop_id}/export", "viewer"),
+    Case("GET", "/api/loops/{loop_id}/versions", "viewer"),
+    Case("GET", "/api/loops/{loop_id}/versions/{number}", "viewer"),
+    Case("GET", "/api/loops/{loop_id}/diff", "viewer"),
+    Case("POST", "/api/loops/{loop_id}/versions/{number}/restore", "editor"),
 ]
 
 CASES: list[Case] = PAGES + API

@@ -22,6 +22,7 @@ class Side:
     target: Any  # a viewer membership that admins may change or remove
     invitation: Any
     tokens: dict[str, tuple[Any, str]] = field(default_factory=dict)  # role -> (token, raw)
+    app_ids: dict[str, Any] = field(default_factory=dict)  # ids of app objects (loop_id, ...)
 
     def ids(self, token_owner: str) -> dict[str, Any]:
         token = self.tokens[token_owner][0]
@@ -31,6 +32,7 @@ class Side:
             "invitation_id": self.invitation.pk,
             "token_id": token.pk,
             "token": self.invitation.token,
+            **self.app_ids,
         }
 
 
@@ -88,7 +90,15 @@ def _side(
     side = Side(team=team, users=users, target=target, invitation=invitation)
     for role, user in users.items():
         side.tokens[role] = ApiToken.issue(user=user, team=team, name=f"{role} token")
+    side.app_ids.update(_app_ids(team, users["owner"]))
     return side
+
+
+def _app_ids(team: Any, owner: Any) -> dict[str, Any]:
+    """Make the app objects URLs point at in *team*; apps add a line here."""
+    from .builder_fixtures import builder_ids
+
+    return {**builder_ids(team, owner)}
 
 
 @pytest.fixture

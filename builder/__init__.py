@@ -1,0 +1,1 @@
+"""The loop builder: loops and their versions, the editor pages, import/export and git sync."""
