@@ -1,0 +1,358 @@
+/**
+ * The loop editor: graph, form and YAML views of one loop's data, kept in sync
+ * through POST /api/loops/validate (debounced), with the live LRS, save with
+ * optimistic concurrency, and the version history.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Api, ApiError } from "./api";
+import { FormPanel, type Suggestions } from "./FormPanel";
+import { GraphCanvas, type GraphActions } from "./GraphCanvas";
+import { History, type LoopOut } from "./History";
+import { LrsBadge, LrsPanel } from "./LrsPanel";
+import { applyMergePatch } from "./mergePatch";
+import { insertStep, moveStep, newStep, owningStep, removeStep } from "./steps";
+import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepKind, ValidateResponse } from "./types";
+import { YamlView } from "./YamlView";
+
+export const DEBOUNCE_MS = 150;
+
+export const STARTER_YAML = `name: new-loop
+trigger:
+  type: manual
+pipeline:
+- prompt: Describe the task
+  label: Agent
+`;
+
+type Source = "yaml" | "data";
+type Status = "loading" | "validating" | "valid" | "invalid" | "offline";
+
+interface Conflict {
+  message: string;
+  current: { version: number; yaml: string; author: string; message: string; created_at: string };
+  changes: { kind: string; path: string; summary: string }[];
+}
+
+function names(value: Json | undefined): string[] {
+  if (Array.isArray(value)) {
+    return value
+      .map((v) => (typeof v === "string" ? v : v && typeof v === "object" && !Array.isArray(v) && typeof v.name === "string" ? v.name : null))
+      .filter((v): v is string => !!v);
+  }
+  if (value && typeof value === "object") return Object.keys(value);
+  return [];
+}
+
+export function Editor({ boot }: { boot: EditorBoot }) {
+  const api = useMemo(() => new Api(boot.apiBase, boot.csrfToken), [boot.apiBase, boot.csrfToken]);
+  const readOnly = !!boot.readOnly;
+  const initialYaml = boot.yaml || STARTER_YAML;
+  const [loopId, setLoopId] = useState(boot.loopId);
+  const [version, setVersion] = useState<number | null>(boot.version);
+  const [data, setData] = useState<LoopData | null>(null);
+  const [yamlText, setYamlText] = useState(initialYaml);
+  const [savedYaml, setSavedYaml] = useState(boot.yaml);
+  const [errors, setErrors] = useState<SpecError[]>([]);
+  const [errorSource, setErrorSource] = useState<Source>("yaml");
+  const [lrs, setLrs] = useState<LrsReport | null>(boot.lrs);
+  const [lrsStale, setLrsStale] = useState(false);
+  const [lrsSeq, setLrsSeq] = useState(0);
+  const [status, setStatus] = useState<Status>("loading");
+  const [selected, setSelected] = useState<string | null>(null);
+  const [tab, setTab] = useState<"inspect" | "lrs" | "history">("inspect");
+  const [message, setMessage] = useState("");
+  const [notice, setNotice] = useState<{ kind: "info" | "error"; text: string } | null>(null);
+  const [conflict, setConflict] = useState<Conflict | null>(null);
+  const [saving, setSaving] = useState(false);
+  const [highlighted, setHighlighted] = useState<Set<string>>(new Set());
+  const [historyKey, setHistoryKey] = useState(0);
+  const seq = useRef(0);
+  const timer = useRef<number | undefined>(undefined);
+
+  const apply = useCallback((r: ValidateResponse, source: Source) => {
+    setErrors(r.errors);
+    setErrorSource(source);
+    if (r.spec) setData(r.spec);
+    if (source === "data" && r.yaml !== null) setYamlText(r.yaml);
+    if (r.lrs) {
+      setLrs(r.lrs);
+      setLrsStale(false);
+    } else {
+      setLrsStale(true);
+    }
+    setLrsSeq((n) => n + 1);
+    setStatus(r.ok ? "valid" : "invalid");
+  }, []);
+
+  const validate = useCallback(
+    (input: { yaml: string } | { spec: LoopData }, source: Source, delay = DEBOUNCE_MS) => {
+      const mine = ++seq.current;
+      window.clearTimeout(timer.current);
+      setStatus("validating");
+      timer.current = window.setTimeout(() => {
+        api.validate(input).then(
+          (r) => {
+            if (mine === seq.current) apply(r, source);
+          },
+          (e: Error) => {
+            if (mine !== seq.current) return;
+            setStatus("offline");
+            setNotice({ kind: "error", text: `Could not validate: ${e.message}` });
+          },
+        );
+      }, delay);
+    },
+    [api, apply],
+  );
+
+  useEffect(() => {
+    validate({ yaml: initialYaml }, "yaml", 0);
+    // Validate the loaded YAML once, at mount.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  const edit = useCallback(
+    (fn: (d: LoopData) => LoopData) => {
+      if (readOnly || !data) return;
+      const next = fn(data);
+      if (next === data) return;
+      setData(next);
+      validate({ spec: next }, "data");
+    },
+    [data, readOnly, validate],
+  );
+
+  const onYaml = useCallback(
+    (text: string) => {
+      setYamlText(text);
+      validate({ yaml: text }, "yaml");
+    },
+    [validate],
+  );
+
+  const actions: GraphActions = useMemo(
+    () => ({
+      select: (id) => {
+        setSelected(id);
+        if (id) setTab("inspect");
+      },
+      insert: (listPath, index, kind: StepKind) => {
+        if (!data) return;
+        const step = newStep(data, kind);
+        edit((d) => insertStep(d, listPath, index, step));
+      },
+      remove: (path) => {
+        edit((d) => removeStep(d, path));
+        setSelected(null);
+      },
+      move: (from, toList, index) => {
+        edit((d) => moveStep(d, from, toList, index));
+        setSelected(null);
+      },
+    }),
+    [data, edit],
+  );
+
+  const invalid = useMemo(() => {
+    const out = new Set<string>();
+    for (const e of errors) {
+      if (!e.path) continue;
+      const owner = owningStep(e.path);
+      if (owner) out.add(owner);
+      else if (/^(trigger|verify|budget|memory)\b/.test(e.path)) out.add(e.path.split(/[.[]/)[0]);
+    }
+    return out;
+  }, [errors]);
+
+  const suggestions: Suggestions = useMemo(
+    () => ({ subagents: names(boot.subagents), connectors: names(boot.connectors), skills: names(boot.skills) }),
+    [boot.subagents, boot.connectors, boot.skills],
+  );
+
+  const dirty = yamlText !== savedYaml;
+  const canSave = !readOnly && !saving && status === "valid" && (dirty || loopId === null);
+
+  const loadLoop = useCallback(
+    (loop: LoopOut, note?: string) => {
+      setVersion(loop.version);
+      setSavedYaml(loop.yaml);
+      setYamlText(loop.yaml);
+      setData(loop.spec);
+      if (loop.lrs) setLrs(loop.lrs);
+      setErrors([]);
+      setStatus("valid");
+      setHistoryKey((k) => k + 1);
+      setHighlighted(new Set());
+      if (note) setNotice({ kind: "info", text: note });
+      validate({ yaml: loop.yaml }, "yaml", 0);
+    },
+    [validate],
+  );
+
+  const save = useCallback(
+    async (baseVersion?: number) => {
+      setSaving(true);
+      setNotice(null);
+      try {
+        if (loopId === null || loopId === undefined) {
+          const loop = await api.request<LoopOut>("POST", "", { yaml: yamlText, message });
+          setLoopId(loop.id);
+          loadLoop(loop, `Created ${loop.name}, version ${loop.version}.`);
+          const url = boot.editUrl?.replace("{id}", String(loop.id)) ?? `/loops/${loop.id}/edit/`;
+          window.history.replaceState(null, "", url);
+        } else {
+          const loop = await api.request<LoopOut & { saved?: boolean }>("PUT", `/${loopId}`, {
+            yaml: yamlText,
+            base_version: baseVersion ?? version,
+            message,
+          });
+          setConflict(null);
+          loadLoop(loop, loop.saved === false ? "Nothing to save: the loop is unchanged." : `Saved version ${loop.version}.`);
+        }
+        setMessage("");
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 409) setConflict(e.body as Conflict);
+        else setNotice({ kind: "error", text: `Not saved: ${(e as Error).message}` });
+      } finally {
+        setSaving(false);
+      }
+    },
+    [api, boot.editUrl, loadLoop, loopId, message, version, yamlText],
+  );
+
+  useEffect(() => {
+    const warn = (e: BeforeUnloadEvent) => {
+      if (dirty && !readOnly) e.preventDefault();
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty, readOnly]);
+
+  const versionsUrl = loopId != null ? (boot.versionsUrl ?? `/loops/${loopId}/versions/`) : null;
+  const statusText: Record<Status, string> = {
+    loading: "Loading…",
+    validating: "Checking…",
+    valid: dirty ? "Unsaved changes" : "Saved",
+    invalid: `${errors.length} problem${errors.length === 1 ? "" : "s"}`,
+    offline: "Cannot reach the server",
+  };
+  const yamlErrors = errorSource === "yaml" ? errors : errors.filter((e) => e.line);
+
+  return (
+    <div className={`lk-editor${readOnly ? " lk-readonly" : ""}`} data-status={status} data-testid="editor">
+      <div className="lk-toolbar">
+        <strong className="lk-loop-name">{data && typeof data.name === "string" ? data.name : "Loop"}</strong>
+        {version !== null && <span className="lk-version" data-testid="version">v{version}</span>}
+        <span className={`lk-status lk-status-${status}`} data-testid="status">
+          {statusText[status]}
+        </span>
+        <LrsBadge lrs={lrs} stale={lrsStale} />
+        <span className="lk-spacer" />
+        {versionsUrl && (
+          <a href={versionsUrl} className="lk-link">
+            Versions
+          </a>
+        )}
+        {!readOnly && (
+          <>
+            <input className="lk-message" value={message} onChange={(e) => setMessage(e.target.value)} placeholder="Describe your change" aria-label="Change message" />
+            <button type="button" className="lk-primary" disabled={!canSave} onClick={() => void save()} data-testid="save">
+              {saving ? "Saving…" : "Save"}
+            </button>
+          </>
+        )}
+      </div>
+      {notice && (
+        <div className={`lk-notice lk-notice-${notice.kind}`} role={notice.kind === "error" ? "alert" : "status"}>
+          {notice.text}
+          <button type="button" className="lk-link" onClick={() => setNotice(null)} aria-label="Dismiss">
+            ×
+          </button>
+        </div>
+      )}
+      {conflict && (
+        <div className="lk-conflict" role="alertdialog" aria-label="Someone else saved this loop" data-testid="conflict">
+          <h3>Someone else saved this loop</h3>
+          <p>{conflict.message}</p>
+          <p>
+            Version {conflict.current.version} by {conflict.current.author || "someone"}
+            {conflict.current.message ? `: “${conflict.current.message}”` : ""} ({conflict.current.created_at})
+          </p>
+          {conflict.changes.length > 0 && (
+            <ul>
+              {conflict.changes.map((c, i) => (
+                <li key={i}>
+                  <code>{c.kind}</code> {c.summary}
+                </li>
+              ))}
+            </ul>
+          )}
+          <details>
+            <summary>Their YAML</summary>
+            <pre>{conflict.current.yaml}</pre>
+          </details>
+          <div className="lk-buttons">
+            <button type="button" onClick={() => { loadLoop({ ...(conflict.current as unknown as LoopOut), id: Number(loopId), spec: data ?? {}, lrs: null }, `Loaded version ${conflict.current.version}; your changes were discarded.`); setConflict(null); }}>
+              Load their version (discard mine)
+            </button>
+            <button type="button" className="lk-danger" onClick={() => void save(conflict.current.version)}>
+              Overwrite with mine
+            </button>
+            <button type="button" className="lk-link" onClick={() => setConflict(null)}>
+              Cancel
+            </button>
+          </div>
+        </div>
+      )}
+      <div className="lk-body">
+        <div className="lk-graph" data-testid="graph">
+          {status === "invalid" && errorSource === "yaml" && errors.some((e) => e.line) && (
+            <div className="lk-graph-note">The YAML has errors: the graph shows the last valid loop.</div>
+          )}
+          {data ? (
+            <GraphCanvas data={data} editable={!readOnly} actions={actions} selected={selected} invalid={invalid} highlighted={highlighted} />
+          ) : (
+            <p className="lk-muted lk-pad">{status === "invalid" ? "The YAML does not load yet: fix the errors on the right." : "Loading…"}</p>
+          )}
+        </div>
+        <aside className="lk-side">
+          <nav className="lk-tabs" role="tablist">
+            {(["inspect", "lrs", "history"] as const).map((t) => (
+              <button key={t} type="button" role="tab" aria-selected={tab === t} className={tab === t ? "lk-tab-active" : ""} onClick={() => setTab(t)}>
+                {t === "inspect" ? "Inspector" : t === "lrs" ? "Readiness" : "History"}
+              </button>
+            ))}
+          </nav>
+          <div className="lk-tab-body">
+            {tab === "inspect" && data && (
+              <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={edit} select={actions.select} remove={actions.remove} />
+            )}
+            {tab === "lrs" && <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />}
+            {tab === "history" && loopId != null && (
+              <History key={historyKey} api={api} loopId={loopId} current={version} readOnly={readOnly} dirty={dirty} onHighlight={setHighlighted} onRestored={(loop) => loadLoop(loop, `Restored as version ${loop.version}.`)} />
+            )}
+            {tab === "history" && loopId == null && <p className="lk-muted">Save the loop to start its history.</p>}
+          </div>
+          {tab !== "lrs" && (
+            <div className="lk-side-lrs">
+              <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />
+            </div>
+          )}
+        </aside>
+        <div className="lk-yaml-pane">
+          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} />
+          {errors.length > 0 && (
+            <ul className="lk-errors" data-testid="errors">
+              {errors.map((e, i) => (
+                <li key={i}>
+                  {e.line ? <code>{`${e.line}:${e.column ?? 1}`}</code> : null} {e.path ? <code>{e.path}</code> : null} {e.message}
+                  {e.hint ? <span className="lk-hint"> {e.hint}</span> : null}
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      </div>
+    </div>
+  );
+}

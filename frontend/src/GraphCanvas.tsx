@@ -1,0 +1,308 @@
+/** The loop graph (React Flow), shared by the editor and the read-only run graph. */
+import {
+  Background,
+  BaseEdge,
+  Controls,
+  EdgeLabelRenderer,
+  Handle,
+  MarkerType,
+  Position,
+  ReactFlow,
+  ReactFlowProvider,
+  applyNodeChanges,
+  getSmoothStepPath,
+  useReactFlow,
+  type EdgeProps,
+  type NodeChange,
+  type NodeProps,
+} from "@xyflow/react";
+import { createContext, memo, useCallback, useContext, useEffect, useMemo, useState } from "react";
+import { layoutGraph, loopToGraph, resolveKey, type LoopEdge, type LoopNode } from "./graph";
+import type { LoopData, NodeState, NodeStats, StepKind } from "./types";
+
+export interface GraphActions {
+  select(id: string | null): void;
+  insert(listPath: string, index: number, kind: StepKind): void;
+  remove(path: string): void;
+  move(fromPath: string, toListPath: string, index: number): void;
+}
+
+interface Ctx {
+  editable: boolean;
+  actions?: GraphActions;
+  states: Map<string, { state: NodeState; stats?: NodeStats }>;
+  highlighted: Set<string>;
+  invalid: Set<string>;
+  selected: string | null;
+}
+
+const GraphContext = createContext<Ctx>({ editable: false, states: new Map(), highlighted: new Set(), invalid: new Set(), selected: null });
+
+const KIND_ICON: Record<string, string> = {
+  trigger: "⚡",
+  agent: "◆",
+  approval: "✋",
+  parallel: "⫴",
+  sequential: "↓",
+  conditional: "◇",
+  verify: "✓",
+  end: "■",
+  budget: "$",
+  memory: "⛁",
+  unknown: "?",
+};
+
+const ADDABLE: [StepKind, string][] = [
+  ["agent", "Agent"],
+  ["parallel", "Parallel group"],
+  ["conditional", "Condition"],
+  ["approval", "Approval gate"],
+];
+
+function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <span className="lk-add nodrag nopan">
+      <button
+        type="button"
+        className="lk-add-button"
+        title={title}
+        aria-label={title}
+        onClick={(e) => {
+          e.stopPropagation();
+          setOpen((o) => !o);
+        }}
+      >
+        +
+      </button>
+      {open && (
+        <span className="lk-add-menu" role="menu">
+          {ADDABLE.map(([kind, name]) => (
+            <button
+              key={kind}
+              type="button"
+              role="menuitem"
+              onClick={(e) => {
+                e.stopPropagation();
+                setOpen(false);
+                onPick(kind);
+              }}
+            >
+              {name}
+            </button>
+          ))}
+        </span>
+      )}
+    </span>
+  );
+}
+
+function formatStats(stats?: NodeStats): string {
+  if (!stats) return "";
+  const parts: string[] = [];
+  if (stats.tokens !== undefined) parts.push(`${stats.tokens.toLocaleString("en")} tok`);
+  if (stats.cost !== undefined) parts.push(`$${stats.cost.toFixed(4)}`);
+  if (stats.durationMs !== undefined) parts.push(stats.durationMs >= 1000 ? `${(stats.durationMs / 1000).toFixed(1)} s` : `${Math.round(stats.durationMs)} ms`);
+  return parts.join(" · ");
+}
+
+const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode>) {
+  const ctx = useContext(GraphContext);
+  const run = ctx.states.get(id);
+  const isStep = data.listPath !== undefined;
+  const classes = [
+    "lk-node",
+    `lk-node-${data.kind}`,
+    data.absent ? "lk-absent" : "",
+    ctx.selected === id ? "lk-selected" : "",
+    ctx.highlighted.has(id) ? "lk-highlight" : "",
+    ctx.invalid.has(id) ? "lk-invalid" : "",
+    run ? `lk-state-${run.state}` : "",
+  ]
+    .filter(Boolean)
+    .join(" ");
+  if (data.kind === "join") {
+    return (
+      <div className={classes} data-key={id}>
+        <Handle type="target" position={Position.Top} isConnectable={false} />
+        <Handle type="source" position={Position.Bottom} isConnectable={false} />
+      </div>
+    );
+  }
+  return (
+    <div className={classes} data-key={id} data-kind={data.kind} data-testid={`node-${id}`}>
+      {data.kind !== "trigger" && data.kind !== "budget" && data.kind !== "memory" && (
+        <Handle type="target" position={Position.Top} isConnectable={false} />
+      )}
+      <div className="lk-node-title">
+        <span className="lk-node-icon" aria-hidden="true">
+          {KIND_ICON[data.kind] ?? "•"}
+        </span>
+        <span className="lk-node-name">{data.title}</span>
+        {run && <span className={`lk-run-state lk-run-${run.state}`}>{run.state}</span>}
+      </div>
+      {data.detail && <div className="lk-node-detail">{data.detail}</div>}
+      {run?.stats && <div className="lk-node-stats">{formatStats(run.stats)}</div>}
+      {ctx.editable && ctx.actions && (
+        <div className="lk-node-tools nodrag nopan">
+          {data.kind === "parallel" && data.appendTo && (
+            <AddMenu title="Add a parallel branch" onPick={(kind) => ctx.actions!.insert(data.appendTo!, Number.MAX_SAFE_INTEGER, kind)} />
+          )}
+          {data.kind === "conditional" && !data.hasElse && data.appendTo && (
+            <AddMenu title="Add an else branch" onPick={(kind) => ctx.actions!.insert(data.appendTo!, 0, kind)} />
+          )}
+          {isStep && (
+            <button
+              type="button"
+              className="lk-delete"
+              title="Delete this step"
+              aria-label={`Delete ${data.title}`}
+              onClick={(e) => {
+                e.stopPropagation();
+                ctx.actions!.remove(id);
+              }}
+            >
+              ×
+            </button>
+          )}
+        </div>
+      )}
+      {data.kind !== "end" && data.kind !== "budget" && data.kind !== "memory" && (
+        <Handle type="source" position={Position.Bottom} isConnectable={false} />
+      )}
+    </div>
+  );
+});
+
+function LoopEdgeView(props: EdgeProps<LoopEdge>) {
+  const { id, sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition, data, markerEnd, style } = props;
+  const ctx = useContext(GraphContext);
+  const [path, labelX, labelY] = getSmoothStepPath({ sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition, borderRadius: 8 });
+  const maker = data?.role === "maker";
+  const canInsert = ctx.editable && ctx.actions && data?.listPath !== undefined && data.index !== undefined;
+  const title = data?.role === "branch" ? "Add a parallel branch here" : "Add a step here";
+  return (
+    <>
+      <BaseEdge id={id} path={path} markerEnd={markerEnd} style={style} className={maker ? "lk-edge-maker" : "lk-edge"} />
+      {(canInsert || data?.label) && !maker && (
+        <EdgeLabelRenderer>
+          <div
+            className="lk-edge-label nodrag nopan"
+            style={{ transform: `translate(-50%, -50%) translate(${labelX}px, ${labelY}px)` }}
+            data-edge={id}
+          >
+            {data?.label && <span className="lk-edge-text">{data.label}</span>}
+            {canInsert && <AddMenu title={title} onPick={(kind) => ctx.actions!.insert(data!.listPath!, data!.index!, kind)} />}
+          </div>
+        </EdgeLabelRenderer>
+      )}
+    </>
+  );
+}
+
+const nodeTypes = { loop: LoopNodeView };
+const edgeTypes = { loop: LoopEdgeView };
+
+export interface GraphCanvasProps {
+  data: LoopData;
+  editable?: boolean;
+  actions?: GraphActions;
+  selected?: string | null;
+  states?: Map<string, { state: NodeState; stats?: NodeStats }>;
+  highlighted?: Set<string>;
+  invalid?: Set<string>;
+}
+
+function Canvas(props: GraphCanvasProps) {
+  const { data, editable = false, actions } = props;
+  const laid = useMemo(() => layoutGraph(loopToGraph(data)), [data]);
+  const [nodes, setNodes] = useState<LoopNode[]>(laid.nodes);
+  const flow = useReactFlow<LoopNode, LoopEdge>();
+  useEffect(() => setNodes(laid.nodes), [laid]);
+  const count = laid.nodes.length;
+  useEffect(() => {
+    const timer = window.setTimeout(() => void flow.fitView({ padding: 0.12, maxZoom: 1 }), 0);
+    return () => window.clearTimeout(timer);
+  }, [count, flow]);
+  const onNodesChange = useCallback((changes: NodeChange<LoopNode>[]) => {
+    setNodes((current) => applyNodeChanges(changes.filter((c) => c.type !== "remove"), current));
+  }, []);
+  const onNodeDragStop = useCallback(
+    (_event: unknown, node: LoopNode) => {
+      const target = flow
+        .getIntersectingNodes(node)
+        .find((n) => n.data.listPath !== undefined && n.id !== node.id && !n.id.startsWith(`${node.id}.`));
+      if (!actions || !target || node.data.listPath === undefined) {
+        setNodes(laid.nodes);
+        return;
+      }
+      const sideways = target.data.listPath!.endsWith(".parallel");
+      const mid = (n: LoopNode, axis: "x" | "y") => n.position[axis] + ((axis === "x" ? n.width : n.height) ?? 0) / 2;
+      const axis = sideways ? "x" : "y";
+      const after = mid(node, axis) > mid(target, axis);
+      actions.move(node.id, target.data.listPath!, target.data.index! + (after ? 1 : 0));
+    },
+    [actions, flow, laid],
+  );
+  // Keys may be paths, field paths or labels: resolve them to node ids.
+  const ids = useMemo(() => new Set(laid.nodes.map((n) => n.id)), [laid]);
+  const highlighted = useMemo(() => {
+    const out = new Set<string>();
+    for (const key of props.highlighted ?? []) {
+      const id = resolveKey(data, ids, key);
+      if (id) out.add(id);
+    }
+    return out;
+  }, [props.highlighted, data, ids]);
+  const states = useMemo(() => {
+    const out = new Map<string, { state: NodeState; stats?: NodeStats }>();
+    for (const [key, value] of props.states ?? []) {
+      const id = resolveKey(data, ids, key);
+      if (id) out.set(id, value);
+    }
+    return out;
+  }, [props.states, data, ids]);
+  const ctx: Ctx = {
+    editable,
+    actions,
+    states,
+    highlighted,
+    invalid: props.invalid ?? new Set(),
+    selected: props.selected ?? null,
+  };
+  return (
+    <GraphContext.Provider value={ctx}>
+      <ReactFlow<LoopNode, LoopEdge>
+        nodes={nodes}
+        edges={laid.edges}
+        nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
+        onNodesChange={onNodesChange}
+        onNodeClick={(_e, node) => actions?.select(node.data.kind === "join" ? null : node.id)}
+        onPaneClick={() => actions?.select(null)}
+        onNodeDragStop={editable ? onNodeDragStop : undefined}
+        nodesDraggable={editable}
+        nodesConnectable={false}
+        edgesFocusable={false}
+        deleteKeyCode={null}
+        defaultEdgeOptions={{ markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 } }}
+        minZoom={0.2}
+        maxZoom={1.5}
+        fitView
+        fitViewOptions={{ padding: 0.12, maxZoom: 1 }}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background gap={20} size={1} />
+        <Controls showInteractive={false} />
+      </ReactFlow>
+    </GraphContext.Provider>
+  );
+}
+
+export function GraphCanvas(props: GraphCanvasProps) {
+  return (
+    <ReactFlowProvider>
+      <Canvas {...props} />
+    </ReactFlowProvider>
+  );
+}

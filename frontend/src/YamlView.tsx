@@ -1,0 +1,95 @@
+/** The YAML view: CodeMirror 6 with YAML highlighting and errors in a lint gutter. */
+import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
+import { yaml } from "@codemirror/lang-yaml";
+import { bracketMatching, indentOnInput, syntaxHighlighting, defaultHighlightStyle } from "@codemirror/language";
+import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
+import { Annotation, EditorState, type Text } from "@codemirror/state";
+import { EditorView, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers } from "@codemirror/view";
+import { useEffect, useRef } from "react";
+import type { SpecError } from "./types";
+
+/** Marks a change the editor made itself (canonical YAML), not the user's typing. */
+const external = Annotation.define<boolean>();
+
+/** Turn API errors into CodeMirror diagnostics at their line:column (1-based). */
+export function toDiagnostics(doc: Text, errors: SpecError[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const error of errors) {
+    if (!error.line) continue;
+    const lineNo = Math.min(Math.max(error.line, 1), doc.lines);
+    const line = doc.line(lineNo);
+    const from = Math.min(line.from + Math.max((error.column ?? 1) - 1, 0), line.to);
+    const to = from < line.to ? line.to : Math.min(from + 1, doc.length);
+    const where = `${error.line}:${error.column ?? 1}`;
+    out.push({
+      from,
+      to: Math.max(to, from),
+      severity: "error",
+      source: where,
+      message: `${where} ${error.path ? `${error.path}: ` : ""}${error.message}${error.hint ? ` (${error.hint})` : ""}`,
+    });
+  }
+  return out;
+}
+
+export interface YamlViewProps {
+  text: string;
+  errors: SpecError[];
+  readOnly: boolean;
+  onChange(text: string): void;
+}
+
+export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
+  const host = useRef<HTMLDivElement>(null);
+  const view = useRef<EditorView | null>(null);
+  const changed = useRef(onChange);
+  changed.current = onChange;
+
+  useEffect(() => {
+    const editor = new EditorView({
+      parent: host.current!,
+      state: EditorState.create({
+        doc: text,
+        extensions: [
+          lineNumbers(),
+          highlightActiveLineGutter(),
+          history(),
+          indentOnInput(),
+          bracketMatching(),
+          highlightActiveLine(),
+          syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+          yaml(),
+          lintGutter(),
+          keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
+          EditorState.readOnly.of(readOnly),
+          EditorView.updateListener.of((update) => {
+            if (update.docChanged && !update.transactions.some((t) => t.annotation(external))) {
+              changed.current(update.state.doc.toString());
+            }
+          }),
+        ],
+      }),
+    });
+    view.current = editor;
+    return () => editor.destroy();
+    // The editor is created once; later text arrives through the effect below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    const editor = view.current;
+    if (!editor) return;
+    const current = editor.state.doc.toString();
+    if (current !== text) {
+      editor.dispatch({ changes: { from: 0, to: current.length, insert: text }, annotations: external.of(true) });
+    }
+  }, [text]);
+
+  useEffect(() => {
+    const editor = view.current;
+    if (!editor) return;
+    editor.dispatch(setDiagnostics(editor.state, toDiagnostics(editor.state.doc, errors)));
+  }, [errors, text]);
+
+  return <div className="lk-yaml" ref={host} data-testid="yaml-editor" />;
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { layoutGraph, loopToGraph, resolveKey } from "./graph";
+import type { LoopData } from "./types";
+
+const loop: LoopData = {
+  name: "pr-review",
+  trigger: { type: "cron", schedule: "0 9 * * 1-5" },
+  pipeline: [
+    { prompt: "Plan", label: "Planner" },
+    { parallel: [{ prompt: "a", label: "Bug Review" }, { prompt: "b", label: "Security Review" }] },
+    { when: "steps['Planner'].output", then: [{ approve: "Ship it?" }] },
+  ],
+  verify: { maker: ["Bug Review", "Security Review"], checker: "Adversarial Verifier", maxRounds: 2 },
+  budget: { maxTokens: 500000, maxDurationMinutes: 30 },
+};
+
+describe("loop → graph", () => {
+  const graph = loopToGraph(loop);
+  const ids = graph.nodes.map((n) => n.id);
+
+  it("has a node per step keyed by its path, plus trigger, verify, budget and memory", () => {
+    expect(ids).toEqual(
+      expect.arrayContaining(["trigger", "pipeline[0]", "pipeline[1]", "pipeline[1].parallel[0]", "pipeline[1].parallel[1]", "pipeline[1]#join", "pipeline[2]", "pipeline[2].then[0]", "verify", "end", "budget", "memory"]),
+    );
+    expect(graph.nodes.find((n) => n.id === "trigger")!.data.detail).toBe("0 9 * * 1-5");
+    expect(graph.nodes.find((n) => n.id === "budget")!.data.detail).toBe("500,000 tokens · 30 min");
+    expect(graph.nodes.find((n) => n.id === "memory")!.data.absent).toBe(true);
+  });
+
+  it("offers insert points on the flow edges and draws makers to the checker", () => {
+    const insert = (source: string, target: string) => graph.edges.find((e) => e.source === source && e.target === target)!.data;
+    expect(insert("trigger", "pipeline[0]")).toMatchObject({ listPath: "pipeline", index: 0 });
+    expect(insert("pipeline[0]", "pipeline[1]")).toMatchObject({ listPath: "pipeline", index: 1 });
+    expect(insert("pipeline[1]", "pipeline[1].parallel[1]")).toMatchObject({ listPath: "pipeline[1].parallel", index: 1, role: "branch" });
+    expect(insert("pipeline[2]", "pipeline[2].then[0]")).toMatchObject({ listPath: "pipeline[2].then", index: 0, label: "then" });
+    expect(insert("pipeline[2]#join", "verify")).toMatchObject({ listPath: "pipeline", index: 3 });
+    expect(graph.edges.filter((e) => e.data?.role === "maker").map((e) => e.source)).toEqual(["pipeline[1].parallel[0]", "pipeline[1].parallel[1]"]);
+  });
+
+  it("lays parallel branches side by side and the pipeline top to bottom", () => {
+    const laid = layoutGraph(graph);
+    const at = (id: string) => laid.nodes.find((n) => n.id === id)!.position;
+    expect(at("pipeline[1].parallel[0]").y).toBe(at("pipeline[1].parallel[1]").y);
+    expect(at("pipeline[1].parallel[0]").x).not.toBe(at("pipeline[1].parallel[1]").x);
+    expect(at("trigger").y).toBeLessThan(at("pipeline[0]").y);
+    expect(at("pipeline[0]").y).toBeLessThan(at("pipeline[1].parallel[0]").y);
+    expect(at("pipeline[2]").y).toBeLessThan(at("verify").y);
+  });
+
+  it("resolves run-page keys given as paths, labels or field paths", () => {
+    const nodeIds = new Set(ids);
+    expect(resolveKey(loop, nodeIds, "Security Review")).toBe("pipeline[1].parallel[1]");
+    expect(resolveKey(loop, nodeIds, "pipeline[1].parallel[0].prompt")).toBe("pipeline[1].parallel[0]");
+    expect(resolveKey(loop, nodeIds, "budget.maxTokens")).toBe("budget");
+    expect(resolveKey(loop, nodeIds, "No Such Step")).toBeNull();
+  });
+});

@@ -1,0 +1,199 @@
+/** Steps of a loop's pipeline and the edits the graph and form make to them. */
+import { formatPath, getAt, isPrefix, parsePath, setAt, type Path } from "./paths";
+import type { Json, JsonObject, LoopData, StepData, StepKind } from "./types";
+
+export function stepKind(step: Json | undefined): StepKind {
+  if (step === null || step === undefined || typeof step !== "object" || Array.isArray(step)) return "unknown";
+  // The same precedence as loopkit.spec.STEP_KEYS.
+  if ("parallel" in step) return "parallel";
+  if ("sequential" in step) return "sequential";
+  if ("when" in step) return "conditional";
+  if ("approve" in step) return "approval";
+  if ("prompt" in step) return "agent";
+  return "unknown";
+}
+
+/** The step lists a step holds, as [key, list] pairs (`then`/`else` for a condition). */
+export function childLists(step: StepData): [string, StepData[]][] {
+  const kind = stepKind(step);
+  const lists: [string, StepData[]][] = [];
+  const take = (key: string) => {
+    const value = step[key];
+    if (Array.isArray(value)) lists.push([key, value as StepData[]]);
+  };
+  if (kind === "parallel") take("parallel");
+  else if (kind === "sequential") take("sequential");
+  else if (kind === "conditional") {
+    take("then");
+    take("else");
+  }
+  return lists;
+}
+
+export interface StepEntry {
+  path: string;
+  step: StepData;
+  kind: StepKind;
+}
+
+/** Every step, depth first, groups before members (like loopkit.spec.iter_steps). */
+export function iterSteps(data: LoopData): StepEntry[] {
+  const out: StepEntry[] = [];
+  const walk = (steps: Json | undefined, prefix: Path) => {
+    if (!Array.isArray(steps)) return;
+    steps.forEach((raw, index) => {
+      const path = [...prefix, index];
+      const step = (raw ?? {}) as StepData;
+      out.push({ path: formatPath(path), step, kind: stepKind(step) });
+      for (const [key] of childLists(step)) walk(step[key], [...path, key]);
+    });
+  };
+  walk(data.pipeline, ["pipeline"]);
+  return out;
+}
+
+export function stepLabel(step: StepData): string | null {
+  return typeof step.label === "string" && step.label ? step.label : null;
+}
+
+/** Map every label to its step path (the run page addresses steps by either). */
+export function labelIndex(data: LoopData): Map<string, string> {
+  const index = new Map<string, string>();
+  for (const entry of iterSteps(data)) {
+    const label = stepLabel(entry.step);
+    if (label && !index.has(label)) index.set(label, entry.path);
+  }
+  return index;
+}
+
+/** A label no other step has: "Agent 2", "Agent 3", ... */
+export function freshLabel(data: LoopData, base = "Agent"): string {
+  const taken = new Set(iterSteps(data).map((e) => stepLabel(e.step)));
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 && !taken.has(base) ? base : `${base} ${n}`;
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
+export function newStep(data: LoopData, kind: StepKind): StepData {
+  switch (kind) {
+    case "parallel":
+      return { parallel: [{ prompt: "Describe the task", label: freshLabel(data) }] };
+    case "conditional":
+      return { when: "true", then: [{ prompt: "Describe the task", label: freshLabel(data) }] };
+    case "approval":
+      return { approve: "Approve this change?", label: freshLabel(data, "Approval") };
+    case "sequential":
+      return { sequential: [{ prompt: "Describe the task", label: freshLabel(data) }] };
+    default:
+      return { prompt: "Describe the task", label: freshLabel(data) };
+  }
+}
+
+/** Insert `step` at `index` of the step list at `listPath` ("pipeline", "pipeline[0].parallel"). */
+export function insertStep(data: LoopData, listPath: string, index: number, step: StepData): LoopData {
+  const path = parsePath(listPath);
+  const list = getAt(data, path);
+  const items = Array.isArray(list) ? list.slice() : [];
+  items.splice(Math.max(0, Math.min(index, items.length)), 0, step);
+  return setAt(data, path, items) as LoopData;
+}
+
+/**
+ * Remove the step at `stepPath`. A group left empty goes too (the spec wants at
+ * least one member), and an empty `else` is dropped; labels the verify stage
+ * names are removed from its makers.
+ */
+export function removeStep(data: LoopData, stepPath: string): LoopData {
+  const path = parsePath(stepPath);
+  const step = getAt(data, path) as StepData | undefined;
+  const removedLabels = new Set<string>();
+  if (step) {
+    for (const entry of iterSteps({ pipeline: [step] })) {
+      const label = stepLabel(entry.step);
+      if (label) removedLabels.add(label);
+    }
+  }
+  let out = removeAt(data, path);
+  const verify = out.verify;
+  if (removedLabels.size && verify && typeof verify === "object" && !Array.isArray(verify)) {
+    const makers = verify.maker;
+    const list = Array.isArray(makers) ? makers : typeof makers === "string" ? [makers] : [];
+    const kept = list.filter((m) => !(typeof m === "string" && removedLabels.has(m)));
+    if (kept.length !== list.length) {
+      out = setAt(out, ["verify", "maker"], kept.length ? kept : undefined) as LoopData;
+    }
+  }
+  return out;
+}
+
+function removeAt(data: LoopData, path: Path): LoopData {
+  const listPath = path.slice(0, -1);
+  const index = path[path.length - 1] as number;
+  const list = getAt(data, listPath);
+  if (!Array.isArray(list)) return data;
+  const items = list.slice();
+  items.splice(index, 1);
+  const owner = listPath.slice(0, -1);
+  const key = listPath[listPath.length - 1];
+  if (items.length === 0 && owner.length > 0) {
+    if (key === "else") return setAt(data, listPath, undefined) as LoopData;
+    return removeAt(data, owner);
+  }
+  return setAt(data, listPath, items) as LoopData;
+}
+
+/**
+ * Move the step at `fromPath` to position `index` of the list at `toListPath`,
+ * where `index` counts positions in that list before the move.
+ */
+export function moveStep(data: LoopData, fromPath: string, toListPath: string, index: number): LoopData {
+  const from = parsePath(fromPath);
+  const toList = parsePath(toListPath);
+  if (isPrefix(from, toList)) return data; // into itself
+  const step = getAt(data, from) as StepData | undefined;
+  if (!step) return data;
+  const fromList = from.slice(0, -1);
+  const fromIndex = from[from.length - 1] as number;
+  let target = index;
+  // Removing the step first shifts later positions of the same list, and of
+  // any list that sits inside a later sibling.
+  const sameList = formatPath(fromList) === formatPath(toList);
+  if (sameList && fromIndex < index) target -= 1;
+  if (sameList && fromIndex === target) return data;
+  let adjusted = toList;
+  if (!sameList && isPrefix(fromList, toList) && toList.length > fromList.length) {
+    const sibling = toList[fromList.length] as number;
+    if (sibling > fromIndex) adjusted = [...fromList, sibling - 1, ...toList.slice(fromList.length + 1)];
+  }
+  const listBefore = getAt(data, fromList);
+  if (Array.isArray(listBefore) && listBefore.length === 1 && fromList.length > 1 && !sameList) {
+    return data; // moving the only member out would leave an empty group
+  }
+  const without = setAt(data, fromList, (listBefore as Json[]).filter((_, i) => i !== fromIndex)) as LoopData;
+  return insertStep(without, formatPath(adjusted), target, step);
+}
+
+/** Set (or with undefined, remove) one field of the object at `path`. */
+export function updateField(data: LoopData, path: string, field: string, value: Json | undefined): LoopData {
+  return setAt(data, [...parsePath(path), field], value) as LoopData;
+}
+
+export function asObject(value: Json | undefined): JsonObject | null {
+  return value !== null && value !== undefined && typeof value === "object" && !Array.isArray(value) ? value : null;
+}
+
+export function asStringList(value: Json | undefined): string[] {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === "string");
+  return [];
+}
+
+/** The step path that owns a field path (`pipeline[0].parallel[1].prompt` → `pipeline[0].parallel[1]`). */
+export function owningStep(fieldPath: string): string | null {
+  const path = parsePath(fieldPath);
+  let last = -1;
+  for (let i = 0; i < path.length; i++) if (typeof path[i] === "number") last = i;
+  if (path[0] !== "pipeline" || last < 0) return null;
+  return formatPath(path.slice(0, last + 1));
+}

@@ -1,0 +1,32 @@
+/**
+ * Two self-contained builds into ../static/editor with fixed names (the Django
+ * templates load them by name): `vite build --mode editor` writes editor.js and
+ * editor.css; `vite build --mode graph` writes graph.js and graph.css.
+ */
+import react from "@vitejs/plugin-react";
+import { defineConfig } from "vite";
+
+export default defineConfig(({ mode }) => {
+  const entry = mode === "graph" ? "graph" : "editor";
+  return {
+    plugins: [react()],
+    define: { "process.env.NODE_ENV": JSON.stringify("production") },
+    build: {
+      outDir: "../static/editor",
+      emptyOutDir: entry === "editor",
+      cssCodeSplit: false,
+      sourcemap: false,
+      target: "es2020",
+      chunkSizeWarningLimit: 2000,
+      rollupOptions: {
+        input: entry === "graph" ? "src/graph-main.tsx" : "src/editor-main.tsx",
+        output: {
+          format: "iife",
+          entryFileNames: `${entry}.js`,
+          assetFileNames: `${entry}[extname]`,
+        },
+      },
+    },
+    test: { environment: "node", include: ["src/**/*.test.ts"] },
+  };
+});
