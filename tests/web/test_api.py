@@ -1,0 +1,143 @@
+"""The API's contract: JSON errors, session + CSRF and bearer auth, docs, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from loopkit_web import health
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_docs_and_schema_are_served() -> None:
+    client = Client()
+
+    assert client.get("/api/docs").status_code == 200
+    schema = client.get("/api/openapi.json").json()
+    assert schema["info"]["title"] == "LoopKit API"
+    assert "/api/teams/{team_id}/members" in schema["paths"]
+    assert {"BearerTokenAuth", "SessionAuth"} <= set(schema["components"]["securitySchemes"])
+
+
+def test_an_unknown_api_path_is_a_json_404() -> None:
+    response = Client().get("/api/nothing/here")
+
+    assert response.status_code == 404
+    assert response.json() == {"message": "not found", "details": []}
+
+
+def test_an_unknown_page_is_an_html_404() -> None:
+    response = Client().get("/nothing/here/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_validation_errors_name_each_field(make_user: Any, client_for: Any) -> None:
+    client = client_for(make_user())
+
+    response = client.post("/api/teams", {"name": ""}, content_type="application/json")
+    broken = client.post("/api/teams", "{not json", content_type="application/json")
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["message"] == "invalid input"
+    assert body["details"] == [
+        {
+            "loc": ["body", "payload", "name"],
+            "msg": "String should have at least 1 character",
+            "type": "string_too_short",
+        }
+    ]
+    assert broken.status_code in (400, 422)
+    assert set(broken.json()) == {"message", "details"}
+
+
+def test_a_path_parameter_of_the_wrong_type_is_a_validation_error(
+    make_user: Any, client_for: Any
+) -> None:
+    response = client_for(make_user()).get("/api/teams/abc")
+
+    assert response.status_code in (404, 422)
+    assert set(response.json()) == {"message", "details"}
+
+
+def test_an_unexpected_error_is_a_json_500_without_traceback(
+    make_user: Any, client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(request: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("loopkit_web.accounts.api.current_team", explode)
+    client = client_for(make_user())
+    client.raise_request_exception = False
+
+    response = client.get("/api/me")
+
+    assert response.status_code == 500
+    assert response.json() == {"message": "internal server error", "details": []}
+    assert b"secret internals" not in response.content
+    assert b"Traceback" not in response.content
+
+
+def test_session_auth_needs_the_csrf_token_on_unsafe_methods(make_team: Any) -> None:
+    _, users = make_team("Acme")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["owner"])
+
+    refused = client.post("/api/teams", {"name": "X"}, content_type="application/json")
+    client.get("/")  # a page with a form sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    allowed = client.post(
+        "/api/teams", {"name": "X"}, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+
+    assert refused.status_code == 403
+    assert set(refused.json()) == {"message", "details"}
+    assert allowed.status_code == 201
+
+
+def test_bearer_auth_needs_no_csrf_token(make_team: Any) -> None:
+    from loopkit_web.accounts.models import ApiToken
+
+    team, users = make_team("Acme", roles=["admin"])
+    _, raw = ApiToken.issue(user=users["admin"], team=team, name="ci")
+    client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {raw}"})
+
+    response = client.patch(
+        f"/api/teams/{team.pk}", {"name": "Acme 2"}, content_type="application/json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "Acme 2"
+
+
+def test_health_reports_every_component() -> None:
+    response = Client().get("/api/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "huey", "channel_layer"}
+    assert body["checks"]["database"]["backend"] == "sqlite"
+    assert body["checks"]["huey"]["ok"] is True
+    assert body["checks"]["channel_layer"]["backend"] == "InMemoryChannelLayer"
+
+
+def test_health_is_503_when_a_component_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    def down() -> str:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setitem(health.CHECKS, "huey", down)
+
+    response = Client().get("/api/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"]["huey"]["ok"] is False
+    assert body["checks"]["huey"]["error"] == "ConnectionError"  # no details with DEBUG off
+    assert body["checks"]["database"]["ok"] is True
