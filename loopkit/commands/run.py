@@ -1,0 +1,214 @@
+"""``loopkit run LOOP`` and ``loopkit-runtime [--dry-run] run LOOP``.
+
+Exit codes: 0 succeeded; 1 failed, verification_failed or budget_exceeded;
+2 the loop file or the command line is wrong; 130 cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_CODES = {
+    "succeeded": 0,
+    "failed": 1,
+    "verification_failed": 1,
+    "budget_exceeded": 1,
+    "cancelled": 130,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "loop", metavar="LOOP", help="a loop name from loops/ or a path to a .yaml file"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="no model calls, no cost: a deterministic provider"
+    )
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a run input (available to prompts as inputs.KEY); repeatable",
+    )
+    parser.add_argument(
+        "--payload", metavar="FILE", help="a JSON file with the trigger's payload (trigger.payload)"
+    )
+    parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+    parser.add_argument(
+        "--resume", metavar="RUN_ID", help="continue a run that stopped, skipping finished steps"
+    )
+    gate = parser.add_mutually_exclusive_group()
+    gate.add_argument("--approve", action="store_true", help="approve every approval gate")
+    gate.add_argument("--reject", action="store_true", help="reject every approval gate")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="parallel agents at most (default 32)"
+    )
+
+
+def _inputs(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--input expects KEY=VALUE, got '{pair}'")
+        out[key.strip()] = value
+    return out
+
+
+class TerminalApprover:
+    """Ask on the terminal (y/n) without blocking the event loop."""
+
+    async def decide(self, request: Any) -> Any:
+        from loopkit.engine.approval import ApprovalDecision
+
+        def ask() -> str:
+            sys.stderr.write(f"Approve '{request.label or request.key}'? {request.question} [y/N] ")
+            sys.stderr.flush()
+            return sys.stdin.readline().strip().lower()
+
+        answer = await asyncio.to_thread(ask)
+        approved = answer in ("y", "yes")
+        return ApprovalDecision(
+            approved=approved, by="terminal", reason=None if approved else "answered no"
+        )
+
+
+def _approver(args: argparse.Namespace, dry_run: bool) -> Any:
+    from loopkit.engine.approval import Approver, StaticApprover
+
+    if args.approve:
+        return StaticApprover(True, by="--approve")
+    if args.reject:
+        return StaticApprover(False, by="--reject", reason="rejected with --reject")
+    if dry_run:
+        return StaticApprover(True, by="dry run")
+    if sys.stdin.isatty():
+        approver = TerminalApprover()
+        Approver.register(TerminalApprover)
+        return approver
+    return StaticApprover(False, by="cli", reason="no terminal to ask (pass --approve or --reject)")
+
+
+def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
+    """Load the loop, run it with the console (or JSON) sink, return the exit code."""
+    from loopkit.errors import SpecError
+    from loopkit.project import find_project
+
+    try:
+        inputs = _inputs(args.input)
+    except ValueError as exc:
+        print(f"loopkit run: {exc}", file=sys.stderr)
+        return 2
+    payload = None
+    if args.payload:
+        import json
+
+        try:
+            payload = json.loads(Path(args.payload).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"loopkit run: cannot read --payload {args.payload}: {exc}", file=sys.stderr)
+            return 2
+    try:
+        project = find_project()
+        path = project.resolve_loop(args.loop)
+        loop = project.load(str(path))
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return 2
+    try:
+        config = str(path.resolve().relative_to(project.root))
+    except ValueError:
+        config = str(path)
+
+    from loopkit.engine.cancellation import CancelToken
+    from loopkit.engine.runner import RunOptions, run_loop
+    from loopkit.memory import open_store
+    from loopkit.sinks import ConsoleSink, JsonlSink, Sink
+
+    llm: Any
+    if dry_run:
+        from loopkit.llm import DryRunProvider
+
+        options = loop.dry_run
+        llm = DryRunProvider(
+            checker_scores=[float(s) for s in options.checker_scores] if options else [],
+            latency_ms=(options.latency_ms or 0) if options else 0,
+        )
+    else:
+        from loopkit.llm import LiteLLMProvider
+
+        llm = LiteLLMProvider()
+    defaults = project.project.defaults
+    memory = loop.memory or (defaults.memory if defaults else None)
+    store = open_store(memory, project.root)
+    sink: Sink = JsonlSink() if args.json else ConsoleSink()
+    run_options = RunOptions(
+        inputs=inputs,
+        payload=payload,
+        run_id=args.resume,
+        resume=bool(args.resume),
+        project_model=defaults.model if defaults else None,
+        config_path=config,
+    )
+    if args.concurrency:
+        run_options.concurrency = max(1, args.concurrency)
+    cancel = CancelToken()
+
+    async def main() -> str:
+        event_loop = asyncio.get_running_loop()
+        for sig, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+                event_loop.add_signal_handler(sig, cancel.cancel, why)
+        result = await run_loop(
+            loop,
+            llm,
+            sinks=[sink],
+            store=store,
+            approver=_approver(args, dry_run),
+            cancel=cancel,
+            options=run_options,
+            project=project.project,
+        )
+        return result.status
+
+    try:
+        status = asyncio.run(main())
+    finally:
+        sink.close()
+        store.close()
+    return EXIT_CODES.get(status, 1)
+
+
+def handle(args: argparse.Namespace) -> int:
+    return execute(args, dry_run=args.dry_run)
+
+
+def runtime_main(argv: list[str]) -> int:
+    """``loopkit-runtime [--dry-run] run LOOP [options]``: the seed's Python runtime."""
+    parser = argparse.ArgumentParser(prog="loopkit-runtime", description="Run LoopKit loops.")
+    parser.add_argument(
+        "--dry-run", dest="global_dry_run", action="store_true", help="no model calls, no cost"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run a loop", description="run a loop")
+    add_arguments(run)
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        parser.print_help()
+        return 2
+    try:
+        return execute(args, dry_run=args.global_dry_run or args.dry_run)
+    except KeyboardInterrupt:
+        return 130
+
+
+__all__ = ["add_arguments", "execute", "handle", "runtime_main"]

@@ -1,0 +1,334 @@
+"""An agent step: a tool-use loop around one model, with budget, retries and timeouts.
+
+``call_model`` is the only place the engine talks to a model: it reserves the
+call's budget share, applies the timeout, retries transient failures with
+backoff (honouring ``Retry-After``) and commits the real usage. ``run_agent``
+renders the prompt, then asks the model until it answers without tool calls
+(at most ``max_tool_iterations`` tool rounds, each one a model call counted
+against the budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import TemplateError
+
+from loopkit import spec
+from loopkit.engine.context import StepResult
+from loopkit.engine.events import StepFailed, StepFinished, StepStarted, Tokens, ToolCalled
+from loopkit.errors import ProviderError, RunError
+from loopkit.llm import LLMRequest, LLMResponse, Role, TransientProviderError
+from loopkit.memory import Checkpoint
+from loopkit.templating import compile_prompt
+from loopkit.tools import Tool, ToolResult
+
+if TYPE_CHECKING:
+    from loopkit.engine.runner import Run
+
+
+class ToolProvider(ABC):
+    """Supplies the tools of an agent step (the connectors' seam).
+
+    Contract: ``tools_for`` is awaited once per agent step execution, before
+    its first model call; it returns the step's tools (names unique), already
+    filtered by the step's ``tools:`` allow-list. ``close`` is awaited once
+    when the run ends (stop MCP servers, close HTTP clients).
+    """
+
+    @abstractmethod
+    async def tools_for(self, step: spec.AgentStep, loop: spec.Loop) -> list[Tool]:
+        """Return the tools ``step`` may call."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release what the tools hold; the default does nothing."""
+
+
+class StaticTools(ToolProvider):
+    """The same tools for every step, narrowed by each step's ``tools:`` allow-list."""
+
+    def __init__(self, tools: list[Tool]) -> None:
+        self.tools = list(tools)
+
+    async def tools_for(self, step: spec.AgentStep, loop: spec.Loop) -> list[Tool]:
+        if step.tools:
+            return [t for t in self.tools if t.name in step.tools]
+        return list(self.tools)
+
+
+def add_cost(a: float | None, b: float | None) -> float | None:
+    """Sum two costs; unknown (``None``) stays unknown."""
+    return None if a is None or b is None else a + b
+
+
+def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
+    try:
+        return compile_prompt(source)(run.ctx.variables)
+    except TemplateError as exc:
+        raise RunError(
+            f"{key}: the {what} template failed: {exc.message or exc}",
+            step=key,
+            code="template_error",
+        ) from None
+
+
+async def call_model(
+    run: Run,
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    key: str,
+    label: str | None,
+    role: Role,
+    round_: int,
+    kind: str = "agent",
+    tools: list[dict[str, Any]] | None = None,
+    response_format: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+) -> LLMResponse:
+    """Send one request within the budget, retrying transient failures; return the response."""
+    opts = run.options
+    retries = opts.retries if retries is None else retries
+    timeout = timeout if timeout is not None else opts.timeout
+    prices = run.llm.prices(model)
+    limited = run.budget.limits.max_tokens is not None or run.budget.limits.max_cost_usd is not None
+    attempt = 1
+    while True:
+        run.cancel.raise_if_cancelled()
+        estimate = run.llm.count_tokens(model, messages) if limited else 0
+        reservation = run.budget.reserve(
+            estimate,
+            input_price=prices[0] if prices else None,
+            output_price=prices[1] if prices else None,
+            step=label or key,
+        )
+        run.flush_warnings()
+        request = LLMRequest(
+            model=model,
+            messages=messages,
+            tools=tools or [],
+            response_format=response_format,
+            max_output_tokens=reservation.max_output if limited else None,
+            timeout=timeout,
+            step=label or key,
+            role=role,
+            round=round_,
+        )
+        started = time.perf_counter()
+        try:
+            if timeout is None:
+                response = await run.llm.complete(request)
+            else:
+                try:
+                    async with asyncio.timeout(timeout):
+                        response = await run.llm.complete(request)
+                except TimeoutError:
+                    raise TransientProviderError(
+                        f"the model did not answer within {timeout:g}s", step=label or key
+                    ) from None
+        except ProviderError as exc:
+            run.budget.release(reservation)
+            will_retry = exc.retryable and attempt <= retries
+            run.emit(
+                StepFailed(
+                    key=key,
+                    label=label,
+                    kind=kind,  # type: ignore[arg-type]
+                    round=round_,
+                    error=exc.message,
+                    code=exc.code,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    attempt=attempt,
+                    will_retry=will_retry,
+                )
+            )
+            if not will_retry:
+                raise
+            after = getattr(exc, "retry_after", None)
+            delay = (
+                min(after, opts.retry_max_delay)
+                if after is not None
+                else min(opts.retry_base_delay * 2 ** (attempt - 1), opts.retry_max_delay)
+                * (1 + random.random() * 0.1)
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+            continue
+        except BaseException:
+            run.budget.release(reservation)
+            raise
+        run.requests += 1
+        try:
+            run.budget.commit(reservation, response.tokens, response.cost, step=label or key)
+        finally:
+            run.flush_warnings()
+        return response
+
+
+def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    agent = run.subagent(step.subagent)
+    if agent is not None and agent.prompt:
+        messages.append(
+            {"role": "system", "content": render(run, agent.prompt, key, "subagent prompt")}
+        )
+    if isinstance(step.output, spec.OutputSchema):
+        prompt += "\n\nAnswer with one JSON object matching this JSON Schema:\n" + json.dumps(
+            step.output.json_schema
+        )
+    name = step.label or key
+    if run.ctx.round > 1 and name in run.makers and run.ctx.feedback:
+        previous = run.previous_output(name)
+        prompt += (
+            f"\n\nA reviewer rejected the previous answer (round {run.ctx.round - 1}). "
+            "Address every issue:\n" + "\n".join(f"- {issue}" for issue in run.ctx.feedback)
+        )
+        if previous:
+            prompt += f"\n\nYour previous answer:\n{previous}"
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+async def run_tool(tool: Tool | None, name: str, arguments: dict[str, Any]) -> ToolResult:
+    if tool is None:
+        return ToolResult(content=f"unknown tool '{name}'", is_error=True)
+    try:
+        return await tool.call(arguments)
+    except (TypeError, ValueError) as exc:
+        return ToolResult(content=f"the tool refused its arguments: {exc}", is_error=True)
+
+
+async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> StepResult:
+    """Run one agent step (or answer it from its checkpoint) and record its result."""
+    label = step.label
+    name = label or key
+    if round_ > 1 and name not in run.makers:
+        # Only makers run again in later rounds; other steps keep their answer.
+        previous = run.ctx.results.get(name)
+        if previous is not None:
+            return previous
+    ck = f"r{round_}:{key}"
+    checkpoint = run.checkpoints.get(ck)
+    if checkpoint is not None:
+        return run.resume_step(checkpoint, key, "agent", round_)
+
+    run.cancel.raise_if_cancelled()
+    agent = run.subagent(step.subagent)
+    model = run.model_for(step.model or (agent.model if agent else None))
+    prompt = render(run, step.prompt, key)
+    messages = maker_messages(run, step, prompt, key)
+    tools = await run.tool_provider.tools_for(step, run.loop) if run.tool_provider else []
+    by_name = {t.name: t for t in tools}
+    schemas = [t.openai_schema() for t in tools]
+    wants_json = isinstance(step.output, spec.OutputSchema)
+    run.emit(StepStarted(key=key, label=label, kind="agent", round=round_, model=model))
+
+    started = time.perf_counter()
+    tokens, cost, requests = Tokens(), 0.0, 0
+    cost_total: float | None = cost
+    iteration = 0
+    while True:
+        response = await call_model(
+            run,
+            model=model,
+            messages=messages,
+            key=key,
+            label=label,
+            role="maker" if name in run.makers else "agent",
+            round_=round_,
+            tools=schemas,
+            response_format={"type": "json_object"} if wants_json and not schemas else None,
+            timeout=float(step.timeout) if step.timeout is not None else None,
+            retries=step.retries,
+        )
+        requests += 1
+        tokens.add(response.tokens)
+        cost_total = add_cost(cost_total, response.cost)
+        if not response.tool_calls:
+            break
+        iteration += 1
+        if iteration > run.options.max_tool_iterations:
+            raise RunError(
+                f"{name}: the model kept calling tools after {run.options.max_tool_iterations} "
+                "tool rounds (raise the engine's max_tool_iterations or narrow the step's tools)",
+                step=name,
+                code="tool_iterations",
+            )
+        messages.append(
+            {
+                "role": "assistant",
+                "content": response.content or None,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {
+                            "name": c.name,
+                            "arguments": c.raw_arguments or json.dumps(c.arguments),
+                        },
+                    }
+                    for c in response.tool_calls
+                ],
+            }
+        )
+        for call in response.tool_calls:
+            run.cancel.raise_if_cancelled()
+            t0 = time.perf_counter()
+            outcome = await run_tool(by_name.get(call.name), call.name, call.arguments)
+            run.emit(
+                ToolCalled(
+                    key=key,
+                    label=label,
+                    name=call.name,
+                    arguments=call.arguments,
+                    result=outcome.content[:500],
+                    is_error=outcome.is_error,
+                    duration_ms=(time.perf_counter() - t0) * 1000,
+                )
+            )
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+
+    result = StepResult(
+        key=key,
+        label=label,
+        output=response.content,
+        tokens=tokens,
+        cost=cost_total,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        requests=requests,
+        round=round_,
+    )
+    run.ctx.record(result)
+    run.agent_runs += 1
+    await run.save_checkpoint(
+        Checkpoint(
+            key=ck,
+            label=label,
+            output=result.output,
+            tokens=tokens.as_dict(),
+            cost=cost_total,
+            duration_ms=result.duration_ms,
+            requests=requests,
+        )
+    )
+    run.emit(
+        StepFinished(
+            key=key,
+            label=label,
+            kind="agent",
+            round=round_,
+            model=model,
+            tokens=tokens,
+            cost=cost_total,
+            duration_ms=result.duration_ms,
+            output=result.output,
+            agents=1,
+        )
+    )
+    return result

@@ -1,0 +1,154 @@
+"""The run context: what prompt templates and ``when:`` conditions can read.
+
+Templates see these names:
+
+- ``inputs``: the run's inputs (``--input k=v``, declared defaults applied);
+- ``trigger``: the trigger payload (a webhook's JSON body, a cron tick);
+- ``steps``: finished steps by label (unlabelled ones by path), each
+  ``{"output", "tokens", "cost", "round"}``;
+- ``memory``: the loop's key-value memory from earlier runs;
+- ``loop``: ``{"name", "description"}``; ``run``: ``{"id", "round"}``;
+- ``feedback``: the checker's issues from the previous round (empty in round 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopkit import spec
+from loopkit.engine.events import Tokens
+
+
+@dataclass
+class StepResult:
+    """A finished agent step (live or from a checkpoint)."""
+
+    key: str
+    label: str | None
+    output: str
+    tokens: Tokens = field(default_factory=Tokens)
+    cost: float | None = 0.0
+    duration_ms: float = 0.0
+    requests: int = 0
+    round: int = 1
+    resumed: bool = False
+
+
+class RunContext:
+    """Mutable state of one run that templates read through ``variables``."""
+
+    def __init__(
+        self,
+        loop: spec.Loop,
+        run_id: str,
+        inputs: dict[str, Any] | None = None,
+        trigger: dict[str, Any] | None = None,
+        memory: dict[str, Any] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.results: dict[str, StepResult] = {}
+        self.round = 1
+        self.feedback: list[str] = []
+        self._steps: dict[str, dict[str, Any]] = {}
+        self._run = {"id": run_id, "round": 1}
+        # One dict shared by every render: updated in place, never rebuilt.
+        self.variables: dict[str, Any] = {
+            "inputs": resolve_inputs(loop, inputs or {}),
+            "trigger": trigger or {},
+            "steps": self._steps,
+            "memory": memory or {},
+            "loop": {"name": loop.name, "description": loop.description or ""},
+            "run": self._run,
+            "feedback": self.feedback,
+        }
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        value: dict[str, Any] = self.variables["inputs"]
+        return value
+
+    def set_round(self, round_: int, feedback: list[str]) -> None:
+        self.round = round_
+        self._run["round"] = round_
+        self.feedback[:] = feedback
+
+    def record(self, result: StepResult) -> None:
+        name = result.label or result.key
+        self.results[name] = result
+        self._steps[name] = {
+            "output": result.output,
+            "tokens": result.tokens.total,
+            "cost": result.cost,
+            "round": result.round,
+        }
+
+    def output_of(self, name: str) -> str | None:
+        result = self.results.get(name)
+        return result.output if result else None
+
+
+class Placeholder:
+    """A stand-in for data a dry run does not have (a webhook payload).
+
+    Any attribute or item of it is another placeholder, and it renders as
+    its own path in angle brackets: ``<trigger.payload.pull_request.number>``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __getattr__(self, name: str) -> Placeholder:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Placeholder(f"{self.path}.{name}")
+
+    def __getitem__(self, key: Any) -> Placeholder:
+        return Placeholder(f"{self.path}[{key!r}]")
+
+    def __str__(self) -> str:
+        return f"<{self.path}>"
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def trigger_context(
+    loop: spec.Loop, payload: Any = None, *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Return the ``trigger`` template variable: ``{"type", "event", "payload"}``.
+
+    Without a payload, a dry run gets a ``Placeholder`` so that prompts that
+    read ``trigger.payload...`` still render; a live run gets ``{}``.
+    """
+    trigger = loop.effective_trigger
+    data: dict[str, Any] = {"type": trigger.type, "event": getattr(trigger, "event", None)}
+    if payload is not None:
+        data["payload"] = payload
+    else:
+        data["payload"] = Placeholder("trigger.payload") if dry_run else {}
+    return data
+
+
+def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
+    """Apply declared defaults; raise ``RunError`` when a required input is missing."""
+    from loopkit.errors import RunError
+
+    out = dict(given)
+    missing = []
+    for name, declared in loop.inputs.items():
+        if name not in out:
+            if declared.default is not None:
+                out[name] = declared.default
+            elif declared.required:
+                missing.append(name)
+    if missing:
+        raise RunError(
+            f"missing required input(s): {', '.join(missing)} "
+            f"(pass them as --input {missing[0]}=VALUE)",
+            code="missing_input",
+        )
+    return out

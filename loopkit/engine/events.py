@@ -1,0 +1,259 @@
+"""Typed run events: the engine's only interface to the outside world.
+
+Every state change of a run is one event. Events carry a per-run sequence
+number ``seq`` (1, 2, 3, ... in emission order, also across a resume), the run
+id, a ``type`` string and a UTC timestamp. ``as_dict()`` returns plain JSON
+data (what the JSON-lines sink writes and what the web app stores); field
+names there are the dataclass attribute names.
+
+Event types (``type``):
+
+- ``run_started``: the run began (or resumed).
+- ``step_started`` / ``step_finished`` / ``step_failed``: an agent step or a
+  group (``kind`` is ``agent``, ``parallel``, ``sequential``, ``conditional``,
+  ``approval``); ``step_finished`` carries tokens by kind, cost, duration and
+  output (agents) and ``resumed=True`` when a checkpoint answered it.
+- ``tool_called``: one tool call inside an agent step's tool-use loop.
+- ``verification_round``: one Maker/Checker round with its verdict.
+- ``budget_warning``: a budget dimension passed 80 % of its limit, or a price
+  is unknown so a cost limit cannot be enforced.
+- ``approval_requested`` / ``approval_resolved``: a human gate (the run is
+  ``waiting_for_approval`` between the two).
+- ``run_finished``: the final status and totals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+#: Final statuses of a run (``waiting_for_approval`` and ``running`` are transient).
+RunStatus = Literal["succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled"]
+FINAL_STATUSES: tuple[str, ...] = (
+    "succeeded",
+    "failed",
+    "verification_failed",
+    "budget_exceeded",
+    "cancelled",
+)
+StepKind = Literal["agent", "parallel", "sequential", "conditional", "approval", "checker"]
+
+
+@dataclass
+class Tokens:
+    """Token counts by kind. ``input`` excludes cached reads and cache writes;
+    ``output`` excludes reasoning, so ``total`` counts every token once."""
+
+    input: int = 0
+    output: int = 0
+    cached_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cached_read + self.cache_write + self.reasoning
+
+    @property
+    def up(self) -> int:
+        """Tokens sent to the model (all input kinds)."""
+        return self.input + self.cached_read + self.cache_write
+
+    @property
+    def down(self) -> int:
+        """Tokens received from the model (output and reasoning)."""
+        return self.output + self.reasoning
+
+    def add(self, other: Tokens) -> None:
+        self.input += other.input
+        self.output += other.output
+        self.cached_read += other.cached_read
+        self.cache_write += other.cache_write
+        self.reasoning += other.reasoning
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cached_read": self.cached_read,
+            "cache_write": self.cache_write,
+            "reasoning": self.reasoning,
+            "total": self.total,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tokens:
+        return cls(**{k: int(data.get(k, 0)) for k in _TOKEN_KINDS})
+
+
+_TOKEN_KINDS = ("input", "output", "cached_read", "cache_write", "reasoning")
+
+
+@dataclass(kw_only=True)
+class Event:
+    """Base of every event. ``seq`` and ``run_id`` are set by the run's emitter."""
+
+    type: ClassVar[str] = "event"
+    seq: int = 0
+    run_id: str = ""
+    at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-serialisable data, ``type`` first."""
+        data: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = value.as_dict() if isinstance(value, Tokens) else value
+        return data
+
+
+@dataclass(kw_only=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    loop: str
+    config: str | None = None
+    dry_run: bool = False
+    resumed: bool = False
+    pipeline_steps: int = 0
+    makers: list[str] = field(default_factory=list)
+    checker: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class StepStarted(Event):
+    type: ClassVar[str] = "step_started"
+    key: str
+    label: str | None
+    kind: StepKind
+    round: int = 1
+    model: str | None = None
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class StepFinished(Event):
+    type: ClassVar[str] = "step_finished"
+    key: str
+    label: str | None
+    kind: StepKind
+    round: int = 1
+    model: str | None = None
+    tokens: Tokens = field(default_factory=Tokens)
+    cost: float | None = 0.0
+    duration_ms: float = 0.0
+    output: str | None = None
+    agents: int = 0
+    resumed: bool = False
+    branch: str | None = None
+
+
+@dataclass(kw_only=True)
+class StepFailed(Event):
+    type: ClassVar[str] = "step_failed"
+    key: str
+    label: str | None
+    kind: StepKind
+    round: int = 1
+    error: str
+    code: str
+    duration_ms: float = 0.0
+    attempt: int = 1
+    will_retry: bool = False
+
+
+@dataclass(kw_only=True)
+class ToolCalled(Event):
+    type: ClassVar[str] = "tool_called"
+    key: str
+    label: str | None
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    result: str = ""
+    is_error: bool = False
+    duration_ms: float = 0.0
+
+
+@dataclass(kw_only=True)
+class VerificationRound(Event):
+    type: ClassVar[str] = "verification_round"
+    round: int
+    max_rounds: int
+    checker: str
+    passed: bool
+    score: float | None
+    issues: list[str] = field(default_factory=list)
+    reason: str | None = None
+    tokens: Tokens = field(default_factory=Tokens)
+    cost: float | None = 0.0
+    duration_ms: float = 0.0
+    will_retry: bool = False
+
+
+@dataclass(kw_only=True)
+class BudgetWarning(Event):
+    type: ClassVar[str] = "budget_warning"
+    limit: str
+    allowed: float | None
+    observed: float | None
+    message: str
+
+
+@dataclass(kw_only=True)
+class ApprovalRequested(Event):
+    type: ClassVar[str] = "approval_requested"
+    key: str
+    label: str | None
+    question: str
+    approvers: list[str] = field(default_factory=list)
+    timeout_s: float | None = None
+    on_timeout: str = "reject"
+
+
+@dataclass(kw_only=True)
+class ApprovalResolved(Event):
+    type: ClassVar[str] = "approval_resolved"
+    key: str
+    label: str | None
+    approved: bool
+    by: str | None = None
+    reason: str | None = None
+    timed_out: bool = False
+
+
+@dataclass(kw_only=True)
+class RunFinished(Event):
+    type: ClassVar[str] = "run_finished"
+    loop: str
+    status: RunStatus
+    duration_ms: float
+    tokens: Tokens = field(default_factory=Tokens)
+    cost: float | None = 0.0
+    cost_known: bool = True
+    steps: int = 0
+    requests: int = 0
+    rounds: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    limit: str | None = None
+    projection: dict[str, Any] | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        StepStarted,
+        StepFinished,
+        StepFailed,
+        ToolCalled,
+        VerificationRound,
+        BudgetWarning,
+        ApprovalRequested,
+        ApprovalResolved,
+        RunFinished,
+    )
+}

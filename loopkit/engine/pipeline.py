@@ -1,0 +1,255 @@
+"""Run a pipeline: sequential steps in order, parallel groups concurrently,
+conditionals by their ``when:`` expression, approval gates by asking the
+run's approver. Agent steps are in ``loopkit.engine.agent``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import TemplateError
+
+from loopkit import spec
+from loopkit.engine.agent import add_cost, run_agent
+from loopkit.engine.approval import ApprovalDecision, ApprovalRequest
+from loopkit.engine.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    StepFinished,
+    StepStarted,
+    Tokens,
+)
+from loopkit.errors import ApprovalRejected, BudgetExceeded, Cancelled, RunError
+from loopkit.memory import Checkpoint
+from loopkit.templating import compile_condition
+
+if TYPE_CHECKING:
+    from loopkit.engine.runner import Run
+
+
+class Outcome:
+    """What a group of steps added up to (for the group's ``step_finished``)."""
+
+    __slots__ = ("agents", "cost", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = Tokens()
+        self.cost: float | None = 0.0
+        self.agents = 0
+
+    def add(self, other: Outcome) -> None:
+        self.tokens.add(other.tokens)
+        self.cost = add_cost(self.cost, other.cost)
+        self.agents += other.agents
+
+
+def member_name(step: Any, key: str) -> str:
+    return getattr(step, "label", None) or key
+
+
+async def run_steps(run: Run, steps: Sequence[Any], path: str, round_: int) -> Outcome:
+    """Run ``steps`` one after the other."""
+    total = Outcome()
+    for index, step in enumerate(steps):
+        total.add(await run_step(run, step, f"{path}[{index}]", round_))
+    return total
+
+
+async def run_step(run: Run, step: Any, key: str, round_: int) -> Outcome:
+    run.cancel.raise_if_cancelled()
+    if isinstance(step, spec.AgentStep):
+        result = await run_agent(run, step, key, round_)
+        out = Outcome()
+        out.tokens.add(result.tokens)
+        out.cost = result.cost
+        out.agents = 1
+        return out
+    if isinstance(step, spec.ParallelStep):
+        return await run_parallel(run, step, key, round_)
+    if isinstance(step, spec.SequentialStep):
+        return await run_steps(run, step.sequential, f"{key}.sequential", round_)
+    if isinstance(step, spec.ConditionalStep):
+        return await run_conditional(run, step, key, round_)
+    if isinstance(step, spec.ApprovalStep):
+        await run_approval(run, step, key, round_)
+        return Outcome()
+    raise TypeError(f"unknown step type {type(step).__name__}")
+
+
+async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int) -> Outcome:
+    """Run the members concurrently (at most ``maxConcurrency`` at a time).
+
+    Every member is awaited even when one fails, so finished work is
+    checkpointed; then the most significant failure is raised (cancellation,
+    then budget, then the first other error).
+    """
+    members = [(f"{key}.parallel[{i}]", s) for i, s in enumerate(step.parallel)]
+    run.emit(
+        StepStarted(
+            key=key,
+            label=step.label,
+            kind="parallel",
+            round=round_,
+            members=[member_name(s, k) for k, s in members],
+        )
+    )
+    started = time.perf_counter()
+    limit = step.max_concurrency or run.options.concurrency
+    gate = asyncio.Semaphore(limit) if limit < len(members) else None
+
+    async def one(member_key: str, member: Any) -> Outcome:
+        if gate is None:
+            return await run_step(run, member, member_key, round_)
+        async with gate:
+            return await run_step(run, member, member_key, round_)
+
+    results = await asyncio.gather(*(one(k, s) for k, s in members), return_exceptions=True)
+    total = Outcome()
+    errors: list[BaseException] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            errors.append(result)
+        else:
+            total.add(result)
+    if errors:
+        for kind in (Cancelled, asyncio.CancelledError, BudgetExceeded):
+            for error in errors:
+                if isinstance(error, kind):
+                    raise error
+        raise errors[0]
+    run.emit(
+        StepFinished(
+            key=key,
+            label=step.label,
+            kind="parallel",
+            round=round_,
+            tokens=total.tokens,
+            cost=total.cost,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            agents=total.agents,
+        )
+    )
+    return total
+
+
+async def run_conditional(run: Run, step: spec.ConditionalStep, key: str, round_: int) -> Outcome:
+    """Evaluate ``when`` in the sandbox and run ``then`` or ``else``."""
+    run.emit(StepStarted(key=key, label=step.label, kind="conditional", round=round_))
+    started = time.perf_counter()
+    try:
+        value = compile_condition(step.when)(**run.ctx.variables)
+    except TemplateError as exc:
+        raise RunError(
+            f"{key}: the condition {step.when!r} failed: {exc.message or exc}",
+            step=key,
+            code="condition_error",
+        ) from None
+    if value:
+        branch, outcome = "then", await run_steps(run, step.then, f"{key}.then", round_)
+    elif step.else_:
+        branch, outcome = "else", await run_steps(run, step.else_, f"{key}.else", round_)
+    else:
+        branch, outcome = "none", Outcome()
+    run.emit(
+        StepFinished(
+            key=key,
+            label=step.label,
+            kind="conditional",
+            round=round_,
+            tokens=outcome.tokens,
+            cost=outcome.cost,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            agents=outcome.agents,
+            branch=branch,
+        )
+    )
+    return outcome
+
+
+async def run_approval(run: Run, step: spec.ApprovalStep, key: str, round_: int) -> None:
+    """Pause until the approver decides (or the gate times out); raise if rejected."""
+    ck = f"r{round_}:{key}"
+    checkpoint = run.checkpoints.get(ck)
+    if checkpoint is not None and checkpoint.data.get("approved"):
+        return
+    timeout_s = float(step.timeout_minutes) * 60 if step.timeout_minutes is not None else None
+    on_timeout = step.on_timeout or "reject"
+    question = _render_question(run, step.approve, key)
+    run.emit(StepStarted(key=key, label=step.label, kind="approval", round=round_))
+    run.emit(
+        ApprovalRequested(
+            key=key,
+            label=step.label,
+            question=question,
+            approvers=list(step.approvers),
+            timeout_s=timeout_s,
+            on_timeout=on_timeout,
+        )
+    )
+    await run.set_status("waiting_for_approval")
+    request = ApprovalRequest(
+        run_id=run.id,
+        loop=run.loop.name,
+        key=key,
+        label=step.label,
+        question=question,
+        approvers=list(step.approvers),
+        timeout_s=timeout_s,
+        outputs={name: r.output for name, r in run.ctx.results.items()},
+    )
+    started = time.perf_counter()
+    timed_out = False
+    try:
+        if timeout_s is None:
+            decision = await run.approver.decide(request)
+        else:
+            async with asyncio.timeout(timeout_s):
+                decision = await run.approver.decide(request)
+    except TimeoutError:
+        timed_out = True
+        decision = ApprovalDecision(
+            approved=on_timeout == "approve",
+            by=None,
+            reason=f"no decision within {step.timeout_minutes:g} minute(s)",
+        )
+    await run.set_status("running")
+    run.emit(
+        ApprovalResolved(
+            key=key,
+            label=step.label,
+            approved=decision.approved,
+            by=decision.by,
+            reason=decision.reason,
+            timed_out=timed_out,
+        )
+    )
+    await run.save_checkpoint(
+        Checkpoint(
+            key=ck,
+            label=step.label,
+            data={"approved": decision.approved, "by": decision.by, "reason": decision.reason},
+        )
+    )
+    run.emit(
+        StepFinished(
+            key=key,
+            label=step.label,
+            kind="approval",
+            round=round_,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            branch="approved" if decision.approved else "rejected",
+        )
+    )
+    if not decision.approved:
+        raise ApprovalRejected(step.label or key, decision.reason or "rejected")
+
+
+def _render_question(run: Run, source: str, key: str) -> str:
+    with contextlib.suppress(Exception):
+        from loopkit.engine.agent import render
+
+        return render(run, source, key, "approval question")
+    return source

@@ -1,0 +1,505 @@
+"""Run a loop: the pipeline, then Maker/Checker rounds, with events, budget and checkpoints.
+
+``run_loop`` is the entry point (``run_loop_sync`` for synchronous callers).
+The run reads top to bottom in ``Run.execute`` and ``Run._rounds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopkit import spec
+from loopkit.engine.agent import ToolProvider
+from loopkit.engine.approval import Approver, StaticApprover
+from loopkit.engine.budget import BudgetLimits, BudgetTracker
+from loopkit.engine.cancellation import CancelToken
+from loopkit.engine.context import RunContext, StepResult, trigger_context
+from loopkit.engine.events import (
+    BudgetWarning,
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    Tokens,
+    VerificationRound,
+)
+from loopkit.engine.pipeline import run_steps
+from loopkit.engine.verify import Verdict, verify_round
+from loopkit.errors import (
+    ApprovalRejected,
+    BudgetExceeded,
+    Cancelled,
+    ConfigError,
+    LoopKitError,
+    RunError,
+)
+from loopkit.llm import LLM, default_model
+from loopkit.memory import Checkpoint, RunRecord, Store
+
+
+@dataclass
+class RunOptions:
+    """How to run (everything the loop file does not say).
+
+    ``payload`` is the trigger's data (a webhook's JSON body), readable as
+    ``trigger.payload``. ``concurrency`` caps a parallel group without ``maxConcurrency``;
+    ``retries`` / ``timeout`` apply to steps that do not set their own;
+    ``retry_base_delay`` doubles per attempt up to ``retry_max_delay``
+    (a provider's ``Retry-After`` wins, capped the same way).
+    """
+
+    inputs: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+    run_id: str | None = None
+    resume: bool = False
+    project_model: str | None = None
+    config_path: str | None = None
+    concurrency: int = 32
+    max_tool_iterations: int = 10
+    retries: int = 2
+    timeout: float | None = 600.0
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 30.0
+    start_seq: int = 0
+    checkpoint: bool = True
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run (the same figures as its ``run_finished`` event)."""
+
+    id: str
+    loop: str
+    status: str
+    outputs: dict[str, str]
+    tokens: Tokens
+    cost: float | None
+    duration_ms: float
+    rounds: int
+    steps: int
+    requests: int
+    verdicts: list[Verdict]
+    error: str | None = None
+    error_code: str | None = None
+    limit: str | None = None
+
+
+class Run:
+    """One run's shared state; pipeline, agent and verify code receive it."""
+
+    def __init__(
+        self,
+        loop: spec.Loop,
+        llm: LLM,
+        *,
+        sinks: Sequence[Any] = (),
+        store: Store | None = None,
+        approver: Approver | None = None,
+        cancel: CancelToken | None = None,
+        tool_provider: ToolProvider | None = None,
+        options: RunOptions | None = None,
+        project: spec.Project | None = None,
+    ) -> None:
+        self.loop = loop
+        self.llm = llm
+        self.sinks = list(sinks)
+        self.store = store
+        self.approver: Approver = approver or StaticApprover(
+            False, by="engine", reason="no approver configured"
+        )
+        self.cancel = cancel or CancelToken()
+        self.tool_provider = tool_provider
+        self.options = options or RunOptions()
+        self.project = project
+        self.id = self.options.run_id or new_run_id()
+        self.seq = self.options.start_seq
+        self.budget = BudgetTracker(BudgetLimits.from_spec(loop.budget or _project_budget(project)))
+        self.checkpoints: dict[str, Checkpoint] = {}
+        self.makers: set[str] = set(loop.verify.maker) if loop.verify else set()
+        self.prompts = {
+            s.label: s.prompt
+            for _, s in spec.iter_steps(loop.pipeline)
+            if isinstance(s, spec.AgentStep) and s.label
+        }
+        self.subagents = {**(project.subagents if project else {}), **loop.subagents}
+        self.agent_runs = 0
+        self.requests = 0
+        self.rounds = 0
+        self.verdicts: list[Verdict] = []
+        self.record = RunRecord(id=self.id, loop=loop.name)
+        self.ctx: RunContext
+
+    # ── Helpers the steps use ───────────────────────────────────────────
+
+    def emit(self, event: Event) -> None:
+        self.seq += 1
+        event.seq = self.seq
+        event.run_id = self.id
+        for sink in self.sinks:
+            try:
+                sink.emit(event)
+            except Exception as exc:  # a sink's failure is not the run's
+                print(f"loopkit: sink {type(sink).__name__} failed: {exc}", file=sys.stderr)
+
+    def flush_warnings(self) -> None:
+        for w in self.budget.warnings():
+            self.emit(
+                BudgetWarning(
+                    limit=w.limit, allowed=w.allowed, observed=w.observed, message=w.message
+                )
+            )
+
+    def subagent(self, name: str | None) -> spec.SubAgent | None:
+        return self.subagents.get(name) if name else None
+
+    def model_for(self, model: str | None, checker: bool = False) -> str:
+        if checker and not model:
+            model = os.environ.get("LOOPKIT_CHECKER_MODEL") or None
+        if self.llm.dry_run:
+            return (
+                model
+                or self.loop.model
+                or self.options.project_model
+                or os.environ.get("LOOPKIT_MODEL")
+                or "dry-run"
+            )
+        return default_model(model, self.loop.model, self.options.project_model)
+
+    def previous_output(self, name: str) -> str | None:
+        return self.ctx.output_of(name)
+
+    async def _store(self, method: Any, *args: Any) -> Any:
+        if self.store is None:
+            return None
+        if self.store.offload:
+            return await asyncio.to_thread(method, *args)
+        return method(*args)
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if self.store is not None and self.options.checkpoint:
+            await self._store(self.store.save_checkpoint, self.id, checkpoint)
+            self.checkpoints[checkpoint.key] = checkpoint
+
+    async def set_status(self, status: str) -> None:
+        self.record.status = status
+        self.record.seq = self.seq
+        if self.store is not None:
+            await self._store(self.store.save_run, self.record)
+
+    def resume_step(self, checkpoint: Checkpoint, key: str, kind: str, round_: int) -> StepResult:
+        """Answer a step from its checkpoint: no model call, usage counted once."""
+        tokens = Tokens.from_dict(checkpoint.tokens)
+        result = StepResult(
+            key=key,
+            label=checkpoint.label,
+            output=checkpoint.output,
+            tokens=tokens,
+            cost=checkpoint.cost,
+            duration_ms=checkpoint.duration_ms,
+            requests=checkpoint.requests,
+            round=round_,
+            resumed=True,
+        )
+        self.budget.record(tokens, checkpoint.cost, iterations=checkpoint.requests)
+        self.ctx.record(result)
+        self.agent_runs += 1
+        self.emit(StepStarted(key=key, label=checkpoint.label, kind="agent", round=round_))
+        self.emit(
+            StepFinished(
+                key=key,
+                label=checkpoint.label,
+                kind="agent",
+                round=round_,
+                tokens=tokens,
+                cost=checkpoint.cost,
+                duration_ms=checkpoint.duration_ms,
+                output=checkpoint.output,
+                agents=1,
+                resumed=True,
+            )
+        )
+        return result
+
+    # ── The run ─────────────────────────────────────────────────────────
+
+    async def _prepare(self) -> bool:
+        """Load a resumed run's record and checkpoints; return whether this is a resume."""
+        resumed = False
+        if self.options.resume:
+            previous = await self._store(self.store.get_run, self.id) if self.store else None
+            if previous is None:
+                raise ConfigError(f"there is no run '{self.id}' to resume (see 'loopkit status')")
+            if previous.loop != self.loop.name:
+                raise ConfigError(
+                    f"run '{self.id}' belongs to loop '{previous.loop}', not '{self.loop.name}'"
+                )
+            if previous.status == "succeeded":
+                raise ConfigError(f"run '{self.id}' already succeeded; there is nothing to resume")
+            self.record = previous
+            self.seq = max(self.seq, previous.seq)
+            self.budget.elapsed_before = previous.duration_ms / 1000.0
+            self.checkpoints = (await self._store(self.store.checkpoints, self.id)) or {}  # type: ignore[union-attr]
+            resumed = True
+            inputs = previous.inputs or self.options.inputs
+            payload = previous.payload if previous.payload is not None else self.options.payload
+        else:
+            inputs, payload = self.options.inputs, self.options.payload
+            self.record = RunRecord(
+                id=self.id,
+                loop=self.loop.name,
+                started_at=time.time(),
+                dry_run=self.llm.dry_run,
+                config=self.options.config_path,
+            )
+        memory: dict[str, Any] = {}
+        if self.store is not None:
+            memory = await self._store(self.store.get_memory, self.namespace) or {}
+        trigger = trigger_context(self.loop, payload, dry_run=self.llm.dry_run)
+        self.ctx = RunContext(self.loop, self.id, inputs, trigger, memory)
+        self.record.inputs = self.ctx.inputs
+        self.record.payload = payload
+        self.record.status = "running"
+        self.record.finished_at = None
+        return resumed
+
+    @property
+    def namespace(self) -> str:
+        return (self.loop.memory.namespace if self.loop.memory else None) or self.loop.name
+
+    async def execute(self) -> RunResult:
+        self.ctx = RunContext(self.loop, self.id, {}, {}, {})
+        status, error, code, limit = "succeeded", None, None, None
+        started = time.perf_counter()
+        try:
+            resumed = await self._prepare()
+        except (LoopKitError, RunError) as exc:
+            return await self._finish(
+                "failed", str(exc), getattr(exc, "code", "error"), None, started
+            )
+        await self.set_status("running")
+        verify = self.loop.verify
+        self.emit(
+            RunStarted(
+                loop=self.loop.name,
+                config=self.options.config_path,
+                dry_run=self.llm.dry_run,
+                resumed=resumed,
+                pipeline_steps=len(self.loop.pipeline),
+                makers=list(verify.maker) if verify else [],
+                checker=", ".join(verify.checkers) if verify else None,
+                inputs=self.ctx.inputs,
+                budget=self.budget.limits.as_dict(),
+            )
+        )
+        work = asyncio.ensure_future(self._guarded())
+        event_loop = asyncio.get_running_loop()
+
+        def _stop() -> None:
+            event_loop.call_soon_threadsafe(work.cancel)
+
+        unsubscribe = self.cancel.on_cancel(_stop)
+        try:
+            status = await work
+        except asyncio.CancelledError:
+            if not self.cancel.cancelled:
+                # Our caller was cancelled: record it, then let the cancellation through.
+                await self._finish(
+                    "cancelled", "the run's task was cancelled", "cancelled", None, started
+                )
+                raise
+            status, error, code = "cancelled", self.cancel.reason or "cancelled", "cancelled"
+        except Cancelled as exc:
+            status, error, code = "cancelled", str(exc), exc.code
+        except ApprovalRejected as exc:
+            status, error, code = "cancelled", str(exc), exc.code
+        except BudgetExceeded as exc:
+            status, error, code, limit = "budget_exceeded", exc.message, exc.code, exc.limit
+        except (RunError, ConfigError) as exc:
+            status, error, code = "failed", str(exc), getattr(exc, "code", "error")
+        except Exception as exc:
+            await self._finish(
+                "failed", f"internal error: {exc!r}", "internal_error", None, started
+            )
+            raise
+        finally:
+            unsubscribe()
+        return await self._finish(status, error, code, limit, started)
+
+    async def _guarded(self) -> str:
+        remaining = self.budget.remaining_seconds()
+        if remaining is None:
+            return await self._rounds()
+        if remaining <= 0:
+            raise self.budget.exceeded_time()
+        try:
+            async with asyncio.timeout(remaining) as deadline:
+                return await self._rounds()
+        except TimeoutError:
+            if deadline.expired():
+                raise self.budget.exceeded_time() from None
+            raise
+
+    async def _rounds(self) -> str:
+        verify = self.loop.verify
+        round_, feedback = 1, list[str]()
+        while True:
+            self.ctx.set_round(round_, feedback)
+            await run_steps(self, self.loop.pipeline, "pipeline", round_)
+            if verify is None:
+                return "succeeded"
+            verdict, tokens, cost, ms = await verify_round(self, verify, round_)
+            self.rounds = round_
+            self.verdicts.append(verdict)
+            max_rounds = verify.effective_max_rounds
+            will_retry = not verdict.passed and verify.effective_auto_retry and round_ < max_rounds
+            self.emit(
+                VerificationRound(
+                    round=round_,
+                    max_rounds=max_rounds,
+                    checker=", ".join(verify.checkers),
+                    passed=verdict.passed,
+                    score=verdict.score,
+                    issues=verdict.issues,
+                    reason=verdict.reason,
+                    tokens=tokens,
+                    cost=cost,
+                    duration_ms=ms,
+                    will_retry=will_retry,
+                )
+            )
+            if verdict.passed:
+                return "succeeded"
+            if not will_retry:
+                return "verification_failed"
+            feedback = verdict.issues or [verdict.reason or "the checker did not pass the work"]
+            round_ += 1
+
+    async def _finish(
+        self, status: str, error: str | None, code: str | None, limit: str | None, started: float
+    ) -> RunResult:
+        duration_ms = self.budget.elapsed * 1000.0
+        cost = self.budget.cost if self.budget.cost_known else None
+        if status == "verification_failed" and self.verdicts:
+            last = self.verdicts[-1]
+            error = "; ".join(last.issues) or last.reason
+            code = "verification_failed"
+        rec = self.record
+        rec.status = status
+        rec.finished_at = time.time()
+        rec.duration_ms = duration_ms
+        rec.tokens = self.budget.tokens.as_dict()
+        rec.cost = cost
+        rec.requests = self.budget.iterations
+        rec.steps = self.agent_runs
+        rec.rounds = self.rounds
+        rec.error = error
+        rec.limit = limit
+        outputs = {name: r.output for name, r in self.ctx.results.items()}
+        if self.store is not None and status == "succeeded" and not self.llm.dry_run:
+            await self._remember(outputs)
+        projection = None
+        if self.llm.dry_run:
+            from loopkit.engine.projection import project_cost
+
+            projection = project_cost(self.llm)
+        self.emit(
+            RunFinished(
+                loop=self.loop.name,
+                status=status,  # type: ignore[arg-type]
+                duration_ms=duration_ms,
+                tokens=self.budget.tokens,
+                cost=self.budget.cost,
+                cost_known=self.budget.cost_known,
+                steps=self.agent_runs,
+                requests=self.budget.iterations,
+                rounds=self.rounds,
+                error=error,
+                error_code=code,
+                limit=limit,
+                projection=projection,
+            )
+        )
+        rec.seq = self.seq
+        if self.store is not None:
+            await self._store(self.store.save_run, rec)
+        if self.tool_provider is not None:
+            await self.tool_provider.close()
+        return RunResult(
+            id=self.id,
+            loop=self.loop.name,
+            status=status,
+            outputs=outputs,
+            tokens=self.budget.tokens,
+            cost=cost,
+            duration_ms=duration_ms,
+            rounds=self.rounds,
+            steps=self.agent_runs,
+            requests=self.budget.iterations,
+            verdicts=self.verdicts,
+            error=error,
+            error_code=code,
+            limit=limit,
+        )
+
+    async def _remember(self, outputs: dict[str, str]) -> None:
+        persistence = (self.loop.memory.persistence if self.loop.memory else None) or "summary"
+        if persistence != "minimal":
+            for name, output in outputs.items():
+                await self._store(self.store.set_memory, self.namespace, name, output)  # type: ignore[union-attr]
+        last = {"id": self.id, "status": "succeeded", "finished_at": self.record.finished_at}
+        await self._store(self.store.set_memory, self.namespace, "last_run", last)  # type: ignore[union-attr]
+
+
+def _project_budget(project: spec.Project | None) -> spec.Budget | None:
+    return project.defaults.budget if project and project.defaults else None
+
+
+def new_run_id() -> str:
+    """Return a sortable, unique run id (``20261124-151342-1a2b3c``)."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+async def run_loop(
+    loop: spec.Loop,
+    llm: LLM,
+    *,
+    sinks: Sequence[Any] = (),
+    store: Store | None = None,
+    approver: Approver | None = None,
+    cancel: CancelToken | None = None,
+    tool_provider: ToolProvider | None = None,
+    options: RunOptions | None = None,
+    project: spec.Project | None = None,
+) -> RunResult:
+    """Run ``loop`` with ``llm``, sending every event to ``sinks``; return the result.
+
+    The run never raises for what happens *in* the run (budget, provider,
+    verification, cancellation, rejected approvals): those end it with a
+    status. It raises only for the engine's own bugs (after recording the
+    run as failed) and when its own task is cancelled from outside.
+    """
+    run = Run(
+        loop,
+        llm,
+        sinks=sinks,
+        store=store,
+        approver=approver,
+        cancel=cancel,
+        tool_provider=tool_provider,
+        options=options,
+        project=project,
+    )
+    return await run.execute()
+
+
+def run_loop_sync(loop: spec.Loop, llm: LLM, **kwargs: Any) -> RunResult:
+    """Run ``loop`` from synchronous code (a worker thread, a script)."""
+    return asyncio.run(run_loop(loop, llm, **kwargs))

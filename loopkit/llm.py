@@ -1,0 +1,435 @@
+"""Model clients: one small base class, a LiteLLM adapter, a dry run and a scripted fake.
+
+``LLM`` is the contract the engine calls. Implementations:
+
+- ``LiteLLMProvider``: any provider through LiteLLM's ``acompletion``
+  (LiteLLM is imported on the first live call, offline: no price-map fetch).
+- ``DryRunProvider``: deterministic, no network, no cost; the checker answers
+  the loop's ``dryRun.checkerScores`` (default 0.95).
+- ``ScriptedLLM``: a fake for tests and benchmarks, answering from a script
+  or a function, with an optional simulated latency.
+
+Retries are not the client's job: a client raises ``ProviderError`` with
+``retryable=True`` (and ``retry_after`` when the provider said so) for a
+transient failure, and the engine retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from loopkit.engine.events import Tokens
+from loopkit.errors import ConfigError, ProviderError
+
+Role = Literal["maker", "checker", "agent"]
+
+
+@dataclass
+class LLMRequest:
+    """One chat completion request. ``step``, ``role`` and ``round`` say who asks."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    response_format: dict[str, Any] | None = None
+    max_output_tokens: int | None = None
+    timeout: float | None = None
+    step: str | None = None
+    role: Role = "agent"
+    round: int = 1
+
+
+@dataclass
+class ToolCall:
+    """A tool call the model asked for; ``arguments`` is ``{}`` when they were not JSON."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str = ""
+
+
+@dataclass
+class LLMResponse:
+    """A completion: text and/or tool calls, tokens by kind, cost in USD (``None``: unknown)."""
+
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tokens: Tokens = field(default_factory=Tokens)
+    cost: float | None = 0.0
+    model: str = ""
+    finish_reason: str | None = None
+
+
+@dataclass
+class TransientProviderError(ProviderError):
+    """A failure worth retrying (429, 5xx, timeout, connection); ``retry_after`` in seconds."""
+
+    retry_after: float | None = None
+    retryable: bool = True
+
+
+class LLM(ABC):
+    """A chat model client.
+
+    Contract: ``complete`` sends one request and returns one ``LLMResponse``
+    (never partial); it raises ``ProviderError`` for a failure, with
+    ``retryable=True`` (``TransientProviderError``) when trying again may
+    help, and lets ``asyncio.CancelledError`` through. ``count_tokens`` and
+    ``prices`` let the engine reserve a budget share before the call; they
+    must be cheap and must not touch the network. ``prices`` returns USD per
+    input and per output token, or ``None`` when the price is unknown (never
+    a guessed 0).
+    """
+
+    #: True for clients that cost nothing and call nothing (the dry run).
+    dry_run: bool = False
+
+    @abstractmethod
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        """Send ``request`` and return the model's answer."""
+
+    def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
+        """Return the (estimated) prompt tokens of ``messages``; default: 4 characters a token."""
+        return sum(len(str(m.get("content") or "")) for m in messages) // 4 + 4 * len(messages)
+
+    def prices(self, model: str) -> tuple[float, float] | None:
+        """Return (input, output) USD per token for ``model``, or ``None`` if unknown."""
+        return None
+
+
+# ── LiteLLM ──────────────────────────────────────────────────────────────
+
+
+def import_litellm() -> Any:
+    """Import LiteLLM offline (local price map, no tokenizer downloads) and quiet."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def usage_tokens(usage: Any) -> Tokens:
+    """Split a provider usage object into token kinds, each token counted once.
+
+    ``prompt_tokens`` includes cached reads and cache writes, and
+    ``completion_tokens`` includes reasoning (OpenAI's convention, which
+    LiteLLM follows for every provider): they are subtracted here.
+    """
+    if usage is None:
+        return Tokens()
+
+    def get(obj: Any, name: str) -> int:
+        if obj is None:
+            return 0
+        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        return int(value or 0)
+
+    prompt = get(usage, "prompt_tokens")
+    completion = get(usage, "completion_tokens")
+    pdetails = (
+        usage.get("prompt_tokens_details")
+        if isinstance(usage, dict)
+        else getattr(usage, "prompt_tokens_details", None)
+    )
+    cdetails = (
+        usage.get("completion_tokens_details")
+        if isinstance(usage, dict)
+        else getattr(usage, "completion_tokens_details", None)
+    )
+    cached = get(pdetails, "cached_tokens") or get(usage, "cache_read_input_tokens")
+    written = get(usage, "cache_creation_input_tokens") or get(pdetails, "cache_creation_tokens")
+    reasoning = get(cdetails, "reasoning_tokens")
+    return Tokens(
+        input=max(prompt - cached - written, 0),
+        output=max(completion - reasoning, 0),
+        cached_read=cached,
+        cache_write=written,
+        reasoning=reasoning,
+    )
+
+
+def _retry_after(exc: Exception) -> float | None:
+    headers: Any = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    except AttributeError:
+        return None
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+def provider_error(exc: Exception, step: str | None) -> ProviderError:
+    """Translate a LiteLLM/OpenAI exception into ``ProviderError`` (retryable or not)."""
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    message = str(getattr(exc, "message", None) or exc).strip()
+    transient_names = (
+        "Timeout",
+        "APIConnectionError",
+        "ServiceUnavailableError",
+        "RateLimitError",
+        "InternalServerError",
+    )
+    if (
+        isinstance(exc, asyncio.TimeoutError | TimeoutError)
+        or name in transient_names
+        or (isinstance(status, int) and (status == 429 or status >= 500 or status == 408))
+    ):
+        return TransientProviderError(
+            f"{name}: {message}", step=step, status_code=status, retry_after=_retry_after(exc)
+        )
+    return ProviderError(f"{name}: {message}", step=step, status_code=status, retryable=False)
+
+
+class LiteLLMProvider(LLM):
+    """Call any model through ``litellm.acompletion``.
+
+    ``api_base`` / ``api_key`` default to ``LOOPKIT_API_BASE`` /
+    ``LOOPKIT_API_KEY`` (useful for a local OpenAI-compatible server with
+    ``openai/<name>`` models); otherwise LiteLLM reads the provider's usual
+    variables (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...).
+    """
+
+    def __init__(
+        self,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.api_base = api_base or os.environ.get("LOOPKIT_API_BASE") or None
+        self.api_key = api_key or os.environ.get("LOOPKIT_API_KEY") or None
+        self.extra = dict(extra or {})
+        self._litellm: Any = None
+        self._json_ok: dict[str, bool] = {}
+
+    @property
+    def litellm(self) -> Any:
+        if self._litellm is None:
+            self._litellm = import_litellm()
+        return self._litellm
+
+    def _supports_json(self, model: str) -> bool:
+        if model not in self._json_ok:
+            try:
+                params = self.litellm.get_supported_openai_params(model=model) or []
+                self._json_ok[model] = "response_format" in params
+            except Exception:
+                self._json_ok[model] = False
+        return self._json_ok[model]
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        litellm = self.litellm
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "num_retries": 0,
+            "max_retries": 0,
+            **self.extra,
+        }
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        elif self.api_base:
+            kwargs["api_key"] = "loopkit-local"
+        if request.timeout is not None:
+            kwargs["timeout"] = request.timeout
+        if request.tools:
+            kwargs["tools"] = request.tools
+        if request.max_output_tokens is not None:
+            kwargs["max_tokens"] = request.max_output_tokens
+        if request.response_format is not None and self._supports_json(request.model):
+            kwargs["response_format"] = request.response_format
+        try:
+            if request.timeout is not None:
+                # LiteLLM's own timeout does not cover every phase; enforce it here too.
+                response = await asyncio.wait_for(
+                    litellm.acompletion(**kwargs), timeout=request.timeout + 0.5
+                )
+            else:
+                response = await litellm.acompletion(**kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise provider_error(exc, request.step) from exc
+        return self._response(request, response)
+
+    def _response(self, request: LLMRequest, response: Any) -> LLMResponse:
+        choice = response.choices[0]
+        message = choice.message
+        calls: list[ToolCall] = []
+        for call in getattr(message, "tool_calls", None) or []:
+            raw = call.function.arguments or ""
+            try:
+                args = json.loads(raw) if raw else {}
+            except json.JSONDecodeError:
+                args = {}
+            calls.append(
+                ToolCall(
+                    id=call.id,
+                    name=call.function.name,
+                    arguments=args if isinstance(args, dict) else {},
+                    raw_arguments=raw,
+                )
+            )
+        usage = getattr(response, "usage", None)
+        return LLMResponse(
+            content=message.content or "",
+            tool_calls=calls,
+            tokens=usage_tokens(usage),
+            cost=self._cost(request.model, response),
+            model=getattr(response, "model", None) or request.model,
+            finish_reason=getattr(choice, "finish_reason", None),
+        )
+
+    def _cost(self, model: str, response: Any) -> float | None:
+        # LiteLLM prices every token kind (cached reads, cache writes, reasoning) itself.
+        try:
+            cost = self.litellm.completion_cost(completion_response=response, model=model)
+        except Exception:
+            return None
+        return float(cost) if cost is not None else None
+
+    def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
+        try:
+            return int(self.litellm.token_counter(model=model, messages=messages))
+        except Exception:
+            return super().count_tokens(model, messages)
+
+    def prices(self, model: str) -> tuple[float, float] | None:
+        try:
+            info = self.litellm.get_model_info(model)
+        except Exception:
+            return None
+        inp, out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
+        if inp is None or out is None:
+            return None
+        return float(inp), float(out)
+
+
+# ── Dry run ──────────────────────────────────────────────────────────────
+
+DEFAULT_DRY_RUN_SCORE = 0.95
+
+
+class DryRunProvider(LLM):
+    """Deterministic answers with no network and no cost.
+
+    Makers answer a fixed text naming their step; the checker answers a JSON
+    verdict whose score is ``checker_scores[round - 1]`` (the last one
+    repeats; default 0.95), passing at 0.8 and above with one issue
+    otherwise. ``requests`` keeps every request (the projection of a live
+    run's cost is computed from their rendered prompts).
+    """
+
+    dry_run = True
+
+    def __init__(self, checker_scores: Sequence[float] = (), latency_ms: int = 0) -> None:
+        self.checker_scores = [float(s) for s in checker_scores]
+        self.latency_ms = latency_ms
+        self.requests: list[LLMRequest] = []
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        self.requests.append(request)
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000.0)
+        if request.role == "checker":
+            scores = self.checker_scores or [DEFAULT_DRY_RUN_SCORE]
+            score = scores[min(request.round, len(scores)) - 1]
+            passed = score >= 0.8
+            issues = (
+                []
+                if passed
+                else [f"dry run: the checker scored round {request.round} at {score:g}"]
+            )
+            text = json.dumps({"pass": passed, "score": score, "issues": issues})
+        else:
+            text = (
+                f"[dry run] {request.step or 'agent'}: no model was called (round {request.round})."
+            )
+        return LLMResponse(content=text, tokens=Tokens(), cost=0.0, model=request.model)
+
+    def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
+        return 0
+
+    def prices(self, model: str) -> tuple[float, float] | None:
+        return (0.0, 0.0)
+
+
+# ── Scripted fake ────────────────────────────────────────────────────────
+
+Reply = LLMResponse | str | Exception
+Responder = Callable[[LLMRequest], Reply]
+
+
+class ScriptedLLM(LLM):
+    """A fake model for tests and benchmarks.
+
+    Answers come from ``replies`` in order (then ``default``), or from a
+    ``responder(request)`` function. A reply is an ``LLMResponse``, a string
+    (the content) or an exception (raised). ``latency`` seconds are slept per
+    call; ``requests`` records every request.
+    """
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] | Responder = (),
+        *,
+        default: Reply = "ok",
+        latency: float = 0.0,
+        prices: tuple[float, float] | None = (0.0, 0.0),
+        record: bool = True,
+    ) -> None:
+        self._responder: Responder | None = replies if callable(replies) else None
+        self._replies: list[Reply] = [] if callable(replies) else list(replies)
+        self.default = default
+        self.latency = latency
+        self._prices = prices
+        self.record = record
+        self.requests: list[LLMRequest] = []
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        if self.record:
+            self.requests.append(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self._responder is not None:
+            reply = self._responder(request)
+        else:
+            reply = self._replies.pop(0) if self._replies else self.default
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, str):
+            return LLMResponse(content=reply, model=request.model)
+        return reply
+
+    def prices(self, model: str) -> tuple[float, float] | None:
+        return self._prices
+
+
+def default_model(step_model: str | None, loop_model: str | None, project_model: str | None) -> str:
+    """Return the model of a step: its own, else the loop's, project's, ``LOOPKIT_MODEL``."""
+    model = step_model or loop_model or project_model or os.environ.get("LOOPKIT_MODEL")
+    if not model:
+        raise ConfigError(
+            "no model configured: set 'model:' on the step or the loop, a default in "
+            "loopkit.yaml, or the LOOPKIT_MODEL environment variable (e.g. gpt-4o-mini)"
+        )
+    return model

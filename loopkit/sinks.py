@@ -1,0 +1,275 @@
+"""Event sinks: where a run's events go.
+
+``Sink`` is the contract: ``emit(event)`` is called synchronously, in the
+run's event-loop thread, once per event, in ``seq`` order. It must be quick
+and must not raise (a sink's failure is not the run's failure: the engine
+logs and drops a raising sink's error). A sink doing slow or thread-bound
+I/O (the Django ORM) wraps itself in ``BackgroundSink``, which hands events
+to one worker thread in order. ``close()`` is called once when the run ends.
+
+Sinks here: ``ConsoleSink`` (the seed's transcript layout), ``JsonlSink``
+(one JSON object per line, ``--json``), ``CallbackSink`` (a function per
+event), ``ListSink`` (keeps events, for tests) and ``BackgroundSink``.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import IO, Any
+
+from loopkit.engine.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    BudgetWarning,
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    StepFinished,
+    StepStarted,
+    ToolCalled,
+    VerificationRound,
+)
+
+BANNER = "=" * 60
+RULE_WIDTH = 54
+
+
+class Sink:
+    """Receives a run's events (see the module docstring for the contract)."""
+
+    def emit(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush and release; called once at the end of the run."""
+
+
+class ListSink(Sink):
+    """Keep every event in ``events`` (tests, the in-memory sink)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of_type(self, type_: str) -> list[Any]:
+        return [e for e in self.events if e.type == type_]
+
+
+class CallbackSink(Sink):
+    """Call ``callback(event)`` for every event (the web app stores them this way)."""
+
+    def __init__(
+        self, callback: Callable[[Event], None], on_close: Callable[[], None] | None = None
+    ) -> None:
+        self.callback = callback
+        self.on_close = on_close
+
+    def emit(self, event: Event) -> None:
+        self.callback(event)
+
+    def close(self) -> None:
+        if self.on_close is not None:
+            self.on_close()
+
+
+class JsonlSink(Sink):
+    """Write each event as one JSON line (``event.as_dict()``) and flush."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def emit(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.as_dict(), default=str) + "\n")
+        self.stream.flush()
+
+
+class BackgroundSink(Sink):
+    """Deliver events to ``inner`` from one worker thread, in order; ``close`` drains."""
+
+    _STOP = object()
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="loopkit-sink", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is self._STOP:
+                return
+            try:
+                self.inner.emit(event)
+            except Exception as exc:  # a sink's failure is not the run's
+                print(f"loopkit: sink {type(self.inner).__name__} failed: {exc}", file=sys.stderr)
+
+    def emit(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def close(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()
+        self.inner.close()
+
+
+def rule(title: str) -> str:
+    head = f"── {title} "
+    return head + "─" * max(RULE_WIDTH - len(head), 3)
+
+
+def format_ms(ms: float) -> str:
+    return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
+
+
+def format_cost(cost: float | None) -> str:
+    return "$?" if cost is None else f"${cost:.4f}"
+
+
+class ConsoleSink(Sink):
+    """Print the run as the seed's transcript (``loopkit-runtime run``)."""
+
+    def __init__(self, stream: IO[str] | None = None, verbose: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+        self._parallel_depth = 0
+        self._verify_header = False
+        self._loop = ""
+
+    def _print(self, line: str = "") -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def emit(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_run_started(self, e: RunStarted) -> None:
+        self._loop = e.loop
+        self._print(BANNER)
+        self._print(f"Running Loop: {e.loop}" + (" (resumed)" if e.resumed else ""))
+        self._print(BANNER)
+        if e.config:
+            self._print(f"Config: {e.config}")
+        self._print(f"Pipeline: {e.pipeline_steps} step(s)")
+        if e.makers:
+            self._print(f"Verification: Maker={e.makers!r} | Checker={e.checker}")
+        self._print()
+        self._print(rule("Pipeline Execution"))
+
+    def _on_step_started(self, e: StepStarted) -> None:
+        if e.kind == "parallel":
+            if self._parallel_depth == 0:
+                self._print(f"Running {len(e.members)} agents in parallel...")
+            self._parallel_depth += 1
+        elif e.kind == "agent":
+            self._print(f"-> Agent: {e.label or e.key}...")
+        elif e.kind == "approval":
+            self._print(f"-> Approval: {e.label or e.key}...")
+
+    def _completed(self, e: StepFinished) -> str:
+        return (
+            f"+ Completed ({format_ms(e.duration_ms)}, {e.tokens.up} up/{e.tokens.down} down "
+            f"tokens, {format_cost(e.cost)})"
+        )
+
+    def _on_step_finished(self, e: StepFinished) -> None:
+        if e.kind == "parallel":
+            self._parallel_depth -= 1
+            if self._parallel_depth == 0:
+                self._print(self._completed(e))
+        elif e.kind == "agent" and self._parallel_depth == 0:
+            self._print(self._completed(e) + (" [resumed]" if e.resumed else ""))
+        elif e.kind == "conditional":
+            self._print(f"-> Condition {e.label or e.key}: took '{e.branch}'")
+
+    def _on_step_failed(self, e: StepFailed) -> None:
+        if e.kind == "parallel":
+            self._parallel_depth = max(self._parallel_depth - 1, 0)
+        retry = f" (retrying, attempt {e.attempt + 1})" if e.will_retry else ""
+        self._print(f"[x] {e.label or e.key}: {e.error}{retry}")
+
+    def _on_tool_called(self, e: ToolCalled) -> None:
+        mark = "[x]" if e.is_error else "[ok]"
+        self._print(f"   tool {e.name} {mark} ({format_ms(e.duration_ms)})")
+
+    def _on_verification_round(self, e: VerificationRound) -> None:
+        if not self._verify_header:
+            self._verify_header = True
+            self._print()
+            self._print(rule("Maker/Checker Verification"))
+        score = "?" if e.score is None else f"{e.score:.2f}"
+        verdict = "[ok] PASS" if e.passed else "[x] FAIL"
+        self._print(f"Round {e.round}: {verdict} (score: {score})")
+        if not e.passed:
+            for issue in e.issues:
+                self._print(f"  - {issue}")
+            if e.reason:
+                self._print(f"  reason: {e.reason}")
+            if e.will_retry:
+                self._print(
+                    f"Retrying the makers with the checker's feedback (round {e.round + 1})..."
+                )
+
+    def _on_budget_warning(self, e: BudgetWarning) -> None:
+        self._print(f"[!] Budget: {e.message}")
+
+    def _on_approval_requested(self, e: ApprovalRequested) -> None:
+        self._print(f"[?] Approval needed: {e.question}")
+
+    def _on_approval_resolved(self, e: ApprovalResolved) -> None:
+        verdict = "approved" if e.approved else "rejected"
+        by = f" by {e.by}" if e.by else ""
+        why = f" ({e.reason})" if e.reason else ""
+        self._print(f"[{'ok' if e.approved else 'x'}] Approval {verdict}{by}{why}")
+
+    def _on_run_finished(self, e: RunFinished) -> None:
+        self._print()
+        self._print(rule("Results"))
+        name = e.loop
+        if e.status == "succeeded":
+            self._print(f"[ok] Loop '{name}' completed successfully")
+        elif e.status == "verification_failed":
+            self._print(f"[x] Loop '{name}' failed verification after {e.rounds} round(s)")
+        elif e.status == "budget_exceeded":
+            self._print(f"[x] Loop '{name}' stopped: budget exceeded ({e.error})")
+        elif e.status == "cancelled":
+            self._print(f"[x] Loop '{name}' cancelled ({e.error})")
+        else:
+            self._print(f"[x] Loop '{name}' failed: {e.error}")
+        self._print(f"Duration: {format_ms(e.duration_ms)}")
+        self._print(f"Steps: {e.steps}")
+        cost = (
+            format_cost(e.cost)
+            if e.cost_known
+            else f"{format_cost(e.cost)} + unknown (a price was unknown)"
+        )
+        self._print(f"Est. Cost: {cost}")
+        if e.projection is not None:
+            self._print(f"Projected live cost: {projection_text(e.projection)}")
+        if e.status != "succeeded":
+            self._print(f"Run: {e.run_id} (continue with: loopkit run {name} --resume {e.run_id})")
+
+
+def projection_text(p: dict[str, Any]) -> str:
+    """Render a dry run's projection of the live cost."""
+    if not p.get("models"):
+        return "unknown (no model configured: set 'model:' or LOOPKIT_MODEL)"
+    cost = p.get("cost")
+    models = ", ".join(p["models"])
+    head = "unknown" if cost is None else f"${cost:.4f}"
+    detail = (
+        f"{models}; {p['input_tokens']:,} input tokens counted, "
+        f"~{p['output_tokens']:,} output tokens estimated"
+    )
+    if p.get("unknown_models"):
+        detail += f"; no price for {', '.join(p['unknown_models'])}"
+    return f"{head} ({detail})"
