@@ -1,0 +1,284 @@
+"""The runs API: /api/runs (start, read, events, cancel, re-run, approvals) and /api/events.
+
+Reading needs membership of the run's team (another team's ids are 404);
+starting, cancelling and re-running need the editor role; an approval needs
+the roles its step names (editor and above when it names none).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema, Status
+from ninja.errors import HttpError
+
+from builder.models import Loop
+from loopkit_web.teams.scoping import (
+    current_team,
+    get_scoped_or_404,
+    membership_for,
+    require_role,
+)
+from runs import services
+from runs.models import ApprovalRequest, ApprovalStatus, Run, RunEvent
+from runs.triggers import raise_custom_event
+
+API_PREFIX = ""
+router = Router(tags=["runs"])
+
+
+class StartIn(Schema):
+    loop_id: int | None = None
+    loop: str | None = None
+    inputs: dict[str, Any] = {}
+    dry_run: bool = False
+
+
+class EventOut(Schema):
+    seq: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class ApprovalOut(Schema):
+    id: int
+    step: str
+    question: str
+    approvers: list[str]
+    status: str
+    expires_at: datetime | None
+    decided_by: str
+    decided_at: datetime | None
+    comment: str
+
+
+class RunOut(Schema):
+    id: int
+    loop_id: int | None
+    loop: str
+    version: int
+    status: str
+    trigger_type: str
+    trigger_payload: dict[str, Any]
+    inputs: dict[str, Any]
+    dry_run: bool
+    started_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    tokens_reasoning: int
+    cost_usd: float | None
+    cost_known: bool
+    verification_rounds: int
+    final_score: float | None
+    models: list[str]
+    error: str
+    last_seq: int
+    rerun_of: int | None
+    url: str
+    approvals: list[ApprovalOut]
+
+
+class DecisionIn(Schema):
+    comment: str = ""
+
+
+class CustomEventIn(Schema):
+    event: str
+    payload: dict[str, Any] = {}
+    dry_run: bool = False
+
+
+class CustomEventOut(Schema):
+    event: str
+    runs: list[int]
+
+
+class Message(Schema):
+    message: str
+
+
+def approval_out(a: ApprovalRequest) -> dict[str, Any]:
+    return {
+        "id": a.pk,
+        "step": a.step,
+        "question": a.question,
+        "approvers": a.approvers,
+        "status": a.status,
+        "expires_at": a.expires_at,
+        "decided_by": a.decided_by_label,
+        "decided_at": a.decided_at,
+        "comment": a.comment,
+    }
+
+
+def run_out(run: Run) -> dict[str, Any]:
+    """Return the API body of a run."""
+    return {
+        "id": run.pk,
+        "loop_id": run.loop_id,
+        "loop": run.loop_name,
+        "version": run.version_number,
+        "status": run.status,
+        "trigger_type": run.trigger_type,
+        "trigger_payload": run.trigger_payload,
+        "inputs": run.inputs,
+        "dry_run": run.dry_run,
+        "started_by": run.started_by_label,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "tokens_in": run.tokens_in,
+        "tokens_out": run.tokens_out,
+        "tokens_cached": run.tokens_cached,
+        "tokens_reasoning": run.tokens_reasoning,
+        "cost_usd": None if run.cost_usd is None else float(run.cost_usd),
+        "cost_known": run.cost_known,
+        "verification_rounds": run.verification_rounds,
+        "final_score": run.final_score,
+        "models": run.models_used,
+        "error": run.error,
+        "last_seq": run.last_seq,
+        "rerun_of": run.rerun_of_id,
+        "url": f"/runs/{run.pk}/",
+        "approvals": [approval_out(a) for a in run.approvals.all()],
+    }
+
+
+def _refused(exc: services.RunRefused) -> HttpError:
+    return HttpError(exc.status, exc.message)
+
+
+@router.post("/runs", response={201: RunOut}, summary="Start a run (manual trigger)")
+def start(request: HttpRequest, body: StartIn) -> Status:
+    if (body.loop_id is None) == (body.loop is None):
+        raise HttpError(422, "give exactly one of loop_id or loop (the loop's name)")
+    loops = Loop.objects.for_request(request)
+    if body.loop_id is not None:
+        loop = get_scoped_or_404(loops, request, pk=body.loop_id)
+    else:
+        team = current_team(request)
+        loop = loops.filter(team=team, name=body.loop).first()
+        if loop is None:
+            raise HttpError(404, f"no loop named '{body.loop}' in team {team}")
+    require_role(request, "editor", team=loop.team)
+    try:
+        run = services.start_run(
+            loop,
+            trigger_type="manual",
+            inputs=body.inputs,
+            dry_run=body.dry_run,
+            actor=request.user,
+            request=request,
+        )
+    except services.RunRefused as exc:
+        raise _refused(exc) from None
+    run.refresh_from_db()
+    return Status(201, run_out(run))
+
+
+@router.get("/runs", response=list[RunOut], summary="The current team's latest runs")
+def list_runs(request: HttpRequest, limit: int = 50) -> list[dict[str, Any]]:
+    runs = Run.objects.for_current_team(request).prefetch_related("approvals")
+    return [run_out(r) for r in runs[: max(1, min(limit, 200))]]
+
+
+@router.get("/runs/{run_id}", response=RunOut)
+def get_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
+    return run_out(get_scoped_or_404(Run, request, pk=run_id))
+
+
+class EventsQuery(Schema):
+    after: int = 0
+    limit: int = 500
+
+
+@router.get("/runs/{run_id}/events", response=list[EventOut], summary="Events after a seq")
+def events(request: HttpRequest, run_id: int, q: Query[EventsQuery]) -> list[RunEvent]:
+    run = get_scoped_or_404(Run, request, pk=run_id)
+    rows = RunEvent.objects.filter(run=run, seq__gt=max(q.after, 0)).order_by("seq")
+    return list(rows[: max(1, min(q.limit, 1000))])
+
+
+@router.post("/runs/{run_id}/cancel", response={202: RunOut, 409: Message})
+def cancel(request: HttpRequest, run_id: int) -> Status:
+    run = get_scoped_or_404(Run, request, pk=run_id)
+    require_role(request, "editor", team=run.team)
+    if not services.request_cancel(run, actor=request.user, request=request):
+        return Status(409, {"message": f"the run has already finished ({run.status})"})
+    run.refresh_from_db()
+    return Status(202, run_out(run))
+
+
+@router.post("/runs/{run_id}/rerun", response={201: RunOut})
+def rerun(request: HttpRequest, run_id: int) -> Status:
+    run = get_scoped_or_404(Run, request, pk=run_id)
+    require_role(request, "editor", team=run.team)
+    try:
+        new = services.rerun(run, actor=request.user, request=request)
+    except services.RunRefused as exc:
+        raise _refused(exc) from None
+    new.refresh_from_db()
+    return Status(201, run_out(new))
+
+
+def _decide(
+    request: HttpRequest, run_id: int, approval_id: int, approved: bool, comment: str
+) -> dict[str, Any]:
+    run = get_scoped_or_404(Run, request, pk=run_id)
+    require_role(request, "viewer", team=run.team)
+    approval = ApprovalRequest.objects.filter(run=run, pk=approval_id).first()
+    if approval is None:
+        raise HttpError(404, "not found")
+    if approval.status != ApprovalStatus.PENDING:
+        raise HttpError(409, f"this approval was already decided ({approval.status})")
+    try:
+        services.decide_approval(
+            approval,
+            approved=approved,
+            comment=comment,
+            membership=membership_for(request, run.team),
+            request=request,
+        )
+    except services.RunRefused as exc:
+        raise _refused(exc) from None
+    return approval_out(approval)
+
+
+@router.post("/runs/{run_id}/approvals/{approval_id}/approve", response=ApprovalOut)
+def approve(
+    request: HttpRequest, run_id: int, approval_id: int, body: DecisionIn
+) -> dict[str, Any]:
+    return _decide(request, run_id, approval_id, True, body.comment)
+
+
+@router.post("/runs/{run_id}/approvals/{approval_id}/reject", response=ApprovalOut)
+def reject(request: HttpRequest, run_id: int, approval_id: int, body: DecisionIn) -> dict[str, Any]:
+    return _decide(request, run_id, approval_id, False, body.comment)
+
+
+@router.post("/events", response={202: CustomEventOut}, summary="Raise a named custom event")
+def custom_event(request: HttpRequest, body: CustomEventIn) -> Status:
+    team = current_team(request)
+    require_role(request, "editor", team=team)
+    name = body.event.strip()
+    if not name:
+        raise HttpError(422, "the event needs a name")
+    try:
+        runs = raise_custom_event(
+            team.pk,  # type: ignore[union-attr]
+            name,
+            body.payload,
+            actor=request.user,
+            request=request,
+            dry_run=body.dry_run,
+        )
+    except services.RunRefused as exc:
+        raise _refused(exc) from None
+    return Status(202, {"event": name, "runs": [r.pk for r in runs]})

@@ -1,0 +1,57 @@
+"""Settings of the runs app, each overridable in Django settings or by environment variable.
+
+| setting / env var | default | meaning |
+|---|---|---|
+| ``LOOPKIT_RUN_CONCURRENCY_PER_TEAM`` | 4 | runs of one team executing at once; more wait queued |
+| ``LOOPKIT_RUN_HEARTBEAT_SECONDS`` | 5 | how often a worker marks its runs alive |
+| ``LOOPKIT_RUN_STALE_SECONDS`` | 30 | a run silent this long has lost its worker |
+| ``LOOPKIT_RUN_MAX_ATTEMPTS`` | 3 | worker pick-ups before a lost run is failed |
+| ``LOOPKIT_WEBHOOK_MAX_BYTES`` | 1048576 | larger webhook bodies get 413 |
+| ``LOOPKIT_EVENT_CHAIN_LIMIT`` | 10 | loops triggered by loops, at most this deep |
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _number(name: str, default: float) -> float:
+    value = getattr(settings, name, None)
+    if value is None:
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if float(value) <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive, got {value!r}.")
+    return float(value)
+
+
+def concurrency_per_team() -> int:
+    return int(_number("LOOPKIT_RUN_CONCURRENCY_PER_TEAM", 4))
+
+
+def heartbeat_seconds() -> float:
+    return _number("LOOPKIT_RUN_HEARTBEAT_SECONDS", 5.0)
+
+
+def stale_seconds() -> float:
+    return _number("LOOPKIT_RUN_STALE_SECONDS", 30.0)
+
+
+def max_attempts() -> int:
+    return int(_number("LOOPKIT_RUN_MAX_ATTEMPTS", 3))
+
+
+def webhook_max_bytes() -> int:
+    return int(_number("LOOPKIT_WEBHOOK_MAX_BYTES", 1024 * 1024))
+
+
+def event_chain_limit() -> int:
+    return int(_number("LOOPKIT_EVENT_CHAIN_LIMIT", 10))

@@ -1,0 +1,99 @@
+"""The live run socket: replay stored events after the client's last seq, then stream.
+
+``ws/runs/<id>/?after=<seq>``. The socket joins the run's group *before*
+reading the database, and forwards only events numbered after the last one
+it sent: an event both replayed and pushed is sent once, and an event the
+channel layer dropped (a gap in the numbers) is read back from the database.
+So a client sees every event exactly once, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from runs import live
+from runs.models import Run, RunEvent
+
+#: Close codes: the run does not exist for this user / not logged in.
+CLOSE_NOT_FOUND = 4404
+CLOSE_UNAUTHENTICATED = 4401
+REPLAY_BATCH = 500
+
+
+class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    run_id: int
+    last_seq: int
+    group: str
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        if not await self._visible(user):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.last_seq = _after(self.scope.get("query_string", b""))
+        self.group = live.group_name(self.run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self._catch_up(None)
+
+    async def disconnect(self, code: int) -> None:
+        group = getattr(self, "group", None)
+        if group:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        # The client may ask for a replay after a seq it holds (e.g. after a gap it saw).
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong", "last_seq": self.last_seq})
+
+    async def run_event(self, message: dict[str, Any]) -> None:
+        event = message["event"]
+        seq = int(event["seq"])
+        if seq <= self.last_seq:
+            return
+        if seq > self.last_seq + 1:
+            await self._catch_up(seq)
+            if seq <= self.last_seq:
+                return
+        await self._send(event)
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": "event", "event": event})
+        self.last_seq = int(event["seq"])
+
+    async def _catch_up(self, before: int | None) -> None:
+        """Send the stored events after ``last_seq`` (and before *before*, if given)."""
+        while True:
+            events = await self._stored(self.last_seq, before)
+            for event in events:
+                await self._send(event)
+            if len(events) < REPLAY_BATCH:
+                return
+
+    @database_sync_to_async
+    def _visible(self, user: Any) -> bool:
+        return Run.objects.for_user(user).filter(pk=self.run_id).exists()
+
+    @database_sync_to_async
+    def _stored(self, after: int, before: int | None) -> list[dict[str, Any]]:
+        rows = RunEvent.objects.filter(run_id=self.run_id, seq__gt=after)
+        if before is not None:
+            rows = rows.filter(seq__lt=before)
+        return [e.as_message() for e in rows.order_by("seq")[:REPLAY_BATCH]]
+
+
+def _after(query_string: bytes) -> int:
+    from urllib.parse import parse_qs
+
+    values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
+    try:
+        return max(int(values[0]), 0)
+    except ValueError:
+        return 0

@@ -1,0 +1,47 @@
+"""Pushing stored run events to the browsers watching the run (Channels groups)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+
+def group_name(run_id: int) -> str:
+    """Return the Channels group of the sockets watching run *run_id*."""
+    return f"run-{run_id}"
+
+
+def message(event: dict[str, Any]) -> dict[str, Any]:
+    """Return the channel-layer message carrying one stored event."""
+    return {"type": "run.event", "event": event}
+
+
+def push(run_id: int, event: dict[str, Any]) -> None:
+    """Send one stored event to the run's group (sync callers: workers, views).
+
+    A failed push loses nothing: the event is stored, and a socket that
+    notices a gap (or reconnects) reads it back from the database.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group_name(run_id), message(event))
+    except Exception:  # the channel layer is a best-effort accelerator
+        logger.warning("could not push event %s of run %s", event.get("seq"), run_id, exc_info=True)
+
+
+async def apush(run_id: int, event: dict[str, Any]) -> None:
+    """Send one stored event to the run's group (async callers: the engine's loop)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group_name(run_id), message(event))
+    except Exception:
+        logger.warning("could not push event %s of run %s", event.get("seq"), run_id, exc_info=True)

@@ -1,0 +1,92 @@
+"""Store run events as RunEvent rows (numbered without gaps) and keep the run's totals.
+
+``record_event`` is the one writer of RunEvent rows. It numbers events
+itself (``Run.last_seq + 1`` under a row lock), so the numbering stays
+gap-free and unique across a worker crash and resume even if the engine's
+own counter restarts; the engine's number is kept in the payload as
+``engine_seq``. The row is committed before it is pushed to the browsers.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from runs import live
+from runs.models import Run, RunEvent
+
+# Fields of an engine event that are the envelope, not the payload.
+_ENVELOPE = ("type", "seq", "run_id")
+
+
+def payload_of(event: dict[str, Any]) -> dict[str, Any]:
+    """Return an engine event's data without its envelope (the engine's seq is kept)."""
+    data = {k: v for k, v in event.items() if k not in _ENVELOPE}
+    if event.get("seq"):
+        data["engine_seq"] = event["seq"]
+    return data
+
+
+def _totals_update(run: Run, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Return the Run field updates an event implies (live totals for the run page)."""
+    fields: dict[str, Any] = {}
+    model = payload.get("model")
+    if model and model not in run.models_used:
+        fields["models_used"] = [*run.models_used, model]
+    counted = (type_ == "step_finished" and payload.get("kind") == "agent") or (
+        type_ == "verification_round"
+    )
+    if counted and not payload.get("resumed"):
+        tokens = payload.get("tokens") or {}
+        fields["tokens_in"] = F("tokens_in") + int(tokens.get("input", 0))
+        fields["tokens_out"] = F("tokens_out") + int(tokens.get("output", 0))
+        fields["tokens_cached"] = F("tokens_cached") + int(tokens.get("cached_read", 0))
+        fields["tokens_reasoning"] = F("tokens_reasoning") + int(tokens.get("reasoning", 0))
+        cost = payload.get("cost")
+        if cost is None:
+            fields["cost_known"] = False
+            fields["cost_usd"] = None
+        elif run.cost_known:
+            fields["cost_usd"] = (run.cost_usd or Decimal(0)) + Decimal(str(cost))
+    if type_ == "verification_round":
+        fields["verification_rounds"] = int(payload.get("round") or 0)
+        fields["final_score"] = payload.get("score")
+    if type_ == "step_finished" and payload.get("kind") == "agent" and payload.get("label"):
+        key = str(payload["label"])
+        fields["outputs"] = {**run.outputs, key: payload.get("output")}
+    if type_ == "run_finished":
+        tokens = payload.get("tokens") or {}
+        cost = payload.get("cost")
+        fields.update(
+            tokens_in=int(tokens.get("input", 0)),
+            tokens_out=int(tokens.get("output", 0)),
+            tokens_cached=int(tokens.get("cached_read", 0)),
+            tokens_reasoning=int(tokens.get("reasoning", 0)),
+            cost_known=bool(payload.get("cost_known", cost is not None)) and cost is not None,
+            cost_usd=None if cost is None else Decimal(str(cost)),
+        )
+        if payload.get("rounds"):
+            fields["verification_rounds"] = int(payload["rounds"])
+    return fields
+
+
+def record_event(run_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Store one event of run *run_id*, update the run's totals, then push it; return it."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        seq = run.last_seq + 1
+        event = RunEvent.objects.create(run=run, seq=seq, type=type_, payload=payload)
+        updates = _totals_update(run, type_, payload)
+        Run.objects.filter(pk=run_id).update(last_seq=seq, heartbeat_at=timezone.now(), **updates)
+    message = event.as_message()
+    live.push(run_id, message)
+    return message
+
+
+def record_engine_event(run_id: int, event: dict[str, Any]) -> dict[str, Any]:
+    """Store one engine event (``Event.as_dict()``)."""
+    return record_event(run_id, str(event["type"]), payload_of(event))

@@ -1,0 +1,11 @@
+"""WebSocket routes of the runs app (collected by loopkit_web.asgi)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from runs.consumers import RunConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+]

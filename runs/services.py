@@ -1,0 +1,259 @@
+"""Starting, cancelling and re-running runs, and deciding approvals.
+
+Every function here is used by the API, the pages and the triggers alike, so
+each rule (inputs checked, task enqueued after commit, audit written) lives
+in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from builder.models import Loop
+from loopkit import spec
+from loopkit.errors import SpecError
+from loopkit.yamlio import load_loop
+from loopkit_web.audit.services import record
+from loopkit_web.teams.models import ROLE_RANK, Membership
+from runs.models import (
+    TERMINAL,
+    ApprovalRequest,
+    ApprovalStatus,
+    Run,
+    Status,
+    TriggerType,
+)
+from runs.recorder import record_event
+
+
+class RunRefused(Exception):
+    """A run cannot be started as asked; the message says why and how to fix it."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def parse_loop(text: str, name: str = "loop") -> spec.Loop:
+    """Return the loop of a stored YAML text, or raise RunRefused with its problems."""
+    try:
+        return load_loop(text, f"{name}.yaml")
+    except SpecError as exc:
+        raise RunRefused(f"the loop '{name}' is invalid and cannot run: {exc}") from None
+
+
+def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
+    """Return *given* completed with the loop's input defaults; refuse unknown or missing ones."""
+    unknown = sorted(set(given) - set(loop.inputs))
+    if unknown:
+        known = ", ".join(sorted(loop.inputs)) or "none"
+        raise RunRefused(f"unknown input(s) {', '.join(unknown)} (this loop's inputs: {known})")
+    values = dict(given)
+    missing = []
+    for name, declared in loop.inputs.items():
+        if name in values:
+            continue
+        if declared.default is not None:
+            values[name] = declared.default
+        elif declared.required:
+            missing.append(name)
+    if missing:
+        raise RunRefused(f"missing required input(s): {', '.join(missing)}")
+    return values
+
+
+def _actor_label(actor: Any) -> str:
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return str(actor.get_username())
+    return ""
+
+
+def start_run(
+    loop: Loop,
+    *,
+    trigger_type: str,
+    payload: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+    dry_run: bool = False,
+    actor: Any = None,
+    request: Any = None,
+    label: str = "",
+    rerun_of: Run | None = None,
+) -> Run:
+    """Create a queued run of *loop*'s current version and enqueue it after commit.
+
+    *actor* is the user who started it (None for cron, webhook and event
+    triggers, which are described by *label*). The firing is audited.
+    """
+    from runs import tasks
+
+    if rerun_of is not None:
+        yaml_text, version, number = (
+            rerun_of.loop_yaml,
+            rerun_of.loop_version,
+            rerun_of.version_number,
+        )
+    else:
+        if loop.version == 0:
+            raise RunRefused(f"the loop '{loop.name}' has no saved version yet")
+        version = loop.current()
+        yaml_text, number = version.yaml, version.number
+    parsed = parse_loop(yaml_text, loop.name)
+    values = resolve_inputs(parsed, dict(inputs or {}))
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    with transaction.atomic():
+        run = Run.objects.create(
+            team=loop.team,
+            loop=loop,
+            loop_version=version,
+            loop_name=loop.name,
+            version_number=number,
+            loop_yaml=yaml_text,
+            trigger_type=trigger_type,
+            trigger_payload=payload or {},
+            inputs=values,
+            dry_run=dry_run,
+            rerun_of=rerun_of,
+            started_by=user,
+            started_by_label=_actor_label(user) or label or trigger_type,
+            heartbeat_at=timezone.now(),
+        )
+        record(
+            request if request is not None else user,
+            f"run.triggered.{trigger_type}",
+            run,
+            after={
+                "loop": loop.name,
+                "version": number,
+                "trigger": trigger_type,
+                "dry_run": dry_run,
+                "by": run.started_by_label,
+            },
+            actor_label=label,
+        )
+        run_id = run.pk
+        transaction.on_commit(lambda: tasks.execute_run(run_id))
+    return run
+
+
+def rerun(run: Run, *, actor: Any, request: Any = None) -> Run:
+    """Start a new run of the same loop version with the same inputs and trigger payload."""
+    if run.loop is None:
+        raise RunRefused("the loop of this run was deleted; it cannot be re-run", status=409)
+    return start_run(
+        run.loop,
+        trigger_type=TriggerType.RERUN,
+        payload=run.trigger_payload,
+        inputs=run.inputs,
+        dry_run=run.dry_run,
+        actor=actor,
+        request=request,
+        rerun_of=run,
+    )
+
+
+def finish_without_worker(run: Run, status: str, error: str, allowed_from: set[str]) -> bool:
+    """Make a run terminal from outside a worker (cancel while queued, lost worker)."""
+    now = timezone.now()
+    if not run.transition(status, allowed_from=allowed_from, finished_at=now, error=error):
+        return False
+    record_event(
+        run.pk,
+        "run_finished",
+        {
+            "loop": run.loop_name,
+            "status": status,
+            "error": error or None,
+            "duration_ms": 0.0
+            if run.started_at is None
+            else (now - run.started_at).total_seconds() * 1000,
+            "tokens": {
+                "input": run.tokens_in,
+                "output": run.tokens_out,
+                "cached_read": run.tokens_cached,
+                "reasoning": run.tokens_reasoning,
+            },
+            "cost": None if run.cost_usd is None else float(run.cost_usd),
+            "cost_known": run.cost_known,
+        },
+    )
+    from runs.triggers import fire_completion_triggers
+
+    fire_completion_triggers(run)
+    return True
+
+
+def request_cancel(run: Run, *, actor: Any, request: Any = None) -> bool:
+    """Ask *run* to stop at its next safe point; return False if it had already finished.
+
+    A queued run is cancelled at once; a running one by its worker, which
+    watches ``cancel_requested`` and fires the engine's cancel token.
+    """
+    if run.status in TERMINAL:
+        return False
+    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    run.cancel_requested = True
+    record(request if request is not None else actor, "run.cancel_requested", run)
+    record_event(run.pk, "cancel_requested", {"by": _actor_label(actor)})
+    finish_without_worker(run, Status.CANCELLED, "cancelled before it started", {Status.QUEUED})
+    return True
+
+
+def can_approve(membership: Membership | None, approval: ApprovalRequest) -> bool:
+    """Return True if *membership* may decide *approval*.
+
+    An empty approver list means editors and above. Roles in the list allow
+    that role and the roles above it; other names are user names.
+    """
+    if membership is None:
+        return False
+    allowed = approval.approvers or ["editor"]
+    role_rank = ROLE_RANK[membership.role]
+    for who in allowed:
+        if who in ROLE_RANK and role_rank >= ROLE_RANK[who]:
+            return True
+        if who == membership.user.get_username():
+            return True
+    return False
+
+
+class ApprovalRefused(RunRefused):
+    pass
+
+
+def decide_approval(
+    approval: ApprovalRequest,
+    *,
+    approved: bool,
+    comment: str,
+    membership: Membership | None,
+    request: Any = None,
+) -> ApprovalRequest:
+    """Record a decision on a pending approval (the waiting worker sees it at once)."""
+    if not can_approve(membership, approval):
+        allowed = ", ".join(approval.approvers or ["editor"])
+        raise ApprovalRefused(f"only {allowed} (or higher) may decide this approval", status=403)
+    user = membership.user if membership is not None else None
+    now = timezone.now()
+    status = ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED
+    changed = ApprovalRequest.objects.filter(pk=approval.pk, status=ApprovalStatus.PENDING).update(
+        status=status,
+        decided_at=now,
+        decided_by=user,
+        decided_by_label=_actor_label(user),
+        comment=comment,
+    )
+    if not changed:
+        raise ApprovalRefused("this approval was already decided", status=409)
+    approval.refresh_from_db()
+    record(
+        request if request is not None else user,
+        "run.approval_" + ("approved" if approved else "rejected"),
+        approval.run,
+        after={"step": approval.step, "comment": comment},
+    )
+    return approval

@@ -1,0 +1,83 @@
+"""Run pages: the team's latest runs, one run live, and the "Run" button of loop pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from builder.models import Loop
+from loopkit import spec
+from loopkit.errors import SpecError
+from loopkit.yamlio import load_loop, to_data
+from loopkit_web.teams.models import ROLE_RANK
+from loopkit_web.teams.scoping import get_scoped_or_404, membership_for, require_role
+from runs import services
+from runs.models import Run
+
+
+@login_required
+def run_list(request: HttpRequest) -> HttpResponse:
+    runs = Run.objects.for_current_team(request).select_related("loop")[:100]
+    return render(request, "runs/run_list.html", {"runs": runs})
+
+
+def _steps(loop: spec.Loop | None) -> list[dict[str, Any]]:
+    if loop is None:
+        return []
+    out = []
+    for path, step in spec.iter_steps(loop.pipeline):
+        label = getattr(step, "label", None)
+        kind = type(step).__name__.removesuffix("Step").lower()
+        out.append({"key": path, "label": label or path, "kind": kind, "depth": path.count(".")})
+    return out
+
+
+@login_required
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_scoped_or_404(Run.objects.select_related("loop", "team"), request, pk=run_id)
+    membership = membership_for(request, run.team)
+    try:
+        parsed: spec.Loop | None = load_loop(run.loop_yaml, check=False)
+    except SpecError:
+        parsed = None
+    context = {
+        "run": run,
+        "steps": _steps(parsed),
+        "can_edit": membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK["editor"],
+        "page": {
+            "run_id": run.pk,
+            "status": run.status,
+            "spec": to_data(parsed) if parsed is not None else None,
+            "budget": to_data(parsed.budget) if parsed is not None and parsed.budget else {},
+            "graph": bool(finders.find("editor/graph.js")),
+            "slow_poll_ms": getattr(settings, "LOOPKIT_RUN_PAGE_POLL_MS", 0),
+        },
+    }
+    return render(request, "runs/run_detail.html", context)
+
+
+@login_required
+@require_POST
+def start(request: HttpRequest, loop_id: int) -> HttpResponse:
+    """Start a run of a loop from its page (the "Run" / "Dry run" buttons)."""
+    loop = get_scoped_or_404(Loop, request, pk=loop_id)
+    require_role(request, "editor", team=loop.team)
+    try:
+        run = services.start_run(
+            loop,
+            trigger_type="manual",
+            dry_run=request.POST.get("dry_run") in ("1", "true", "on"),
+            actor=request.user,
+            request=request,
+        )
+    except services.RunRefused as exc:
+        messages.error(request, exc.message)
+        return redirect(request.POST.get("next") or "runs:run_list")
+    return redirect("runs:run_detail", run_id=run.pk)
