@@ -1,0 +1,84 @@
+"""Run manage.py in child processes with production-like settings (not the test settings)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Variables of the test process that must not leak into a child's settings.
+_STRIPPED = (
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "LOOPKIT_VAR_DIR",
+    "LOOPKIT_HUEY_IMMEDIATE",
+    "LOOPKIT_CHANNEL_LAYER",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """Return an environment for a child process: the machine's, minus test settings.
+
+    ``LOOPKIT_CHILD_SETTINGS`` picks another settings module for children
+    (default ``loopkit_web.settings``).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
+    env["DJANGO_SETTINGS_MODULE"] = os.environ.get("LOOPKIT_CHILD_SETTINGS", "loopkit_web.settings")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(overrides)
+    return env
+
+
+def manage(
+    *args: str, env: dict[str, str], cwd: Path = REPO, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``manage.py *args`` and return the finished process (output captured)."""
+    proc = subprocess.run(
+        [sys.executable, str(cwd / "manage.py"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def shell(script: Path, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a Python file inside ``manage.py shell``."""
+    return manage("shell", "-c", script.read_text(), env=env, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def services_required() -> bool:
+    """True in CI: a missing service is a failure there, not a skip."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def skip_or_fail(reason: str) -> None:
+    if services_required():
+        pytest.fail(f"{reason} (CI=true: the real services must be running)")
+    pytest.skip(
+        f"SKIPPED LOUDLY: {reason}. Start the service (see DEVELOPERS.md) to run this test."
+    )
