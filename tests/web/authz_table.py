@@ -98,6 +98,10 @@ PAGES: list[Case] = [
     Case("GET", "/api/", "public", ok=(404,)),  # ninja's root: only there to name the API
     Case("GET", "/api/docs", "public"),
     Case("GET", "/api/openapi.json", "public"),
+    # runs pages; the webhook is public and refuses an unsigned delivery
+    Case("GET", "/runs/{run_id}/", "viewer"),
+    Case("POST", "/runs/start/{loop_id}/", "editor", ok=(302,), data={"dry_run": "1"}),
+    Case("POST", "/hooks/{team_slug}/{loop_name}/", "public", ok=(401,), foreign=False),
 ]
 
 API: list[Case] = [
@@ -151,6 +155,32 @@ API: list[Case] = [
     Case("GET", "/api/loops/{loop_id}/versions/{number}", "viewer"),
     Case("GET", "/api/loops/{loop_id}/diff", "viewer"),
     Case("POST", "/api/loops/{loop_id}/versions/{number}/restore", "editor"),
+    # runs (start, read, events, cancel, re-run, approvals, custom events)
+    Case(
+        "POST",
+        "/api/runs",
+        "editor",
+        ok=(201,),
+        data={"loop_id": "{run_loop_id}", "dry_run": True},
+    ),
+    Case("GET", "/api/runs", "current:viewer"),
+    Case("GET", "/api/runs/{run_id}", "viewer"),
+    Case("GET", "/api/runs/{run_id}/events", "viewer"),
+    Case("POST", "/api/runs/{run_id}/cancel", "editor", ok=(202,)),
+    Case("POST", "/api/runs/{run_id}/rerun", "editor", ok=(201,)),
+    Case(
+        "POST",
+        "/api/runs/{run_id}/approvals/{approval_id}/approve",
+        "editor",
+        data={"comment": "ok"},
+    ),
+    Case(
+        "POST",
+        "/api/runs/{run_id}/approvals/{approval_id}/reject",
+        "editor",
+        data={"comment": "no"},
+    ),
+    Case("POST", "/api/events", "current:editor", ok=(202,), data={"event": "deploy"}),
 ]
 
 CASES: list[Case] = PAGES + API

@@ -97,8 +97,9 @@ def _side(
 def _app_ids(team: Any, owner: Any) -> dict[str, Any]:
     """Make the app objects URLs point at in *team*; apps add a line here."""
     from .builder_fixtures import builder_ids
+    from .runs_fixtures import runs_ids
 
-    return {**builder_ids(team, owner)}
+    return {**builder_ids(team, owner), **runs_ids(team, owner)}
 
 
 @pytest.fixture
