@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 from loopkit import spec
 from loopkit.errors import Problem
-from loopkit.templating import TemplateSyntaxError, compile_condition, compile_prompt
+from loopkit.templating import TemplateSyntaxError, check_condition, check_prompt
 
 
 def _close(name: str, names: list[str]) -> str | None:
@@ -93,7 +93,7 @@ def check_loop(
             problems += _check_plan(step, path, subagents, connectors, declared)
         elif isinstance(step, spec.ConditionalStep):
             try:
-                compile_condition(step.when)
+                check_condition(step.when)
             except TemplateSyntaxError as exc:
                 problems.append(
                     Problem(
@@ -129,7 +129,7 @@ def _check_agent(
 ) -> list[Problem]:
     problems: list[Problem] = []
     try:
-        compile_prompt(step.prompt)
+        check_prompt(step.prompt)
     except TemplateSyntaxError as exc:
         problems.append(
             Problem(
@@ -242,7 +242,7 @@ def _check_plan(
     """Check a plan step: its prompt, its planner and executor roles, and each template."""
     problems: list[Problem] = []
     try:
-        compile_prompt(step.plan)
+        check_prompt(step.plan)
     except TemplateSyntaxError as exc:
         problems.append(
             Problem(

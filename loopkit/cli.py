@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Commands that only read and write loop files: they start without pydantic plugins.
+FILE_ONLY_COMMANDS = frozenset({"validate", "schema", "init"})
+
+
 def _available() -> dict[str, tuple[str, str]]:
     out = {}
     for name, (module, help_text) in COMMANDS.items():
@@ -40,23 +45,36 @@ def _available() -> dict[str, tuple[str, str]]:
     return out
 
 
-def build_parser(prog: str = "loopkit") -> argparse.ArgumentParser:
+def build_parser(prog: str = "loopkit", only: str | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser; with ``only``, import just that command's module.
+
+    Every command is listed either way; only the one being run needs its
+    arguments, so ``loopkit validate`` never imports the run command's module.
+    """
     parser = argparse.ArgumentParser(prog=prog, description="LoopKit: autonomous AI agent loops.")
     parser.add_argument("--version", action="version", version=f"loopkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in _available().items():
-        module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(_module=module_name, _name=name)
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(module_name)
         # A module serving several commands names its functions after each one.
         add = getattr(module, f"add_{name}_arguments", None) or module.add_arguments
         add(command)
-        command.set_defaults(_module=module_name, _name=name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``loopkit``; return the process exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in FILE_ONLY_COMMANDS:
+        # Pydantic looks for plugins by scanning every installed distribution's entry
+        # points (~15 ms); commands that only read loop files need none.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    parser = build_parser(only=first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

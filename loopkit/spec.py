@@ -590,3 +590,11 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "LoopKit loop"
     return schema
+
+
+def project_json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of the project file ``loopkit.yaml``."""
+    schema = Project.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "LoopKit project (loopkit.yaml)"
+    return schema

@@ -14,7 +14,14 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["TemplateSyntaxError", "compile_condition", "compile_prompt", "environment"]
+__all__ = [
+    "TemplateSyntaxError",
+    "check_condition",
+    "check_prompt",
+    "compile_condition",
+    "compile_prompt",
+    "environment",
+]
 
 
 @lru_cache(maxsize=1)
@@ -42,3 +49,40 @@ def compile_prompt(source: str) -> Callable[[Mapping[str, Any]], str]:
     """Compile a prompt template; the result renders a context mapping to text."""
     template = _compile_template(source)
     return lambda context: str(template.render(context))
+
+
+def check_prompt(source: str) -> None:
+    """Raise ``TemplateSyntaxError`` unless ``source`` is a valid prompt template.
+
+    Parses without generating code (several times cheaper than compiling, which
+    matters to ``loopkit validate``), then checks filter and test names as the
+    compiler would.
+    """
+    env = environment()
+    _check_names(env.parse(source))
+
+
+def check_condition(expression: str) -> None:
+    """Raise ``TemplateSyntaxError`` unless ``expression`` is a valid ``when:`` expression."""
+    from jinja2 import nodes
+    from jinja2.parser import Parser
+
+    env = environment()
+    parser = Parser(env, expression, state="variable")
+    expr = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+    expr.set_environment(env)
+    _check_names(nodes.Template([nodes.Output([expr])]))
+
+
+def _check_names(tree: Any) -> None:
+    from jinja2 import nodes
+    from jinja2.exceptions import TemplateAssertionError
+
+    env = environment()
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known = env.filters if isinstance(node, nodes.Filter) else env.tests
+        kind = "filter" if isinstance(node, nodes.Filter) else "test"
+        if node.name not in known:
+            raise TemplateAssertionError(f"No {kind} named '{node.name}'.", node.lineno)

@@ -1,0 +1,374 @@
+"""``loopkit validate [PATHS...]``: check loops and print their Loop Readiness Score.
+
+Paths are loop files or folders of them; without any, the project's loops
+folder (``loops/`` unless loopkit.yaml says otherwise) and the loops written
+inline in loopkit.yaml. Each loop prints as in the seed::
+
+    pr-review — LRS: 85/100 (Grade B)
+      [ok] Maker/Checker separation enforced
+      [!] State persistence recommended
+
+Exit status: 0 when every loop is valid; 1 when any file has an error, any loop
+has a blocking ``[x]`` finding, or (with ``--min-score N``) scores below N;
+2 for a usage error (a path that does not exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from loopkit.errors import Problem
+    from loopkit.lrs import Report
+    from loopkit.project import ProjectContext
+    from loopkit.spec import Loop
+
+LOOP_SUFFIXES = (".yaml", ".yml")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="loop files or folders (default: the project's loops folder)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--min-score",
+        type=int,
+        metavar="N",
+        default=None,
+        help="exit non-zero when any loop scores below N (for CI)",
+    )
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output (auto: on a terminal, unless NO_COLOR is set)",
+    )
+
+
+@dataclass
+class Result:
+    """What validating one loop gave: its problems, or its score."""
+
+    file: str
+    name: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    report: Report | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "name": self.name,
+            "ok": self.ok,
+            "errors": [p.as_dict() for p in self.problems],
+            "lrs": self.report.as_dict() if self.report else None,
+        }
+
+
+def handle(args: argparse.Namespace) -> int:
+    from loopkit.errors import SpecError
+    from loopkit.project import find_project
+
+    out = sys.stdout
+    paint = _Painter(_use_color(args.color, out))
+    if args.min_score is not None and not 0 <= args.min_score <= 100:
+        print("loopkit validate: --min-score must be between 0 and 100", file=sys.stderr)
+        return 2
+    results: list[Result] = []
+    try:
+        if args.paths:
+            files, missing = _collect(args.paths)
+            if missing:
+                for path in missing:
+                    print(f"loopkit validate: {path}: no such file or folder", file=sys.stderr)
+                return 2
+            results = [_validate_file(path) for path in files]
+        else:
+            context = find_project()
+            files = context.loop_files()
+            results = [_validate_file(path, context) for path in files]
+            results += _validate_inline(context)
+            if not results:
+                print(
+                    f"loopkit validate: no loop files in {_show(context.loops_dir)} "
+                    "(run 'loopkit init' to create a project)",
+                    file=sys.stderr,
+                )
+                return 1
+    except SpecError as exc:  # the project file itself is invalid
+        results.append(Result(file=exc.problems[0].file or "loopkit.yaml", problems=exc.problems))
+    _check_unique_names(results)
+
+    below = [
+        r
+        for r in results
+        if r.report is not None and args.min_score is not None and r.report.score < args.min_score
+    ]
+    blocked = [r for r in results if r.report is not None and r.report.blocked]
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        document = {
+            "ok": not failed and not blocked and not below,
+            "minScore": args.min_score,
+            "loops": [r.as_dict() for r in results],
+        }
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print_text(results, out, paint)
+        _print_summary(results, failed, blocked, below, args.min_score, out, paint)
+    return 1 if failed or blocked or below else 0
+
+
+# ── Collecting and validating ────────────────────────────────────────────
+
+
+def _collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+    files: list[Path] = []
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in LOOP_SUFFIXES and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(raw)
+    seen: set[Path] = set()
+    unique = []
+    for file in files:
+        key = file.resolve()
+        if key not in seen and file.name != "loopkit.yaml":
+            seen.add(key)
+            unique.append(file)
+    return unique, missing
+
+
+_CONTEXTS: dict[Path, ProjectContext] = {}
+
+
+def _context_for(path: Path) -> ProjectContext:
+    from loopkit.project import find_project
+
+    folder = path.resolve().parent
+    if folder not in _CONTEXTS:
+        context = find_project(folder)
+        if context.file is None and folder.name == "loops":
+            # A bare project (no loopkit.yaml): loops/ sits in its root, beside skills/.
+            context = find_project(folder.parent)
+        _CONTEXTS[folder] = context
+    return _CONTEXTS[folder]
+
+
+def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
+    from loopkit import lrs
+    from loopkit.errors import SpecError
+
+    shown = _show(path)
+    result = Result(file=shown)
+    try:
+        context = context or _context_for(path)
+        loop = _load(path.read_bytes(), shown, context)
+    except SpecError as exc:
+        result.problems = exc.problems
+        result.name = _guess_name(path)
+        return result
+    except OSError as exc:
+        from loopkit.errors import Problem
+
+        result.problems = [Problem(f"cannot read the file: {exc.strerror}", file=shown, code="io")]
+        return result
+    result.name = loop.name
+    result.report = lrs.score(loop, context.project)
+    return result
+
+
+def _load(data: bytes, shown: str, context: ProjectContext) -> Loop:
+    """Load a loop, looking for its skills only as far as needed.
+
+    Finding the skills of installed packages scans every distribution's entry
+    points (tens of milliseconds): skip it for a file that names no skill, and
+    for one whose skills are all in the project's own skills folders.
+    """
+    from loopkit.errors import SpecError
+    from loopkit.yamlio import load_loop
+
+    if b"skill" not in data:
+        return load_loop(data, shown, project=context.project)
+    try:
+        return load_loop(
+            data, shown, project=context.project, skills=_skill_names(context, packages=False)
+        )
+    except SpecError as exc:
+        if not any(p.code == "unknown_skill" for p in exc.problems):
+            raise
+    return load_loop(data, shown, project=context.project, skills=_skill_names(context))
+
+
+_SKILLS: dict[tuple[Path, bool], list[str]] = {}
+
+
+def _skill_names(context: ProjectContext, *, packages: bool = True) -> list[str]:
+    from loopkit.skills import discover
+
+    key = (context.root, packages)
+    if key not in _SKILLS:
+        found = discover(context.root, context.project.effective_skills_dirs, packages=packages)
+        _SKILLS[key] = list(found.names())
+    return _SKILLS[key]
+
+
+def _validate_inline(context: ProjectContext) -> list[Result]:
+    """Check the loops written inline in loopkit.yaml (the first release's form)."""
+    from loopkit import lrs
+    from loopkit.checks import check_loop
+
+    results = []
+    shown = _show(context.file) if context.file else "loopkit.yaml"
+    for key, loop in context.project.loops.items():
+        problems = check_loop(loop, context.project, _skill_names(context))
+        result = Result(file=shown, name=loop.name)
+        if problems:
+            from loopkit.errors import Problem
+
+            result.problems = [
+                Problem(
+                    p.message,
+                    path=f"loops[{key!r}].{p.path}" if p.path else f"loops[{key!r}]",
+                    file=shown,
+                    code=p.code,
+                    hint=p.hint,
+                )
+                for p in problems
+            ]
+        else:
+            result.report = lrs.score(loop, context.project)
+        results.append(result)
+    return results
+
+
+def _check_unique_names(results: list[Result]) -> None:
+    from loopkit.errors import Problem
+
+    first: dict[str, str] = {}
+    for result in results:
+        if result.name is None or not result.ok:
+            continue
+        if result.name in first:
+            result.problems.append(
+                Problem(
+                    f"loop name '{result.name}' is already used by {first[result.name]}",
+                    path="name",
+                    file=result.file,
+                    code="duplicate_loop",
+                    hint="give every loop of a project its own name",
+                )
+            )
+            result.report = None
+        else:
+            first[result.name] = result.file
+
+
+def _guess_name(path: Path) -> str:
+    return path.stem
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# ── Output ───────────────────────────────────────────────────────────────
+
+
+def _use_color(choice: str, stream: TextIO) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class _Painter:
+    CODES = {"green": "32", "yellow": "33", "red": "31", "bold": "1", "dim": "2"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.enabled or not styles:
+            return text
+        codes = ";".join(self.CODES[s] for s in styles)
+        return f"\033[{codes}m{text}\033[0m"
+
+
+_LEVEL_ORDER = {"ok": 0, "warn": 1, "block": 2}
+_LEVEL_STYLE = {"ok": "green", "warn": "yellow", "block": "red"}
+_GRADE_STYLE = {"A": "green", "B": "green", "C": "yellow", "D": "yellow", "F": "red"}
+
+
+def _print_text(results: list[Result], out: TextIO, paint: _Painter) -> None:
+    for index, result in enumerate(results):
+        if index:
+            out.write("\n")
+        if result.report is not None:
+            report = result.report
+            grade = paint(f"{report.score}/100 (Grade {report.grade})", _GRADE_STYLE[report.grade])
+            out.write(f"{paint(result.name or result.file, 'bold')} — LRS: {grade}\n")
+            findings = sorted(report.findings, key=lambda f: _LEVEL_ORDER[f.level])
+            for finding in findings:
+                mark = paint(finding.mark, _LEVEL_STYLE[finding.level])
+                out.write(f"  {mark} {finding.message}\n")
+                if finding.level != "ok" and finding.hint:
+                    out.write(f"       {paint(finding.hint, 'dim')}\n")
+            continue
+        title = result.name or result.file
+        count = len(result.problems)
+        label = paint(f"invalid ({count} error{'s' if count != 1 else ''})", "red")
+        out.write(f"{paint(title, 'bold')} — {label}\n")
+        for problem in result.problems:
+            out.write(f"  {_problem_line(problem)}\n")
+            if problem.hint:
+                out.write(f"    {paint('hint: ' + problem.hint, 'dim')}\n")
+
+
+def _problem_line(problem: Problem) -> str:
+    where = f" ({problem.path})" if problem.path else ""
+    return f"{problem.location}: {problem.message}{where}"
+
+
+def _print_summary(
+    results: list[Result],
+    failed: list[Result],
+    blocked: list[Result],
+    below: list[Result],
+    min_score: int | None,
+    out: TextIO,
+    paint: _Painter,
+) -> None:
+    if len(results) < 2 and not below:
+        return
+    parts = [f"{len(results)} loop{'s' if len(results) != 1 else ''}"]
+    parts.append(f"{len(results) - len(failed)} valid")
+    if failed:
+        parts.append(paint(f"{len(failed)} invalid", "red"))
+    if blocked:
+        parts.append(paint(f"{len(blocked)} blocked", "red"))
+    if below and min_score is not None:
+        names = ", ".join(r.name or r.file for r in below)
+        parts.append(paint(f"{len(below)} below --min-score {min_score} ({names})", "red"))
+    out.write("\n" + ", ".join(parts) + "\n")
