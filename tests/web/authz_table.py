@@ -102,6 +102,12 @@ PAGES: list[Case] = [
     Case("GET", "/runs/{run_id}/", "viewer"),
     Case("POST", "/runs/start/{loop_id}/", "editor", ok=(302,), data={"dry_run": "1"}),
     Case("POST", "/hooks/{team_slug}/{loop_name}/", "public", ok=(401,), foreign=False),
+    # dashboard (the runs list at /runs/, the dashboard, their CSV exports)
+    Case("GET", "/runs/", "current:viewer"),
+    # streamed (no .content to search); tests/web/test_dashboard_pages.py checks its rows
+    Case("GET", "/runs/export.csv", "current:viewer", leak_check=False),
+    Case("GET", "/dashboard/", "current:viewer"),
+    Case("GET", "/dashboard/{dashboard_table}.csv", "current:viewer", foreign=False),
 ]
 
 API: list[Case] = [
@@ -181,6 +187,10 @@ API: list[Case] = [
         data={"comment": "no"},
     ),
     Case("POST", "/api/events", "current:editor", ok=(202,), data={"event": "deploy"}),
+    # dashboard
+    Case("GET", "/api/dashboard", "current:viewer"),
+    Case("GET", "/api/dashboard/runs", "current:viewer"),
+    Case("GET", "/api/dashboard/loops/{loop_id}", "viewer"),
 ]
 
 CASES: list[Case] = PAGES + API

@@ -1,0 +1,199 @@
+"""`manage.py loopkit_start` (what `make run` calls), run as a new user would.
+
+The project's files are copied as a clone would have them (tracked and
+not-ignored files, no var/, no database) into a temporary folder; the command
+runs there with the embedded defaults, serves the login page and the health
+endpoint, runs tasks in its worker, and stops both children on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .procs import REPO, child_env, free_port, manage
+
+STARTUP_TIMEOUT = 90.0
+
+
+def clone_like_copy(dest: Path) -> Path:
+    """Copy the files a clone of this working tree would have into *dest*."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        rel = raw.decode()
+        source = REPO / rel
+        if not source.is_file():
+            continue  # deleted in the working tree
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return dest
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Started:
+    proc: subprocess.Popen[str]
+    base_url: str
+    checkout: Path
+    env: dict[str, str]
+    output: list[str]
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[Started]:
+    checkout = clone_like_copy(tmp_path / "loopkit")
+    assert not (checkout / "var").exists()
+    port = free_port()
+    env = child_env(LOOPKIT_PORT=str(port))
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "loopkit_start"],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a signal to the test's group must not reach it
+    )
+    output: list[str] = []
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    try:
+        while time.monotonic() < deadline:
+            output.extend(proc.stdout.readlines())
+            if proc.poll() is not None:
+                pytest.fail("loopkit_start exited early:\n" + "".join(output))
+            try:
+                if httpx.get(f"{base_url}/accounts/login/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("loopkit_start did not serve within the timeout:\n" + "".join(output))
+        yield Started(proc, base_url, checkout, env, output)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _read(started: Started) -> str:
+    assert started.proc.stdout is not None
+    started.output.extend(started.proc.stdout.readlines())
+    return "".join(started.output)
+
+
+def test_it_serves_the_login_page_health_and_the_demo_account(started: Started) -> None:
+    output = _read(started)
+    assert f"LoopKit is running at {started.base_url}/" in output
+    match = re.search(r"log in as (\S+) / (\S+)", output)
+    assert match, output
+    username, password = match.groups()
+
+    login_page = httpx.get(f"{started.base_url}/accounts/login/")
+    health = httpx.get(f"{started.base_url}/api/health")
+    css = httpx.get(f"{started.base_url}/static/loopkit_web/base.css")
+
+    assert "Log in" in login_page.text
+    assert health.status_code == 200, health.text
+    assert {k: (c["ok"], c["backend"]) for k, c in health.json()["checks"].items()} == {
+        "database": (True, "sqlite"),
+        "huey": (True, "SqliteHuey"),
+        "channel_layer": (True, "SQLiteChannelLayer"),
+    }
+    assert css.status_code == 200 and "--accent" in css.text
+    assert (started.checkout / "var" / "loopkit.sqlite3").is_file()
+
+    with httpx.Client(base_url=started.base_url) as browser:
+        browser.get("/accounts/login/")
+        response = browser.post(
+            "/accounts/login/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{started.base_url}/accounts/login/"},
+        )
+        assert response.status_code == 302 and response.headers["Location"] == "/"
+        me = browser.get("/api/me").json()
+    assert me["username"] == "demo"
+    assert me["current_team"]["name"] == "Demo" and me["current_team"]["role"] == "owner"
+
+
+def test_its_worker_runs_tasks(started: Started) -> None:
+    script = (
+        "import json; from loopkit_web.tasks import ping; "
+        "print('TASK ' + json.dumps(ping('hello').get(blocking=True, timeout=30)))"
+    )
+
+    proc = manage("shell", "-c", script, env=started.env, cwd=started.checkout, timeout=60)
+
+    result = json.loads(proc.stdout.split("TASK ", 1)[1])
+    assert result["payload"] == "hello"
+    assert result["pid"] in children_of(started.proc.pid)
+
+
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, False)],
+    ids=["ctrl-c in a terminal", "sigint to the command", "sigterm to the command"],
+)
+def test_a_signal_stops_the_server_and_the_worker(
+    started: Started, signum: int, whole_group: bool
+) -> None:
+    children = children_of(started.proc.pid)
+    assert len(children) == 2, children
+
+    # A terminal's Ctrl-C signals the whole foreground process group.
+    if whole_group:
+        os.killpg(started.proc.pid, signum)
+    else:
+        started.proc.send_signal(signum)
+
+    assert started.proc.wait(timeout=20) == 0, _read(started)
+    assert "Stopped." in _read(started)
+    assert [pid for pid in children if alive(pid)] == []
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{started.base_url}/api/health", timeout=2)
