@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from runs.models import Run
@@ -158,9 +158,9 @@ def table_rows(table: str, rows: Iterable[Any]) -> Iterator[list[str]]:
 
 
 def csv_response(
-    header: Iterable[str], rows: Iterable[list[str]], name: str
-) -> StreamingHttpResponse:
-    """Stream a CSV download named ``<name>-<UTC stamp>.csv``."""
+    header: Iterable[str], rows: Iterable[list[str]], name: str, *, stream: bool = False
+) -> HttpResponse | StreamingHttpResponse:
+    """Return a CSV download named ``<name>-<UTC stamp>.csv`` (streamed for long lists)."""
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
@@ -168,7 +168,12 @@ def csv_response(
         for row in rows:
             yield writer.writerow(row)
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    content_type = "text/csv; charset=utf-8"
+    response: HttpResponse | StreamingHttpResponse
+    if stream:
+        response = StreamingHttpResponse(lines(), content_type=content_type)
+    else:
+        response = HttpResponse("".join(lines()), content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
     return response

@@ -188,7 +188,7 @@ class RunFilter:
                 params.pop(key, None)
             else:
                 params[key] = [str(value)]
-        return urlencode([(k, v) for k, vs in params.items() for v in vs])
+        return urlencode([(k, v) for k, vs in params.items() for v in vs], safe=":")
 
     def sort_query(self, key: str) -> str:
         """Return the query that sorts by *key*, flipping the direction if already sorted by it."""

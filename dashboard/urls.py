@@ -15,7 +15,7 @@ URL_PREFIX = ""
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
-    path("dashboard/<slug:table>.csv", views.dashboard_csv, name="table_csv"),
+    path("dashboard/<slug:dashboard_table>.csv", views.dashboard_csv, name="table_csv"),
     path("runs/", views.run_list, name="run_list"),
     path("runs/export.csv", views.run_list_csv, name="run_list_csv"),
 ]

@@ -79,10 +79,13 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def run_list_csv(request: HttpRequest) -> StreamingHttpResponse:
+def run_list_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     team, _, qs = _filtered(request)
     return csv_response(
-        RUN_COLUMNS, (run_row(r) for r in qs.iterator(chunk_size=2000)), f"runs-{team.slug}"
+        RUN_COLUMNS,
+        (run_row(r) for r in qs.iterator(chunk_size=2000)),
+        f"runs-{team.slug}",
+        stream=True,
     )
 
 
@@ -98,7 +101,7 @@ def _runs_link(period: Period, **filters: Any) -> str:
     for key, value in filters.items():
         values = value if isinstance(value, list | tuple) else [value]
         params.extend((key, str(v)) for v in values)
-    return "?" + urlencode(params)
+    return "?" + urlencode(params, safe=":")
 
 
 def _chart_data(figures: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +178,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def dashboard_csv(request: HttpRequest, table: str) -> HttpResponse:
+def dashboard_csv(request: HttpRequest, dashboard_table: str) -> HttpResponse:
+    table = dashboard_table
     if table not in TABLES:
         raise Http404(f"No dashboard table {table!r}: use one of {', '.join(TABLES)}.")
     team = _team(request)

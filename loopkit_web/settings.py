@@ -67,7 +67,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # Apps of later issues append themselves here (e.g. "builder", "runs"); their
 # urls.py and api.py are then mounted by loopkit_web/urls.py and api.py.
-LOOPKIT_APPS: list[str] = ["builder"]
+# "dashboard" before "runs": its /runs/ list answers before the runs app's pages.
+LOOPKIT_APPS: list[str] = ["builder", "dashboard", "runs"]
 
 INSTALLED_APPS = [
     "daphne",
@@ -278,8 +279,8 @@ LOOPKIT_GIT_ALLOW_LOCAL = env_bool("LOOPKIT_GIT_ALLOW_LOCAL", DEBUG)
 # URL name does not resolve yet is shown disabled instead of failing the page.
 LOOPKIT_NAV: list[tuple[str, str]] = [
     ("Loops", "builder:loop_list"),
-    ("Runs", "runs:run_list"),
-    ("Dashboard", "runs:dashboard"),
+    ("Runs", "dashboard:run_list"),
+    ("Dashboard", "dashboard:dashboard"),
     ("Audit", "audit:list"),
     ("Team settings", "teams:current"),
 ]

@@ -99,7 +99,7 @@ def _app_ids(team: Any, owner: Any) -> dict[str, Any]:
     from .builder_fixtures import builder_ids
     from .runs_fixtures import runs_ids
 
-    return {**builder_ids(team, owner), **runs_ids(team, owner)}
+    return {**builder_ids(team, owner), **runs_ids(team, owner), "dashboard_table": "by_loop"}
 
 
 @pytest.fixture

@@ -117,7 +117,14 @@ def test_a_period_of_three_days_or_less_is_bucketed_by_hour(seeded: Seeded) -> N
 def test_the_breakdown_by_loop_puts_the_most_expensive_first(seeded: Seeded, week: Any) -> None:
     rows = services.by_loop(seeded.team, week)
     assert [
-        (r["loop_name"], r["runs"], r["succeeded"], r["finished"], r["cost"], r["unknown_cost_runs"])
+        (
+            r["loop_name"],
+            r["runs"],
+            r["succeeded"],
+            r["finished"],
+            r["cost"],
+            r["unknown_cost_runs"],
+        )
         for r in rows
     ] == [
         ("triage", 5, 2, 5, Decimal("1.70"), 0),
@@ -170,11 +177,18 @@ def test_a_loop_near_its_cost_budget_is_listed_but_not_over(make_team: Any, week
     assert (row["usage"], row["over"], row["exceeded"]) == (0.95, False, 0)
 
 
-def test_the_most_expensive_runs_are_priced_runs_costliest_first(
-    seeded: Seeded, week: Any
-) -> None:
+def test_the_most_expensive_runs_are_priced_runs_costliest_first(seeded: Seeded, week: Any) -> None:
     r = seeded.runs
-    assert services.most_expensive(seeded.team, week) == [r[5], r[2], r[1], r[0], r[4], r[6], r[8], r[7]]
+    assert services.most_expensive(seeded.team, week) == [
+        r[5],
+        r[2],
+        r[1],
+        r[0],
+        r[4],
+        r[6],
+        r[8],
+        r[7],
+    ]
     assert services.most_expensive(seeded.team, week, limit=2) == [r[5], r[2]]
 
 
@@ -214,7 +228,10 @@ def test_preset_periods_end_now_and_reach_back_24h_7d_30d(make_team: Any) -> Non
     now = timezone.now()
     for age in (timedelta(hours=1), timedelta(days=2), timedelta(days=10), timedelta(days=40)):
         make_run(loop, now - age, "succeeded", (1, 1), "0.01")
-    counts = {key: services.totals(team, parse_period({"period": key}))["runs"] for key in ("24h", "7d", "30d")}
+    counts = {
+        key: services.totals(team, parse_period({"period": key}))["runs"]
+        for key in ("24h", "7d", "30d")
+    }
     assert counts == {"24h": 1, "7d": 2, "30d": 3}
 
 
