@@ -55,3 +55,16 @@ def webhook_max_bytes() -> int:
 
 def event_chain_limit() -> int:
     return int(_number("LOOPKIT_EVENT_CHAIN_LIMIT", 10))
+
+
+def dry_run_only() -> bool:
+    """``LOOPKIT_RUNS_DRY_RUN_ONLY``: every run is a dry run (staging, demos, tests)."""
+    value = getattr(settings, "LOOPKIT_RUNS_DRY_RUN_ONLY", None)
+    if value is None:
+        value = os.environ.get("LOOPKIT_RUNS_DRY_RUN_ONLY", "").strip().lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+        }
+    return bool(value)

@@ -102,6 +102,9 @@ def start_run(
             raise RunRefused(f"the loop '{loop.name}' has no saved version yet")
         version = loop.current()
         yaml_text, number = version.yaml, version.number
+    from runs import conf
+
+    dry_run = dry_run or conf.dry_run_only()
     parsed = parse_loop(yaml_text, loop.name)
     values = resolve_inputs(parsed, dict(inputs or {}))
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None

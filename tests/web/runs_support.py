@@ -48,7 +48,7 @@ def loop_yaml(
 
 
 def make_loop(team: Any, yaml: str | None = None, **kwargs: Any) -> Any:
-    """Create a loop in *team* through the builder's service."""
+    """Create a loop in *team* through the builder's service (kwargs: see ``loop_yaml``)."""
     from builder.services import create_loop
 
     loop, _ = create_loop(None, team, yaml or loop_yaml(**kwargs))

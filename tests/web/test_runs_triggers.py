@@ -1,0 +1,276 @@
+"""The webhook, cron and event triggers (Huey in immediate mode: runs execute inline).
+
+Real workers racing on one cron schedule are in test_runs_workers.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.test import Client, override_settings
+
+from loopkit_web.audit.models import AuditEvent
+from runs.models import CronFiring, Run, WebhookDelivery
+from runs.tasks import fire_crons
+from runs.triggers import signature_for
+
+from .runs_support import make_loop
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+]
+
+SECRET_ENV = "LOOPKIT_TEST_RUNS_HOOK_SECRET"
+SECRET = "It's a Secret to Everybody"
+
+
+@pytest.fixture(autouse=True)
+def _dry_runs_only(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.LOOPKIT_RUNS_DRY_RUN_ONLY = True
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+
+
+@pytest.fixture
+def team(make_team: Any) -> tuple[Any, dict[str, Any]]:
+    return make_team("Acme", roles=["owner", "editor", "viewer"])
+
+
+@pytest.fixture
+def hook_loop(team: Any) -> Any:
+    return make_loop(
+        team[0],
+        name="pr-review",
+        trigger={
+            "type": "webhook",
+            "event": "pull_request",
+            "actions": ["opened", "synchronize"],
+            "secretEnv": SECRET_ENV,
+        },
+    )
+
+
+def deliver(
+    loop: Any,
+    body: bytes,
+    *,
+    event: str = "pull_request",
+    delivery: str = "d-1",
+    signature: str | None = None,
+    slug: str | None = None,
+) -> Any:
+    headers = {
+        "HTTP_X_GITHUB_EVENT": event,
+        "HTTP_X_GITHUB_DELIVERY": delivery,
+        "HTTP_X_HUB_SIGNATURE_256": signature
+        if signature is not None
+        else signature_for(SECRET, body),
+    }
+    url = f"/hooks/{slug or loop.team.slug}/{loop.name}/"
+    return Client().post(url, body, content_type="application/json", **headers)
+
+
+PR_OPENED = json.dumps({"action": "opened", "number": 7, "pull_request": {"title": "Fix"}}).encode()
+
+
+def test_a_signed_delivery_starts_a_run_with_the_payload_as_trigger_payload(hook_loop: Any) -> None:
+    response = deliver(hook_loop, PR_OPENED)
+    assert response.status_code == 202, response.content
+    run = Run.objects.get(pk=response.json()["run_id"])
+    assert run.trigger_type == "webhook"
+    assert run.trigger_payload == {
+        "action": "opened",
+        "number": 7,
+        "pull_request": {"title": "Fix"},
+    }
+    assert run.status == "succeeded"
+    assert run.started_by is None
+    assert run.started_by_label.startswith("webhook pull_request.opened")
+    audit = AuditEvent.objects.get(action="run.triggered.webhook")
+    assert audit.target_id == str(run.pk)
+    assert audit.team == hook_loop.team
+
+
+def test_a_bad_signature_is_refused_with_401_and_starts_nothing(hook_loop: Any) -> None:
+    response = deliver(hook_loop, PR_OPENED, signature="sha256=" + "0" * 64)
+    assert response.status_code == 401
+    assert response.json() == {"message": "bad signature (X-Hub-Signature-256)"}
+    assert Run.objects.count() == 0
+
+
+def test_a_body_signed_with_another_secret_is_refused(hook_loop: Any) -> None:
+    response = deliver(hook_loop, PR_OPENED, signature=signature_for("wrong", PR_OPENED))
+    assert response.status_code == 401
+
+
+def test_a_missing_signature_is_refused(hook_loop: Any) -> None:
+    response = deliver(hook_loop, PR_OPENED, signature="")
+    assert response.status_code == 401
+    assert Run.objects.count() == 0
+
+
+def test_a_replayed_delivery_starts_no_second_run(hook_loop: Any) -> None:
+    first = deliver(hook_loop, PR_OPENED, delivery="abc-123")
+    again = deliver(hook_loop, PR_OPENED, delivery="abc-123")
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.json() == {
+        "message": "duplicate delivery: already received",
+        "duplicate": True,
+        "run_id": first.json()["run_id"],
+    }
+    assert Run.objects.count() == 1
+    assert WebhookDelivery.objects.count() == 1
+
+
+@override_settings(LOOPKIT_WEBHOOK_MAX_BYTES=1024)
+def test_an_oversized_body_is_refused_with_413(hook_loop: Any) -> None:
+    body = json.dumps({"action": "opened", "pad": "x" * 2000}).encode()
+    response = deliver(hook_loop, body)
+    assert response.status_code == 413
+    assert response.json() == {"message": "the body is larger than 1024 bytes"}
+    assert Run.objects.count() == 0
+
+
+def test_an_unknown_loop_or_team_is_404(hook_loop: Any) -> None:
+    assert deliver(hook_loop, PR_OPENED, slug="nobody").status_code == 404
+    response = Client().post(
+        f"/hooks/{hook_loop.team.slug}/no-such-loop/", PR_OPENED, content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert response.json() == {"message": "no loop with a webhook trigger at this address"}
+
+
+def test_a_loop_without_a_webhook_trigger_is_404(team: Any) -> None:
+    loop = make_loop(team[0], name="manual-only")
+    assert deliver(loop, PR_OPENED).status_code == 404
+
+
+def test_another_event_or_action_is_ignored(hook_loop: Any) -> None:
+    other_event = deliver(hook_loop, PR_OPENED, event="issues", delivery="d-2")
+    closed = json.dumps({"action": "closed"}).encode()
+    other_action = deliver(hook_loop, closed, delivery="d-3")
+    assert other_event.status_code == 200 and other_event.json()["ignored"] is True
+    assert other_action.json() == {
+        "message": "ignored: action 'closed' is not one of opened, synchronize",
+        "ignored": True,
+    }
+    assert Run.objects.count() == 0
+
+
+def test_a_ping_is_answered(hook_loop: Any) -> None:
+    response = deliver(hook_loop, b"{}", event="ping")
+    assert response.status_code == 200
+    assert response.json() == {"message": "pong"}
+
+
+def test_the_server_without_the_secret_says_which_variable_to_set(
+    hook_loop: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SECRET_ENV)
+    response = deliver(hook_loop, PR_OPENED)
+    assert response.status_code == 503
+    assert response.json() == {
+        "message": f"the server has no secret: set the environment variable {SECRET_ENV}"
+    }
+
+
+# ── Cron ─────────────────────────────────────────────────────────────────
+
+
+def test_cron_fires_once_per_due_time_in_the_loops_time_zone(team: Any) -> None:
+    loop = make_loop(
+        team[0],
+        name="nightly",
+        trigger={"type": "cron", "schedule": "30 9 * * *", "timezone": "Europe/Paris"},
+    )
+    loop.created_at = datetime(2026, 11, 1, tzinfo=UTC)
+    loop.save(update_fields=["created_at"])
+    # 09:30 in Paris is 08:30 UTC in November.
+    at = datetime(2026, 11, 20, 8, 31, tzinfo=UTC)
+    first = fire_crons(at)
+    again = fire_crons(at + timedelta(seconds=20))
+    assert len(first) == 1 and again == []
+    firing = CronFiring.objects.get()
+    assert firing.due_time == datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    run = Run.objects.get(pk=first[0])
+    assert run.trigger_type == "cron"
+    assert run.trigger_payload["due_time"] == "2026-11-20T08:30:00+00:00"
+    assert fire_crons(at + timedelta(days=1)) != []  # the next day's due time fires again
+    assert AuditEvent.objects.filter(action="run.triggered.cron").count() == 2
+
+
+def test_cron_does_not_fire_a_due_time_long_past(team: Any) -> None:
+    loop = make_loop(team[0], name="weekly", trigger={"type": "cron", "schedule": "0 8 * * 1"})
+    loop.created_at = datetime(2026, 1, 1, tzinfo=UTC)
+    loop.save(update_fields=["created_at"])
+    # Monday 2026-11-23 08:00 UTC was due; on Wednesday it is too late to fire it.
+    assert fire_crons(datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) == []
+
+
+# ── Events ───────────────────────────────────────────────────────────────
+
+
+def test_a_loops_completion_triggers_the_loops_listening_for_its_status(
+    team: Any, client_for: Any
+) -> None:
+    acme, users = team
+    upstream = make_loop(acme, name="build")
+    on_success = make_loop(
+        acme, name="deploy", trigger={"type": "event", "loop": "build", "status": ["succeeded"]}
+    )
+    make_loop(
+        acme, name="page-oncall", trigger={"type": "event", "loop": "build", "status": ["failed"]}
+    )
+    response = client_for(users["editor"]).post(
+        "/api/runs", {"loop_id": upstream.pk, "dry_run": True}, content_type="application/json"
+    )
+    first = response.json()["id"]
+    chained = Run.objects.get(loop=on_success)
+    assert chained.trigger_type == "event"
+    assert chained.trigger_payload == {
+        "loop": "build",
+        "run_id": first,
+        "status": "succeeded",
+        "depth": 1,
+    }
+    assert chained.status == "succeeded"
+    assert not Run.objects.filter(loop_name="page-oncall").exists()
+    assert AuditEvent.objects.filter(action="run.triggered.event").count() == 1
+
+
+@override_settings(LOOPKIT_EVENT_CHAIN_LIMIT=3)
+def test_a_loop_triggering_itself_stops_at_the_chain_limit(team: Any, client_for: Any) -> None:
+    acme, users = team
+    loop = make_loop(acme, name="again", trigger={"type": "event", "loop": "again"})
+    from runs.services import start_run
+
+    start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    assert Run.objects.filter(loop=loop).count() == 4  # the manual run and 3 chained ones
+
+
+def test_a_custom_event_starts_the_loops_listening_for_it(team: Any, client_for: Any) -> None:
+    acme, users = team
+    listener = make_loop(acme, name="on-deploy", trigger={"type": "event", "event": "deployed"})
+    response = client_for(users["editor"]).post(
+        "/api/events",
+        {"event": "deployed", "payload": {"env": "prod"}},
+        content_type="application/json",
+    )
+    assert response.status_code == 202
+    run = Run.objects.get(loop=listener)
+    assert response.json() == {"event": "deployed", "runs": [run.pk]}
+    assert run.trigger_payload == {"event": "deployed", "data": {"env": "prod"}, "depth": 1}
+    assert run.started_by == users["editor"]
+
+
+def test_a_viewer_cannot_raise_a_custom_event(team: Any, client_for: Any) -> None:
+    acme, users = team
+    make_loop(acme, name="on-deploy", trigger={"type": "event", "event": "deployed"})
+    response = client_for(users["viewer"]).post(
+        "/api/events", {"event": "deployed"}, content_type="application/json"
+    )
+    assert response.status_code == 403
+    assert Run.objects.count() == 0
