@@ -19,7 +19,14 @@ class LoopAdmin(admin.ModelAdmin):
     list_display = ("name", "team", "version", "lrs_score", "lrs_grade", "updated_at")
     list_filter = ("team", "lrs_grade")
     search_fields = ("name", "description")
-    readonly_fields = ("version", "lrs_score", "lrs_grade", "lrs_report", "created_at", "updated_at")
+    readonly_fields = (
+        "version",
+        "lrs_score",
+        "lrs_grade",
+        "lrs_report",
+        "created_at",
+        "updated_at",
+    )
     inlines = [LoopVersionInline]
 
 
@@ -28,7 +35,15 @@ class LoopVersionAdmin(admin.ModelAdmin):
     list_display = ("loop", "number", "author_label", "message", "created_at", "lrs_grade")
     list_filter = ("loop__team",)
     search_fields = ("loop__name", "message")
-    readonly_fields = ("loop", "number", "yaml", "author", "author_label", "created_at", "lrs_report")
+    readonly_fields = (
+        "loop",
+        "number",
+        "yaml",
+        "author",
+        "author_label",
+        "created_at",
+        "lrs_report",
+    )
 
 
 @admin.register(GitRepository)

@@ -98,6 +98,31 @@ PAGES: list[Case] = [
     Case("GET", "/api/", "public", ok=(404,)),  # ninja's root: only there to name the API
     Case("GET", "/api/docs", "public"),
     Case("GET", "/api/openapi.json", "public"),
+    # builder pages
+    Case("GET", "/loops/", "current:viewer"),
+    Case("GET", "/loops/new/", "current:editor"),
+    Case("POST", "/loops/new/", "current:editor", ok=(302,), data={"yaml": BUILDER_NEW_LOOP}),
+    Case("GET", "/loops/import/", "current:editor"),
+    # Allowed, then refused for want of files (400): the table cannot carry uploads.
+    Case("POST", "/loops/import/", "current:editor", ok=(400,)),
+    Case("GET", "/loops/export.zip", "current:viewer"),
+    Case("GET", "/loops/repository/", "current:viewer"),
+    Case("POST", "/loops/repository/", "current:admin", ok=(302,), data={"url": "{repo_url}"}),
+    Case("POST", "/loops/repository/export/", "current:editor", ok=(302,)),
+    Case("POST", "/loops/repository/import/", "current:editor", ok=(302,), data={"overwrite": "on"}),
+    Case("GET", "/loops/{loop_id}/", "viewer"),
+    Case("GET", "/loops/{loop_id}/edit/", "viewer"),
+    Case(
+        "POST",
+        "/loops/{loop_id}/edit/",
+        "editor",
+        ok=(302,),
+        data={"yaml": BUILDER_SAVED_LOOP, "base_version": "1"},
+    ),
+    Case("GET", "/loops/{loop_id}/diff/", "viewer"),
+    Case("POST", "/loops/{loop_id}/delete/", "editor", ok=(302,)),
+    Case("GET", "/loops/{loop_id}/export.yaml", "viewer"),
+    Case("POST", "/loops/{loop_id}/versions/{number}/restore/", "editor", ok=(302,)),
     # runs pages; the webhook is public and refuses an unsigned delivery
     Case("GET", "/runs/{run_id}/", "viewer"),
     Case("POST", "/runs/start/{loop_id}/", "editor", ok=(302,), data={"dry_run": "1"}),
