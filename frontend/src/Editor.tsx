@@ -239,39 +239,39 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   const yamlErrors = errorSource === "yaml" ? errors : errors.filter((e) => e.line);
 
   return (
-    <div className={`lk-editor${readOnly ? " lk-readonly" : ""}`} data-status={status} data-testid="editor">
-      <div className="lk-toolbar">
-        <strong className="lk-loop-name">{data && typeof data.name === "string" ? data.name : "Loop"}</strong>
-        {version !== null && <span className="lk-version" data-testid="version">v{version}</span>}
-        <span className={`lk-status lk-status-${status}`} data-testid="status">
+    <div className={`lke-editor${readOnly ? " lke-readonly" : ""}`} data-status={status} data-testid="editor">
+      <div className="lke-toolbar">
+        <strong className="lke-loop-name">{data && typeof data.name === "string" ? data.name : "Loop"}</strong>
+        {version !== null && <span className="lke-version" data-testid="version">v{version}</span>}
+        <span className={`lke-status lke-status-${status}`} data-testid="status">
           {statusText[status]}
         </span>
         <LrsBadge lrs={lrs} stale={lrsStale} />
-        <span className="lk-spacer" />
+        <span className="lke-spacer" />
         {versionsUrl && (
-          <a href={versionsUrl} className="lk-link">
+          <a href={versionsUrl} className="lke-link">
             Versions
           </a>
         )}
         {!readOnly && (
           <>
-            <input className="lk-message" value={message} onChange={(e) => setMessage(e.target.value)} placeholder="Describe your change" aria-label="Change message" />
-            <button type="button" className="lk-primary" disabled={!canSave} onClick={() => void save()} data-testid="save">
+            <input className="lke-message" value={message} onChange={(e) => setMessage(e.target.value)} placeholder="Describe your change" aria-label="Change message" />
+            <button type="button" className="lke-primary" disabled={!canSave} onClick={() => void save()} data-testid="save">
               {saving ? "Saving…" : "Save"}
             </button>
           </>
         )}
       </div>
       {notice && (
-        <div className={`lk-notice lk-notice-${notice.kind}`} role={notice.kind === "error" ? "alert" : "status"}>
+        <div className={`lke-notice lke-notice-${notice.kind}`} role={notice.kind === "error" ? "alert" : "status"}>
           {notice.text}
-          <button type="button" className="lk-link" onClick={() => setNotice(null)} aria-label="Dismiss">
+          <button type="button" className="lke-link" onClick={() => setNotice(null)} aria-label="Dismiss">
             ×
           </button>
         </div>
       )}
       {conflict && (
-        <div className="lk-conflict" role="alertdialog" aria-label="Someone else saved this loop" data-testid="conflict">
+        <div className="lke-conflict" role="alertdialog" aria-label="Someone else saved this loop" data-testid="conflict">
           <h3>Someone else saved this loop</h3>
           <p>{conflict.message}</p>
           <p>
@@ -291,39 +291,39 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             <summary>Their YAML</summary>
             <pre>{conflict.current.yaml}</pre>
           </details>
-          <div className="lk-buttons">
+          <div className="lke-buttons">
             <button type="button" onClick={() => { loadLoop({ ...(conflict.current as unknown as LoopOut), id: Number(loopId), spec: data ?? {}, lrs: null }, `Loaded version ${conflict.current.version}; your changes were discarded.`); setConflict(null); }}>
               Load their version (discard mine)
             </button>
-            <button type="button" className="lk-danger" onClick={() => void save(conflict.current.version)}>
+            <button type="button" className="lke-danger" onClick={() => void save(conflict.current.version)}>
               Overwrite with mine
             </button>
-            <button type="button" className="lk-link" onClick={() => setConflict(null)}>
+            <button type="button" className="lke-link" onClick={() => setConflict(null)}>
               Cancel
             </button>
           </div>
         </div>
       )}
-      <div className="lk-body">
-        <div className="lk-graph" data-testid="graph">
+      <div className="lke-body">
+        <div className="lke-graph" data-testid="graph">
           {status === "invalid" && errorSource === "yaml" && errors.some((e) => e.line) && (
-            <div className="lk-graph-note">The YAML has errors: the graph shows the last valid loop.</div>
+            <div className="lke-graph-note">The YAML has errors: the graph shows the last valid loop.</div>
           )}
           {data ? (
             <GraphCanvas data={data} editable={!readOnly} actions={actions} selected={selected} invalid={invalid} highlighted={highlighted} />
           ) : (
-            <p className="lk-muted lk-pad">{status === "invalid" ? "The YAML does not load yet: fix the errors on the right." : "Loading…"}</p>
+            <p className="lke-muted lke-pad">{status === "invalid" ? "The YAML does not load yet: fix the errors on the right." : "Loading…"}</p>
           )}
         </div>
-        <aside className="lk-side">
-          <nav className="lk-tabs" role="tablist">
+        <aside className="lke-side">
+          <nav className="lke-tabs" role="tablist">
             {(["inspect", "lrs", "history"] as const).map((t) => (
-              <button key={t} type="button" role="tab" aria-selected={tab === t} className={tab === t ? "lk-tab-active" : ""} onClick={() => setTab(t)}>
+              <button key={t} type="button" role="tab" aria-selected={tab === t} className={tab === t ? "lke-tab-active" : ""} onClick={() => setTab(t)}>
                 {t === "inspect" ? "Inspector" : t === "lrs" ? "Readiness" : "History"}
               </button>
             ))}
           </nav>
-          <div className="lk-tab-body">
+          <div className="lke-tab-body">
             {tab === "inspect" && data && (
               <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={edit} select={actions.select} remove={actions.remove} />
             )}
@@ -331,22 +331,22 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             {tab === "history" && loopId != null && (
               <History key={historyKey} api={api} loopId={loopId} current={version} readOnly={readOnly} dirty={dirty} onHighlight={setHighlighted} onRestored={(loop) => loadLoop(loop, `Restored as version ${loop.version}.`)} />
             )}
-            {tab === "history" && loopId == null && <p className="lk-muted">Save the loop to start its history.</p>}
+            {tab === "history" && loopId == null && <p className="lke-muted">Save the loop to start its history.</p>}
           </div>
           {tab !== "lrs" && (
-            <div className="lk-side-lrs">
+            <div className="lke-side-lrs">
               <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />
             </div>
           )}
         </aside>
-        <div className="lk-yaml-pane">
+        <div className="lke-yaml-pane">
           <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} />
           {errors.length > 0 && (
-            <ul className="lk-errors" data-testid="errors">
+            <ul className="lke-errors" data-testid="errors">
               {errors.map((e, i) => (
                 <li key={i}>
                   {e.line ? <code>{`${e.line}:${e.column ?? 1}`}</code> : null} {e.path ? <code>{e.path}</code> : null} {e.message}
-                  {e.hint ? <span className="lk-hint"> {e.hint}</span> : null}
+                  {e.hint ? <span className="lke-hint"> {e.hint}</span> : null}
                 </li>
               ))}
             </ul>

@@ -28,7 +28,7 @@ const bool = (v: Json | undefined) => (typeof v === "boolean" ? v : undefined);
 
 function Section({ title, children, id, actions }: { title: string; children: ReactNode; id: string; actions?: ReactNode }) {
   return (
-    <section className="lk-section" data-section={id}>
+    <section className="lke-section" data-section={id}>
       <header>
         <h3>{title}</h3>
         {actions}
@@ -47,7 +47,7 @@ function setterFor(props: PanelProps, base: string) {
 function StepForm(props: PanelProps & { path: string }) {
   const { data, path, errors, readOnly: disabled } = props;
   const step = asObject(getAt(data, parsePath(path)));
-  if (!step) return <p className="lk-muted">This step no longer exists.</p>;
+  if (!step) return <p className="lke-muted">This step no longer exists.</p>;
   const kind = stepKind(step);
   const set = setterFor(props, path);
   const f = (name: string) => ({ path: `${path}.${name}`, errors, disabled });
@@ -60,7 +60,7 @@ function StepForm(props: PanelProps & { path: string }) {
           {common}
           <TextField label="Prompt" multiline {...f("prompt")} value={str(step.prompt)} onChange={(v) => set("prompt", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
           <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
-          <TextField label="Subagent" {...f("subagent")} value={str(step.subagent)} onChange={(v) => set("subagent", v)} list="lk-subagents" />
+          <TextField label="Subagent" {...f("subagent")} value={str(step.subagent)} onChange={(v) => set("subagent", v)} list="lke-subagents" />
           <ListField label="Skills" {...f("skills")} value={asStringList(step.skills)} onChange={(v) => set("skills", v)} suggestions={props.suggestions.skills} />
           <ListField label="Connectors" {...f("connectors")} value={asStringList(step.connectors)} onChange={(v) => set("connectors", v)} suggestions={props.suggestions.connectors} />
           <ListField label="Tools (allow-list)" {...f("tools")} value={asStringList(step.tools)} onChange={(v) => set("tools", v)} />
@@ -85,7 +85,7 @@ function StepForm(props: PanelProps & { path: string }) {
         <>
           {common}
           <NumberField label="Max concurrency" step="1" min={1} {...f("maxConcurrency")} value={num(step.maxConcurrency)} onChange={(v) => set("maxConcurrency", v)} />
-          <p className="lk-muted">{asArrayLength(step.parallel)} branches run at the same time. Use + on the group to add one.</p>
+          <p className="lke-muted">{asArrayLength(step.parallel)} branches run at the same time. Use + on the group to add one.</p>
         </>
       );
       break;
@@ -110,7 +110,7 @@ function StepForm(props: PanelProps & { path: string }) {
       );
       break;
     default:
-      body = <p className="lk-muted">This step needs one of prompt, parallel, sequential, when or approve. Fix it in the YAML.</p>;
+      body = <p className="lke-muted">This step needs one of prompt, parallel, sequential, when or approve. Fix it in the YAML.</p>;
   }
   const kindName: Record<StepKind, string> = { agent: "Agent", approval: "Approval gate", parallel: "Parallel group", sequential: "Sequence", conditional: "Condition", unknown: "Step" };
   return (
@@ -119,13 +119,13 @@ function StepForm(props: PanelProps & { path: string }) {
       title={`${kindName[kind]} · ${stepLabel(step) ?? path}`}
       actions={
         !disabled && (
-          <button type="button" className="lk-danger" onClick={() => props.remove(path)}>
+          <button type="button" className="lke-danger" onClick={() => props.remove(path)}>
             Delete step
           </button>
         )
       }
     >
-      <div className="lk-path">{path}</div>
+      <div className="lke-path">{path}</div>
       {body}
     </Section>
   );
@@ -183,7 +183,7 @@ function VerifySection(props: PanelProps) {
   if (!v) {
     return (
       <Section id="verify" title="Verify (maker → checker)">
-        <p className="lk-muted">No verification: nothing checks the agents' output.</p>
+        <p className="lke-muted">No verification: nothing checks the agents' output.</p>
         {!props.readOnly && (
           <button type="button" onClick={() => props.edit((d) => ({ ...d, verify: { maker: labels.length ? labels : ["Agent"], checker: "Adversarial Verifier", maxRounds: 3 } }))}>
             Add verification
@@ -198,13 +198,13 @@ function VerifySection(props: PanelProps) {
     <Section
       id="verify"
       title="Verify (maker → checker)"
-      actions={!props.readOnly && <button type="button" className="lk-danger" onClick={() => props.edit((d) => setAt(d, ["verify"], undefined) as LoopData)}>Remove</button>}
+      actions={!props.readOnly && <button type="button" className="lke-danger" onClick={() => props.edit((d) => setAt(d, ["verify"], undefined) as LoopData)}>Remove</button>}
     >
-      <div className={`lk-field${fieldErrors(props.errors, "verify.maker").length ? " lk-field-invalid" : ""}`} data-path="verify.maker">
-        <span className="lk-label">Makers (steps whose output is checked)</span>
-        <div className="lk-checks">
+      <div className={`lke-field${fieldErrors(props.errors, "verify.maker").length ? " lke-field-invalid" : ""}`} data-path="verify.maker">
+        <span className="lke-label">Makers (steps whose output is checked)</span>
+        <div className="lke-checks">
           {Array.from(new Set([...labels, ...makers])).map((label) => (
-            <label key={label} className="lk-check">
+            <label key={label} className="lke-check">
               <input
                 type="checkbox"
                 disabled={props.readOnly}
@@ -216,10 +216,10 @@ function VerifySection(props: PanelProps) {
           ))}
         </div>
         {fieldErrors(props.errors, "verify.maker").map((e, i) => (
-          <div className="lk-field-error" role="alert" key={i}>{e.message}</div>
+          <div className="lke-field-error" role="alert" key={i}>{e.message}</div>
         ))}
       </div>
-      <TextField label="Checker" {...f("checker")} value={asStringList(v.checker).join(", ")} onChange={(x) => set("checker", x ?? "")} list="lk-checkers" hint="A verifier subagent or the built-in Adversarial Verifier." />
+      <TextField label="Checker" {...f("checker")} value={asStringList(v.checker).join(", ")} onChange={(x) => set("checker", x ?? "")} list="lke-checkers" hint="A verifier subagent or the built-in Adversarial Verifier." />
       <NumberField label="Max rounds" step="1" min={1} {...f("maxRounds")} value={num(v.maxRounds)} onChange={(x) => set("maxRounds", x)} />
       <TriStateField label="Auto-retry" {...f("autoRetry")} value={bool(v.autoRetry)} onChange={(x) => set("autoRetry", x)} defaultText="(default: yes)" />
       <NumberField label="Pass score (0-1)" step="0.05" min={0} {...f("passScore")} value={num(v.passScore)} onChange={(x) => set("passScore", x)} />
@@ -252,7 +252,7 @@ function MemorySection(props: PanelProps) {
   if (!m) {
     return (
       <Section id="memory" title="Memory">
-        <p className="lk-muted">No memory: each run starts from nothing.</p>
+        <p className="lke-muted">No memory: each run starts from nothing.</p>
         {!props.readOnly && (
           <button type="button" onClick={() => props.edit((d) => ({ ...d, memory: { store: "filesystem", path: ".loopkit/state" } }))}>
             Add memory
@@ -262,7 +262,7 @@ function MemorySection(props: PanelProps) {
     );
   }
   return (
-    <Section id="memory" title="Memory" actions={!props.readOnly && <button type="button" className="lk-danger" onClick={() => props.edit((d) => setAt(d, ["memory"], undefined) as LoopData)}>Remove</button>}>
+    <Section id="memory" title="Memory" actions={!props.readOnly && <button type="button" className="lke-danger" onClick={() => props.edit((d) => setAt(d, ["memory"], undefined) as LoopData)}>Remove</button>}>
       <SelectField label="Store" {...f("store")} value={str(m.store)} options={["filesystem", "database", "memory"]} allowEmpty="(default: filesystem)" onChange={(v) => set("store", v)} />
       <TextField label="Path" {...f("path")} value={str(m.path)} onChange={(v) => set("path", v)} placeholder=".loopkit/state" />
       <TextField label="Database URL" {...f("url")} value={str(m.url)} onChange={(v) => set("url", v)} />
@@ -281,11 +281,11 @@ function NamedMap(props: PanelProps & { field: "subagents" | "connectors"; title
   return (
     <Section id={props.field} title={props.title}>
       {Object.entries(map).map(([name, raw]) => (
-        <fieldset key={name} className="lk-item">
+        <fieldset key={name} className="lke-item">
           <legend>
             {name}
             {!props.readOnly && (
-              <button type="button" className="lk-link" onClick={() => props.edit((d) => setAt(d, [props.field, name], undefined) as LoopData)}>
+              <button type="button" className="lke-link" onClick={() => props.edit((d) => setAt(d, [props.field, name], undefined) as LoopData)}>
                 remove
               </button>
             )}
@@ -295,7 +295,7 @@ function NamedMap(props: PanelProps & { field: "subagents" | "connectors"; title
       ))}
       {!props.readOnly && (
         <form
-          className="lk-inline"
+          className="lke-inline"
           onSubmit={(e) => {
             e.preventDefault();
             const input = e.currentTarget.elements.namedItem("name") as HTMLInputElement;
@@ -303,8 +303,8 @@ function NamedMap(props: PanelProps & { field: "subagents" | "connectors"; title
             input.value = "";
           }}
         >
-          <input name="name" placeholder="name" list={`lk-${props.field}-suggest`} aria-label={`New ${props.field} name`} />
-          <datalist id={`lk-${props.field}-suggest`}>
+          <input name="name" placeholder="name" list={`lke-${props.field}-suggest`} aria-label={`New ${props.field} name`} />
+          <datalist id={`lke-${props.field}-suggest`}>
             {props.names.map((s) => (
               <option key={s} value={s} />
             ))}
@@ -326,7 +326,7 @@ function LoopSections(props: PanelProps) {
     <>
       <Section id="loop" title="Loop">
         {loopLevel.length > 0 && (
-          <ul className="lk-problems">
+          <ul className="lke-problems">
             {loopLevel.map((e, i) => (
               <li key={i} role="alert">
                 {e.path && <code>{e.path}</code>} {e.message}
@@ -388,12 +388,12 @@ export function FormPanel(props: PanelProps) {
   const checkers = ["Adversarial Verifier", ...Object.keys(asObject(props.data.subagents) ?? {}), ...props.suggestions.subagents];
   const lists = (
     <>
-      <datalist id="lk-subagents">
+      <datalist id="lke-subagents">
         {Array.from(new Set([...Object.keys(asObject(props.data.subagents) ?? {}), ...props.suggestions.subagents])).map((s) => (
           <option key={s} value={s} />
         ))}
       </datalist>
-      <datalist id="lk-checkers">
+      <datalist id="lke-checkers">
         {Array.from(new Set(checkers)).map((s) => (
           <option key={s} value={s} />
         ))}
@@ -408,9 +408,9 @@ export function FormPanel(props: PanelProps) {
   else if (selected && selected.startsWith("pipeline")) body = <StepForm {...props} path={selected} />;
   else body = <LoopSections {...props} />;
   return (
-    <div className="lk-form" data-testid="form-panel">
+    <div className="lke-form" data-testid="form-panel">
       {selected && (
-        <button type="button" className="lk-link lk-back" onClick={() => props.select(null)}>
+        <button type="button" className="lke-link lke-back" onClick={() => props.select(null)}>
           ← Loop settings
         </button>
       )}

@@ -62,10 +62,10 @@ const ADDABLE: [StepKind, string][] = [
 function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: string }) {
   const [open, setOpen] = useState(false);
   return (
-    <span className="lk-add nodrag nopan">
+    <span className="lke-add nodrag nopan">
       <button
         type="button"
-        className="lk-add-button"
+        className="lke-add-button"
         title={title}
         aria-label={title}
         onClick={(e) => {
@@ -76,7 +76,7 @@ function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: s
         +
       </button>
       {open && (
-        <span className="lk-add-menu" role="menu">
+        <span className="lke-add-menu" role="menu">
           {ADDABLE.map(([kind, name]) => (
             <button
               key={kind}
@@ -111,13 +111,13 @@ const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode
   const run = ctx.states.get(id);
   const isStep = data.listPath !== undefined;
   const classes = [
-    "lk-node",
-    `lk-node-${data.kind}`,
-    data.absent ? "lk-absent" : "",
-    ctx.selected === id ? "lk-selected" : "",
-    ctx.highlighted.has(id) ? "lk-highlight" : "",
-    ctx.invalid.has(id) ? "lk-invalid" : "",
-    run ? `lk-state-${run.state}` : "",
+    "lke-node",
+    `lke-node-${data.kind}`,
+    data.absent ? "lke-absent" : "",
+    ctx.selected === id ? "lke-selected" : "",
+    ctx.highlighted.has(id) ? "lke-highlight" : "",
+    ctx.invalid.has(id) ? "lke-invalid" : "",
+    run ? `lke-state-${run.state}` : "",
   ]
     .filter(Boolean)
     .join(" ");
@@ -134,17 +134,17 @@ const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode
       {data.kind !== "trigger" && data.kind !== "budget" && data.kind !== "memory" && (
         <Handle type="target" position={Position.Top} isConnectable={false} />
       )}
-      <div className="lk-node-title">
-        <span className="lk-node-icon" aria-hidden="true">
+      <div className="lke-node-title">
+        <span className="lke-node-icon" aria-hidden="true">
           {KIND_ICON[data.kind] ?? "•"}
         </span>
-        <span className="lk-node-name">{data.title}</span>
-        {run && <span className={`lk-run-state lk-run-${run.state}`}>{run.state}</span>}
+        <span className="lke-node-name">{data.title}</span>
+        {run && <span className={`lke-run-state lke-run-${run.state}`}>{run.state}</span>}
       </div>
-      {data.detail && <div className="lk-node-detail">{data.detail}</div>}
-      {run?.stats && <div className="lk-node-stats">{formatStats(run.stats)}</div>}
+      {data.detail && <div className="lke-node-detail">{data.detail}</div>}
+      {run?.stats && <div className="lke-node-stats">{formatStats(run.stats)}</div>}
       {ctx.editable && ctx.actions && (
-        <div className="lk-node-tools nodrag nopan">
+        <div className="lke-node-tools nodrag nopan">
           {data.kind === "parallel" && data.appendTo && (
             <AddMenu title="Add a parallel branch" onPick={(kind) => ctx.actions!.insert(data.appendTo!, Number.MAX_SAFE_INTEGER, kind)} />
           )}
@@ -154,7 +154,7 @@ const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode
           {isStep && (
             <button
               type="button"
-              className="lk-delete"
+              className="lke-delete"
               title="Delete this step"
               aria-label={`Delete ${data.title}`}
               onClick={(e) => {
@@ -183,15 +183,15 @@ function LoopEdgeView(props: EdgeProps<LoopEdge>) {
   const title = data?.role === "branch" ? "Add a parallel branch here" : "Add a step here";
   return (
     <>
-      <BaseEdge id={id} path={path} markerEnd={markerEnd} style={style} className={maker ? "lk-edge-maker" : "lk-edge"} />
+      <BaseEdge id={id} path={path} markerEnd={markerEnd} style={style} className={maker ? "lke-edge-maker" : "lke-edge"} />
       {(canInsert || data?.label) && !maker && (
         <EdgeLabelRenderer>
           <div
-            className="lk-edge-label nodrag nopan"
+            className="lke-edge-label nodrag nopan"
             style={{ transform: `translate(-50%, -50%) translate(${labelX}px, ${labelY}px)` }}
             data-edge={id}
           >
-            {data?.label && <span className="lk-edge-text">{data.label}</span>}
+            {data?.label && <span className="lke-edge-text">{data.label}</span>}
             {canInsert && <AddMenu title={title} onPick={(kind) => ctx.actions!.insert(data!.listPath!, data!.index!, kind)} />}
           </div>
         </EdgeLabelRenderer>

@@ -67,21 +67,21 @@ export function History(props: {
     api.request<LoopOut>("POST", `/${loopId}/versions/${n}/restore`).then(props.onRestored, (e: Error) => setError(e.message));
   };
 
-  if (error) return <p className="lk-field-error" role="alert">{error}</p>;
-  if (!versions) return <p className="lk-muted">Loading versions…</p>;
+  if (error) return <p className="lke-field-error" role="alert">{error}</p>;
+  if (!versions) return <p className="lke-muted">Loading versions…</p>;
   return (
-    <div className="lk-history" data-testid="history">
+    <div className="lke-history" data-testid="history">
       <ol>
         {versions.map((v) => (
-          <li key={v.version} data-version={v.version} className={v.version === props.current ? "lk-current" : ""}>
+          <li key={v.version} data-version={v.version} className={v.version === props.current ? "lke-current" : ""}>
             <div>
-              <strong>v{v.version}</strong> {v.author && <span>by {v.author}</span>} <span className="lk-muted">{new Date(v.created_at).toLocaleString()}</span>
-              {v.lrs_score !== null && <span className={`lk-lrs-badge lk-grade-${v.lrs_grade}`}>{v.lrs_score}</span>}
+              <strong>v{v.version}</strong> {v.author && <span>by {v.author}</span>} <span className="lke-muted">{new Date(v.created_at).toLocaleString()}</span>
+              {v.lrs_score !== null && <span className={`lke-lrs-badge lke-grade-${v.lrs_grade}`}>{v.lrs_score}</span>}
             </div>
-            <div className="lk-muted">{v.message}{v.restored_from ? ` (restored from v${v.restored_from})` : ""}</div>
-            <div className="lk-buttons">
+            <div className="lke-muted">{v.message}{v.restored_from ? ` (restored from v${v.restored_from})` : ""}</div>
+            <div className="lke-buttons">
               {v.version > 1 && (
-                <button type="button" className="lk-link" onClick={() => show(v.version)}>
+                <button type="button" className="lke-link" onClick={() => show(v.version)}>
                   Show changes
                 </button>
               )}
@@ -95,11 +95,11 @@ export function History(props: {
         ))}
       </ol>
       {diff && (
-        <div className="lk-diff">
+        <div className="lke-diff">
           <h4>
             v{diff.from_version} → v{diff.to_version}
           </h4>
-          {diff.changes.length === 0 && <p className="lk-muted">No change to the loop.</p>}
+          {diff.changes.length === 0 && <p className="lke-muted">No change to the loop.</p>}
           <ul>
             {diff.changes.map((c, i) => (
               <li key={i}>
@@ -107,7 +107,7 @@ export function History(props: {
               </li>
             ))}
           </ul>
-          <button type="button" className="lk-link" onClick={() => { setDiff(null); props.onHighlight(new Set()); }}>
+          <button type="button" className="lke-link" onClick={() => { setDiff(null); props.onHighlight(new Set()); }}>
             Clear highlight
           </button>
         </div>

@@ -59,6 +59,7 @@ export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
           highlightActiveLine(),
           syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
           yaml(),
+          EditorView.lineWrapping,
           lintGutter(),
           keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
           EditorState.readOnly.of(readOnly),
@@ -71,6 +72,8 @@ export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
       }),
     });
     view.current = editor;
+    // A seam for the browser tests and the keystroke bench: read the text as the editor has it.
+    (host.current as HTMLDivElement & { loopkitView?: EditorView }).loopkitView = editor;
     return () => editor.destroy();
     // The editor is created once; later text arrives through the effect below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -91,5 +94,5 @@ export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
     editor.dispatch(setDiagnostics(editor.state, toDiagnostics(editor.state.doc, errors)));
   }, [errors, text]);
 
-  return <div className="lk-yaml" ref={host} data-testid="yaml-editor" />;
+  return <div className="lke-yaml" ref={host} data-testid="yaml-editor" />;
 }

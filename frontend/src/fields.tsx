@@ -18,12 +18,12 @@ export function fieldErrors(errors: SpecError[], path: string): SpecError[] {
 function Wrap({ label, path, errors, hint, children, id }: FieldProps & { children: ReactNode; id: string }) {
   const mine = fieldErrors(errors, path);
   return (
-    <div className={`lk-field${mine.length ? " lk-field-invalid" : ""}`} data-path={path}>
+    <div className={`lke-field${mine.length ? " lke-field-invalid" : ""}`} data-path={path}>
       <label htmlFor={id}>{label}</label>
       {children}
-      {hint && !mine.length && <div className="lk-field-hint">{hint}</div>}
+      {hint && !mine.length && <div className="lke-field-hint">{hint}</div>}
       {mine.map((e, i) => (
-        <div className="lk-field-error" role="alert" key={i}>
+        <div className="lke-field-error" role="alert" key={i}>
           {e.message}
           {e.hint ? ` — ${e.hint}` : ""}
         </div>

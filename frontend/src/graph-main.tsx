@@ -42,12 +42,12 @@ function mount(element: HTMLElement, options: { spec: LoopData }): MountedGraph 
   function View() {
     const s = useSyncExternalStore(subscribe, () => snapshot);
     return (
-      <div className="lk-run-graph">
+      <div className="lke-run-graph">
         <GraphCanvas data={s.spec} states={s.states} highlighted={s.highlighted} />
       </div>
     );
   }
-  element.classList.add("lk-graph-host");
+  element.classList.add("lke-graph-host");
   const root = createRoot(element);
   root.render(<View />);
   return {

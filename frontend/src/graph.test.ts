@@ -55,3 +55,22 @@ describe("loop → graph", () => {
     expect(resolveKey(loop, nodeIds, "No Such Step")).toBeNull();
   });
 });
+
+describe("branch order", () => {
+  it("keeps five parallel branches and then/else left to right in list order", () => {
+    const labels = ["A", "B", "C", "D", "E"];
+    const data: LoopData = {
+      name: "x",
+      pipeline: [
+        { parallel: labels.map((label) => ({ prompt: label, label })) },
+        { when: "x", then: [{ prompt: "t", label: "T" }, { prompt: "t2", label: "T2" }], else: [{ prompt: "e", label: "E2" }] },
+      ],
+    };
+    const laid = layoutGraph(loopToGraph(data));
+    const x = (id: string) => laid.nodes.find((n) => n.id === id)!.position.x;
+    const xs = labels.map((_, i) => x(`pipeline[0].parallel[${i}]`));
+    expect([...xs].sort((a, b) => a - b)).toEqual(xs);
+    expect(x("pipeline[1].then[0]")).toBeLessThan(x("pipeline[1].else[0]"));
+    expect(x("pipeline[1].then[1]")).toBe(x("pipeline[1].then[0]"));
+  });
+});

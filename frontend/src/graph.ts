@@ -51,8 +51,8 @@ export type LoopEdge = Edge<InsertPoint>;
 
 export const NODE_SIZE: Record<LoopNodeKind, [number, number]> = {
   trigger: [220, 64],
-  agent: [220, 72],
-  approval: [220, 64],
+  agent: [180, 64],
+  approval: [180, 64],
   parallel: [200, 40],
   sequential: [200, 40],
   conditional: [220, 56],
@@ -61,7 +61,7 @@ export const NODE_SIZE: Record<LoopNodeKind, [number, number]> = {
   end: [120, 36],
   budget: [200, 64],
   memory: [200, 64],
-  unknown: [220, 60],
+  unknown: [180, 60],
 };
 
 function short(text: Json | undefined, max = 60): string {
@@ -255,7 +255,7 @@ export function loopToGraph(data: LoopData): { nodes: LoopNode[]; edges: LoopEdg
 /** Place the nodes top to bottom with dagre; budget and memory sit beside the trigger. */
 export function layoutGraph(graph: { nodes: LoopNode[]; edges: LoopEdge[] }): { nodes: LoopNode[]; edges: LoopEdge[] } {
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: "TB", nodesep: 28, ranksep: 44, marginx: 16, marginy: 16 });
+  g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 40, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
   const side = new Set(["budget", "memory"]);
   for (const node of graph.nodes) {
@@ -275,16 +275,58 @@ export function layoutGraph(graph: { nodes: LoopNode[]; edges: LoopEdge[] }): { 
     const [width, height] = NODE_SIZE[node.data.kind];
     placed.set(node.id, { x: p.x - width / 2, y: p.y - height / 2 });
   }
-  let right = -Infinity;
-  for (const [id, p] of placed) right = Math.max(right, p.x + NODE_SIZE[graph.nodes.find((n) => n.id === id)!.data.kind][0]);
+  orderBranches(graph.nodes, placed);
   const trigger = placed.get("trigger") ?? { x: 0, y: 0 };
-  placed.set("budget", { x: right + 40, y: trigger.y });
-  placed.set("memory", { x: right + 40, y: trigger.y + 84 });
+  const triggerWidth = NODE_SIZE.trigger[0];
+  placed.set("budget", { x: trigger.x + triggerWidth + 32, y: trigger.y });
+  placed.set("memory", { x: trigger.x + triggerWidth + 32 + NODE_SIZE.budget[0] + 16, y: trigger.y });
   const nodes = graph.nodes.map((node) => {
     const [width, height] = NODE_SIZE[node.data.kind];
     return { ...node, position: placed.get(node.id) ?? { x: 0, y: 0 }, width, height, initialWidth: width, initialHeight: height };
   });
   return { nodes, edges: graph.edges };
+}
+
+/**
+ * Put parallel branches (and then/else) left to right in list order: dagre
+ * keeps ranks but not the order of siblings. Each branch moves as a whole
+ * (its head and every node below it, whose ids start with its path).
+ */
+function orderBranches(nodes: LoopNode[], placed: Map<string, { x: number; y: number }>): void {
+  const width = new Map(nodes.map((n) => [n.id, NODE_SIZE[n.data.kind][0]]));
+  const groups = new Map<string, string[]>();
+  for (const node of nodes) {
+    const list = node.data.listPath;
+    if (list === undefined || !(list.endsWith(".parallel") || (list.endsWith(".then") && node.data.index === 0) || (list.endsWith(".else") && node.data.index === 0))) continue;
+    const owner = list.slice(0, list.lastIndexOf("."));
+    const key = list.endsWith(".parallel") ? list : `${owner}#branches`;
+    const members = groups.get(key) ?? [];
+    members.push(list.endsWith(".parallel") ? node.id : list);
+    groups.set(key, members);
+  }
+  // Deepest groups first, so an outer group moves inner ones already in order.
+  const keys = [...groups.keys()].sort((a, b) => b.length - a.length);
+  for (const key of keys) {
+    const members = groups.get(key)!;
+    const boxes = members.map((prefix) => {
+      const ids = nodes.map((n) => n.id).filter((id) => id === prefix || id.startsWith(`${prefix}.`) || id.startsWith(`${prefix}[`) || id.startsWith(`${prefix}#`));
+      const left = Math.min(...ids.map((id) => placed.get(id)!.x));
+      const right = Math.max(...ids.map((id) => placed.get(id)!.x + width.get(id)!));
+      return { prefix, ids, left, right };
+    });
+    const sorted = [...boxes].sort((a, b) => a.left - b.left);
+    if (sorted.every((b, i) => b === boxes[i])) continue;
+    let cursor = sorted[0].left;
+    const gaps = sorted.slice(1).map((b, i) => Math.max(b.left - sorted[i].right, 0));
+    boxes.forEach((box, i) => {
+      const shift = cursor - box.left;
+      for (const id of box.ids) {
+        const p = placed.get(id)!;
+        placed.set(id, { x: p.x + shift, y: p.y });
+      }
+      cursor += box.right - box.left + (gaps[i] ?? 0);
+    });
+  }
 }
 
 /** Resolve a run-page or diff key (a path, a field path or a label) to a node id. */
