@@ -97,7 +97,8 @@ def check_loop(
             except TemplateSyntaxError as exc:
                 problems.append(
                     Problem(
-                        f"'when' is not a valid expression: {exc.message}",
+                        "'when' is not a valid expression: "
+                        + str(exc.message).replace("'end of template'", "end of expression"),
                         path=f"{path}.when",
                         code="invalid_when",
                         hint="write a Jinja2 expression, e.g. \"steps['Triage'].output != ''\"",

@@ -13,6 +13,7 @@ Scoring reads the validated model only: no I/O, no LiteLLM, no Jinja2.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -574,8 +575,10 @@ def _reads(tool: str) -> bool:
 
 
 def _gate_fix(s: _Scorer, path: str) -> Fix | None:
-    top = int(path.split("]")[0].removeprefix("pipeline["))
+    """Propose the pipeline with an approval gate just before the step at ``path``."""
     pipeline = [to_data(step) for step in s.loop.pipeline]
+    if _labels_in(pipeline, "Approve changes"):
+        return None
     gate = {
         "approve": "Proceed with the changes this run proposes?",
         "label": "Approve changes",
@@ -583,9 +586,15 @@ def _gate_fix(s: _Scorer, path: str) -> Fix | None:
         "timeoutMinutes": 240,
         "onTimeout": "reject",
     }
-    if any(_labels_in(step, "Approve changes") for step in pipeline):
-        return None
-    return Fix("Add an approval gate", {"pipeline": [*pipeline[:top], gate, *pipeline[top:]]})
+    # "pipeline[0].then[2]" → the list holding the step, and its index there.
+    parts = re.findall(r"(\w+)\[(\d+)\]", path)
+    container: list[Any] = pipeline
+    for depth, (_, index) in enumerate(parts):
+        if depth == len(parts) - 1:
+            container.insert(int(index), gate)
+            break
+        container = container[int(index)][parts[depth + 1][0]]
+    return Fix("Add an approval gate", {"pipeline": pipeline})
 
 
 def _labels_in(data: Any, label: str) -> bool:

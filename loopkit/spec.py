@@ -101,11 +101,9 @@ class CronTrigger(_TriggerBase):
     def _valid_cron(cls, value: str) -> str:
         from croniter import croniter
 
-        if not croniter.is_valid(value) or len(value.split()) not in (5, 6):
-            raise ValueError(
-                f"'{value}' is not a valid cron expression "
-                "(five fields: minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5')"
-            )
+        fields = value.split()
+        if len(fields) not in (5, 6) or not croniter.is_valid(value):
+            raise ValueError(f"'{value}' is not a valid cron expression: {_cron_reason(fields)}")
         return value
 
     @field_validator("timezone")
@@ -119,6 +117,30 @@ class CronTrigger(_TriggerBase):
                     f"unknown time zone '{value}' (use an IANA name such as 'Europe/Paris' or 'UTC')"
                 ) from None
         return value
+
+
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+
+
+def _cron_reason(fields: list[str]) -> str:
+    """Say what is wrong with a cron expression that croniter refused."""
+    example = "e.g. '0 9 * * 1-5' for 09:00 on weekdays"
+    if len(fields) not in (5, 6):
+        return (
+            f"it has {len(fields)} field{'s' if len(fields) != 1 else ''}; write five "
+            f"(minute hour day-of-month month day-of-week), {example}"
+        )
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=False):
+        for number in re.findall(r"\d+", text.split("/")[0]):
+            if not low <= int(number) <= high:
+                return f"{name} {number} is out of range ({low}-{high})"
+    return f"a field is not understood (minute hour day-of-month month day-of-week), {example}"
 
 
 class WebhookTrigger(_TriggerBase):

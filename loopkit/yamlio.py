@@ -173,7 +173,8 @@ def _syntax_message(
         return (
             "YAML syntax error: unexpected ':' (bad indentation, or a value with ': ' "
             "that needs quotes)",
-            "quote values that contain ': ', e.g. prompt: \"Review: bugs\"",
+            "line the key up with the keys above it, or quote a value that contains ': ', "
+            'e.g. prompt: "Review: bugs"',
         )
     if "found unexpected end of stream" in problem or "found unexpected end" in problem:
         return (f"YAML syntax error: {context} {problem}".replace("  ", " "), "close the quote")
@@ -400,6 +401,31 @@ def _clean_loc(loc: tuple[Any, ...]) -> PathKey:
     )
 
 
+_KINDS = {dict: "mapping", list: "list"}
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+_MISSING_HINTS = {
+    "checker": "add 'checker: Adversarial Verifier' (built in) or the name of a verifier subagent",
+    "maker": "list the labels of the steps whose output the checker judges",
+    "pipeline": "add 'pipeline:' with at least one step, e.g. '- prompt: ...'",
+    "name": "add 'name:', e.g. 'name: pr-review'",
+    "schedule": "add 'schedule:' with a cron expression, e.g. '0 9 * * 1-5'",
+    "event": "add 'event:', e.g. 'event: pull_request'",
+}
+
+
 def problems_from_validation(error: ValidationError, doc: Document | None) -> list[Problem]:
     """Turn pydantic's errors into positioned problems with field paths."""
     problems: list[Problem] = []
@@ -415,6 +441,7 @@ def problems_from_validation(error: ValidationError, doc: Document | None) -> li
             hint = f"did you mean '{suggestion}'?" if suggestion and suggestion != key else None
         elif kind == "missing":
             message = f"missing required key '{path[-1]}'" if path else "missing required key"
+            hint = _MISSING_HINTS.get(str(path[-1])) if path else None
         elif kind in ("value_error", "assertion_error"):
             message = str(err["msg"]).removeprefix("Value error, ")
         elif kind in ("invalid_step", "invalid_trigger", "invalid_connector"):
@@ -432,8 +459,14 @@ def problems_from_validation(error: ValidationError, doc: Document | None) -> li
             message = str(err["msg"])
         else:
             got = err.get("input")
-            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-            message = f"{err['msg'][0].lower()}{err['msg'][1:]}, got {shown}"
+            shown = repr(got) if not isinstance(got, dict | list) else f"a {_KINDS[type(got)]}"
+            expected = _EXPECTED.get(kind)
+            if expected:
+                message = f"expected {expected}, got {shown}"
+                if kind == "string_type" and isinstance(got, bool | int | float):
+                    hint = "YAML reads yes, no, on, off, true, false and numbers as such: quote the value"
+            else:
+                message = f"{err['msg'][0].lower()}{err['msg'][1:]}, got {shown}"
         if (path, message) in seen:
             continue
         seen.add((path, message))
