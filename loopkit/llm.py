@@ -27,7 +27,7 @@ from typing import Any, Literal
 from loopkit.engine.events import Tokens
 from loopkit.errors import ConfigError, ProviderError
 
-Role = Literal["maker", "checker", "agent"]
+Role = Literal["maker", "checker", "agent", "planner"]
 
 
 @dataclass
@@ -95,6 +95,9 @@ class LLM(ABC):
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """Send ``request`` and return the model's answer."""
 
+    async def warm_up(self, models: Sequence[str] = ()) -> None:
+        """Load what the first call would load (outside any call's timeout); default: nothing."""
+
     def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
         """Return the (estimated) prompt tokens of ``messages``; default: 4 characters a token."""
         return sum(len(str(m.get("content") or "")) for m in messages) // 4 + 4 * len(messages)
@@ -111,8 +114,12 @@ def import_litellm() -> Any:
     """Import LiteLLM offline (local price map, no tokenizer downloads) and quiet."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    import logging
+
     import litellm
 
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     return litellm
@@ -224,6 +231,20 @@ class LiteLLMProvider(LLM):
         if self._litellm is None:
             self._litellm = import_litellm()
         return self._litellm
+
+    async def warm_up(self, models: Sequence[str] = ()) -> None:
+        """Import LiteLLM and run one offline mock call, so a step's first real call
+        is not charged LiteLLM's lazy imports against its timeout."""
+        litellm = self.litellm
+        for model in list(models)[:1] or ["openai/warm-up"]:
+            try:
+                await litellm.acompletion(
+                    model=model,
+                    messages=[{"role": "user", "content": "warm up"}],
+                    mock_response="ok",
+                )
+            except Exception:
+                pass
 
     def _supports_json(self, model: str) -> bool:
         if model not in self._json_ok:

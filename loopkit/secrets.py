@@ -147,3 +147,14 @@ def _redact(value: Any, registry: Registry) -> Any:
         items: Iterable[Any] = (_redact(v, registry) for v in value)
         return type(value)(items) if isinstance(value, tuple) else list(items)
     return value
+
+
+def redact_event(event: Any, registry: Registry | None = None) -> None:
+    """Mask secrets in the text fields of an event dataclass, in place (before any sink sees it)."""
+    import dataclasses
+
+    reg = registry or REGISTRY
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, str | dict | list):
+            setattr(event, f.name, _redact(value, reg))

@@ -21,6 +21,16 @@ class ToolResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: Longest tool result kept in a ``tool_called`` event (the summary a run view shows).
+SUMMARY_CHARS = 500
+
+
+def summary(result: ToolResult, limit: int = SUMMARY_CHARS) -> str:
+    """Return a tool result as one line of at most ``limit`` characters (for events and logs)."""
+    text = " ".join(result.content.split())
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 class Tool(ABC):
     """A function the model may call.
 

@@ -162,6 +162,12 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     if args.concurrency:
         run_options.concurrency = max(1, args.concurrency)
     cancel = CancelToken()
+    # A dry run calls no tool: its connectors are not started (no server, no secret needed).
+    tools = None
+    if not dry_run:
+        from loopkit.connectors.provider import ConnectorTools
+
+        tools = ConnectorTools(loop, project.project, root=project.root)
 
     async def main() -> str:
         event_loop = asyncio.get_running_loop()
@@ -177,6 +183,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
             cancel=cancel,
             options=run_options,
             project=project.project,
+            tool_provider=tools,
         )
         return result.status
 

@@ -19,10 +19,9 @@ from loopkit.connectors.base import (
     ConnectorTool,
     allowed,
     select,
-    summary,
     tool_name,
 )
-from loopkit.tools import Tool
+from loopkit.tools import Tool, summary
 
 __all__ = [
     "Connector",

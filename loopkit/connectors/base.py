@@ -21,12 +21,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
-from loopkit.tools import Tool, ToolResult
+from loopkit.tools import Tool
 
 #: Longest tool result handed back to the model; the rest is cut with a note.
 MAX_RESULT_CHARS = 20_000
-#: Longest result kept in a ``tool_called`` event (the summary the web shows).
-SUMMARY_CHARS = 500
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -105,12 +103,6 @@ def clip(text: str, limit: int = MAX_RESULT_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n… [{len(text) - limit:,} more characters cut]"
-
-
-def summary(result: ToolResult, limit: int = SUMMARY_CHARS) -> str:
-    """Return a one-paragraph summary of a tool result for events and logs."""
-    text = " ".join(result.content.split())
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def as_json(value: Any) -> str:

@@ -136,16 +136,16 @@ class McpConnector(Connector):
         try:
             await asyncio.wait_for(asyncio.shield(ready), self._start_timeout)
         except TimeoutError:
+            tail = self._stderr_tail()
             await self.stop()
             raise ConnectorError(
-                self.name,
-                f"the MCP server did not answer within {self._start_timeout:g} s{self._stderr_tail()}",
+                self.name, f"the MCP server did not answer within {self._start_timeout:g} s{tail}"
             ) from None
         except Exception as exc:
+            tail = self._stderr_tail()
             await self.stop()
             raise ConnectorError(
-                self.name,
-                f"could not start the MCP server: {_describe(exc)}{self._stderr_tail()}",
+                self.name, f"could not start the MCP server: {_describe(exc)}{tail}"
             ) from None
 
     async def _list_tools(self, client: Any) -> list[ConnectorTool]:

@@ -11,6 +11,7 @@ against the budget).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import random
 import time
@@ -19,17 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateError
 
-from loopkit import spec
+from loopkit import secrets, spec
 from loopkit.engine.context import StepResult
 from loopkit.engine.events import StepFailed, StepFinished, StepStarted, Tokens, ToolCalled
 from loopkit.errors import ProviderError, RunError
 from loopkit.llm import LLMRequest, LLMResponse, Role, TransientProviderError
 from loopkit.memory import Checkpoint
 from loopkit.templating import compile_prompt
-from loopkit.tools import Tool, ToolResult
+from loopkit.tools import Tool, ToolResult, summary
 
 if TYPE_CHECKING:
     from loopkit.engine.runner import Run
+
+#: How many calls may start together here (the product of enclosing parallel widths).
+FANOUT: contextvars.ContextVar[int] = contextvars.ContextVar("loopkit_fanout", default=1)
 
 
 class ToolProvider(ABC):
@@ -47,6 +51,10 @@ class ToolProvider(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release what the tools hold; the default does nothing."""
+
+    async def instructions_for(self, step: spec.AgentStep, loop: spec.Loop) -> str:
+        """Return text for the step's system prompt (skill descriptions); default none."""
+        return ""
 
 
 class StaticTools(ToolProvider):
@@ -106,6 +114,7 @@ async def call_model(
             estimate,
             input_price=prices[0] if prices else None,
             output_price=prices[1] if prices else None,
+            share=FANOUT.get(),
             step=label or key,
         )
         run.flush_warnings()
@@ -224,6 +233,12 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     prompt = render(run, step.prompt, key)
     messages = maker_messages(run, step, prompt, key)
     tools = await run.tool_provider.tools_for(step, run.loop) if run.tool_provider else []
+    extra = await run.tool_provider.instructions_for(step, run.loop) if run.tool_provider else ""
+    if extra:
+        if messages[0]["role"] == "system":
+            messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
+        else:
+            messages.insert(0, {"role": "system", "content": extra})
     by_name = {t.name: t for t in tools}
     schemas = [t.openai_schema() for t in tools]
     wants_json = isinstance(step.output, spec.OutputSchema)
@@ -286,8 +301,8 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
                     key=key,
                     label=label,
                     name=call.name,
-                    arguments=call.arguments,
-                    result=outcome.content[:500],
+                    arguments=secrets.redact(call.arguments),
+                    result=summary(outcome),
                     is_error=outcome.is_error,
                     duration_ms=(time.perf_counter() - t0) * 1000,
                 )

@@ -5,7 +5,7 @@ rendered messages (with a margin), an output cap, its estimated cost and one
 iteration. The output cap is what the provider is told (``max_tokens``), so a
 provider that honours it can never push a run past ``maxTokens``; a wide
 parallel fan-out cannot overshoot either, because every member's reservation
-is held until its response is committed. When a call's share does not fit,
+is held until its response is committed. When a call's share does not leave room for ``MIN_OUTPUT`` output tokens,
 ``reserve`` raises ``BudgetExceeded`` *before* the request is sent, naming the
 limit and the observed value. ``commit`` replaces the reservation by the real
 usage and cost and raises if the real figures passed a limit after all
@@ -26,6 +26,8 @@ from loopkit.errors import BudgetExceeded
 
 #: Output tokens a call may produce when the budget does not constrain it further.
 DEFAULT_OUTPUT_CAP = 4096
+#: A call whose share of the budget leaves room for fewer output tokens is not sent.
+MIN_OUTPUT = 64
 #: The fraction of a limit at which a ``budget_warning`` is emitted.
 WARN_AT = 0.8
 
@@ -157,13 +159,16 @@ class BudgetTracker:
         input_price: float | None = None,
         output_price: float | None = None,
         output_cap: int = DEFAULT_OUTPUT_CAP,
+        share: int = 1,
         step: str | None = None,
     ) -> Reservation:
         """Hold a call's share of the budget, or raise ``BudgetExceeded`` before it is sent.
 
         ``input_tokens`` is the estimate of the prompt; prices are USD per
         token (``None`` when unknown). The returned ``max_output`` is the
-        largest answer the budget allows, never more than ``output_cap``.
+        largest answer the budget allows, never more than ``output_cap``;
+        ``share`` is how many calls start together (a parallel group's
+        width), so that each takes only its share of what is left.
         """
         self.check_time()
         lim = self.limits
@@ -182,18 +187,19 @@ class BudgetTracker:
         cap = output_cap
         if lim.max_tokens is not None:
             available = lim.max_tokens - self.tokens.total - self.reserved_tokens - input_tokens
-            if available < 1:
-                observed = self.tokens.total + self.reserved_tokens + input_tokens + 1
+            least = min(MIN_OUTPUT, output_cap)
+            if available // max(share, 1) < least:
+                observed = self.tokens.total + self.reserved_tokens + input_tokens + least
                 raise BudgetExceeded(
                     f"Stopping before a call that would exceed the maxTokens limit of "
                     f"{lim.max_tokens} (tokens={observed}: used {self.tokens.total}, "
-                    f"reserved {self.reserved_tokens}, this call needs at least {input_tokens + 1})",
+                    f"reserved {self.reserved_tokens}, this call needs at least {input_tokens + least})",
                     step=step,
                     limit="maxTokens",
                     allowed=lim.max_tokens,
                     observed=observed,
                 )
-            cap = min(cap, available)
+            cap = min(cap, available // max(share, 1))
         est_cost = 0.0
         if lim.max_cost_usd is not None:
             if input_price is None or output_price is None:
@@ -210,8 +216,9 @@ class BudgetTracker:
             else:
                 spent = self.cost + self.reserved_cost
                 room = lim.max_cost_usd - spent - input_tokens * input_price
-                min_cost = spent + input_tokens * input_price + output_price
-                if room < output_price:
+                least = min(MIN_OUTPUT, output_cap)
+                min_cost = spent + input_tokens * input_price + least * output_price
+                if room / max(share, 1) < least * output_price:
                     raise BudgetExceeded(
                         f"Stopping before a call that would exceed the maxCostUsd limit of "
                         f"{lim.max_cost_usd:g} (cost={min_cost:.6f}: spent {self.cost:.6f}, "
@@ -222,7 +229,7 @@ class BudgetTracker:
                         observed=min_cost,
                     )
                 if output_price > 0:
-                    cap = min(cap, int(room / output_price))
+                    cap = min(cap, int(room / output_price / max(share, 1)))
                 est_cost = input_tokens * input_price + cap * output_price
         held = input_tokens + cap if lim.max_tokens is not None else 0
         self.reserved_tokens += held

@@ -14,6 +14,8 @@ Event types (``type``):
   ``approval``); ``step_finished`` carries tokens by kind, cost, duration and
   output (agents) and ``resumed=True`` when a checkpoint answered it.
 - ``tool_called``: one tool call inside an agent step's tool-use loop.
+- ``plan_made``: a plan step's planner chose the next steps (or finished,
+  or asked for more than ``maxIterations`` allows: ``limit_reached``).
 - ``verification_round``: one Maker/Checker round with its verdict.
 - ``budget_warning``: a budget dimension passed 80 % of its limit, or a price
   is unknown so a cost limit cannot be enforced.
@@ -38,7 +40,7 @@ FINAL_STATUSES: tuple[str, ...] = (
     "budget_exceeded",
     "cancelled",
 )
-StepKind = Literal["agent", "parallel", "sequential", "conditional", "approval", "checker"]
+StepKind = Literal["agent", "parallel", "sequential", "conditional", "approval", "checker", "plan"]
 
 
 @dataclass
@@ -178,6 +180,19 @@ class ToolCalled(Event):
 
 
 @dataclass(kw_only=True)
+class PlanMade(Event):
+    type: ClassVar[str] = "plan_made"
+    key: str
+    label: str | None
+    iteration: int
+    max_iterations: int
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    done: bool = False
+    reason: str | None = None
+    limit_reached: bool = False
+
+
+@dataclass(kw_only=True)
 class VerificationRound(Event):
     type: ClassVar[str] = "verification_round"
     round: int
@@ -250,6 +265,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepFinished,
         StepFailed,
         ToolCalled,
+        PlanMade,
         VerificationRound,
         BudgetWarning,
         ApprovalRequested,

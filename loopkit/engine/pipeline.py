@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import TemplateError
 
 from loopkit import spec
-from loopkit.engine.agent import add_cost, run_agent
+from loopkit.engine.agent import FANOUT, add_cost, run_agent
 from loopkit.engine.approval import ApprovalDecision, ApprovalRequest
 from loopkit.engine.events import (
     ApprovalRequested,
@@ -76,6 +76,10 @@ async def run_step(run: Run, step: Any, key: str, round_: int) -> Outcome:
     if isinstance(step, spec.ApprovalStep):
         await run_approval(run, step, key, round_)
         return Outcome()
+    if isinstance(step, spec.PlanStep):
+        from loopkit.engine.plan import run_plan
+
+        return await run_plan(run, step, key, round_)
     raise TypeError(f"unknown step type {type(step).__name__}")
 
 
@@ -100,13 +104,20 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
     limit = step.max_concurrency or run.options.concurrency
     gate = asyncio.Semaphore(limit) if limit < len(members) else None
 
-    async def one(member_key: str, member: Any) -> Outcome:
+    outer = FANOUT.get()
+
+    async def one(index: int, member_key: str, member: Any) -> Outcome:
+        # Each member runs in its own task (and context): it shares what is left
+        # of the budget with the members that start after it.
+        FANOUT.set(outer * min(limit, len(members) - index))
         if gate is None:
             return await run_step(run, member, member_key, round_)
         async with gate:
             return await run_step(run, member, member_key, round_)
 
-    results = await asyncio.gather(*(one(k, s) for k, s in members), return_exceptions=True)
+    results = await asyncio.gather(
+        *(one(i, k, s) for i, (k, s) in enumerate(members)), return_exceptions=True
+    )
     total = Outcome()
     errors: list[BaseException] = []
     for result in results:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopkit import spec
+from loopkit import secrets, spec
 from loopkit.engine.agent import ToolProvider
 from loopkit.engine.approval import Approver, StaticApprover
 from loopkit.engine.budget import BudgetLimits, BudgetTracker
@@ -143,6 +143,8 @@ class Run:
         self.seq += 1
         event.seq = self.seq
         event.run_id = self.id
+        # No sink (console, JSON lines, the web's rows) ever sees a resolved secret.
+        secrets.redact_event(event)
         for sink in self.sinks:
             try:
                 sink.emit(event)
@@ -270,6 +272,15 @@ class Run:
         self.record.finished_at = None
         return resumed
 
+    def _models(self) -> list[str]:
+        models = [
+            s.model
+            for _, s in spec.iter_steps(self.loop.pipeline)
+            if isinstance(s, spec.AgentStep) and s.model
+        ]
+        default = self.loop.model or self.options.project_model or os.environ.get("LOOPKIT_MODEL")
+        return [*([default] if default else []), *models]
+
     @property
     def namespace(self) -> str:
         return (self.loop.memory.namespace if self.loop.memory else None) or self.loop.name
@@ -299,6 +310,7 @@ class Run:
                 budget=self.budget.limits.as_dict(),
             )
         )
+        await self.llm.warm_up(self._models())
         work = asyncio.ensure_future(self._guarded())
         event_loop = asyncio.get_running_loop()
 

@@ -1,0 +1,276 @@
+"""A real OpenAI-compatible chat completions server on 127.0.0.1, scripted per test.
+
+Reuse it anywhere a test needs a model (LiteLLM's ``openai/<name>`` provider
+with ``api_base=server.url``)::
+
+    with LLMServer() as server:
+        server.script(Reply("first answer"), Reply(status=429, headers={"Retry-After": "0.05"}))
+        server.when("Security Review", Reply("only for prompts containing this"))
+        server.when("checker", verdict(False, 0.4, ["missing tests"]), times=1)
+        server.tool_call("search", {"q": "x"})          # the next reply asks for a tool
+        ...
+        server.requests      # every request: body, start/end times, reply status
+
+Replies are chosen in this order: the first matching ``when`` rule (rules
+with ``times`` are used up), then the ``script`` queue, then ``default``.
+A ``responder(body) -> Reply`` function can replace all of that.
+Usage defaults: prompt tokens = characters of the messages / 4, completion
+tokens = characters of the reply / 4 (at least 1), both overridable, and the
+completion is clamped to the request's ``max_tokens`` like real providers do.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Reply:
+    """One scripted answer (or failure, with ``status`` >= 400)."""
+
+    content: str = "ok"
+    tool_calls: list[dict[str, Any]] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    status: int = 200
+    error: str = "scripted failure"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+def verdict(passed: bool, score: float, issues: list[str] | None = None, **usage: Any) -> Reply:
+    """A checker's JSON verdict as a reply."""
+    return Reply(json.dumps({"pass": passed, "score": score, "issues": issues or []}), **usage)
+
+
+@dataclass
+class Rule:
+    needle: str | Callable[[dict[str, Any]], bool]
+    reply: Reply
+    times: int | None = None
+
+    def matches(self, body: dict[str, Any]) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if callable(self.needle):
+            return bool(self.needle(body))
+        return self.needle in json.dumps(body["messages"])
+
+
+@dataclass
+class Recorded:
+    """A request the server received."""
+
+    body: dict[str, Any]
+    started: float
+    finished: float = 0.0
+    status: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(str(m.get("content") or "") for m in self.body.get("messages", []))
+
+    @property
+    def is_checker(self) -> bool:
+        return "adversarial verifier" in self.text.lower() or '"pass"' in self.text
+
+
+class LLMServer:
+    """Start with ``start()`` (or ``with``); ``url`` is the ``api_base`` to use."""
+
+    def __init__(self, responder: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+        self.responder = responder
+        self.rules: list[Rule] = []
+        self.queue: list[Reply] = []
+        self.default = Reply("ok")
+        self.requests: list[Recorded] = []
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ── Scripting ────────────────────────────────────────────────────────
+
+    def script(self, *replies: Reply) -> LLMServer:
+        with self._lock:
+            self.queue.extend(replies)
+        return self
+
+    def when(
+        self, needle: str | Callable[[dict[str, Any]], bool], reply: Reply, times: int | None = None
+    ) -> LLMServer:
+        with self._lock:
+            self.rules.append(Rule(needle, reply, times))
+        return self
+
+    def tool_call(self, name: str, arguments: dict[str, Any], **kwargs: Any) -> LLMServer:
+        return self.script(Reply("", tool_calls=[{"name": name, "arguments": arguments}], **kwargs))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.queue.clear()
+            self.requests.clear()
+            self.default = Reply("ok")
+
+    def _choose(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self.responder is not None:
+                return self.responder(body)
+            for rule in self.rules:
+                if rule.matches(body):
+                    if rule.times is not None:
+                        rule.times -= 1
+                    return rule.reply
+            if self.queue:
+                return self.queue.pop(0)
+            return self.default
+
+    # ── Reading ──────────────────────────────────────────────────────────
+
+    def completed(self, status: int = 200) -> list[Recorded]:
+        return [r for r in self.requests if r.status == status]
+
+    def count(self, needle: str, status: int | None = 200) -> int:
+        return sum(
+            1 for r in self.requests if needle in r.text and (status is None or r.status == status)
+        )
+
+    # ── Serving ──────────────────────────────────────────────────────────
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the server is not started")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> LLMServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": "test", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                record = Recorded(body=body, started=time.monotonic())
+                with server._lock:
+                    server.requests.append(record)
+                reply = server._choose(body)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status >= 400:
+                    payload = {
+                        "error": {"message": reply.error, "type": "scripted", "code": reply.status}
+                    }
+                    record.status = reply.status
+                    record.finished = time.monotonic()
+                    self._send(reply.status, payload, reply.headers)
+                    return
+                record.status = 200
+                record.finished = time.monotonic()
+                self._send(200, completion(body, reply), reply.headers)
+
+            def _send(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """Build an OpenAI chat.completion object for ``reply`` to ``body``."""
+    chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", []))
+    prompt = reply.prompt_tokens if reply.prompt_tokens is not None else max(chars // 4, 1)
+    wanted = (
+        reply.completion_tokens
+        if reply.completion_tokens is not None
+        else max(len(reply.content) // 4, 1)
+    )
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+    content = reply.content
+    if limit is not None and wanted > limit:
+        wanted, finish = int(limit), "length"
+        content = content[: max(int(limit) * 4, 1)]
+    reasoning = min(reply.reasoning_tokens, wanted)
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reply.tool_calls:
+        message["content"] = content or None
+        message["tool_calls"] = [
+            {
+                "id": f"call_{next(_ids)}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))},
+            }
+            for c in reply.tool_calls
+        ]
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": wanted,
+        "total_tokens": prompt + wanted,
+        "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+    if reply.cache_creation_tokens:
+        usage["cache_creation_input_tokens"] = reply.cache_creation_tokens
+    return {
+        "id": f"chatcmpl-{next(_ids)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": reply.model or body.get("model", "test"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage,
+    }
+
+
+if __name__ == "__main__":  # a manual check: serve "ok" until Ctrl-C
+    with LLMServer() as srv:
+        print(srv.url, flush=True)
+        threading.Event().wait()
