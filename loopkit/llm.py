@@ -17,6 +17,7 @@ transient failure, and the engine retries with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -95,7 +96,7 @@ class LLM(ABC):
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """Send ``request`` and return the model's answer."""
 
-    async def warm_up(self, models: Sequence[str] = ()) -> None:
+    async def warm_up(self, models: Sequence[str] = ()) -> None:  # noqa: B027 - optional hook
         """Load what the first call would load (outside any call's timeout); default: nothing."""
 
     def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
@@ -237,14 +238,12 @@ class LiteLLMProvider(LLM):
         is not charged LiteLLM's lazy imports against its timeout."""
         litellm = self.litellm
         for model in list(models)[:1] or ["openai/warm-up"]:
-            try:
+            with contextlib.suppress(Exception):
                 await litellm.acompletion(
                     model=model,
                     messages=[{"role": "user", "content": "warm up"}],
                     mock_response="ok",
                 )
-            except Exception:
-                pass
 
     def _supports_json(self, model: str) -> bool:
         if model not in self._json_ok:

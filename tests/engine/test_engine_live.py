@@ -388,7 +388,7 @@ async def test_a_cancelled_run_stops_in_flight_and_keeps_finished_steps(server: 
         cancel.cancel("stopped by the test")
 
     started = time.perf_counter()
-    (result, sink, store), _ = await asyncio.gather(run(server, loop, cancel=cancel), fire())
+    (result, _sink, store), _ = await asyncio.gather(run(server, loop, cancel=cancel), fire())
     assert time.perf_counter() - started < 2
     assert result.status == "cancelled"
     assert result.error == "stopped by the test"
