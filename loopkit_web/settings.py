@@ -262,6 +262,8 @@ if env_bool("LOOPKIT_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("LOOPKIT_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(os.environ.get("LOOPKIT_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("LOOPKIT_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("LOOPKIT_HSTS_PRELOAD", False)
 
 # --- LoopKit ----------------------------------------------------------------------
 

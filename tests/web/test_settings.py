@@ -1,0 +1,146 @@
+"""Settings from environment variables, read in child processes as a deployment would."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .procs import child_env, manage
+
+PRINT_SETTINGS = """
+import json
+import re
+from django.conf import settings
+from huey.contrib.djhuey import HUEY
+db = settings.DATABASES["default"]
+print("SETTINGS " + json.dumps({
+    "debug": settings.DEBUG,
+    "db_engine": db["ENGINE"],
+    "db_name": str(db["NAME"]),
+    "databases": sorted(settings.DATABASES),
+    "huey": type(HUEY).__name__,
+    "huey_immediate": HUEY.immediate,
+    "max_delay": settings.HUEY["consumer"]["max_delay"],
+    "channel_layer": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "secure_cookies": [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE],
+    "allowed_hosts": settings.ALLOWED_HOSTS,
+    "static_storage": settings.STORAGES["staticfiles"]["BACKEND"],
+}))
+"""
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "k3y-" + "x9Qz" * 16,
+    "ALLOWED_HOSTS": "loopkit.example.com",
+}
+
+
+def read_settings(tmp_path: Path, **env: str) -> dict[str, Any]:
+    proc = manage(
+        "shell", "-c", PRINT_SETTINGS, env=child_env(LOOPKIT_VAR_DIR=str(tmp_path), **env)
+    )
+    return json.loads(proc.stdout.split("SETTINGS ", 1)[1])  # type: ignore[no-any-return]
+
+
+def test_the_embedded_default_needs_no_server(tmp_path: Path) -> None:
+    s = read_settings(tmp_path)
+
+    assert s["debug"] is True
+    assert (s["db_engine"], s["db_name"]) == (
+        "django.db.backends.sqlite3",
+        str(tmp_path / "loopkit.sqlite3"),
+    )
+    assert (s["huey"], s["huey_immediate"], s["max_delay"]) == ("SqliteHuey", False, 0.5)
+    assert s["channel_layer"] == "channels_lite.layers.core.SQLiteChannelLayer"
+
+
+def test_database_and_redis_urls_scale_out(tmp_path: Path) -> None:
+    s = read_settings(
+        tmp_path,
+        DATABASE_URL="postgres://loop:pw@db.internal:5432/loopkit",
+        REDIS_URL="redis://cache.internal:6379/0",
+    )
+
+    assert (s["db_engine"], s["db_name"]) == ("django.db.backends.postgresql", "loopkit")
+    assert (s["huey"], s["huey_immediate"]) == ("RedisHuey", False)
+    assert s["channel_layer"] == "channels_redis.core.RedisChannelLayer"
+
+
+def test_postgres_without_redis_keeps_channel_messages_in_local_sqlite(tmp_path: Path) -> None:
+    s = read_settings(tmp_path, DATABASE_URL="postgres://loop@db.internal/loopkit")
+
+    assert s["databases"] == ["channels", "default"]
+    assert s["channel_layer"] == "channels_lite.layers.core.SQLiteChannelLayer"
+
+
+def test_huey_immediate_is_explicit_and_switchable(tmp_path: Path) -> None:
+    assert read_settings(tmp_path, LOOPKIT_HUEY_IMMEDIATE="true")["huey_immediate"] is True
+    # DEBUG on does not make tasks run inline (djhuey's default would).
+    assert read_settings(tmp_path, DEBUG="true")["huey_immediate"] is False
+
+
+def test_production_settings_are_safe(tmp_path: Path) -> None:
+    s = read_settings(tmp_path, **PRODUCTION)
+
+    assert s["debug"] is False
+    assert s["secure_cookies"] == [True, True]
+    assert s["allowed_hosts"] == ["loopkit.example.com"]
+    assert s["static_storage"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+
+
+def test_the_deploy_checklist_passes_with_tls_settings(tmp_path: Path) -> None:
+    env = child_env(
+        LOOPKIT_VAR_DIR=str(tmp_path),
+        LOOPKIT_SSL_REDIRECT="true",
+        LOOPKIT_HSTS_SECONDS="31536000",
+        LOOPKIT_HSTS_INCLUDE_SUBDOMAINS="true",
+        LOOPKIT_HSTS_PRELOAD="true",
+        **PRODUCTION,
+    )
+
+    proc = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert "no issues" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "false"}, "SECRET_KEY is required when DEBUG is off"),
+        ({"DEBUG": "false", "SECRET_KEY": "s" * 60}, "ALLOWED_HOSTS is required when DEBUG is off"),
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean: use true or false."),
+        (
+            {"LOOPKIT_CHANNEL_LAYER": "redis"},
+            "LOOPKIT_CHANNEL_LAYER=redis needs REDIS_URL to be set.",
+        ),
+    ],
+)
+def test_a_misconfiguration_stops_with_a_clear_message(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    proc = manage("check", env=child_env(LOOPKIT_VAR_DIR=str(tmp_path), **env), check=False)
+
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_static_files_are_served_by_the_app_with_debug_off(tmp_path: Path) -> None:
+    env = child_env(LOOPKIT_VAR_DIR=str(tmp_path), **PRODUCTION)
+    manage("collectstatic", "--no-input", "-v0", env=env)
+    script = (
+        "from django.templatetags.static import static; from django.test import Client; "
+        "url = static('loopkit_web/base.css'); "
+        "r = Client(HTTP_HOST='loopkit.example.com', secure=True).get(url); "
+        "print('STATIC', url, r.status_code, r.headers.get('Cache-Control'))"
+    )
+
+    proc = manage("shell", "-c", script, env=env)
+
+    url, status, *cache = proc.stdout.split("STATIC ", 1)[1].split()
+    assert re.fullmatch(r"/static/loopkit_web/base\.[0-9a-f]{12}\.css", url)
+    assert status == "200"
+    assert "immutable" in " ".join(cache)
