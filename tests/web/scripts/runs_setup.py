@@ -1,0 +1,19 @@
+"""Run inside `manage.py shell`: create a team, a loop (YAML in RUNS_LOOP_YAML) and,
+unless RUNS_NO_RUN is set, start a dry run of it; print one RESULT JSON line."""
+
+import json
+import os
+
+from django.contrib.auth import get_user_model
+
+from builder.services import create_loop
+from loopkit_web.teams.services import create_team
+from runs.services import start_run
+
+user = get_user_model().objects.create_user("runner", password="x-long-password-1")
+team = create_team(None, user, "Runs Team")
+loop, _ = create_loop(None, team, os.environ["RUNS_LOOP_YAML"])
+out = {"team": team.pk, "loop": loop.pk}
+if not os.environ.get("RUNS_NO_RUN"):
+    out["run"] = start_run(loop, trigger_type="manual", dry_run=True, actor=user).pk
+print("RESULT " + json.dumps(out))

@@ -1,0 +1,270 @@
+"""Real Huey worker processes: a worker killed mid-run, and workers racing on one schedule.
+
+Each scenario runs in the embedded default (SQLite, SqliteHuey, channels-lite)
+and on the real PostgreSQL + Redis of this machine (skipped loudly on a
+laptop without them, failing in CI). Children get production-like settings
+(tests/web/procs.py); the test reads their database directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopkit import yamlio
+
+from .procs import REPO, child_env, manage, shell, skip_or_fail
+
+SCRIPTS = Path(__file__).parent / "scripts"
+PG_ADMIN_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+# Redis database 13: the foundation's scale-out test uses 12.
+REDIS_RUNS_URL = os.environ.get("LOOPKIT_TEST_RUNS_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+CRASH_LOOP = yamlio.dump(
+    yamlio.loop_from_data(
+        {
+            "name": "crash-test",
+            "pipeline": [
+                {"prompt": "Step one", "label": "One"},
+                {"prompt": "Step two", "label": "Two"},
+                {"prompt": "Step three", "label": "Three"},
+            ],
+            "verify": {"maker": ["One", "Two", "Three"], "checker": "Adversarial Verifier"},
+            "dryRun": {"latencyMs": 700},
+        }
+    )
+)
+CRON_LOOP = yamlio.dump(
+    yamlio.loop_from_data(
+        {
+            "name": "every-minute",
+            "trigger": {"type": "cron", "schedule": "* * * * *"},
+            "pipeline": [{"prompt": "Tick", "label": "Tick"}],
+        }
+    )
+)
+
+
+class Db:
+    """Read the children's database (SQLite file or PostgreSQL) with plain SQL."""
+
+    def __init__(self, url: str | None, sqlite_path: Path | None) -> None:
+        self.url = url
+        self.sqlite_path = sqlite_path
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.sqlite_path is not None:
+            with sqlite3.connect(self.sqlite_path, timeout=20) as conn:
+                return list(conn.execute(sql.replace("%s", "?"), params).fetchall())
+        import psycopg
+
+        with psycopg.connect(str(self.url).replace("postgres://", "postgresql://")) as conn:
+            return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+
+    def one(self, sql: str, *params: Any) -> Any:
+        rows = self.rows(sql, *params)
+        return rows[0][0] if rows else None
+
+
+@pytest.fixture(params=["embedded", "postgres+redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[str, str], Db]]:
+    """Yield (child environment, database reader) for one deployment setting."""
+    common = {
+        "LOOPKIT_VAR_DIR": str(tmp_path / "var"),
+        "LOOPKIT_HUEY_IMMEDIATE": "false",
+        "LOOPKIT_RUN_HEARTBEAT_SECONDS": "0.3",
+        "LOOPKIT_RUN_STALE_SECONDS": "2",
+        "LOOPKIT_RUNS_DRY_RUN_ONLY": "true",
+    }
+    if request.param == "embedded":
+        yield child_env(**common), Db(None, tmp_path / "var" / "loopkit.sqlite3")
+        return
+    psycopg = pytest.importorskip("psycopg")
+    redis = pytest.importorskip("redis")
+    try:
+        admin = psycopg.connect(
+            PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True, connect_timeout=5
+        )
+    except psycopg.OperationalError as exc:
+        skip_or_fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    client = redis.Redis.from_url(REDIS_RUNS_URL, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis is not reachable at {REDIS_RUNS_URL}: {exc}")
+    client.flushdb()
+    name = f"loopkit_runs_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        try:
+            yield child_env(DATABASE_URL=url, REDIS_URL=REDIS_RUNS_URL, **common), Db(url, None)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            client.flushdb()
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "run_huey", "-w", "2", "-m", "0.3"],
+            env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    """Poll *check* until it returns something truthy; fail naming *what*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def result_of(proc: subprocess.CompletedProcess[str]) -> Any:
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.mark.services
+def test_a_run_whose_worker_is_killed_resumes_on_another_without_redoing_finished_steps(
+    backend: tuple[dict[str, str], Db], tmp_path: Path
+) -> None:
+    env, db = backend
+    manage("migrate", "--no-input", env=env)
+    run_id = result_of(shell(SCRIPTS / "runs_setup.py", env={**env, "RUNS_LOOP_YAML": CRASH_LOOP}))[
+        "run"
+    ]
+    log = tmp_path / "workers.log"
+    first = start_worker(env, log)
+    second = None
+    try:
+        # Kill the worker as soon as step One is finished: the run is in step Two.
+        wait_for(
+            "step One to finish",
+            lambda: db.one(
+                "SELECT count(*) FROM runs_runevent WHERE run_id = %s AND type = 'step_finished'",
+                run_id,
+            ),
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert db.one("SELECT status FROM runs_run WHERE id = %s", run_id) == "running"
+
+        second = start_worker(env, log)
+        # The periodic recovery task of the new worker may take the run over by itself
+        # once its heartbeat is stale; otherwise enqueue the same task now.
+        wait_for(
+            "the heartbeat to go stale (or the run to be taken over)",
+            lambda: (
+                _stale(db, run_id)
+                or db.one("SELECT attempt FROM runs_run WHERE id = %s", run_id) == 2
+            ),
+            timeout=30,
+        )
+        if db.one("SELECT attempt FROM runs_run WHERE id = %s", run_id) == 1:
+            recovered = result_of(shell(SCRIPTS / "runs_recover.py", env=env))
+            assert recovered["resumed"] in ([run_id], []), recovered
+        status = wait_for(
+            "the resumed run to finish",
+            lambda: db.one(
+                "SELECT status FROM runs_run WHERE id = %s AND finished_at IS NOT NULL", run_id
+            ),
+        )
+    finally:
+        stop(first, *(p for p in [second] if p is not None))
+    assert status == "succeeded", log.read_text()[-3000:]
+
+    events = db.rows(
+        "SELECT seq, type, payload FROM runs_runevent WHERE run_id = %s ORDER BY seq", run_id
+    )
+    seqs = [e[0] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), "events must be numbered without gaps"
+    payloads = [(t, json.loads(p) if isinstance(p, str) else p) for _, t, p in events]
+    finished = [p for t, p in payloads if t == "step_finished" and p.get("kind") == "agent"]
+    live_runs = [p["label"] for p in finished if not p.get("resumed")]
+    from_checkpoint = [p["label"] for p in finished if p.get("resumed")]
+    # Every step ran live exactly once; step One was answered from its checkpoint.
+    assert sorted(live_runs) == ["One", "Three", "Two"]
+    assert from_checkpoint == ["One"]
+    types = [t for t, _ in payloads]
+    assert types.count("run_recovered") == 1
+    assert types.count("run_finished") == 1 and types[-1] == "run_finished"
+    assert db.one("SELECT attempt FROM runs_run WHERE id = %s", run_id) == 2
+    checkpoints = db.rows("SELECT key FROM runs_checkpoint WHERE run_id = %s", run_id)
+    assert len([k for (k,) in checkpoints if "pipeline" in k]) == 3
+
+
+def _stale(db: Db, run_id: int) -> bool:
+    heartbeat = db.one("SELECT heartbeat_at FROM runs_run WHERE id = %s", run_id)
+    if heartbeat is None:
+        return False
+    if isinstance(heartbeat, str):
+        from datetime import datetime
+
+        heartbeat = datetime.fromisoformat(heartbeat)
+    from datetime import UTC, datetime
+
+    if heartbeat.tzinfo is None:
+        heartbeat = heartbeat.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - heartbeat).total_seconds() > 2.5
+
+
+@pytest.mark.services
+def test_two_workers_and_one_cron_schedule_make_one_run_per_due_time(
+    backend: tuple[dict[str, str], Db], tmp_path: Path
+) -> None:
+    env, db = backend
+    manage("migrate", "--no-input", env=env)
+    result_of(
+        shell(
+            SCRIPTS / "runs_setup.py", env={**env, "RUNS_LOOP_YAML": CRON_LOOP, "RUNS_NO_RUN": "1"}
+        )
+    )
+    log = tmp_path / "workers.log"
+    workers = [start_worker(env, log), start_worker(env, log)]
+    try:
+        ticks = result_of(shell(SCRIPTS / "runs_cron_race.py", env=env))
+    finally:
+        stop(*workers)
+    # Each worker's own scheduler also ticks at start: every tick of every worker races.
+    fired = [run for tick in ticks["ticks"] for run in tick["runs"]]
+    assert len(ticks["ticks"]) == 8
+    firings = db.rows("SELECT due_time, run_id FROM runs_cronfiring ORDER BY due_time")
+    due_times = [_aware(due).isoformat() for due, _ in firings]
+    assert len(set(due_times)) == len(due_times)
+    assert set(ticks["due"]) <= set(due_times)
+    assert set(fired) <= {run for _, run in firings}
+    assert db.one("SELECT count(*) FROM runs_run") == len(firings)
+    assert {tick["pid"] for tick in ticks["ticks"]} <= {w.pid for w in workers}
+
+
+def _aware(value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
