@@ -184,9 +184,13 @@ export function Editor({ boot }: { boot: EditorBoot }) {
       setHistoryKey((k) => k + 1);
       setHighlighted(new Set());
       if (note) setNotice({ kind: "info", text: note });
-      validate({ yaml: loop.yaml }, "yaml", 0);
+      // A saved version passed validation on the server: no need to ask again.
+      seq.current++;
+      window.clearTimeout(timer.current);
+      setLrsStale(false);
+      setLrsSeq((n) => n + 1);
     },
-    [validate],
+    [],
   );
 
   const save = useCallback(
@@ -218,6 +222,19 @@ export function Editor({ boot }: { boot: EditorBoot }) {
       }
     },
     [api, boot.editUrl, loadLoop, loopId, message, version, yamlText],
+  );
+
+  const reload = useCallback(
+    async (note: string) => {
+      try {
+        const loop = await api.request<LoopOut>("GET", `/${loopId}`);
+        setConflict(null);
+        loadLoop(loop, note);
+      } catch (e) {
+        setNotice({ kind: "error", text: `Could not reload: ${(e as Error).message}` });
+      }
+    },
+    [api, loadLoop, loopId],
   );
 
   useEffect(() => {
@@ -292,7 +309,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             <pre>{conflict.current.yaml}</pre>
           </details>
           <div className="lke-buttons">
-            <button type="button" onClick={() => { loadLoop({ ...(conflict.current as unknown as LoopOut), id: Number(loopId), spec: data ?? {}, lrs: null }, `Loaded version ${conflict.current.version}; your changes were discarded.`); setConflict(null); }}>
+            <button type="button" onClick={() => void reload(`Loaded version ${conflict.current.version}; your changes were discarded.`)}>
               Load their version (discard mine)
             </button>
             <button type="button" className="lke-danger" onClick={() => void save(conflict.current.version)}>

@@ -42,7 +42,7 @@ const KIND_ICON: Record<string, string> = {
   trigger: "⚡",
   agent: "◆",
   approval: "✋",
-  parallel: "⫴",
+  parallel: "∥",
   sequential: "↓",
   conditional: "◇",
   verify: "✓",
@@ -139,10 +139,13 @@ const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode
           {KIND_ICON[data.kind] ?? "•"}
         </span>
         <span className="lke-node-name">{data.title}</span>
-        {run && <span className={`lke-run-state lke-run-${run.state}`}>{run.state}</span>}
       </div>
       {data.detail && <div className="lke-node-detail">{data.detail}</div>}
-      {run?.stats && <div className="lke-node-stats">{formatStats(run.stats)}</div>}
+      {run && (
+        <div className="lke-node-stats">
+          <span className={`lke-run-state lke-run-${run.state}`}>{run.state}</span> {formatStats(run.stats)}
+        </div>
+      )}
       {ctx.editable && ctx.actions && (
         <div className="lke-node-tools nodrag nopan">
           {data.kind === "parallel" && data.appendTo && (

@@ -51,7 +51,7 @@ export type LoopEdge = Edge<InsertPoint>;
 
 export const NODE_SIZE: Record<LoopNodeKind, [number, number]> = {
   trigger: [220, 64],
-  agent: [180, 64],
+  agent: [190, 64],
   approval: [180, 64],
   parallel: [200, 40],
   sequential: [200, 40],

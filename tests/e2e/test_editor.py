@@ -129,3 +129,222 @@ def test_it_adds_a_parallel_agent_in_the_graph_and_the_yaml_and_lrs_follow(
     page.wait_for_selector(EDITOR_READY)
     assert page.get_by_test_id("status").inner_text() == "Unsaved changes"
     screenshot(page, "editor-parallel-agent-added")
+
+
+def test_it_follows_a_budget_typed_into_the_yaml(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    loop = import_example(api, "daily-triage")
+    open_editor(page, live_server.url, loop["id"])
+    score_before = page.get_by_test_id("lrs-score").inner_text()
+    assert node(page, "budget").inner_text().endswith("20 iterations")
+    page.get_by_text("Add budget controls for production").wait_for()
+
+    go_to_line(page, "maxIterations: 20")
+    page.keyboard.press("Enter")
+    page.keyboard.type("maxTokens: 100000")
+
+    node(page, "budget").get_by_text("100,000 tokens · 20 iterations").wait_for()
+    page.get_by_text("Add budget controls for production").wait_for(state="detached")
+    assert page.get_by_test_id("lrs-score").inner_text() != score_before
+    # The user's text stays as typed (canonical YAML would put maxTokens first).
+    assert "budget:\n  maxIterations: 20\n  maxTokens: 100000\n" in yaml_text(page)
+    node(page, "budget").click()
+    assert page.get_by_label("Max tokens").input_value() == "100000"
+    screenshot(page, "editor-budget-typed")
+
+
+def test_it_marks_a_yaml_error_at_its_line_and_column(signed_in: Any, live_server: Any, api: Any) -> None:
+    from builder import services
+
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    go_to_line(page, "maxRounds: 3")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("many")
+
+    page.wait_for_selector('[data-testid="editor"][data-status="invalid"]')
+    expected = services.validate(yaml_text(page)).errors
+    assert len(expected) == 1 and expected[0]["path"] == "verify.maxRounds"
+    where = f"{expected[0]['line']}:{expected[0]['column']}"
+    errors = page.get_by_test_id("errors")
+    assert where in errors.inner_text()
+    assert "verify.maxRounds" in errors.inner_text()
+    marked = page.locator(".cm-lintRange-error")
+    assert marked.count() == 1
+    assert marked.inner_text() == "many"
+    assert page.locator(".cm-lint-marker-error").count() == 1
+    assert page.get_by_test_id("status").inner_text() == "1 problem"
+    assert page.get_by_text("The YAML has errors: the graph shows the last valid loop.").is_visible()
+    assert page.get_by_test_id("save").is_disabled()
+    screenshot(page, "editor-error-marked")
+
+    for _ in range(4):
+        page.keyboard.press("Backspace")
+    page.keyboard.type("2")
+    page.wait_for_selector(EDITOR_READY)
+    assert page.locator(".cm-lintRange-error").count() == 0
+    node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for()
+
+
+def test_it_saves_reloads_and_restores_an_older_version(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    node(page, "pipeline[0]").get_by_role("button", name="Add a parallel branch", exact=True).click()
+    page.get_by_role("menuitem", name="Agent").click()
+    wait_for_yaml(page, "label: Agent\n")
+    page.wait_for_selector(EDITOR_READY)
+    page.get_by_label("Change message").fill("Add a fifth reviewer")
+    page.get_by_test_id("save").click()
+    page.get_by_test_id("version").get_by_text("v2").wait_for()
+    assert page.get_by_test_id("status").inner_text() == "Saved"
+    saved = api.get(f"/api/loops/{loop['id']}").json()
+    assert saved["version"] == 2 and "label: Agent\n" in saved["yaml"]
+
+    page.reload()
+    page.wait_for_selector(EDITOR_READY)
+    assert yaml_text(page) == saved["yaml"]
+    assert page.get_by_test_id("version").inner_text() == "v2"
+    node(page, "pipeline[0].parallel[4]").wait_for()
+
+    page.get_by_role("tab", name="History").click()
+    page.get_by_text("Add a fifth reviewer").wait_for()
+    page.get_by_test_id("restore-1").click()
+    page.get_by_test_id("version").get_by_text("v3").wait_for()
+    node(page, "pipeline[0].parallel[4]").wait_for(state="detached")
+    assert yaml_text(page) == loop["yaml"]
+    restored = api.get(f"/api/loops/{loop['id']}/versions/3").json()
+    assert restored["yaml"] == loop["yaml"] and restored["restored_from"] == 1
+    screenshot(page, "editor-version-restored")
+
+
+def test_it_shows_the_other_change_when_a_save_is_stale(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    theirs = loop["yaml"].replace("maxRounds: 3", "maxRounds: 2")
+    response = api.put(
+        f"/api/loops/{loop['id']}",
+        {"yaml": theirs, "base_version": 1, "message": "Fewer rounds"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+
+    node(page, "pipeline[0]").get_by_role("button", name="Add a parallel branch", exact=True).click()
+    page.get_by_role("menuitem", name="Agent").click()
+    page.wait_for_selector(EDITOR_READY)
+    wait_for_yaml(page, "label: Agent\n")
+    page.get_by_test_id("save").click()
+
+    conflict = page.get_by_test_id("conflict")
+    conflict.wait_for()
+    assert "Version 2 by e2e-team-editor" in conflict.inner_text()
+    assert "Fewer rounds" in conflict.inner_text()
+    screenshot(page, "editor-stale-save")
+    conflict.get_by_role("button", name="Overwrite with mine").click()
+    page.get_by_test_id("version").get_by_text("v3").wait_for()
+    mine = api.get(f"/api/loops/{loop['id']}").json()
+    assert "label: Agent\n" in mine["yaml"] and "maxRounds: 3" in mine["yaml"]
+
+
+def test_it_reloads_the_other_change_when_asked(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    theirs = loop["yaml"].replace("maxRounds: 3", "maxRounds: 2")
+    api.put(
+        f"/api/loops/{loop['id']}",
+        {"yaml": theirs, "base_version": 1, "message": "Fewer rounds"},
+        content_type="application/json",
+    )
+    go_to_line(page, "maxCostUsd: 5")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("7")
+    page.wait_for_selector(EDITOR_READY)
+    page.get_by_test_id("save").click()
+    page.get_by_test_id("conflict").get_by_role("button", name="Load their version (discard mine)").click()
+    page.get_by_test_id("conflict").wait_for(state="detached")
+    assert page.get_by_test_id("version").inner_text() == "v2"
+    assert yaml_text(page) == theirs
+    node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for()
+
+
+def test_a_one_click_fix_adds_budget_controls(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    loop = import_example(api, "daily-triage")
+    open_editor(page, live_server.url, loop["id"])
+    score_before = int(page.get_by_test_id("lrs-score").inner_text())
+    page.get_by_role("button", name="Add budget controls").click()
+    page.get_by_text("Add budget controls for production").wait_for(state="detached")
+    page.wait_for_selector(EDITOR_READY)
+    assert int(page.get_by_test_id("lrs-score").inner_text()) > score_before
+    text = yaml_text(page)
+    budget = text[text.index("budget:") :]
+    assert "maxTokens:" in budget and "maxIterations: 20" in budget
+
+
+def test_it_reorders_parallel_branches_by_drag(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    bug = node(page, "pipeline[0].parallel[0]")
+    quality = node(page, "pipeline[0].parallel[2]")
+    box = quality.bounding_box()
+    bug.hover()
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2, steps=12)
+    page.mouse.up()
+    page.wait_for_selector(EDITOR_READY)
+    wait_for_yaml(page, "label: Bug Review", present=True)
+    page.wait_for_function(
+        "() => { const t = document.querySelector('.lke-yaml').loopkitView.state.doc.toString();"
+        " return t.indexOf('label: Quality Review') < t.indexOf('label: Bug Review'); }"
+    )
+    labels = re.findall(r"label: (\w+ Review)", yaml_text(page))
+    assert labels == ["Security Review", "Quality Review", "Bug Review", "Performance Review"]
+
+
+def test_a_new_loop_is_created_from_the_editor(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    page.goto(f"{live_server.url}/loops/new/")
+    page.wait_for_selector(EDITOR_READY)
+    page.get_by_label("Name", exact=True).fill("fresh-loop")
+    wait_for_yaml(page, "name: fresh-loop\n")
+    page.wait_for_selector(EDITOR_READY)
+    page.get_by_test_id("save").click()
+    page.get_by_test_id("version").get_by_text("v1").wait_for()
+    page.wait_for_url(re.compile(r"/loops/\d+/edit/$"))
+    loop_id = int(page.url.rstrip("/").split("/")[-2])
+    assert api.get(f"/api/loops/{loop_id}").json()["name"] == "fresh-loop"
+
+
+def test_the_run_graph_shows_step_states_and_highlights(page: Any, live_server: Any, api: Any) -> None:
+    loop = import_example(api, "pr-review")
+    static = f"{live_server.url}/static/editor"
+    page.set_content(
+        f'<link rel="stylesheet" href="{static}/graph.css">'
+        '<div id="graph" style="width: 1000px; height: 700px"></div>'
+        f'<script src="{static}/graph.js"></script>'
+    )
+    page.wait_for_function("() => window.LoopKitGraph !== undefined")
+    page.evaluate(
+        """(spec) => {
+            window.graph = window.LoopKitGraph.mount(document.getElementById('graph'), {spec});
+            window.graph.setNodeState('Bug Review', 'running', {tokens: 1200, cost: 0.0123, durationMs: 1500});
+            window.graph.setNodeState('pipeline[0].parallel[1]', 'done', {tokens: 800});
+            window.graph.setNodeState('Quality Review', 'failed');
+            window.graph.highlight(['verify.maxRounds']);
+        }""",
+        loop["spec"],
+    )
+    bug = node(page, "pipeline[0].parallel[0]")
+    bug.get_by_text("1,200 tok · $0.0123 · 1.5 s").wait_for()
+    assert "lke-state-running" in (bug.get_attribute("class") or "")
+    assert "lke-state-done" in (node(page, "pipeline[0].parallel[1]").get_attribute("class") or "")
+    assert "lke-state-failed" in (node(page, "pipeline[0].parallel[2]").get_attribute("class") or "")
+    assert "lke-highlight" in (node(page, "verify").get_attribute("class") or "")
+    assert page.locator(".lke-add-button").count() == 0  # read-only: no edit buttons
+    with pytest.raises(Exception, match="state must be one of"):
+        page.evaluate("() => window.graph.setNodeState('Bug Review', 'exploded')")
+    screenshot(page, "run-graph-states")
