@@ -66,12 +66,14 @@ class OrmApprover(Approver):
 
     def _timed_out(self, approval_id: int) -> None:
         row = ApprovalRequest.objects.get(pk=approval_id)
-        status = ApprovalStatus.APPROVED if row.on_timeout == "approve" else ApprovalStatus.REJECTED
+        if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+            status, by, comment = ApprovalStatus.REJECTED, "cancel", "the run was cancelled"
+        else:
+            approve = row.on_timeout == "approve"
+            status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+            by, comment = "timeout", f"no decision in time (onTimeout: {row.on_timeout})"
         ApprovalRequest.objects.filter(pk=approval_id, status=ApprovalStatus.PENDING).update(
-            status=status,
-            decided_at=timezone.now(),
-            decided_by_label="timeout",
-            comment=f"no decision in time (onTimeout: {row.on_timeout})",
+            status=status, decided_at=timezone.now(), decided_by_label=by, comment=comment
         )
 
     async def decide(self, request: EngineRequest) -> ApprovalDecision:

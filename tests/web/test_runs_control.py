@@ -1,0 +1,186 @@
+"""Approval gates, cancel, the per-team concurrency limit and terminal statuses.
+
+The run executes in a thread of the test process (as in a worker thread),
+so the test can act on it through the API while it waits or works.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from loopkit_web.audit.models import AuditEvent
+from runs import execution
+from runs.models import ApprovalRequest, Run, Status
+from runs.services import start_run
+
+from .runs_support import event_types, loop_yaml, make_loop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def team(make_team: Any) -> tuple[Any, dict[str, Any]]:
+    return make_team("Acme", roles=["owner", "admin", "editor", "viewer"])
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Keep started runs queued (collect their ids) instead of executing them inline."""
+    ids: list[int] = []
+    monkeypatch.setattr("runs.tasks.execute_run", lambda run_id, attempt=None: ids.append(run_id))
+    yield ids
+
+
+def in_thread(run_id: int) -> threading.Thread:
+    def work() -> None:
+        try:
+            execution.execute(run_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_a_run_waits_at_an_approval_until_an_admin_approves_it(
+    team: Any, queued: list[int], client_for: Any
+) -> None:
+    acme, users = team
+    loop = make_loop(acme, approval=True)
+    run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    thread = in_thread(run.pk)
+    approval = wait_for("the approval row", lambda: ApprovalRequest.objects.filter(run=run).first())
+    wait_for("waiting", lambda: Run.objects.get(pk=run.pk).status == Status.WAITING)
+    assert approval.step == "Ship"
+    assert approval.approvers == ["admin"]
+    url = f"/api/runs/{run.pk}/approvals/{approval.pk}/approve"
+    refused = client_for(users["editor"]).post(
+        url, {"comment": "lgtm"}, content_type="application/json"
+    )
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "only admin (or higher) may decide this approval"
+    response = client_for(users["admin"]).post(
+        url, {"comment": "ship it"}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "approved"
+    thread.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
+    types = event_types(run)
+    assert types.index("approval_requested") < types.index("approval_resolved")
+    resolved = run.events.get(type="approval_resolved").payload
+    assert resolved["approved"] is True and resolved["by"] == users["admin"].username
+    assert resolved["reason"] == "ship it"
+    assert (
+        AuditEvent.objects.filter(action="run.approval_approved", target_id=str(run.pk)).count()
+        == 1
+    )
+    again = client_for(users["owner"]).post(url, {}, content_type="application/json")
+    assert again.status_code == 409
+
+
+def test_a_rejected_approval_stops_the_run(team: Any, queued: list[int], client_for: Any) -> None:
+    acme, users = team
+    loop = make_loop(acme, approval=True)
+    run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    thread = in_thread(run.pk)
+    approval = wait_for("the approval row", lambda: ApprovalRequest.objects.filter(run=run).first())
+    client_for(users["owner"]).post(
+        f"/api/runs/{run.pk}/approvals/{approval.pk}/reject",
+        {"comment": "not this week"},
+        content_type="application/json",
+    )
+    thread.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+    assert "not this week" in run.error
+    assert "Summary" not in run.outputs  # the step after the gate never ran
+    assert AuditEvent.objects.filter(action="run.approval_rejected").count() == 1
+
+
+def test_an_approval_times_out_as_the_loop_says(team: Any, queued: list[int]) -> None:
+    acme, users = team
+    yaml = loop_yaml(approval=True).replace(
+        "approvers:", "timeoutMinutes: 0.005\n    onTimeout: approve\n    approvers:"
+    )
+    loop = make_loop(acme, yaml=yaml)
+    run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    execution.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
+    approval = ApprovalRequest.objects.get(run=run)
+    assert (approval.status, approval.decided_by_label) == ("approved", "timeout")
+
+
+def test_cancel_stops_a_running_run_and_keeps_its_outputs(
+    team: Any, queued: list[int], client_for: Any
+) -> None:
+    acme, users = team
+    loop = make_loop(acme, latency_ms=300)
+    run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    thread = in_thread(run.pk)
+    wait_for(
+        "the parallel reviews to finish",
+        lambda: run.events.filter(type="step_finished", payload__kind="parallel").exists(),
+    )
+    response = client_for(users["editor"]).post(f"/api/runs/{run.pk}/cancel")
+    assert response.status_code == 202
+    thread.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+    assert {"Bug Review", "Security Review"} <= set(run.outputs)
+    assert event_types(run)[-1] == "run_finished"
+    assert client_for(users["editor"]).post(f"/api/runs/{run.pk}/cancel").status_code == 409
+    assert AuditEvent.objects.filter(action="run.cancel_requested").count() == 1
+
+
+def test_cancelling_a_queued_run_finishes_it_at_once(
+    team: Any, queued: list[int], client_for: Any
+) -> None:
+    acme, users = team
+    run = start_run(make_loop(acme), trigger_type="manual", dry_run=True, actor=users["editor"])
+    assert client_for(users["editor"]).post(f"/api/runs/{run.pk}/cancel").status_code == 202
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+    assert execution.execute(run.pk) == "skipped"  # its task, when it comes, does nothing
+
+
+def test_a_terminal_status_is_never_overwritten(team: Any, queued: list[int]) -> None:
+    acme, users = team
+    run = start_run(make_loop(acme), trigger_type="manual", dry_run=True, actor=users["editor"])
+    assert run.transition(Status.CANCELLED, allowed_from={Status.QUEUED})
+    stale = Run.objects.get(pk=run.pk)
+    stale.status = Status.RUNNING  # a worker holding an old copy
+    assert execution.finish(stale, Status.SUCCEEDED) is False
+    assert Run.objects.get(pk=run.pk).status == Status.CANCELLED
+
+
+def test_a_team_at_its_concurrency_limit_waits(team: Any, queued: list[int], settings: Any) -> None:
+    settings.LOOPKIT_RUN_CONCURRENCY_PER_TEAM = 1
+    acme, users = team
+    loop = make_loop(acme)
+    busy = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    busy.transition(Status.RUNNING, allowed_from={Status.QUEUED})
+    waiting = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    assert execution.execute(waiting.pk) == "defer"
+    assert Run.objects.get(pk=waiting.pk).status == Status.QUEUED
+    busy.transition(Status.SUCCEEDED, allowed_from={Status.RUNNING})
+    assert execution.execute(waiting.pk) == "succeeded"
