@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -54,13 +54,21 @@ def _download(body: str, content_type: str, team: object, ext: str) -> HttpRespo
     return response
 
 
+def _refuse(f: AuditFilter) -> HttpResponse:
+    return HttpResponseBadRequest("; ".join(f.errors.values()), content_type="text/plain")
+
+
 @login_required
 def export_csv(request: HttpRequest) -> HttpResponse:
-    _, qs, team = _filtered(request)
+    f, qs, team = _filtered(request)
+    if f.errors:
+        return _refuse(f)
     return _download(to_csv(qs.iterator()), "text/csv; charset=utf-8", team, "csv")
 
 
 @login_required
 def export_json(request: HttpRequest) -> HttpResponse:
-    _, qs, team = _filtered(request)
+    f, qs, team = _filtered(request)
+    if f.errors:
+        return _refuse(f)
     return _download(to_json(qs.iterator()), "application/json", team, "json")

@@ -376,3 +376,38 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(make_team: Any, clien
     )
 
     assert rows[0]["actor_label"] == "'=cmd|' /C calc'!A0"
+
+
+def test_an_export_with_a_bad_filter_is_refused(log: dict[str, Any], client_for: Any) -> None:
+    response = client_for(log["users"]["admin"]).get("/audit/export.csv?until=soon")
+
+    assert response.status_code == 400
+    assert response.content.decode() == "until must be a date like 2026-01-31, not 'soon'"
+
+
+def test_changes_in_the_django_admin_are_audited(make_team: Any, make_user: Any) -> None:
+    team, users = make_team("Acme", roles=["viewer"])
+    member = Membership.objects.get(user=users["viewer"])
+    client = Client()
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+
+    response = client.post(
+        f"/admin/teams/membership/{member.pk}/change/",
+        {
+            "team": team.pk,
+            "user": users["viewer"].pk,
+            "role": "admin",
+            "created_at_0": "2026-01-01",
+            "created_at_1": "10:00:00",
+        },
+    )
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="admin.updated")
+    assert (event.actor_label, event.team, event.target_type, event.target_id) == (
+        "root",
+        team,
+        "teams.membership",
+        str(member.pk),
+    )
+    assert "Role" in event.changes["change"][1]
