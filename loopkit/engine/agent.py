@@ -312,7 +312,8 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     result = StepResult(
         key=key,
         label=label,
-        output=response.content,
+        # A resolved secret never reaches checkpoints, memory or later prompts.
+        output=secrets.redact(response.content),
         tokens=tokens,
         cost=cost_total,
         duration_ms=(time.perf_counter() - started) * 1000,

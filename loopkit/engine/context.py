@@ -54,7 +54,7 @@ class RunContext:
         self._run = {"id": run_id, "round": 1}
         # One dict shared by every render: updated in place, never rebuilt.
         self.variables: dict[str, Any] = {
-            "inputs": resolve_inputs(loop, inputs or {}),
+            "inputs": dict(inputs or {}),
             "trigger": trigger or {},
             "steps": self._steps,
             "memory": memory or {},

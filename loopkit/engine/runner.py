@@ -20,7 +20,7 @@ from loopkit.engine.agent import ToolProvider
 from loopkit.engine.approval import Approver, StaticApprover
 from loopkit.engine.budget import BudgetLimits, BudgetTracker
 from loopkit.engine.cancellation import CancelToken
-from loopkit.engine.context import RunContext, StepResult, trigger_context
+from loopkit.engine.context import RunContext, StepResult, resolve_inputs, trigger_context
 from loopkit.engine.events import (
     BudgetWarning,
     Event,
@@ -265,7 +265,9 @@ class Run:
         if self.store is not None:
             memory = await self._store(self.store.get_memory, self.namespace) or {}
         trigger = trigger_context(self.loop, payload, dry_run=self.llm.dry_run)
-        self.ctx = RunContext(self.loop, self.id, inputs, trigger, memory)
+        self.ctx = RunContext(
+            self.loop, self.id, resolve_inputs(self.loop, inputs), trigger, memory
+        )
         self.record.inputs = self.ctx.inputs
         self.record.payload = payload
         self.record.status = "running"
@@ -289,13 +291,11 @@ class Run:
         self.ctx = RunContext(self.loop, self.id, {}, {}, {})
         status, error, code, limit = "succeeded", None, None, None
         started = time.perf_counter()
+        resumed, failure = False, None
         try:
             resumed = await self._prepare()
         except (LoopKitError, RunError) as exc:
-            return await self._finish(
-                "failed", str(exc), getattr(exc, "code", "error"), None, started
-            )
-        await self.set_status("running")
+            failure = exc
         verify = self.loop.verify
         self.emit(
             RunStarted(
@@ -310,6 +310,11 @@ class Run:
                 budget=self.budget.limits.as_dict(),
             )
         )
+        if failure is not None:
+            return await self._finish(
+                "failed", str(failure), getattr(failure, "code", "error"), None, started
+            )
+        await self.set_status("running")
         await self.llm.warm_up(self._models())
         work = asyncio.ensure_future(self._guarded())
         event_loop = asyncio.get_running_loop()
@@ -440,7 +445,7 @@ class Run:
             )
         )
         rec.seq = self.seq
-        if self.store is not None:
+        if self.store is not None and rec.started_at:  # not for a resume of no run
             await self._store(self.store.save_run, rec)
         if self.tool_provider is not None:
             await self.tool_provider.close()

@@ -1,0 +1,378 @@
+"""The engine's parts in process: stores, verdicts, budgets, sinks, resume, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopkit import spec
+from loopkit.engine import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Approver,
+    BudgetLimits,
+    BudgetTracker,
+    CancelToken,
+    RunOptions,
+    parse_verdict,
+    run_loop,
+    run_loop_sync,
+)
+from loopkit.engine.events import Tokens
+from loopkit.errors import BudgetExceeded, ProviderError
+from loopkit.llm import DryRunProvider, LLMRequest, LLMResponse, ScriptedLLM
+from loopkit.memory import (
+    Checkpoint,
+    FileStore,
+    InMemoryStore,
+    RunRecord,
+    SqliteStore,
+    Store,
+    atomic_write,
+    open_store,
+)
+from loopkit.sinks import BackgroundSink, CallbackSink, ListSink, Sink
+from loopkit.yamlio import loop_from_data
+
+
+def make_loop(**data: Any) -> spec.Loop:
+    data.setdefault("name", "t")
+    data.setdefault("model", "test-model")
+    return loop_from_data(data)
+
+
+def agents(*labels: str) -> list[dict[str, Any]]:
+    return [{"prompt": f"Do {label}.", "label": label} for label in labels]
+
+
+# ── Stores ───────────────────────────────────────────────────────────────
+
+
+@pytest.fixture(params=["memory", "filesystem", "database"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return InMemoryStore()
+    if request.param == "filesystem":
+        return FileStore(tmp_path / "state")
+    return SqliteStore(tmp_path / "state.sqlite3")
+
+
+def test_every_store_keeps_runs_newest_first(store: Store) -> None:
+    store.save_run(RunRecord(id="a", loop="x", started_at=1.0))
+    store.save_run(RunRecord(id="b", loop="y", started_at=3.0))
+    store.save_run(RunRecord(id="c", loop="x", started_at=2.0, status="failed"))
+    store.save_run(RunRecord(id="a", loop="x", started_at=1.0, status="succeeded"))
+    assert [r.id for r in store.list_runs()] == ["b", "c", "a"]
+    assert [r.id for r in store.list_runs("x")] == ["c", "a"]
+    assert [r.id for r in store.list_runs(limit=1)] == ["b"]
+    assert store.get_run("a") == RunRecord(id="a", loop="x", started_at=1.0, status="succeeded")
+    assert store.get_run("zzz") is None
+
+
+def test_every_store_keeps_checkpoints_and_memory(store: Store) -> None:
+    checkpoint = Checkpoint(
+        key="r1:pipeline[0]", label="A", output="out", tokens={"input": 3}, cost=None
+    )
+    store.save_checkpoint("run-1", checkpoint)
+    store.save_checkpoint("run-1", Checkpoint(key="r1:verify", data={"passed": True}))
+    assert store.checkpoints("run-1") == {
+        "r1:pipeline[0]": checkpoint,
+        "r1:verify": Checkpoint(key="r1:verify", data={"passed": True}),
+    }
+    assert store.checkpoints("other") == {}
+    store.set_memory("loop", "k", {"nested": [1, 2]})
+    store.set_memory("loop", "j", "text")
+    assert store.get_memory("loop") == {"k": {"nested": [1, 2]}, "j": "text"}
+    assert store.get_memory("elsewhere") == {}
+
+
+def test_a_crash_mid_write_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "run.json"
+    atomic_write(target, b'{"v": 1}')
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        atomic_write(target, b'{"v": 2, "half')
+    assert json.loads(target.read_bytes()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_open_store_follows_the_loops_memory_settings(tmp_path: Path) -> None:
+    assert isinstance(open_store(None, tmp_path), FileStore)
+    fs = open_store(spec.Memory(store="filesystem"), tmp_path)
+    assert isinstance(fs, FileStore) and fs.root == tmp_path / ".loopkit/state"
+    assert isinstance(open_store(spec.Memory(store="memory"), tmp_path), InMemoryStore)
+    db = open_store(spec.Memory(store="database", url="sqlite:///runs.sqlite3"), tmp_path)
+    assert isinstance(db, SqliteStore) and db.path == str(tmp_path / "runs.sqlite3")
+
+
+# ── Verdicts ─────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("text", "passed", "score", "issues", "reason"),
+    [
+        ('{"pass": true, "score": 0.9, "issues": []}', True, 0.9, [], None),
+        ('```json\n{"pass": true, "score": 0.85}\n```', True, 0.85, [], None),
+        (
+            'Here you go: {"passed": "yes", "score": 92, "issues": "typo"} thanks',
+            True,
+            0.92,
+            ["typo"],
+            None,
+        ),
+        ('{"pass": true, "score": 0.5}', False, 0.5, [], "score 0.50 is below passScore 0.8"),
+        ('{"pass": false, "score": 0.9}', False, 0.9, [], "the checker did not pass the work"),
+        ('{"pass": true}', False, None, [], "the checker's verdict has no numeric 'score'"),
+        ("LGTM", False, None, [], "the checker's verdict is not JSON: 'LGTM'"),
+    ],
+)
+def test_verdicts_are_parsed_defensively(
+    text: str, passed: bool, score: float | None, issues: list[str], reason: str | None
+) -> None:
+    verdict = parse_verdict(text, 0.8)
+    assert (verdict.passed, verdict.score, verdict.issues, verdict.reason) == (
+        passed,
+        score,
+        issues,
+        reason,
+    )
+
+
+# ── Budgets ──────────────────────────────────────────────────────────────
+
+
+def test_a_reservation_that_does_not_fit_names_the_limit_and_the_observed_value() -> None:
+    budget = BudgetTracker(BudgetLimits(max_tokens=1000))
+    first = budget.reserve(100)
+    assert first.max_output == 1000 - 113
+    with pytest.raises(BudgetExceeded) as caught:
+        budget.reserve(100)
+    error = caught.value
+    assert (error.limit, error.allowed, error.observed) == ("maxTokens", 1000, 1177)
+    assert str(error) == (
+        "Stopping before a call that would exceed the maxTokens limit of 1000 "
+        "(tokens=1177: used 0, reserved 1000, this call needs at least 177)"
+    )
+    budget.commit(first, Tokens(input=100, output=50), 0.0)
+    assert budget.reserve(100).max_output == 1000 - 150 - 113
+
+
+def test_a_budget_warns_once_at_80_percent() -> None:
+    budget = BudgetTracker(BudgetLimits(max_iterations=5))
+    for _ in range(4):
+        budget.commit(budget.reserve(0), Tokens(), 0.0)
+    (warning,) = budget.warnings()
+    assert (warning.limit, warning.observed) == ("maxIterations", 4)
+    assert warning.message == "maxIterations is at 80% of its limit (4 of 5)"
+    budget.commit(budget.reserve(0), Tokens(), 0.0)
+    assert budget.warnings() == []
+
+
+def test_time_is_checked_with_an_injected_clock() -> None:
+    now = [100.0]
+    budget = BudgetTracker(BudgetLimits(max_duration_s=60), clock=lambda: now[0])
+    budget.reserve(0)
+    now[0] += 61
+    with pytest.raises(
+        BudgetExceeded, match=r"maxDurationMinutes limit of 1 \(duration=1\.0167 minutes\)"
+    ):
+        budget.reserve(0)
+
+
+# ── Runs in process ──────────────────────────────────────────────────────
+
+
+async def test_memory_from_an_earlier_run_is_readable_from_templates() -> None:
+    store = InMemoryStore()
+    first = make_loop(name="notes", pipeline=agents("Writer"))
+    await run_loop(first, ScriptedLLM(["v1 of the notes"]), store=store)
+    second = make_loop(
+        name="notes", pipeline=[{"prompt": "Improve: {{ memory['Writer'] }}", "label": "Writer"}]
+    )
+    llm = ScriptedLLM(["v2"])
+    result = await run_loop(second, llm, store=store)
+    assert result.status == "succeeded"
+    assert llm.requests[0].messages == [{"role": "user", "content": "Improve: v1 of the notes"}]
+    assert store.get_memory("notes")["last_run"]["id"] == result.id
+
+
+async def test_a_failed_run_resumes_from_its_checkpoints() -> None:
+    store = InMemoryStore()
+    loop = make_loop(pipeline=agents("A", "B", "C"))
+    broken = ScriptedLLM(["a", ProviderError("boom: invalid key", status_code=401)])
+    first = await run_loop(loop, broken, store=store)
+    assert (first.status, first.error) == ("failed", "boom: invalid key")
+    fixed = ScriptedLLM(["b", "c"])
+    sink = ListSink()
+    again = await run_loop(
+        loop, fixed, store=store, sinks=[sink], options=RunOptions(run_id=first.id, resume=True)
+    )
+    assert again.status == "succeeded"
+    assert [r.step for r in fixed.requests] == ["B", "C"]
+    assert again.outputs == {"A": "a", "B": "b", "C": "c"}
+    assert sink.events[0].seq > 1  # numbering continues after the first attempt's events
+
+
+async def test_a_missing_required_input_fails_with_a_clear_message() -> None:
+    loop = make_loop(
+        inputs={"repo": {"required": True}}, pipeline=[{"prompt": "Look at {{ inputs.repo }}"}]
+    )
+    result = await run_loop(loop, ScriptedLLM(), store=InMemoryStore())
+    assert result.status == "failed"
+    assert result.error == "missing required input(s): repo (pass them as --input repo=VALUE)"
+
+
+async def test_a_prompt_that_reads_a_missing_value_fails_the_run_not_the_process() -> None:
+    loop = make_loop(pipeline=[{"prompt": "Look at {{ steps['Nope'].output }}", "label": "L"}])
+    result = await run_loop(loop, ScriptedLLM(), store=InMemoryStore())
+    assert result.status == "failed"
+    assert result.error_code == "template_error"
+    assert result.error.startswith("pipeline[0]: the prompt template failed:")  # type: ignore[union-attr]
+
+
+async def test_a_raising_sink_does_not_break_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    class Broken(Sink):
+        def emit(self, event: Any) -> None:
+            raise RuntimeError("disk full")
+
+    kept = ListSink()
+    result = await run_loop(make_loop(pipeline=agents("A")), ScriptedLLM(), sinks=[Broken(), kept])
+    assert result.status == "succeeded"
+    assert len(kept.events) == 4
+    assert "sink Broken failed: disk full" in capsys.readouterr().err
+
+
+def test_a_background_sink_delivers_in_order_from_one_thread() -> None:
+    seen: list[tuple[int, str]] = []
+    sink = BackgroundSink(
+        CallbackSink(lambda e: seen.append((e.seq, threading.current_thread().name)))
+    )
+    result = run_loop_sync(
+        make_loop(pipeline=[{"parallel": agents("A", "B", "C")}]), ScriptedLLM(), sinks=[sink]
+    )
+    sink.close()
+    assert result.status == "succeeded"
+    assert [s for s, _ in seen] == list(range(1, 11))
+    assert {name for _, name in seen} == {"loopkit-sink"}
+
+
+def test_a_run_in_a_worker_thread_can_be_cancelled_from_another_thread() -> None:
+    cancel = CancelToken()
+    llm = ScriptedLLM(latency=10)
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            run_loop_sync(make_loop(pipeline=agents("A")), llm, cancel=cancel)
+        )
+    )
+    worker.start()
+    while not llm.requests:
+        threading.Event().wait(0.005)
+    cancel.cancel("cancelled by alice")
+    worker.join(timeout=5)
+    assert not worker.is_alive()
+    assert (results[0].status, results[0].error) == ("cancelled", "cancelled by alice")
+
+
+async def test_an_approval_gate_applies_its_timeout_rule() -> None:
+    class Never(Approver):
+        async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+    loop = make_loop(
+        pipeline=[
+            {
+                "approve": "Ship it?",
+                "label": "Gate",
+                "timeoutMinutes": 0.001,
+                "onTimeout": "approve",
+            },
+            {"prompt": "Ship.", "label": "Ship"},
+        ]
+    )
+    sink, store = ListSink(), InMemoryStore()
+    result = await run_loop(loop, ScriptedLLM(), approver=Never(), sinks=[sink], store=store)
+    assert result.status == "succeeded"
+    (resolved,) = sink.of_type("approval_resolved")
+    assert (resolved.approved, resolved.timed_out, resolved.reason) == (
+        True,
+        True,
+        "no decision within 0.001 minute(s)",
+    )
+
+
+async def test_an_approval_gate_marks_the_run_waiting_while_it_waits() -> None:
+    store = InMemoryStore()
+    seen: list[str] = []
+
+    class Peek(Approver):
+        async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+            seen.append(store.get_run(request.run_id).status)  # type: ignore[union-attr]
+            return ApprovalDecision(approved=True, by="bob")
+
+    loop = make_loop(
+        pipeline=[{"approve": "Go?", "label": "Gate"}, {"prompt": "Go.", "label": "Go"}]
+    )
+    result = await run_loop(loop, ScriptedLLM(), approver=Peek(), store=store)
+    assert seen == ["waiting_for_approval"]
+    assert result.status == "succeeded"
+
+
+async def test_a_dry_run_emits_the_same_event_types_as_a_live_run() -> None:
+    loop = make_loop(
+        pipeline=[{"parallel": agents("A", "B")}],
+        verify={"maker": ["A", "B"], "checker": "Adversarial Verifier"},
+    )
+    dry, live = ListSink(), ListSink()
+    await run_loop(loop, DryRunProvider(), sinks=[dry])
+
+    def answer(request: LLMRequest) -> LLMResponse:
+        text = '{"pass": true, "score": 0.95}' if request.role == "checker" else "done"
+        return LLMResponse(content=text, tokens=Tokens(input=5, output=3), cost=0.001)
+
+    await run_loop(loop, ScriptedLLM(answer), sinks=[live])
+    assert [e.type for e in dry.events] == [e.type for e in live.events]
+    assert live.events[-1].cost == pytest.approx(0.003)
+    assert dry.events[-1].cost == 0.0
+
+
+async def test_later_rounds_rerun_only_the_makers() -> None:
+    loop = make_loop(
+        pipeline=[
+            {"prompt": "Gather facts.", "label": "Facts"},
+            {"prompt": "Write.", "label": "Writer"},
+        ],
+        verify={"maker": "Writer", "checker": "Adversarial Verifier", "maxRounds": 2},
+    )
+    verdicts = iter(
+        ['{"pass": false, "score": 0.2, "issues": ["too short"]}', '{"pass": true, "score": 0.9}']
+    )
+
+    def answer(request: LLMRequest) -> str:
+        return next(verdicts) if request.role == "checker" else f"{request.step} r{request.round}"
+
+    llm = ScriptedLLM(answer)
+    result = await run_loop(loop, llm)
+    assert result.status == "succeeded"
+    assert [(r.step, r.round) for r in llm.requests] == [
+        ("Facts", 1),
+        ("Writer", 1),
+        ("Adversarial Verifier", 1),
+        ("Writer", 2),
+        ("Adversarial Verifier", 2),
+    ]
+    assert "- too short" in llm.requests[3].messages[-1]["content"]
+    assert "Your previous answer:\nWriter r1" in llm.requests[3].messages[-1]["content"]
