@@ -184,7 +184,7 @@ async def test_a_server_that_cannot_start_fails_the_run_with_its_stderr(
         "import sys\nprint('cannot open the widget database', file=sys.stderr)\nsys.exit(3)\n"
     )
 
-    result, sink = await run(
+    result, _sink = await run(
         llm, loop_with({"type": "mcp", "command": sys.executable, "args": [str(broken)]})
     )
 
