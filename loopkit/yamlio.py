@@ -639,19 +639,24 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def to_data(model: BaseModel) -> Any:
-    """Return the canonical plain data of a model: camelCase keys, nothing unsaid."""
-    return _prune(model.model_dump(mode="json", by_alias=True, exclude_none=True))
+    """Return the canonical plain data of a model: camelCase keys, nothing unsaid.
+
+    Fields left at their defaults are left out (an empty list, an unset limit,
+    the default MCP transport); a section written empty (``memory: {}``, which
+    means "persist, with the defaults") is kept.
+    """
+    return _type_first(model.model_dump(mode="json", by_alias=True, exclude_defaults=True))
 
 
-def _prune(value: Any) -> Any:
+def _type_first(value: Any) -> Any:
     if isinstance(value, dict):
-        pruned = {k: _prune(v) for k, v in value.items() if v not in ({}, [])}
-        if "type" in pruned and isinstance(pruned["type"], str):
+        ordered = {k: _type_first(v) for k, v in value.items()}
+        if isinstance(ordered.get("type"), str):
             # A trigger's or connector's kind reads best first.
-            return {"type": pruned.pop("type"), **pruned}
-        return pruned
+            return {"type": ordered.pop("type"), **ordered}
+        return ordered
     if isinstance(value, list):
-        return [_prune(v) for v in value]
+        return [_type_first(v) for v in value]
     return value
 
 

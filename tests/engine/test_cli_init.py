@@ -1,0 +1,72 @@
+"""``loopkit init``: a project that validates at once, and no silent overwrites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loopkit.cli import main
+from loopkit.project import find_project
+from loopkit.yamlio import load_loop_file
+
+
+def test_it_creates_a_project_that_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "acme"
+    assert main(["init", str(target)]) == 0
+    assert (target / "loopkit.yaml").is_file()
+    assert (target / ".gitignore").read_text() == ".loopkit/\n"
+    context = find_project(target)
+    assert context.project.name == "acme"
+    assert context.project.defaults is not None and context.project.defaults.budget is not None
+    loop = load_loop_file(target / "loops" / "example.yaml", project=context.project)
+    assert loop.name == "example"
+    out = capsys.readouterr().out
+    assert f"Created {target / 'loopkit.yaml'}" in out
+
+
+def test_the_example_loop_scores_an_a(tmp_path: Path) -> None:
+    from loopkit import lrs
+
+    main(["init", str(tmp_path)])
+    loop = load_loop_file(tmp_path / "loops" / "example.yaml")
+    assert lrs.score(loop).grade == "A"
+
+
+def test_it_refuses_to_overwrite_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "loopkit.yaml").write_text("name: mine\n")
+    assert main(["init", str(tmp_path)]) == 1
+    assert (tmp_path / "loopkit.yaml").read_text() == "name: mine\n"
+    assert not (tmp_path / "loops").exists()
+    err = capsys.readouterr().err
+    assert f"loopkit init: {tmp_path / 'loopkit.yaml'} already exists" in err
+    assert "use --force to overwrite" in err
+
+
+def test_force_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "loopkit.yaml").write_text("name: mine\n")
+    assert main(["init", "--force", str(tmp_path)]) == 0
+    assert "defaults:" in (tmp_path / "loopkit.yaml").read_text()
+
+
+def test_it_adds_to_an_existing_gitignore_once(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("__pycache__/")
+    main(["init", str(tmp_path)])
+    main(["init", "--force", str(tmp_path)])
+    assert (tmp_path / ".gitignore").read_text() == "__pycache__/\n.loopkit/\n"
+
+
+@pytest.mark.parametrize("folder", ["yes", "2026", "my project"])
+def test_awkward_folder_names_still_make_a_valid_project(tmp_path: Path, folder: str) -> None:
+    target = tmp_path / folder
+    assert main(["init", str(target)]) == 0
+    assert find_project(target).project.name == folder.replace(" ", "-")
+
+
+def test_it_refuses_a_file_as_the_project_folder(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["init", str(tmp_path / "file")]) == 1

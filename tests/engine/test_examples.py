@@ -1,0 +1,116 @@
+"""The loops that ship in loops/: valid, canonical, realistic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loopkit import lrs, spec
+from loopkit.project import find_project
+from loopkit.templating import compile_prompt
+from loopkit.yamlio import dump, load_loop
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = sorted((ROOT / "loops").glob("*.yaml"))
+CONTEXT = find_project(ROOT)
+
+
+def load(path: Path) -> spec.Loop:
+    return load_loop(path.read_text(), str(path), skills=CONTEXT.skills().names())
+
+
+def test_there_are_the_seeds_two_loops_and_at_least_four_more() -> None:
+    names = {path.stem for path in FILES}
+    assert {"pr-review", "daily-triage"} <= names
+    assert len(names) >= 6
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_each_example_validates_and_round_trips_byte_identical(path: Path) -> None:
+    text = path.read_text()
+    loop = load(path)
+    assert loop.name == path.stem
+    assert dump(loop) == text
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_each_prompt_renders_with_the_engines_context(path: Path) -> None:
+    loop = load(path)
+    labels = [s.label for _, s in spec.iter_steps(loop.pipeline) if getattr(s, "label", None)]
+    context = {
+        "trigger": {"type": loop.effective_trigger.type, "payload": _Anything()},
+        "inputs": {name: _Anything() for name in loop.inputs},
+        "steps": {label: {"output": "text"} for label in labels},
+        "memory": {},
+        "loop": {"name": loop.name},
+        "round": 1,
+        "feedback": "",
+    }
+    for _, step in spec.iter_steps(loop.pipeline):
+        if isinstance(step, spec.AgentStep):
+            assert compile_prompt(step.prompt)(context).strip()
+
+
+def test_pr_review_has_the_seeds_four_reviewers_as_makers() -> None:
+    loop = load(ROOT / "loops" / "pr-review.yaml")
+    assert loop.verify is not None
+    assert loop.verify.maker == [
+        "Bug Review",
+        "Security Review",
+        "Quality Review",
+        "Performance Review",
+    ]
+    assert loop.verify.checker == "Adversarial Verifier"
+    assert isinstance(loop.trigger, spec.WebhookTrigger) and loop.trigger.event == "pull_request"
+
+
+def test_daily_triage_is_the_seeds_cron_loop_without_verify_or_budget_limits() -> None:
+    loop = load(ROOT / "loops" / "daily-triage.yaml")
+    assert isinstance(loop.trigger, spec.CronTrigger)
+    assert loop.verify is None
+    assert loop.budget == spec.Budget(max_iterations=20)
+    assert lrs.score(loop).grade in ("C", "D", "F")
+
+
+def test_the_examples_use_every_primitive_between_them() -> None:
+    loops = [load(path) for path in FILES]
+    steps = [step for loop in loops for _, step in spec.iter_steps(loop.pipeline)]
+    kinds = {type(step) for step in steps}
+    assert {
+        spec.AgentStep,
+        spec.ParallelStep,
+        spec.SequentialStep,
+        spec.ConditionalStep,
+        spec.ApprovalStep,
+    } <= kinds
+    triggers = {type(loop.trigger) for loop in loops}
+    assert {
+        spec.WebhookTrigger,
+        spec.CronTrigger,
+        spec.EventTrigger,
+        spec.ManualTrigger,
+    } <= triggers
+    assert any(isinstance(lp.trigger, spec.CronTrigger) and lp.trigger.timezone for lp in loops)
+    assert any(loop.subagents for loop in loops)
+    assert {type(c).__name__ for loop in loops for c in loop.connectors.values()} == {
+        "HttpConnector",
+        "McpConnector",
+        "SqlConnector",
+    }
+
+
+class _Anything(dict):  # type: ignore[type-arg]
+    """A payload stand-in: every attribute, key and slice is another stand-in, and text."""
+
+    def __getattr__(self, name: str) -> _Anything:
+        return _Anything()
+
+    def __getitem__(self, key: object) -> _Anything:
+        return _Anything()
+
+    def __str__(self) -> str:
+        return "value"
+
+    def __bool__(self) -> bool:
+        return True

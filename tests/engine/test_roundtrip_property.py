@@ -1,0 +1,236 @@
+"""Property tests: ``load(dump(m)) == m`` and ``dump(load(x))`` is idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loopkit import lrs, spec
+from loopkit.templating import TemplateSyntaxError, check_prompt
+from loopkit.yamlio import dump, load_loop, loop_from_data, to_data
+
+# Text as people (and models) write it: any printable character, including
+# YAML indicators, quotes, colons, leading/trailing spaces and line breaks.
+_FRAGMENTS = [
+    "\n",
+    ": ",
+    "#",
+    "- ",
+    "'",
+    '"',
+    "{{ x }}",
+    "{",
+    "[",
+    "&a",
+    "*a",
+    "!",
+    "%",
+    "@",
+    "`",
+    "yes",
+    "~",
+    "0x1F",
+    "1e3",
+    "2026-11-24",
+    "  ",
+    "\t",
+    "null",
+    "|",
+    ">",
+    "\\",
+]
+_PLAIN = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff{}"),
+    max_size=12,
+)
+
+
+def _is_template_safe(value: str) -> bool:
+    if value.strip() == "":
+        return False
+    try:
+        check_prompt(value)
+    except TemplateSyntaxError:
+        return False
+    return True
+
+
+text = (
+    st.lists(st.one_of(_PLAIN, st.sampled_from(_FRAGMENTS)), min_size=1, max_size=6)
+    .map("".join)
+    .filter(_is_template_safe)
+)
+names = st.from_regex(r"\A[a-z][a-z0-9-]{0,20}\Z")
+labels = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij _-", min_size=1, max_size=12
+).filter(lambda s: s.strip() == s and s != "")
+numbers = st.one_of(
+    st.integers(1, 10**7), st.floats(0.01, 10**4, allow_nan=False, allow_infinity=False)
+)
+
+
+def _agent(label: str | None) -> st.SearchStrategy[dict[str, Any]]:
+    base: dict[str, Any] = {"prompt": text}
+    optional = {
+        "model": st.sampled_from(["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]),
+        "timeout": numbers,
+        "retries": st.integers(0, 10),
+        "output": st.just("text"),
+    }
+    return st.fixed_dictionaries(
+        {**base, **({"label": st.just(label)} if label else {})}, optional=optional
+    )
+
+
+@st.composite
+def pipelines(draw: st.DrawFn) -> list[dict[str, Any]]:
+    count = draw(st.integers(1, 6))
+    used = draw(st.lists(labels, min_size=count, max_size=count, unique=True))
+    steps: list[dict[str, Any]] = []
+    index = 0
+    while index < count:
+        kind = draw(st.sampled_from(["agent", "parallel", "sequential", "when", "approve"]))
+        label = used[index]
+        index += 1
+        if kind == "agent":
+            steps.append(draw(_agent(label)))
+        elif kind in ("parallel", "sequential"):
+            members = [draw(_agent(None)) for _ in range(draw(st.integers(1, 3)))]
+            steps.append({kind: members, "label": label})
+        elif kind == "when":
+            branch = {
+                "when": draw(st.sampled_from(["true", "steps | length > 0", "inputs.x == 'a'"])),
+                "then": [draw(_agent(None))],
+            }
+            if draw(st.booleans()):
+                branch["else"] = [draw(_agent(None))]
+            steps.append(branch)
+        else:
+            steps.append(
+                {
+                    "approve": draw(text),
+                    "label": label,
+                    "approvers": draw(
+                        st.lists(st.sampled_from(["owner", "admin", "editor"]), max_size=2)
+                    ),
+                    "onTimeout": draw(st.sampled_from(["reject", "approve"])),
+                }
+            )
+    return steps
+
+
+triggers = st.one_of(
+    st.just({"type": "manual"}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("cron"),
+            "schedule": st.sampled_from(["0 9 * * 1-5", "*/15 * * * *", "30 2 1 * *"]),
+        },
+        optional={"timezone": st.sampled_from(["UTC", "Europe/Paris", "America/New_York"])},
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("webhook"),
+            "event": st.sampled_from(
+                ["pull_request", "push", "issues", "release", "workflow_dispatch"]
+            ),
+        },
+        optional={
+            "actions": st.lists(st.sampled_from(["opened", "closed"]), max_size=2),
+            "secretEnv": st.just("HOOK_SECRET"),
+        },
+    ),
+    st.fixed_dictionaries({"type": st.just("event"), "event": names}),
+)
+budgets = st.fixed_dictionaries(
+    {},
+    optional={
+        "maxTokens": st.integers(1, 10**7),
+        "maxDurationMinutes": numbers,
+        "maxCostUsd": numbers,
+        "maxIterations": st.integers(1, 1000),
+    },
+)
+
+
+@st.composite
+def loops(draw: st.DrawFn) -> dict[str, Any]:
+    pipeline = draw(pipelines())
+    data: dict[str, Any] = {"name": draw(names), "pipeline": pipeline}
+    if draw(st.booleans()):
+        data["description"] = draw(text)
+    if draw(st.booleans()):
+        data["tags"] = draw(st.lists(names, max_size=3))
+    if draw(st.booleans()):
+        data["trigger"] = draw(triggers)
+    if draw(st.booleans()):
+        data["budget"] = draw(budgets)
+    if draw(st.booleans()):
+        data["memory"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "store": st.sampled_from(["filesystem", "database", "memory"]),
+                    "path": st.just(".loopkit/state"),
+                    "persistence": st.sampled_from(["full", "summary", "minimal"]),
+                },
+            )
+        )
+    top_labels = [s["label"] for s in pipeline if "prompt" in s and "label" in s]
+    if top_labels and draw(st.booleans()):
+        data["verify"] = {
+            "maker": top_labels[:2],
+            "checker": "Adversarial Verifier",
+            **draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "maxRounds": st.integers(1, 20),
+                        "autoRetry": st.booleans(),
+                        "passScore": st.sampled_from([0, 0.5, 0.85, 1]),
+                    },
+                )
+            ),
+        }
+    return data
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(loops())
+def test_load_of_dump_gives_back_the_same_model(data: dict[str, Any]) -> None:
+    model = loop_from_data(data)
+    assert load_loop(dump(model)) == model
+
+
+@SETTINGS
+@given(loops())
+def test_dump_of_load_is_idempotent(data: dict[str, Any]) -> None:
+    first = dump(loop_from_data(data))
+    second = dump(load_loop(first))
+    assert second == first
+    assert dump(load_loop(second)) == second
+
+
+@SETTINGS
+@given(loops())
+def test_to_data_is_a_fixed_point_of_validation(data: dict[str, Any]) -> None:
+    model = loop_from_data(data)
+    assert to_data(loop_from_data(to_data(model))) == to_data(model)
+
+
+@SETTINGS
+@given(loops())
+def test_every_generated_loop_gets_a_well_formed_report(data: dict[str, Any]) -> None:
+    report = lrs.score(loop_from_data(data)).as_dict()
+    assert 0 <= report["score"] <= 100
+    assert report["grade"] == lrs.grade_for(report["score"])
+    assert all(d["points"] <= d["max"] for d in report["dimensions"])
+
+
+def test_the_json_schema_is_stable() -> None:
+    assert spec.json_schema() == spec.json_schema()
