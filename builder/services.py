@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from builder import canonical
 from builder.changes import Change, loop_changes
 from builder.models import Loop, LoopVersion
 from loopkit import spec, yamlio
@@ -141,7 +142,7 @@ def validate(
         return result
     result.loop = loop
     result.data = yamlio.to_data(loop)
-    result.yaml = yamlio.dump(loop)
+    result.yaml = canonical.dump(loop, result.data)
     result.errors = [_problem(p) for p in yamlio.position_problems(check_loop(loop), doc)]
     result.lrs = lrs_report(loop)
     return result

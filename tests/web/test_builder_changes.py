@@ -1,0 +1,114 @@
+"""The change list between versions, and the memoised canonical dump."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder import canonical
+from builder.changes import loop_changes
+from loopkit import yamlio
+
+from .builder_fixtures import loop_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def data(text: str) -> dict[str, Any]:
+    return yamlio.to_data(yamlio.load_loop(text, check=False))  # type: ignore[no-any-return]
+
+
+def kinds(old: str, new: str) -> list[tuple[str, str, str]]:
+    return [(c["kind"], c["path"], c["summary"]) for c in loop_changes(data(old), data(new))]
+
+
+BASE = """name: review
+trigger: {type: cron, schedule: "0 8 * * *"}
+pipeline:
+  - parallel:
+      - {prompt: Find bugs., label: Bugs}
+      - {prompt: Find leaks., label: Security}
+  - {prompt: Summarise., label: Summary}
+  - {prompt: Unlabelled step.}
+verify: {maker: [Bugs, Security], checker: Adversarial Verifier, maxRounds: 2}
+budget: {maxTokens: 1000}
+"""
+
+
+def test_it_reports_no_change_for_formatting_only() -> None:
+    assert kinds(BASE, yamlio.dump(yamlio.load_loop(BASE, check=False))) == []
+
+
+def test_it_reports_a_labelled_step_that_moved_as_moved() -> None:
+    new = BASE.replace("      - {prompt: Find leaks., label: Security}\n", "").replace(
+        "  - {prompt: Summarise., label: Summary}\n",
+        "  - {prompt: Summarise., label: Summary}\n  - {prompt: Find leaks., label: Security}\n",
+    )
+    assert (
+        "moved",
+        "pipeline[2]",
+        "moved agent step 'Security' from pipeline[0].parallel[1] to pipeline[2]",
+    ) in kinds(BASE, new)
+
+
+def test_it_reports_added_removed_and_changed_steps() -> None:
+    new = BASE.replace("Summarise.", "Summarise briefly.").replace(
+        "  - {prompt: Unlabelled step.}\n", "  - {prompt: Publish., label: Publish}\n"
+    )
+    assert kinds(BASE, new) == [
+        ("changed", "pipeline[1]", "changed agent step 'Summary': prompt edited"),
+        ("added", "pipeline[2]", "added agent step 'Publish'"),
+        ("removed", "pipeline[2]", "removed agent step at pipeline[2]"),
+    ]
+
+
+def test_it_reports_section_changes_field_by_field() -> None:
+    new = (
+        BASE.replace("maxRounds: 2", "maxRounds: 3")
+        .replace('"0 8 * * *"', '"0 9 * * *"')
+        .replace("budget: {maxTokens: 1000}", "memory: {store: filesystem}")
+    )
+    assert kinds(BASE, new) == [
+        ("changed", "trigger", "changed trigger.schedule: '0 8 * * *' → '0 9 * * *'"),
+        ("changed", "verify", "changed verify.maxRounds: 2 → 3"),
+        ("removed", "budget", "removed budget"),
+        ("added", "memory", "added memory: store='filesystem'"),
+    ]
+
+
+def test_it_reports_step_field_changes_and_lrs_moves() -> None:
+    new = BASE.replace(
+        "{prompt: Summarise., label: Summary}", "{prompt: Summarise., label: Summary, retries: 2}"
+    )
+    changes = loop_changes(
+        data(BASE), data(new), {"score": 50, "grade": "D"}, {"score": 81, "grade": "B"}
+    )
+    assert [c["summary"] for c in changes] == [
+        "changed agent step 'Summary': retries: (none) → 2",
+        "LRS 50 (D) → 81 (B)",
+    ]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "loops").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_memoised_dump_equals_yamlio_dump_for_the_example_loops(path: Path) -> None:
+    loop = yamlio.load_loop(path.read_bytes(), check=False)
+    canonical.clear()
+    assert canonical.dump(loop) == yamlio.dump(loop)
+    assert canonical.dump(loop) == yamlio.dump(loop)  # from the memo
+
+
+def test_the_memoised_dump_equals_yamlio_dump_for_awkward_values() -> None:
+    text = (
+        loop_yaml(extra_step="Assign")
+        + "memory: {}\ntags: ['a: b', '#x', 'yes', '', 'ünïcode ✓']\n"
+    )
+    data_ = yamlio.to_data(yamlio.load_loop(text, check=False))
+    data_["pipeline"][0]["prompt"] = "Line one.\n  - indented: yes\n\ttab\n" + "x" * 300
+    data_["pipeline"][1]["prompt"] = "a 'quoted' \"value\": with colons " + "y" * 200
+    loop = yamlio.loop_from_data(data_, check=False)
+    assert canonical.dump(loop) == yamlio.dump(loop)
+    data_["pipeline"].append({"parallel": [{"prompt": "More."}, {"prompt": "- dash"}]})
+    edited = yamlio.loop_from_data(data_, check=False)
+    assert canonical.dump(edited) == yamlio.dump(edited)
