@@ -71,9 +71,16 @@
           `${stats.tokens_in}/${stats.tokens_out} tokens · ${fmtCost(stats.cost)} · ${Math.round(stats.duration_ms)} ms`;
       }
     }
-    if (graph && graph.setNodeState) {
-      try { graph.setNodeState(e.key, state, stats || {}); } catch (err) { /* a node the graph lacks */ }
-    }
+    graphState(e.key, state, stats && {
+      tokens: stats.tokens_in + stats.tokens_out,
+      cost: stats.cost === null ? undefined : stats.cost,
+      durationMs: stats.duration_ms,
+    });
+  }
+
+  function graphState(key, state, stats) {
+    if (!graph || !graph.setNodeState) return;
+    try { graph.setNodeState(key, state, stats || undefined); } catch (err) { /* a node the graph lacks */ }
   }
 
   function showTotals() {
@@ -210,6 +217,9 @@
         totals.in += t.input || 0; totals.out += t.output || 0; totals.requests += 1;
         if (p.cost === null) totals.costKnown = false; else totals.cost += p.cost || 0;
         addRound(p);
+        graphState("verify", p.passed ? "done" : (p.will_retry ? "running" : "failed"), {
+          tokens: (t.input || 0) + (t.output || 0), cost: p.cost === null ? undefined : p.cost, durationMs: p.duration_ms,
+        });
         break;
       }
       case "budget_warning":

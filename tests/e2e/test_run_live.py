@@ -1,0 +1,135 @@
+"""A dry run started from the loop page, watched live, reloaded mid-run.
+
+The app runs as a user runs it: ``manage.py loopkit_start`` (Daphne and a
+Huey worker) in the embedded default (SQLite, SqliteHuey, channels-lite),
+in a fresh var/ folder. The loop's ``dryRun.latencyMs`` makes each model call
+slow enough to reload the page while the run is in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from loopkit import yamlio
+from tests.e2e.conftest import ROOT, screenshot
+from tests.web.procs import child_env, free_port, manage, shell
+
+pytestmark = pytest.mark.e2e
+
+SCRIPTS = ROOT / "tests" / "web" / "scripts"
+LOOP = yamlio.dump(
+    yamlio.loop_from_data(
+        {
+            "name": "live-review",
+            "pipeline": [
+                {
+                    "parallel": [
+                        {"prompt": "Review for bugs", "label": "Bug Review"},
+                        {"prompt": "Review for security", "label": "Security Review"},
+                    ]
+                },
+                {"prompt": "Summarise", "label": "Summary"},
+            ],
+            "verify": {
+                "maker": ["Bug Review", "Security Review"],
+                "checker": "Adversarial Verifier",
+            },
+            "budget": {"maxTokens": 20000, "maxIterations": 10},
+            "dryRun": {"latencyMs": 900},
+        }
+    )
+)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Start LoopKit (server and worker) with a team, a user and the loop; yield its facts."""
+    env = child_env(LOOPKIT_VAR_DIR=str(tmp_path / "var"), LOOPKIT_HUEY_IMMEDIATE="false")
+    manage("migrate", "--no-input", env=env)
+    proc = shell(SCRIPTS / "runs_setup.py", env={**env, "RUNS_LOOP_YAML": LOOP, "RUNS_NO_RUN": "1"})
+    facts = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[7:])
+    port = free_port()
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "loopkit_start", "--no-demo", "--port", str(port)],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.terminate()
+            pytest.fail("LoopKit did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+        time.sleep(0.2)
+    try:
+        yield {"url": url, "db": tmp_path / "var" / "loopkit.sqlite3", **facts}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+
+
+def stored_events(db: Path, run_id: int) -> list[tuple[int, str]]:
+    with sqlite3.connect(db, timeout=20) as conn:
+        rows = conn.execute(
+            "SELECT seq, type FROM runs_runevent WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+    return [(int(s), str(t)) for s, t in rows]
+
+
+def shown_events(page: Any) -> list[int]:
+    return [
+        int(s)
+        for s in page.eval_on_selector_all("#events li", "els => els.map(e => e.dataset.seq)")
+    ]
+
+
+def test_a_dry_run_from_the_loop_page_is_watched_live_and_survives_a_reload(
+    page: Any, app: dict[str, Any]
+) -> None:
+    url = app["url"]
+    page.goto(f"{url}/accounts/login/")
+    page.fill("input[name=username]", "runner")
+    page.fill("input[name=password]", "x-long-password-1")
+    page.click("form [type=submit]")
+    page.goto(f"{url}/loops/{app['loop']}/")
+    page.click("[data-testid=run-dry]")
+    page.wait_for_url(f"{url}/runs/*/")
+    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+    # The parallel reviews turn done while the run goes on; reload in the middle.
+    page.wait_for_selector('#step-list li[data-label="Bug Review"][data-state="done"]')
+    assert page.get_attribute("#run-status", "data-status") == "running"
+    screenshot(page, "run-live-before-reload")
+    page.reload()
+
+    page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=30_000)
+    page.wait_for_selector("#rounds tbody tr[data-round='1']")
+    assert page.inner_text("#rounds tbody tr[data-round='1']").split("\t")[2:4] == ["PASS", "0.95"]
+    for label in ("Bug Review", "Security Review", "Summary"):
+        assert page.get_attribute(f'#step-list li[data-label="{label}"]', "data-state") == "done"
+    if page.locator(".lke-node").count():  # the editor's graph is built (make frontend)
+        assert page.locator('[data-key="pipeline[1]"].lke-state-done').count() == 1
+    # Every stored event is shown exactly once, in order, after the reload.
+    stored = stored_events(app["db"], run_id)
+    page.wait_for_function(f"document.querySelectorAll('#events li').length >= {len(stored)}")
+    assert shown_events(page) == [seq for seq, _ in stored] == list(range(1, len(stored) + 1))
+    assert stored[-1][1] == "run_finished"
+    assert page.inner_text("#outputs").count("[dry run]") == 3
+    assert page.inner_text('#budget tr[data-limit="maxIterations"]').split("\t")[1] == "4 / 10"
+    screenshot(page, "run-live-finished")
