@@ -26,7 +26,8 @@ from loopkit.migrate import LEGACY_KEYS, migrate_loop, migrate_project
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
-MAX_NODES = 50_000
+#: A real loop holds a few thousand values at most; this bounds parse time on hostile input.
+MAX_NODES = 20_000
 
 # libyaml's parser is about 20 times faster than the pure-Python one; both give
 # the same events, and neither constructs objects here.
@@ -361,6 +362,8 @@ def _check_tag(event: Any) -> None:
 def _scalar(loader: Any, event: yaml.ScalarEvent) -> Any:
     _check_tag(event)
     tag = event.tag
+    if tag is None and event.style in ("'", '"', "|", ">"):
+        return event.value  # a quoted or block scalar without a tag is always text
     if tag is None or tag == "!":
         tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag == "tag:yaml.org,2002:merge":
