@@ -227,12 +227,48 @@ def _verification(s: _Scorer) -> int:
     points = 25
     subagents = {**(s.project.subagents if s.project else {}), **loop.subagents}
     makers = {step.label: step for _, step in s.agents if step.label in verify.maker}
+    makers.update(_plan_makers(s, verify))
+    for label, step in makers.items():
+        maker_agent = subagents.get(step.subagent) if step.subagent else None
+        if maker_agent is not None and maker_agent.role == "verifier":
+            points -= 3
+            s.add(
+                "warn",
+                "verification",
+                f"Maker '{label}' runs as subagent '{step.subagent}', whose role is 'verifier'",
+                "makers run as executors: give the maker an executor subagent and keep "
+                "verifiers for checking",
+            )
     for checker in verify.checkers:
         if checker in spec.BUILTIN_CHECKERS:
             continue
         agent = subagents.get(checker)
         if agent is None:
             continue  # reported by checks.check_loop
+        planners = [
+            step.label or path
+            for path, step in _plan_steps(s)
+            if step.label in verify.maker and step.planner == checker
+        ]
+        if planners:
+            s.add(
+                "block",
+                "verification",
+                f"Checker '{checker}' is also the planner of maker '{planners[0]}': "
+                "it would judge the plan it made",
+                "use a separate verifier subagent or the built-in 'Adversarial Verifier'",
+            )
+            return 0
+        writes = [c for c in agent.connectors if _writes(_connectors(s).get(c), agent.tools)]
+        if writes:
+            points -= 3
+            s.add(
+                "warn",
+                "verification",
+                f"Checker '{checker}' can call write tools (connector '{writes[0]}')",
+                "a checker only needs to read: allow-list read tools under its 'tools:' "
+                "or drop the connector",
+            )
         if agent.role != "verifier":
             points -= 5
             s.add(
@@ -296,6 +332,53 @@ def _step_prompt(step: spec.AgentStep, subagents: dict[str, spec.SubAgent]) -> s
     return agent.prompt or "" if agent else step.prompt
 
 
+def _connectors(s: _Scorer) -> dict[str, spec.Connector]:
+    return {**(s.project.connectors if s.project else {}), **s.loop.connectors}
+
+
+def _plan_steps(s: _Scorer) -> list[tuple[str, spec.PlanStep]]:
+    return [
+        (path, step)
+        for path, step in spec.iter_steps(s.loop.pipeline)
+        if isinstance(step, spec.PlanStep)
+    ]
+
+
+def _template_steps(s: _Scorer) -> list[tuple[str, spec.AgentStep]]:
+    """Return each plan template as the agent step it runs as (its executor subagent included)."""
+    out = []
+    for path, plan in _plan_steps(s):
+        for name, template in plan.templates.items():
+            step = spec.AgentStep(
+                prompt=template.prompt,
+                label=f"{plan.label or path} ({name})",
+                subagent=template.subagent or plan.executor,
+                model=template.model,
+                skills=template.skills,
+                connectors=template.connectors,
+                tools=template.tools,
+            )
+            out.append((f"{path}.templates[{name!r}]", step))
+    return out
+
+
+def _plan_makers(s: _Scorer, verify: spec.Verify) -> dict[str, spec.AgentStep]:
+    """Return the steps a plan maker runs, by ``<plan label> (<template>)``."""
+    return {
+        step.label: step
+        for path, step in _template_steps(s)
+        if step.label and step.label.rsplit(" (", 1)[0] in verify.maker
+    }
+
+
+def _scope(s: _Scorer, step: spec.AgentStep) -> tuple[list[str], list[str]]:
+    """Return a step's connectors and allow-list, its subagent's included."""
+    subagents = {**(s.project.subagents if s.project else {}), **s.loop.subagents}
+    agent = subagents.get(step.subagent) if step.subagent else None
+    connectors = list(dict.fromkeys([*step.connectors, *(agent.connectors if agent else [])]))
+    return connectors, step.tools or (agent.tools if agent else [])
+
+
 # ── Budget: 20 ───────────────────────────────────────────────────────────
 
 _BUDGET_POINTS = {"maxTokens": 7, "maxCostUsd": 7, "maxDurationMinutes": 6}
@@ -352,6 +435,24 @@ def _budget(s: _Scorer) -> int:
 def _termination(s: _Scorer) -> int:
     points = 0
     budget = _effective_budget(s)
+    for path, plan in _plan_steps(s):
+        name = plan.label or path
+        if plan.max_iterations is None or plan.max_steps is None:
+            s.add(
+                "warn",
+                "termination",
+                f"Plan step '{name}' relies on default limits (maxIterations "
+                f"{plan.effective_max_iterations}, maxSteps {plan.effective_max_steps})",
+                "say maxIterations and maxSteps on the plan step: they bound how much "
+                "work the planner can decide to do",
+            )
+        else:
+            s.add(
+                "ok",
+                "termination",
+                f"Plan step '{name}' is bounded (at most {plan.max_iterations * plan.max_steps} "
+                "planned steps)",
+            )
     if budget.max_iterations is not None:
         points += 6
         s.add("ok", "termination", "Max iterations set")
@@ -691,8 +792,9 @@ def _observability(s: _Scorer) -> int:
             f"({unlabelled[0]})",
             "label every step: labels name steps in run events, logs and verification",
         )
-    with_connectors = [(path, step) for path, step in s.agents if step.connectors]
-    open_ended = [path for path, step in with_connectors if not step.tools]
+    scoped = [(path, *_scope(s, step)) for path, step in [*s.agents, *_template_steps(s)]]
+    with_connectors = [(path, tools) for path, connectors, tools in scoped if connectors]
+    open_ended = [path for path, tools in with_connectors if not tools]
     if not open_ended:
         points += 3
         if with_connectors:
