@@ -10,7 +10,9 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && npm pack --silent "chart.js@${version}" >/dev/null && tar xzf chart.js-*.tgz)
 mkdir -p "$dest"
-cp "$tmp/package/dist/chart.umd.min.js" "$dest/chart.umd.min.js"
+# Without its source map: the map is 1 MB, and a dangling sourceMappingURL makes
+# collectstatic's manifest storage (DEBUG off) fail, so the reference goes too.
+sed '/^\/\/# sourceMappingURL=/d' "$tmp/package/dist/chart.umd.min.js" > "$dest/chart.umd.min.js"
 cp "$tmp/package/LICENSE.md" "$dest/chart.js-LICENSE.md"
 echo "$version" > "$dest/chart.js-VERSION"
 echo "Chart.js $version -> $dest/chart.umd.min.js"

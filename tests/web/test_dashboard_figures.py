@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import services
+from dashboard import rollups, services
 from dashboard.periods import PeriodError, parse_period
 
 from .dashboard_fixtures import PERIOD, Seeded, at, make_run, seed
@@ -44,6 +44,7 @@ def test_the_totals_match_the_hand_computed_figures(seeded: Seeded, week: Any) -
         "verified_runs": 4,
         "verified_passed": 2,
         "verified_failed": 1,
+        "rounds": 6,
         "verification_pass_rate": 0.6667,
         "mean_rounds": 1.5,
         "tokens_in": 47400,
@@ -253,15 +254,34 @@ def test_a_bad_period_is_refused_with_a_message_that_says_what_to_send() -> None
 def test_the_number_of_queries_does_not_grow_with_the_number_of_runs(
     seeded: Seeded, week: Any
 ) -> None:
-    def count() -> int:
+    def count(rebuild: bool) -> int:
+        if rebuild:
+            rollups.rebuild(seeded.team)
         with CaptureQueriesContext(connection) as ctx:
             services.dashboard(seeded.team, week)
         return len(ctx.captured_queries)
 
-    before = count()
+    cold, warm = count(rebuild=True), count(rebuild=False)
     for hour in range(30):
         make_run(seeded.loops["review"], at(f"2026-03-0{1 + hour % 7}T{hour % 24:02d}:30"),
                  "succeeded", (1, 1), "0.01", 1, [f"model-{hour % 5}"])  # fmt: skip
-    # totals, series, by loop, by model, budgets (runs + their loop versions), most
-    # expensive, low LRS
-    assert count() == before == 8
+    assert (count(rebuild=True), count(rebuild=False)) == (cold, warm)
+    assert warm < cold <= 20
+
+
+def test_figures_are_the_same_from_rollups_and_from_the_runs(seeded: Seeded, week: Any) -> None:
+    from dashboard.models import LoopHour, RollupState
+
+    rolled = services.dashboard(seeded.team, week)
+    # Run 7 is still running: hours up to 03-05 07:00 are rolled up, the rest read live.
+    state = RollupState.objects.get(team=seeded.team)
+    assert state.closed_until == at("2026-03-05T07:00")
+    assert LoopHour.objects.filter(team=seeded.team).count() == 7
+    rollups.rebuild(seeded.team)
+    seeded.runs[6].transition("failed", allowed_from={"running"})
+    live = services.dashboard(seeded.team, week)
+    assert live["totals"]["failed"] == rolled["totals"]["failed"] + 1
+    for key in ("series", "by_loop", "by_model", "budgets"):
+        assert [r["runs"] for r in live[key]] == [r["runs"] for r in rolled[key]], key
+    assert RollupState.objects.get(team=seeded.team).closed_until > at("2026-03-08T00:00")
+    assert live["totals"]["cost"] == rolled["totals"]["cost"]
