@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -81,6 +82,13 @@ def run_with_engine(
         start_seq=run.last_seq,
         config_path=f"{run.loop_name} v{run.version_number}",
     )
+    # Connectors (MCP servers, HTTP APIs, SQL) and skills for live runs; a dry run calls no tool.
+    tools = None
+    if not run.dry_run:
+        from loopkit.connectors.provider import ConnectorTools
+
+        root = Path(getattr(settings, "LOOPKIT_PROJECT_ROOT", settings.BASE_DIR))
+        tools = ConnectorTools(loop, root=root)
     try:
         result = asyncio.run(
             run_loop(
@@ -91,6 +99,7 @@ def run_with_engine(
                 approver=OrmApprover(run.pk, loop),
                 cancel=token,
                 options=options,
+                tool_provider=tools,
             )
         )
     finally:
