@@ -26,6 +26,7 @@ from loopkit.engine.events import (
     ApprovalResolved,
     BudgetWarning,
     Event,
+    PlanMade,
     RunFinished,
     RunStarted,
     StepFailed,
@@ -84,9 +85,10 @@ class JsonlSink(Sink):
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
+        self._encode = json.JSONEncoder(default=str).encode  # one encoder, not one per event
 
     def emit(self, event: Event) -> None:
-        self.stream.write(json.dumps(event.as_dict(), default=str) + "\n")
+        self.stream.write(self._encode(event.as_dict()) + "\n")
         self.stream.flush()
 
 
@@ -174,6 +176,8 @@ class ConsoleSink(Sink):
             self._print(f"-> Agent: {e.label or e.key}...")
         elif e.kind == "approval":
             self._print(f"-> Approval: {e.label or e.key}...")
+        elif e.kind == "plan":
+            self._print(f"-> Planner: {e.label or e.key}...")
 
     def _completed(self, e: StepFinished) -> str:
         return (
@@ -200,6 +204,13 @@ class ConsoleSink(Sink):
     def _on_tool_called(self, e: ToolCalled) -> None:
         mark = "[x]" if e.is_error else "[ok]"
         self._print(f"   tool {e.name} {mark} ({format_ms(e.duration_ms)})")
+
+    def _on_plan_made(self, e: PlanMade) -> None:
+        chosen = ", ".join(s["template"] for s in e.steps) or "no more steps"
+        done = " (done)" if e.done else ""
+        self._print(f"   plan {e.iteration}/{e.max_iterations}: {chosen}{done}")
+        if e.limit_reached:
+            self._print(f"[!] {e.reason}")
 
     def _on_verification_round(self, e: VerificationRound) -> None:
         if not self._verify_header:
