@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=None, help="parallel agents at most (default 32)"
     )
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="run on the LoopKit server LOOPKIT_SERVER with the API token LOOPKIT_TOKEN",
+    )
 
 
 def _inputs(pairs: list[str]) -> dict[str, Any]:
@@ -196,7 +201,23 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if getattr(args, "remote", False):
+        return execute_remote(args)
     return execute(args, dry_run=args.dry_run)
+
+
+def execute_remote(args: argparse.Namespace) -> int:
+    """Run the loop on a LoopKit server (``--remote``) and follow it; return the exit code."""
+    from loopkit.remote import RemoteError, run_remote
+
+    try:
+        status = run_remote(
+            args.loop, inputs=_inputs(args.input), dry_run=args.dry_run, as_json=args.json
+        )
+    except (RemoteError, ValueError) as exc:
+        print(f"loopkit run --remote: {exc}", file=sys.stderr)
+        return 2
+    return EXIT_CODES.get(status, 1)
 
 
 def runtime_main(argv: list[str]) -> int:

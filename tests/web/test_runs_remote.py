@@ -1,0 +1,70 @@
+"""``loopkit run LOOP --remote`` against a live server, with an API token."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+
+from loopkit.remote import RemoteError, run_remote
+from loopkit_web.accounts.models import ApiToken
+from runs.models import Run
+
+from .runs_support import make_loop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def remote(make_team: Any, live_server: Any) -> dict[str, str]:
+    acme, users = make_team("Acme", roles=["editor"])
+    make_loop(acme, name="pr-review")
+    _, raw = ApiToken.issue(user=users["editor"], team=acme, name="cli")
+    return {"LOOPKIT_SERVER": live_server.url, "LOOPKIT_TOKEN": raw}
+
+
+def test_it_starts_a_run_on_the_server_and_prints_it_as_a_local_run(remote: dict[str, str]) -> None:
+    out = io.StringIO()
+    status = run_remote("pr-review", inputs={}, dry_run=True, as_json=False, env=remote, out=out)
+    assert status == "succeeded"
+    run = Run.objects.get()
+    text = out.getvalue()
+    assert text.startswith(f"Run #{run.pk} started on {remote['LOOPKIT_SERVER']}/runs/{run.pk}/\n")
+    assert "Running Loop: pr-review" in text
+    assert "Round 1: [ok] PASS (score: 0.95)" in text
+    assert "[ok] Loop 'pr-review' completed successfully" in text
+    assert run.trigger_type == "manual" and run.dry_run
+
+
+def test_it_prints_json_lines_with_json(remote: dict[str, str]) -> None:
+    out = io.StringIO()
+    run_remote("pr-review", inputs={}, dry_run=True, as_json=True, env=remote, out=out)
+
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
+    assert lines[-1]["type"] == "run_finished" and lines[-1]["status"] == "succeeded"
+
+
+def test_it_names_an_unknown_loop(remote: dict[str, str]) -> None:
+    with pytest.raises(RemoteError) as error:
+        run_remote("nope", inputs={}, dry_run=True, as_json=False, env=remote, out=io.StringIO())
+    assert str(error.value) == (
+        f"{remote['LOOPKIT_SERVER']} answered 404: no loop named 'nope' in team Acme"
+    )
+
+
+def test_it_refuses_a_bad_token(remote: dict[str, str]) -> None:
+    env = {**remote, "LOOPKIT_TOKEN": "lk_wrong"}
+    with pytest.raises(RemoteError) as error:
+        run_remote("pr-review", inputs={}, dry_run=True, as_json=False, env=env, out=io.StringIO())
+    # The API falls back to session auth, which refuses the request as a CSRF failure.
+    assert str(error.value).startswith(f"{remote['LOOPKIT_SERVER']} answered 403: ")
+    assert not Run.objects.exists()
+
+
+def test_it_says_which_variables_it_needs() -> None:
+    with pytest.raises(RemoteError) as error:
+        run_remote("pr-review", inputs={}, dry_run=True, as_json=False, env={}, out=io.StringIO())
+    assert "LOOPKIT_SERVER" in str(error.value) and "LOOPKIT_TOKEN" in str(error.value)
