@@ -267,3 +267,30 @@ def test_the_by_loop_csv_has_the_hand_computed_figures(seeded: Seeded, viewer: A
 
 def test_an_unknown_dashboard_table_is_not_found(seeded: Seeded, viewer: Any) -> None:
     assert viewer.get("/dashboard/secrets.csv").status_code == 404
+
+
+def test_the_loop_page_shows_the_loops_runs_costs_pass_rate_and_lrs(
+    seeded: Seeded, viewer: Any
+) -> None:
+    loop = seeded.loops["review"]
+    response = viewer.get(f"/loops/{loop.pk}/?" + urlencode(PERIOD))
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    section = html[html.index('id="loop-dashboard"') :]
+    value = dict(
+        re.findall(r'data-figure="(\w+)"[^>]*><span class="value[^"]*">([^<]+)</span>', section)
+    )
+    assert value == {
+        "runs": "4",
+        "verification_pass_rate": "—",  # no run of review had verification rounds
+        "success_rate": "66.7%",
+        "cost_per_run": "$0.0200",
+        "lrs": "D",
+    }
+    assert "1 of unknown cost" in section
+    link = re.search(r'<a href="(/runs/\?loop=[^"]+)" data-figure="runs"', section).group(1)
+    assert listed_ids(viewer.get(link)) == ids(seeded, 9, 7, 5, 4)
+    chart = re.search(r'id="loop-dashboard-data" type="application/json">(.*?)</script>', section)
+    import json
+
+    assert json.loads(chart.group(1))["runs"] == [0, 1, 1, 0, 1, 1, 0]
