@@ -3,7 +3,7 @@
  * through POST /api/loops/validate (debounced), with the live LRS, save with
  * optimistic concurrency, and the version history.
  */
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { startTransition, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Api, ApiError } from "./api";
 import { FormPanel, type Suggestions } from "./FormPanel";
 import { GraphCanvas, type GraphActions } from "./GraphCanvas";
@@ -15,6 +15,10 @@ import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, Step
 import { YamlView } from "./YamlView";
 
 export const DEBOUNCE_MS = 150;
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
 
 export const STARTER_YAML = `name: new-loop
 trigger:
@@ -70,9 +74,12 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   const timer = useRef<number | undefined>(undefined);
 
   const apply = useCallback((r: ValidateResponse, source: Source) => {
-    setErrors(r.errors);
+    setErrors((current) => (sameJson(current, r.errors) ? current : r.errors));
     setErrorSource(source);
-    if (r.spec) setData(r.spec);
+    // The graph and form follow in a transition: the YAML view, status and LRS
+    // come first. The same object is kept when nothing changed, so the graph
+    // is not drawn again.
+    if (r.spec) startTransition(() => setData((current) => (current && sameJson(current, r.spec) ? current : r.spec)));
     if (source === "data" && r.yaml !== null) setYamlText(r.yaml);
     if (r.lrs) {
       setLrs(r.lrs);
@@ -111,15 +118,19 @@ export function Editor({ boot }: { boot: EditorBoot }) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
+  const dataRef = useRef(data);
+  dataRef.current = data;
   const edit = useCallback(
     (fn: (d: LoopData) => LoopData) => {
-      if (readOnly || !data) return;
-      const next = fn(data);
-      if (next === data) return;
+      const current = dataRef.current;
+      if (readOnly || !current) return;
+      const next = fn(current);
+      if (next === current) return;
+      dataRef.current = next;
       setData(next);
       validate({ spec: next }, "data");
     },
-    [data, readOnly, validate],
+    [readOnly, validate],
   );
 
   const onYaml = useCallback(
@@ -137,9 +148,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
         if (id) setTab("inspect");
       },
       insert: (listPath, index, kind: StepKind) => {
-        if (!data) return;
-        const step = newStep(data, kind);
-        edit((d) => insertStep(d, listPath, index, step));
+        edit((d) => insertStep(d, listPath, index, newStep(d, kind)));
       },
       remove: (path) => {
         edit((d) => removeStep(d, path));
@@ -150,9 +159,10 @@ export function Editor({ boot }: { boot: EditorBoot }) {
         setSelected(null);
       },
     }),
-    [data, edit],
+    [edit],
   );
 
+  const invalidKey = errors.map((e) => e.path ?? "").join("\n");
   const invalid = useMemo(() => {
     const out = new Set<string>();
     for (const e of errors) {
@@ -162,7 +172,9 @@ export function Editor({ boot }: { boot: EditorBoot }) {
       else if (/^(trigger|verify|budget|memory)\b/.test(e.path)) out.add(e.path.split(/[.[]/)[0]);
     }
     return out;
-  }, [errors]);
+    // Recomputed only when the set of error paths changes.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [invalidKey]);
 
   const suggestions: Suggestions = useMemo(
     () => ({ subagents: names(boot.subagents), connectors: names(boot.connectors), skills: names(boot.skills) }),

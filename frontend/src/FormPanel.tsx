@@ -1,5 +1,5 @@
 /** The form view: the selected node's fields, or the loop-level sections. */
-import type { ReactNode } from "react";
+import { memo, type ReactNode } from "react";
 import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErrors } from "./fields";
 import { getAt, parsePath, setAt } from "./paths";
 import { asObject, asStringList, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
@@ -383,7 +383,7 @@ function LoopSections(props: PanelProps) {
   );
 }
 
-export function FormPanel(props: PanelProps) {
+export const FormPanel = memo(function FormPanel(props: PanelProps) {
   const { selected } = props;
   const checkers = ["Adversarial Verifier", ...Object.keys(asObject(props.data.subagents) ?? {}), ...props.suggestions.subagents];
   const lists = (
@@ -418,4 +418,4 @@ export function FormPanel(props: PanelProps) {
       {lists}
     </div>
   );
-}
+});

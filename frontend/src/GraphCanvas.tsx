@@ -302,10 +302,10 @@ function Canvas(props: GraphCanvasProps) {
   );
 }
 
-export function GraphCanvas(props: GraphCanvasProps) {
+export const GraphCanvas = memo(function GraphCanvas(props: GraphCanvasProps) {
   return (
     <ReactFlowProvider>
       <Canvas {...props} />
     </ReactFlowProvider>
   );
-}
+});

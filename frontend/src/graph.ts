@@ -253,7 +253,22 @@ export function loopToGraph(data: LoopData): { nodes: LoopNode[]; edges: LoopEdg
 }
 
 /** Place the nodes top to bottom with dagre; budget and memory sit beside the trigger. */
+let lastLayout: { signature: string; placed: Map<string, { x: number; y: number }> } | null = null;
+
 export function layoutGraph(graph: { nodes: LoopNode[]; edges: LoopEdge[] }): { nodes: LoopNode[]; edges: LoopEdge[] } {
+  // Positions depend only on the nodes' kinds and the edges: a text edit
+  // (a prompt, a name) reuses the last layout instead of running dagre again.
+  const signature = `${graph.nodes.map((n) => `${n.id}:${n.data.kind}`).join(",")}|${graph.edges.map((e) => e.id).join(",")}`;
+  const placed = lastLayout?.signature === signature ? lastLayout.placed : computeLayout(graph);
+  lastLayout = { signature, placed };
+  const nodes = graph.nodes.map((node) => {
+    const [width, height] = NODE_SIZE[node.data.kind];
+    return { ...node, position: placed.get(node.id) ?? { x: 0, y: 0 }, width, height, initialWidth: width, initialHeight: height };
+  });
+  return { nodes, edges: graph.edges };
+}
+
+function computeLayout(graph: { nodes: LoopNode[]; edges: LoopEdge[] }): Map<string, { x: number; y: number }> {
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 40, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -280,11 +295,7 @@ export function layoutGraph(graph: { nodes: LoopNode[]; edges: LoopEdge[] }): { 
   const triggerWidth = NODE_SIZE.trigger[0];
   placed.set("budget", { x: trigger.x + triggerWidth + 32, y: trigger.y });
   placed.set("memory", { x: trigger.x + triggerWidth + 32 + NODE_SIZE.budget[0] + 16, y: trigger.y });
-  const nodes = graph.nodes.map((node) => {
-    const [width, height] = NODE_SIZE[node.data.kind];
-    return { ...node, position: placed.get(node.id) ?? { x: 0, y: 0 }, width, height, initialWidth: width, initialHeight: height };
-  });
-  return { nodes, edges: graph.edges };
+  return placed;
 }
 
 /**

@@ -1,0 +1,221 @@
+"""Time from a keystroke in the editor's YAML view to the updated LRS in the browser.
+
+Starts LoopKit as ``make run`` does (``manage.py loopkit_start``: Daphne, the
+demo team and its example loops) on a throw-away SQLite database with DEBUG
+off, logs in as the demo user in Debian's Chromium (Playwright), opens a loop
+in the editor and types into the YAML view. For each keystroke the page
+records ``performance.now()`` at the keydown (capture phase, before
+CodeMirror sees it) and again at the first animation frame after the LRS panel
+shows a new report (its ``data-lrs-seq`` attribute changes): that is the whole
+path a user waits for, debounce (150 ms) + POST /api/loops/validate (YAML
+parse, schema, checks, LRS, canonical dump) + React render + paint.
+Keystrokes are spaced out so each one is measured alone (no coalescing).
+Target: p95 under 300 ms.
+
+    .venv/bin/python bench/editor_keystroke.py [--loop pr-review] [--steps N] [--keys 40] [--json]
+
+``--steps N`` opens a generated loop of N agent steps (parallel groups of 4)
+instead of an example loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_MS = 300.0
+CHROMIUM = os.environ.get("LOOPKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+MEASURE_JS = """
+() => { window.__lkWait = new Promise((resolve, reject) => {
+    const panel = document.querySelector('[data-testid="lrs-panel"]');
+    const before = panel.getAttribute('data-lrs-seq');
+    let t0 = null;
+    const down = () => { t0 = performance.now(); };
+    document.addEventListener('keydown', down, {capture: true, once: true});
+    const observer = new MutationObserver(() => {
+        const now = document.querySelector('[data-testid="lrs-panel"]');
+        if (now.getAttribute('data-lrs-seq') === before) return;
+        observer.disconnect();
+        requestAnimationFrame(() => resolve(performance.now() - t0));
+    });
+    observer.observe(document.querySelector('.lke-side'), {subtree: true, attributes: true, attributeFilter: ['data-lrs-seq'], childList: true});
+    setTimeout(() => { observer.disconnect(); reject(new Error('no LRS update within 5 s')); }, 5000);
+}); }
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(port: int, var_dir: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loopkit_web.settings",
+        "LOOPKIT_VAR_DIR": var_dir,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOOPKIT_SECURE_COOKIES": "false",
+        "LOOPKIT_CHANNEL_LAYER": "memory",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    log = open(Path(var_dir) / "server.log", "wb")  # noqa: SIM115 (closed with the process)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "loopkit_start", "--no-worker", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited: see {var_dir}/server.log")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit(f"the server did not answer within 60 s: see {var_dir}/server.log")
+
+
+def generated_loop(steps: int) -> str:
+    import yaml
+
+    pipeline: list[dict[str, Any]] = []
+    n = 0
+    while n < steps:
+        group = [{"prompt": f"Do part {n + i + 1} of the work.", "label": f"Step {n + i + 1}", "timeout": 60, "retries": 1} for i in range(min(4, steps - n))]
+        n += len(group)
+        pipeline.append({"parallel": group} if len(group) > 1 else group[0])
+    data = {
+        "name": f"bench-{steps}-steps",
+        "trigger": {"type": "cron", "schedule": "0 9 * * 1-5"},
+        "pipeline": pipeline,
+        "verify": {"maker": ["Step 1", "Step 2"], "checker": "Adversarial Verifier", "maxRounds": 3},
+        "budget": {"maxTokens": 500000, "maxDurationMinutes": 30, "maxIterations": 50},
+        "memory": {"store": "filesystem", "path": ".loopkit/state"},
+    }
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loop", default="pr-review", help="example loop to open (default pr-review)")
+    parser.add_argument("--steps", type=int, default=0, help="open a generated loop of N steps instead")
+    parser.add_argument("--keys", type=int, default=40, help="keystrokes to time (default 40)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    if not (ROOT / "static" / "editor" / "editor.js").exists():
+        subprocess.run(["scripts/build-frontend.sh"], cwd=ROOT, check=True)
+
+    from playwright.sync_api import sync_playwright
+
+    var_dir = tempfile.mkdtemp(prefix="loopkit-bench-editor-")
+    port = free_port()
+    server = start_server(port, var_dir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{base}/accounts/login/")
+            page.fill("#id_username", "demo")
+            page.fill("#id_password", "loopkit-demo")
+            page.click("form [type=submit]")
+            page.wait_for_load_state()
+            csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+            headers = {"X-CSRFToken": csrf, "Referer": base}
+            name = args.loop
+            if args.steps:
+                name = f"bench-{args.steps}-steps"
+                created = page.request.post(f"{base}/api/loops", data={"yaml": generated_loop(args.steps), "message": "bench"}, headers=headers)
+                if not created.ok:
+                    raise SystemExit(f"could not create the generated loop: {created.text()}")
+            loops = {item["name"]: item["id"] for item in page.request.get(f"{base}/api/loops").json()}
+            if name not in loops:
+                raise SystemExit(f"no loop named {name!r} in the demo team (have: {', '.join(sorted(loops))})")
+            page.goto(f"{base}/loops/{loops[name]}/edit/")
+            page.wait_for_selector('[data-testid="editor"][data-status="valid"]')
+            lines = page.evaluate("() => document.querySelector('.lke-yaml').loopkitView.state.doc.lines")
+            # Type at the end of the first line (the loop's name): a digit, then delete it.
+            page.evaluate(
+                """() => { const v = document.querySelector('.lke-yaml').loopkitView;
+                           v.dispatch({selection: {anchor: v.state.doc.line(1).to}}); v.focus(); }"""
+            )
+            samples: list[float] = []
+            for i in range(args.keys + 4):
+                key = "7" if i % 2 == 0 else "Backspace"
+                page.evaluate(MEASURE_JS)
+                page.keyboard.press(key)
+                elapsed = float(page.evaluate("() => window.__lkWait"))
+                page.wait_for_selector('[data-testid="editor"]:not([data-status="validating"])')
+                if i >= 4:  # the first few warm up the server and the JIT
+                    samples.append(elapsed)
+            fetches = page.evaluate(
+                """() => performance.getEntriesByType('resource')
+                        .filter((e) => e.name.endsWith('/api/loops/validate'))
+                        .map((e) => e.responseEnd - e.startTime)"""
+            )[-len(samples):]
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    figures = {
+        "loop": name,
+        "yaml_lines": lines,
+        "keystrokes": len(samples),
+        "debounce_ms": 150,
+        "p50_ms": round(statistics.median(samples), 1),
+        "p95_ms": round(percentile(samples, 0.95), 1),
+        "max_ms": round(max(samples), 1),
+        "validate_request_p50_ms": round(statistics.median(fetches), 1) if fetches else None,
+        "target_p95_ms": TARGET_MS,
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"editor keystroke → updated LRS, {name} ({lines} YAML lines), {len(samples)} keystrokes, debounce 150 ms")
+        print(f"  p50 {figures['p50_ms']} ms   p95 {figures['p95_ms']} ms   max {figures['max_ms']} ms   (target p95 < {TARGET_MS:.0f} ms)")
+        print(f"  of which POST /api/loops/validate (browser round trip): p50 {figures['validate_request_p50_ms']} ms")
+    return 0 if figures["p95_ms"] < TARGET_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
