@@ -28,7 +28,7 @@ def money(value: Any) -> str:
     if value is None or value == "":
         return "unknown"
     amount = Decimal(str(value))
-    places = "0.01" if abs(amount) >= 1 else "0.0001"
+    places = "0.01" if abs(amount) >= 1 or amount == 0 else "0.0001"
     return f"${amount.quantize(Decimal(places)):,}"
 
 
