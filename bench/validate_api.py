@@ -39,9 +39,11 @@ TARGET_SIZE = 100
 
 
 def setup_django() -> None:
+    var = tempfile.mkdtemp(prefix="loopkit-bench-validate-")
+    os.makedirs(os.path.join(var, "staticfiles"))  # the API needs none; whitenoise wants the folder
     os.environ.update(
         {
-            "LOOPKIT_VAR_DIR": tempfile.mkdtemp(prefix="loopkit-bench-validate-"),
+            "LOOPKIT_VAR_DIR": var,
             "DEBUG": "false",
             "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
             "ALLOWED_HOSTS": "testserver",
