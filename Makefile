@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-fast test-e2e lint frontend bench clean
+.PHONY: help install run test test-fast test-e2e test-frontend lint frontend bench clean
 
 help:
 	@echo "make run        start the web app (SQLite + SqliteHuey, demo team) and print its URL"
@@ -23,6 +23,10 @@ install: $(STAMP)
 frontend:
 	scripts/build-frontend.sh
 
+# The editor island's unit tests (vitest: spec <-> graph mapping, graph edits).
+test-frontend: frontend
+	cd frontend && npm test --silent
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check loopkit
@@ -35,7 +39,7 @@ test-e2e: $(STAMP) frontend
 	scripts/ensure-chromium.sh
 	DJANGO_ALLOW_ASYNC_UNSAFE=true scripts/pytest.sh -m e2e
 
-test: lint test-fast test-e2e
+test: lint test-frontend test-fast test-e2e
 
 run: $(STAMP) frontend
 	$(BIN)/python manage.py loopkit_start

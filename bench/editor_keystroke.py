@@ -113,14 +113,26 @@ def generated_loop(steps: int) -> str:
     pipeline: list[dict[str, Any]] = []
     n = 0
     while n < steps:
-        group = [{"prompt": f"Do part {n + i + 1} of the work.", "label": f"Step {n + i + 1}", "timeout": 60, "retries": 1} for i in range(min(4, steps - n))]
+        group = [
+            {
+                "prompt": f"Do part {n + i + 1} of the work.",
+                "label": f"Step {n + i + 1}",
+                "timeout": 60,
+                "retries": 1,
+            }
+            for i in range(min(4, steps - n))
+        ]
         n += len(group)
         pipeline.append({"parallel": group} if len(group) > 1 else group[0])
     data = {
         "name": f"bench-{steps}-steps",
         "trigger": {"type": "cron", "schedule": "0 9 * * 1-5"},
         "pipeline": pipeline,
-        "verify": {"maker": ["Step 1", "Step 2"], "checker": "Adversarial Verifier", "maxRounds": 3},
+        "verify": {
+            "maker": ["Step 1", "Step 2"],
+            "checker": "Adversarial Verifier",
+            "maxRounds": 3,
+        },
         "budget": {"maxTokens": 500000, "maxDurationMinutes": 30, "maxIterations": 50},
         "memory": {"store": "filesystem", "path": ".loopkit/state"},
     }
@@ -134,8 +146,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--loop", default="pr-review", help="example loop to open (default pr-review)")
-    parser.add_argument("--steps", type=int, default=0, help="open a generated loop of N steps instead")
+    parser.add_argument(
+        "--loop", default="pr-review", help="example loop to open (default pr-review)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=0, help="open a generated loop of N steps instead"
+    )
     parser.add_argument("--keys", type=int, default=40, help="keystrokes to time (default 40)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -162,15 +178,25 @@ def main() -> int:
             name = args.loop
             if args.steps:
                 name = f"bench-{args.steps}-steps"
-                created = page.request.post(f"{base}/api/loops", data={"yaml": generated_loop(args.steps), "message": "bench"}, headers=headers)
+                created = page.request.post(
+                    f"{base}/api/loops",
+                    data={"yaml": generated_loop(args.steps), "message": "bench"},
+                    headers=headers,
+                )
                 if not created.ok:
                     raise SystemExit(f"could not create the generated loop: {created.text()}")
-            loops = {item["name"]: item["id"] for item in page.request.get(f"{base}/api/loops").json()}
+            loops = {
+                item["name"]: item["id"] for item in page.request.get(f"{base}/api/loops").json()
+            }
             if name not in loops:
-                raise SystemExit(f"no loop named {name!r} in the demo team (have: {', '.join(sorted(loops))})")
+                raise SystemExit(
+                    f"no loop named {name!r} in the demo team (have: {', '.join(sorted(loops))})"
+                )
             page.goto(f"{base}/loops/{loops[name]}/edit/")
             page.wait_for_selector('[data-testid="editor"][data-status="valid"]')
-            lines = page.evaluate("() => document.querySelector('.lke-yaml').loopkitView.state.doc.lines")
+            lines = page.evaluate(
+                "() => document.querySelector('.lke-yaml').loopkitView.state.doc.lines"
+            )
             # Type at the end of the first line (the loop's name): a digit, then delete it.
             page.evaluate(
                 """() => { const v = document.querySelector('.lke-yaml').loopkitView;
@@ -189,7 +215,7 @@ def main() -> int:
                 """() => performance.getEntriesByType('resource')
                         .filter((e) => e.name.endsWith('/api/loops/validate'))
                         .map((e) => e.responseEnd - e.startTime)"""
-            )[-len(samples):]
+            )[-len(samples) :]
             browser.close()
     finally:
         server.terminate()
@@ -211,9 +237,15 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures))
     else:
-        print(f"editor keystroke → updated LRS, {name} ({lines} YAML lines), {len(samples)} keystrokes, debounce 150 ms")
-        print(f"  p50 {figures['p50_ms']} ms   p95 {figures['p95_ms']} ms   max {figures['max_ms']} ms   (target p95 < {TARGET_MS:.0f} ms)")
-        print(f"  of which POST /api/loops/validate (browser round trip): p50 {figures['validate_request_p50_ms']} ms")
+        print(
+            f"editor keystroke → updated LRS, {name} ({lines} YAML lines), {len(samples)} keystrokes, debounce 150 ms"
+        )
+        print(
+            f"  p50 {figures['p50_ms']} ms   p95 {figures['p95_ms']} ms   max {figures['max_ms']} ms   (target p95 < {TARGET_MS:.0f} ms)"
+        )
+        print(
+            f"  of which POST /api/loops/validate (browser round trip): p50 {figures['validate_request_p50_ms']} ms"
+        )
     return 0 if figures["p95_ms"] < TARGET_MS else 1
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,8 +41,8 @@ def import_example(api: Any, name: str) -> dict[str, Any]:
     assert response.status_code == 200, response.content
     assert name in response.json()["created"]
     loops = {item["name"]: item for item in api.get("/api/loops").json()}
-    loop = api.get(f"/api/loops/{loops[name]['id']}").json()
-    return loop  # type: ignore[no-any-return]
+    loop: dict[str, Any] = api.get(f"/api/loops/{loops[name]['id']}").json()
+    return loop
 
 
 def log_in(page: Any, base_url: str, user: Any, password: str) -> None:
@@ -62,7 +60,10 @@ def open_editor(page: Any, base_url: str, loop_id: int) -> None:
 
 def yaml_text(page: Any) -> str:
     """The YAML view's whole text (CodeMirror only draws the visible lines)."""
-    return page.evaluate("() => document.querySelector('.lke-yaml').loopkitView.state.doc.toString()")  # type: ignore[no-any-return]
+    text: str = page.evaluate(
+        "() => document.querySelector('.lke-yaml').loopkitView.state.doc.toString()"
+    )
+    return text
 
 
 def wait_for_yaml(page: Any, fragment: str, present: bool = True) -> None:
@@ -117,7 +118,9 @@ def test_it_adds_a_parallel_agent_in_the_graph_and_the_yaml_and_lrs_follow(
     page.get_by_text("4 of 4 agent steps without a timeout or retries").wait_for()
     screenshot(page, "editor-pr-review-opened")
 
-    node(page, "pipeline[0]").get_by_role("button", name="Add a parallel branch", exact=True).click()
+    node(page, "pipeline[0]").get_by_role(
+        "button", name="Add a parallel branch", exact=True
+    ).click()
     page.get_by_role("menuitem", name="Agent").click()
 
     node(page, "pipeline[0].parallel[4]").wait_for()
@@ -131,7 +134,9 @@ def test_it_adds_a_parallel_agent_in_the_graph_and_the_yaml_and_lrs_follow(
     screenshot(page, "editor-parallel-agent-added")
 
 
-def test_it_follows_a_budget_typed_into_the_yaml(signed_in: Any, live_server: Any, api: Any) -> None:
+def test_it_follows_a_budget_typed_into_the_yaml(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
     page = signed_in
     loop = import_example(api, "daily-triage")
     open_editor(page, live_server.url, loop["id"])
@@ -153,7 +158,9 @@ def test_it_follows_a_budget_typed_into_the_yaml(signed_in: Any, live_server: An
     screenshot(page, "editor-budget-typed")
 
 
-def test_it_marks_a_yaml_error_at_its_line_and_column(signed_in: Any, live_server: Any, api: Any) -> None:
+def test_it_marks_a_yaml_error_at_its_line_and_column(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
     from builder import services
 
     page = signed_in
@@ -175,7 +182,9 @@ def test_it_marks_a_yaml_error_at_its_line_and_column(signed_in: Any, live_serve
     assert marked.inner_text() == "many"
     assert page.locator(".cm-lint-marker-error").count() == 1
     assert page.get_by_test_id("status").inner_text() == "1 problem"
-    assert page.get_by_text("The YAML has errors: the graph shows the last valid loop.").is_visible()
+    assert page.get_by_text(
+        "The YAML has errors: the graph shows the last valid loop."
+    ).is_visible()
     assert page.get_by_test_id("save").is_disabled()
     screenshot(page, "editor-error-marked")
 
@@ -187,11 +196,15 @@ def test_it_marks_a_yaml_error_at_its_line_and_column(signed_in: Any, live_serve
     node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for()
 
 
-def test_it_saves_reloads_and_restores_an_older_version(signed_in: Any, live_server: Any, api: Any) -> None:
+def test_it_saves_reloads_and_restores_an_older_version(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
-    node(page, "pipeline[0]").get_by_role("button", name="Add a parallel branch", exact=True).click()
+    node(page, "pipeline[0]").get_by_role(
+        "button", name="Add a parallel branch", exact=True
+    ).click()
     page.get_by_role("menuitem", name="Agent").click()
     wait_for_yaml(page, "label: Agent\n")
     page.wait_for_selector(EDITOR_READY)
@@ -219,7 +232,9 @@ def test_it_saves_reloads_and_restores_an_older_version(signed_in: Any, live_ser
     screenshot(page, "editor-version-restored")
 
 
-def test_it_shows_the_other_change_when_a_save_is_stale(signed_in: Any, live_server: Any, api: Any) -> None:
+def test_it_shows_the_other_change_when_a_save_is_stale(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
@@ -231,7 +246,9 @@ def test_it_shows_the_other_change_when_a_save_is_stale(signed_in: Any, live_ser
     )
     assert response.status_code == 200, response.content
 
-    node(page, "pipeline[0]").get_by_role("button", name="Add a parallel branch", exact=True).click()
+    node(page, "pipeline[0]").get_by_role(
+        "button", name="Add a parallel branch", exact=True
+    ).click()
     page.get_by_role("menuitem", name="Agent").click()
     page.wait_for_selector(EDITOR_READY)
     wait_for_yaml(page, "label: Agent\n")
@@ -263,7 +280,9 @@ def test_it_reloads_the_other_change_when_asked(signed_in: Any, live_server: Any
     page.keyboard.type("7")
     page.wait_for_selector(EDITOR_READY)
     page.get_by_test_id("save").click()
-    page.get_by_test_id("conflict").get_by_role("button", name="Load their version (discard mine)").click()
+    page.get_by_test_id("conflict").get_by_role(
+        "button", name="Load their version (discard mine)"
+    ).click()
     page.get_by_test_id("conflict").wait_for(state="detached")
     assert page.get_by_test_id("version").inner_text() == "v2"
     assert yaml_text(page) == theirs
@@ -319,7 +338,9 @@ def test_a_new_loop_is_created_from_the_editor(signed_in: Any, live_server: Any,
     assert api.get(f"/api/loops/{loop_id}").json()["name"] == "fresh-loop"
 
 
-def test_the_run_graph_shows_step_states_and_highlights(page: Any, live_server: Any, api: Any) -> None:
+def test_the_run_graph_shows_step_states_and_highlights(
+    page: Any, live_server: Any, api: Any
+) -> None:
     loop = import_example(api, "pr-review")
     static = f"{live_server.url}/static/editor"
     page.set_content(
@@ -342,7 +363,9 @@ def test_the_run_graph_shows_step_states_and_highlights(page: Any, live_server: 
     bug.get_by_text("1,200 tok · $0.0123 · 1.5 s").wait_for()
     assert "lke-state-running" in (bug.get_attribute("class") or "")
     assert "lke-state-done" in (node(page, "pipeline[0].parallel[1]").get_attribute("class") or "")
-    assert "lke-state-failed" in (node(page, "pipeline[0].parallel[2]").get_attribute("class") or "")
+    assert "lke-state-failed" in (
+        node(page, "pipeline[0].parallel[2]").get_attribute("class") or ""
+    )
     assert "lke-highlight" in (node(page, "verify").get_attribute("class") or "")
     assert page.locator(".lke-add-button").count() == 0  # read-only: no edit buttons
     with pytest.raises(Exception, match="state must be one of"):
