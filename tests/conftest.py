@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,39 +37,47 @@ if HAS_DJANGO:
         """The password every user made by ``make_user`` has."""
         return PASSWORD
 
+    def create_user(username: str | None = None, **extra: Any) -> Any:
+        """Create a user with PASSWORD (a plain function, for module-scoped fixtures)."""
+        from django.contrib.auth import get_user_model
+
+        name = username or f"user{next(_counter)}"
+        return get_user_model().objects.create_user(
+            username=name, email=f"{name}@example.com", password=PASSWORD, **extra
+        )
+
+    def create_team(
+        name: str | None = None, roles: list[str] | tuple[str, ...] = ("owner",)
+    ) -> tuple[Any, dict[str, Any]]:
+        """Create a team with one user per role, named ``<team slug>-<role>``."""
+        from loopkit_web.teams.models import Membership, Team
+
+        team = Team.objects.create(name=name or f"Team {next(_counter)}")
+        users = {}
+        for role in roles:
+            user = create_user(f"{team.slug}-{role}")
+            Membership.objects.create(team=team, user=user, role=role)
+            users[role] = user
+        return team, users
+
+    @pytest.fixture(scope="session")
+    def factories() -> SimpleNamespace:
+        """``factories.user(...)`` and ``factories.team(...)`` without the function-scoped
+        ``db`` fixture, for module-scoped data (unblock the database yourself)."""
+        return SimpleNamespace(user=create_user, team=create_team)
+
     @pytest.fixture
     def make_user(db: Any) -> Callable[..., Any]:
         """Return a factory: make_user("alice") -> a saved user with PASSWORD."""
-        from django.contrib.auth import get_user_model
-
-        def factory(username: str | None = None, **extra: Any) -> Any:
-            name = username or f"user{next(_counter)}"
-            return get_user_model().objects.create_user(
-                username=name, email=f"{name}@example.com", password=PASSWORD, **extra
-            )
-
-        return factory
+        return create_user
 
     @pytest.fixture
-    def make_team(make_user: Callable[..., Any]) -> Callable[..., Any]:
+    def make_team(db: Any) -> Callable[..., Any]:
         """Return a factory: make_team("Acme", roles=["owner", "viewer"]) -> (team, users by role).
 
         Users are named ``<team slug>-<role>``.
         """
-        from loopkit_web.teams.models import Membership, Team
-
-        def factory(
-            name: str | None = None, roles: list[str] | tuple[str, ...] = ("owner",)
-        ) -> tuple[Any, dict[str, Any]]:
-            team = Team.objects.create(name=name or f"Team {next(_counter)}")
-            users = {}
-            for role in roles:
-                user = make_user(f"{team.slug}-{role}")
-                Membership.objects.create(team=team, user=user, role=role)
-                users[role] = user
-            return team, users
-
-        return factory
+        return create_team
 
     @pytest.fixture
     def client_for(db: Any) -> Iterator[Callable[[Any], Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,9 +102,41 @@ def _app_ids(team: Any, owner: Any) -> dict[str, Any]:
     return {**builder_ids(team, owner), **runs_ids(team, owner), "dashboard_table": "by_loop"}
 
 
-@pytest.fixture
-def world(make_team: Callable[..., Any], make_user: Callable[..., Any]) -> World:
+def build_world(make_team: Callable[..., Any], make_user: Callable[..., Any]) -> World:
     return World(
         a=_side(make_team, make_user, TEAM_A_NAME, ROLES),
         b=_side(make_team, make_user, TEAM_B_NAME, ("owner",)),
     )
+
+
+@pytest.fixture
+def world(make_team: Callable[..., Any], make_user: Callable[..., Any]) -> World:
+    """A fresh two-team world for one test."""
+    return build_world(make_team, make_user)
+
+
+@pytest.fixture(scope="module")
+def module_world(django_db_setup: Any, django_db_blocker: Any, factories: Any) -> Iterator[World]:
+    """One two-team world for a whole module, rolled back at its end.
+
+    Each test using ``shared_world`` runs in a savepoint inside this
+    transaction (pytest-django's ``db``), so its changes vanish after it; the
+    Python objects in the world are not refreshed, so read state back from the
+    database. Building the world once saves most of the matrix's run time.
+    """
+    from django.db import transaction
+
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            yield build_world(factories.team, factories.user)
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def shared_world(module_world: World, db: Any) -> World:
+    """The module's world, with this test's changes rolled back after it."""
+    return module_world

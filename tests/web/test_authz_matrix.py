@@ -163,7 +163,8 @@ def _matrix() -> Iterator[Any]:
 
 
 @pytest.mark.parametrize(("case", "actor", "auth"), list(_matrix()))
-def test_matrix(world: World, case: Case, actor: str, auth: str) -> None:
+def test_matrix(shared_world: World, case: Case, actor: str, auth: str) -> None:
+    world = shared_world
     from loopkit_web.audit.models import AuditEvent
 
     events_before = AuditEvent.objects.exclude(action__startswith="user.").count()
@@ -194,8 +195,9 @@ def _foreign() -> Iterator[Any]:
 
 @pytest.mark.parametrize(("case", "actor", "auth", "variant"), list(_foreign()))
 def test_other_teams_ids_are_not_found(
-    world: World, case: Case, actor: str, auth: str, variant: str
+    shared_world: World, case: Case, actor: str, auth: str, variant: str
 ) -> None:
+    world = shared_world
     if auth == "bearer" and not case.bearer_ok:
         pytest.skip("refused to API tokens whatever the ids")
     response = request(world, case, actor, auth, variant)
