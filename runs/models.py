@@ -138,6 +138,9 @@ class Run(models.Model):
             models.Index(fields=["team", "status"]),
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["loop", "-created_at"]),
+            # The dashboard's runs list and periods (newest first, by cost).
+            models.Index(fields=["team", "-created_at"], name="runs_run_team_created"),
+            models.Index(fields=["team", "-cost_usd"], name="runs_run_team_cost"),
         ]
 
     def __str__(self) -> str:
