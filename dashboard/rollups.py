@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import F, Max, Min, Sum
 from django.utils import timezone
 
 from dashboard.models import LoopHour, ModelHour, RollupState
@@ -303,8 +303,12 @@ def collect(
                 ModelHour.objects.filter(**window).values("model").annotate(**sums).order_by()
             )
         tallies.add_rollups(loop_rows, model_rows)
-        runs = runs.filter(Q(created_at__lt=full_start) | Q(created_at__gte=rolled_end))
     if loop_id is not None:
         runs = runs.filter(loop_id=loop_id)
-    tallies.add_runs(_run_rows(runs))
+    if rolled_end > full_start:
+        # Two index ranges (the partial first hour, the hours not rolled up yet).
+        tallies.add_runs(_run_rows(runs.filter(created_at__lt=full_start)))
+        tallies.add_runs(_run_rows(runs.filter(created_at__gte=rolled_end)))
+    else:
+        tallies.add_runs(_run_rows(runs))
     return tallies

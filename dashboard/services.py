@@ -35,6 +35,9 @@ ACTIVE = ("queued", "running", "waiting_for_approval")
 LOW_GRADES = ("C", "D", "F")
 TOP_N = 10
 
+# Run fields no list shows: left out of list queries (a run's YAML is kilobytes).
+HEAVY_FIELDS = ("loop_yaml", "inputs", "outputs", "trigger_payload", "error")
+
 KNOWN_COST = Q(cost_known=True, cost_usd__isnull=False)
 UNKNOWN_COST = ~KNOWN_COST
 VERIFIED = Q(verification_rounds__gt=0)
@@ -160,7 +163,7 @@ def most_expensive(team: Any, period: Period, limit: int = TOP_N) -> list[Run]:
     return list(
         period_runs(team, period)
         .filter(KNOWN_COST)
-        .select_related("loop")
+        .defer(*HEAVY_FIELDS)
         .order_by("-cost_usd", "-created_at")[:limit]
     )
 
