@@ -1,7 +1,7 @@
 """The adapter between a Run row and ``loopkit.engine.run_loop``.
 
 The worker thread runs the engine in its own event loop. Events go to a
-``BackgroundSink`` whose one thread writes them with ``record_engine_event``
+``DatabaseSink`` whose one thread writes them with ``record_engine_events``
 (the ORM must not run in the event loop's thread); the ORM store and the
 approver are offloaded the same way. A resumed run passes its id and
 ``resume=True``: the engine reads its record and checkpoints from the
@@ -11,7 +11,10 @@ approver are offloaded the same way. A resumed run passes its id and
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import queue
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,25 +26,62 @@ from loopkit.engine.cancellation import CancelToken
 from loopkit.engine.events import Event
 from loopkit.engine.runner import RunOptions, run_loop
 from loopkit.llm import LLM
-from loopkit.sinks import BackgroundSink, Sink
+from loopkit.sinks import Sink
 from runs.approvals import OrmApprover
 from runs.memory import OrmStore
 from runs.models import Run
 from runs.services import parse_loop
 
+logger = logging.getLogger(__name__)
+
 
 class DatabaseSink(Sink):
-    """Store each event (then push it); runs in the BackgroundSink's thread."""
+    """Store events from one thread of its own, in order, a batch per transaction.
 
-    def __init__(self, run_id: int, write: Callable[[int, dict[str, Any]], Any]) -> None:
+    ``emit`` (the engine's event-loop thread) only queues; the thread takes
+    every event waiting and writes them with one commit, so a burst of
+    events (a wide parallel group) does not queue up behind one commit each.
+    """
+
+    _STOP = object()
+    BATCH = 200
+
+    def __init__(self, run_id: int, write: Callable[[int, list[dict[str, Any]]], Any]) -> None:
         self.run_id = run_id
         self.write = write
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._work, name=f"loopkit-sink-{run_id}", daemon=True
+        )
+        self._thread.start()
 
     def emit(self, event: Event) -> None:
-        self.write(self.run_id, event.as_dict())
+        self._queue.put(event.as_dict())
+
+    def _work(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                batch = [self._queue.get()]
+                while len(batch) < self.BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if any(item is self._STOP for item in batch):
+                    stopping = True
+                    batch = [item for item in batch if item is not self._STOP]
+                if batch:
+                    try:
+                        self.write(self.run_id, batch)
+                    except Exception:
+                        logger.exception("could not store events of run %s", self.run_id)
+        finally:
+            connection.close()  # this thread's connection: the thread ends with the run
 
     def close(self) -> None:
-        connection.close()  # this thread's connection: the thread ends with the run
+        self._queue.put(self._STOP)
+        self._thread.join()
 
 
 def make_llm(run: Run, loop: Any) -> LLM:
@@ -68,11 +108,11 @@ def run_with_engine(
     token: CancelToken,
     *,
     resume: bool,
-    on_event: Callable[[int, dict[str, Any]], Any],
+    on_events: Callable[[int, list[dict[str, Any]]], Any],
 ) -> dict[str, Any]:
     """Run *run* to its end; return ``{"status", "error"}`` from the engine's result."""
     loop = parse_loop(run.loop_yaml, run.loop_name)
-    sink = BackgroundSink(DatabaseSink(run.pk, on_event))
+    sink = DatabaseSink(run.pk, on_events)
     store = OrmStore(run.team_id)
     options = RunOptions(
         inputs=dict(run.inputs),

@@ -23,7 +23,7 @@ from loopkit.engine.cancellation import CancelToken
 from loopkit_web.teams.models import Team
 from runs import conf
 from runs.models import ACTIVE, TERMINAL, Run, Status
-from runs.recorder import record_engine_event, record_event
+from runs.recorder import record_engine_events, record_event
 
 logger = logging.getLogger(__name__)
 
@@ -149,4 +149,4 @@ def run_engine(run: Run, token: CancelToken, *, resume: bool) -> dict[str, Any]:
     """Run the loop with the engine, storing its events; return ``{"status", "error"}``."""
     from runs.engine import run_with_engine
 
-    return run_with_engine(run, token, resume=resume, on_event=record_engine_event)
+    return run_with_engine(run, token, resume=resume, on_events=record_engine_events)

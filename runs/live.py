@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -21,6 +23,22 @@ def message(event: dict[str, Any]) -> dict[str, Any]:
     return {"type": "run.event", "event": event}
 
 
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """Return this thread's own event loop, kept for the thread's life.
+
+    channels-redis keeps its connections per event loop: ``async_to_sync``
+    would make a new loop, hence a new Redis connection, for every event.
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    return loop
+
+
 def push(run_id: int, event: dict[str, Any]) -> None:
     """Send one stored event to the run's group (sync callers: workers, views).
 
@@ -31,7 +49,12 @@ def push(run_id: int, event: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group_name(run_id), message(event))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: use the thread's own
+            _thread_loop().run_until_complete(layer.group_send(group_name(run_id), message(event)))
+        else:
+            async_to_sync(layer.group_send)(group_name(run_id), message(event))
     except Exception:  # the channel layer is a best-effort accelerator
         logger.warning("could not push event %s of run %s", event.get("seq"), run_id, exc_info=True)
 

@@ -74,19 +74,44 @@ def _totals_update(run: Run, type_: str, payload: dict[str, Any]) -> dict[str, A
     return fields
 
 
-def record_event(run_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Store one event of run *run_id*, update the run's totals, then push it; return it."""
+def record_events(run_id: int, events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Store events of run *run_id* in one transaction, update its totals, then push them.
+
+    One commit for a batch: a sink that falls behind catches up in a few
+    commits instead of one per event.
+    """
+    from django.db.models.expressions import Combinable
+
+    stored: list[RunEvent] = []
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        seq = run.last_seq + 1
-        event = RunEvent.objects.create(run=run, seq=seq, type=type_, payload=payload)
-        updates = _totals_update(run, type_, payload)
-        Run.objects.filter(pk=run_id).update(last_seq=seq, heartbeat_at=timezone.now(), **updates)
-    message = event.as_message()
-    live.push(run_id, message)
-    return message
+        seq = run.last_seq
+        for type_, payload in events:
+            seq += 1
+            stored.append(RunEvent.objects.create(run=run, seq=seq, type=type_, payload=payload))
+            updates = _totals_update(run, type_, payload)
+            if updates:
+                Run.objects.filter(pk=run_id).update(**updates)
+                for name, value in updates.items():
+                    if not isinstance(value, Combinable):
+                        setattr(run, name, value)
+        Run.objects.filter(pk=run_id).update(last_seq=seq, heartbeat_at=timezone.now())
+    messages = [event.as_message() for event in stored]
+    for message in messages:
+        live.push(run_id, message)
+    return messages
+
+
+def record_event(run_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Store one event of run *run_id*, update the run's totals, then push it; return it."""
+    return record_events(run_id, [(type_, payload)])[0]
 
 
 def record_engine_event(run_id: int, event: dict[str, Any]) -> dict[str, Any]:
     """Store one engine event (``Event.as_dict()``)."""
     return record_event(run_id, str(event["type"]), payload_of(event))
+
+
+def record_engine_events(run_id: int, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store engine events (``Event.as_dict()``) in one transaction."""
+    return record_events(run_id, [(str(e["type"]), payload_of(e)) for e in events])
