@@ -274,3 +274,20 @@ def test_it_lists_the_current_teams_loops_for_an_api_token(acme: Any, bearer_cli
     _, raw = ApiToken.issue(user=users["editor"], team=team, name="ci")
     body = bearer_client(raw).get("/api/loops").json()
     assert [(loop["name"], loop["version"]) for loop in body] == [("triage", 1)]
+
+
+def test_it_answers_413_in_json_for_a_body_over_the_request_limit(acme: Any) -> None:
+    _, _, client = acme
+    response = validate(client, {"yaml": "name: x\n" + "#" * 3_000_000})
+    assert response.status_code == 413
+    assert response.json() == {
+        "message": "the request body is larger than 2,621,440 bytes",
+        "details": [],
+    }
+
+
+def test_it_reports_a_loop_file_over_the_size_limit(acme: Any) -> None:
+    _, _, client = acme
+    body = validate(client, {"yaml": "name: x\n" + "#" * 2_100_000}).json()
+    assert body["ok"] is False
+    assert body["errors"][0]["code"] == "too_large"
