@@ -58,19 +58,24 @@ class AuditedPasswordChangeView(PasswordChangeView):
         return response
 
 
+NEW_TOKEN_SESSION_KEY = "loopkit_new_token"
+
+
 @login_required
 def tokens(request: HttpRequest) -> HttpResponse:
+    """List the user's tokens in the current team; create one (shown once, after a redirect
+    so that reloading the page neither creates another token nor shows it again)."""
     membership = require_role(request, "viewer")
     form = TokenForm(request.POST or None)
-    created: str | None = None
     if request.method == "POST" and form.is_valid():
-        _, created = services.issue_token(
+        _, raw = services.issue_token(
             request, request.user, membership.team, form.cleaned_data["name"]
         )
-        form = TokenForm()
+        request.session[NEW_TOKEN_SESSION_KEY] = raw
+        return redirect("tokens")
     context: dict[str, Any] = {
         "form": form,
-        "created": created,
+        "created": request.session.pop(NEW_TOKEN_SESSION_KEY, None),
         "tokens": ApiToken.objects.for_team(membership.team).filter(user=request.user),
         "team": membership.team,
     }

@@ -128,7 +128,7 @@ def test_a_new_token_is_shown_once_and_stored_hashed(make_team: Any, client_for:
     team, users = make_team("Acme", roles=["editor"])
     client = client_for(users["editor"])
 
-    response = client.post("/accounts/tokens/", {"name": "CI"})
+    response = client.post("/accounts/tokens/", {"name": "CI"}, follow=True)
 
     raw = response.context["created"]
     assert raw.startswith("lk_") and raw in response.content.decode()

@@ -231,7 +231,7 @@ def project_models() -> list[Any]:
 def test_every_model_has_an_admin() -> None:
     assert project_models(), "no project models found"
     missing = [m._meta.label for m in project_models() if m not in admin.site._registry]
-    assert missing == []
+    assert missing == [], f"register a ModelAdmin (in the app's admin.py) for: {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("actor", ["anonymous", "owner", "outsider"])
