@@ -73,6 +73,8 @@ class SpecModel(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_assignment=False,
+        # No coercion: `maxTokens: true` or `retries: "2"` is a mistake to report, not 1 or 2.
+        strict=True,
     )
 
 

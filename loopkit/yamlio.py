@@ -284,7 +284,15 @@ def _build(text: str, doc: Document) -> Any:
             place(value, event.start_mark, size)
             continue
         if isinstance(event, yaml.ScalarEvent):
-            value = _scalar(loader, event)
+            awaiting_key = (
+                bool(stack) and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY
+            )
+            if awaiting_key and event.tag is None and event.value != "<<":
+                # Keys are names: `on:` is the key "on", not YAML 1.1's boolean true.
+                _check_tag(event)
+                value = event.value
+            else:
+                value = _scalar(loader, event)
             place(value, event.start_mark, 1)
             if event.anchor:
                 anchors[event.anchor] = (value, 1)
@@ -405,6 +413,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> PathKey:
 
 
 _KINDS = {dict: "mapping", list: "list"}
+_STEP_KINDS = tuple(key for key, _ in spec.STEP_KEYS)
 _EXPECTED = {
     "int_type": "a whole number",
     "int_parsing": "a whole number",
@@ -442,6 +451,9 @@ def problems_from_validation(error: ValidationError, doc: Document | None) -> li
             message = f"unknown key '{key}'"
             suggestion = suggest_key(key)
             hint = f"did you mean '{suggestion}'?" if suggestion and suggestion != key else None
+            if key in _STEP_KINDS and "pipeline" in path:
+                message = f"a step holds one kind only: '{key}' cannot be added to this one"
+                hint = "split it into two steps (" + ", ".join(f"'{k}'" for k in _STEP_KINDS) + ")"
         elif kind == "missing":
             message = f"missing required key '{path[-1]}'" if path else "missing required key"
             hint = _MISSING_HINTS.get(str(path[-1])) if path else None

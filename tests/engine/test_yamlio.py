@@ -152,3 +152,38 @@ def test_dump_quotes_strings_that_yaml_would_read_as_something_else() -> None:
     text = dump(loop)
     assert load_loop(text) == loop
     assert "description: 'yes'" in text
+
+
+def test_a_key_is_its_text_even_when_yaml_11_would_read_a_boolean() -> None:
+    problem = only_problem("name: x\non: push\npipeline:\n  - prompt: a\n")
+    assert str(problem) == "loops/x.yaml:2:1: unknown key 'on' (on)"
+
+
+def test_plain_keys_of_free_form_maps_stay_text_and_round_trip() -> None:
+    text = (
+        "name: x\npipeline:\n  - prompt: a\n    connectors: [api]\nconnectors:\n  api:\n"
+        "    type: http\n    baseUrl: https://example.com\n    headers:\n"
+        "      yes: 'no'\n      404: 'not found'\n"
+    )
+    loop = load_loop(text)
+    assert loop.connectors["api"].headers == {"yes": "no", "404": "not found"}  # type: ignore[union-attr]
+    assert load_loop(dump(loop)) == loop
+
+
+def test_a_boolean_is_not_a_number() -> None:
+    problem = only_problem("name: x\npipeline:\n  - prompt: a\nbudget:\n  maxTokens: true\n")
+    assert str(problem) == "loops/x.yaml:5:14: expected a whole number, got True (budget.maxTokens)"
+
+
+def test_text_is_not_a_number_even_when_it_looks_like_one() -> None:
+    problem = only_problem("name: x\npipeline:\n  - prompt: a\n    retries: '2'\n")
+    assert (
+        str(problem) == "loops/x.yaml:4:14: expected a whole number, got '2' (pipeline[0].retries)"
+    )
+
+
+def test_a_step_of_two_kinds_is_explained() -> None:
+    problem = only_problem("name: x\npipeline:\n  - prompt: a\n    parallel:\n      - prompt: b\n")
+    assert problem.message == "a step holds one kind only: 'prompt' cannot be added to this one"
+    assert problem.path == "pipeline[0].prompt"
+    assert problem.hint is not None and problem.hint.startswith("split it into two steps")
