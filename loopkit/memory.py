@@ -83,7 +83,16 @@ class Checkpoint:
     data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "key": self.key,
+            "label": self.label,
+            "output": self.output,
+            "tokens": dict(self.tokens),
+            "cost": self.cost,
+            "duration_ms": self.duration_ms,
+            "requests": self.requests,
+            "data": _copy(self.data) if self.data else {},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
@@ -156,11 +165,12 @@ class InMemoryStore(Store):
         return [RunRecord.from_dict(_copy(r)) for r in rows[:limit]]
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
-        self._checkpoints.setdefault(run_id, {})[checkpoint.key] = _copy(checkpoint.as_dict())
+        self._checkpoints.setdefault(run_id, {})[checkpoint.key] = checkpoint.as_dict()
 
     def checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         return {
-            k: Checkpoint.from_dict(_copy(v)) for k, v in self._checkpoints.get(run_id, {}).items()
+            k: Checkpoint.from_dict(Checkpoint.from_dict(v).as_dict())
+            for k, v in self._checkpoints.get(run_id, {}).items()
         }
 
     def get_memory(self, namespace: str) -> dict[str, Any]:

@@ -26,11 +26,18 @@ from loopkit.engine.events import StepFailed, StepFinished, StepStarted, Tokens,
 from loopkit.errors import ProviderError, RunError
 from loopkit.llm import LLMRequest, LLMResponse, Role, TransientProviderError
 from loopkit.memory import Checkpoint
-from loopkit.templating import compile_prompt
+from loopkit.templating import environment
 from loopkit.tools import Tool, ToolResult, summary
 
 if TYPE_CHECKING:
     from loopkit.engine.runner import Run
+
+
+def redact_text(text: str) -> str:
+    from loopkit.engine.runner import redact_text as redact
+
+    return redact(text)
+
 
 #: How many calls may start together here (the product of enclosing parallel widths).
 FANOUT: contextvars.ContextVar[int] = contextvars.ContextVar("loopkit_fanout", default=1)
@@ -74,9 +81,30 @@ def add_cost(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
 
 
+_TEMPLATES: dict[str, Any] = {}
+
+
+def _template(source: str) -> Any:
+    """Return ``source`` itself when it has no Jinja syntax, else its compiled template."""
+    found = _TEMPLATES.get(source)
+    if found is None:
+        found = source if "{" not in source else environment().from_string(source)
+        if len(_TEMPLATES) < 8192:
+            _TEMPLATES[source] = found
+    return found
+
+
 def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
+    """Render a prompt in the sandbox against the run context (fast path for plain text)."""
+    template = _template(source)
+    if isinstance(template, str):
+        return template
     try:
-        return compile_prompt(source)(run.ctx.variables)
+        # The run's variables are merged with the globals once per run (``shared``
+        # context), not once per render: a wide fan-out renders hundreds of prompts.
+        return "".join(
+            template.root_render_func(template.new_context(run.ctx.render_vars, shared=True))
+        )
     except TemplateError as exc:
         raise RunError(
             f"{key}: the {what} template failed: {exc.message or exc}",
@@ -313,7 +341,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
         key=key,
         label=label,
         # A resolved secret never reaches checkpoints, memory or later prompts.
-        output=secrets.redact(response.content),
+        output=redact_text(response.content),
         tokens=tokens,
         cost=cost_total,
         duration_ms=(time.perf_counter() - started) * 1000,
@@ -322,17 +350,18 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     )
     run.ctx.record(result)
     run.agent_runs += 1
-    await run.save_checkpoint(
-        Checkpoint(
-            key=ck,
-            label=label,
-            output=result.output,
-            tokens=tokens.as_dict(),
-            cost=cost_total,
-            duration_ms=result.duration_ms,
-            requests=requests,
+    if run.store is not None:
+        await run.save_checkpoint(
+            Checkpoint(
+                key=ck,
+                label=label,
+                output=result.output,
+                tokens=tokens.as_dict(),
+                cost=cost_total,
+                duration_ms=result.duration_ms,
+                requests=requests,
+            )
         )
-    )
     run.emit(
         StepFinished(
             key=key,

@@ -62,6 +62,10 @@ class RunContext:
             "run": self._run,
             "feedback": self.feedback,
         }
+        from loopkit.templating import environment
+
+        #: ``variables`` over Jinja's globals, for rendering with a shared context.
+        self.render_vars: dict[str, Any] = {**environment().globals, **self.variables}
 
     @property
     def inputs(self) -> dict[str, Any]:

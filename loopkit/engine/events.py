@@ -26,7 +26,6 @@ Event types (``type``):
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -104,10 +103,10 @@ class Event:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the event as JSON-serialisable data, ``type`` first."""
-        data: dict[str, Any] = {"type": self.type}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            data[f.name] = value.as_dict() if isinstance(value, Tokens) else value
+        data: dict[str, Any] = {"type": self.type, **self.__dict__}
+        tokens = data.get("tokens")
+        if tokens is not None:
+            data["tokens"] = tokens.as_dict()
         return data
 
 

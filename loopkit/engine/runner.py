@@ -65,7 +65,7 @@ class RunOptions:
     concurrency: int = 32
     max_tool_iterations: int = 10
     retries: int = 2
-    timeout: float | None = 600.0
+    timeout: float | None = None
     retry_base_delay: float = 0.5
     retry_max_delay: float = 30.0
     start_seq: int = 0
@@ -135,6 +135,7 @@ class Run:
         self.rounds = 0
         self.verdicts: list[Verdict] = []
         self.record = RunRecord(id=self.id, loop=loop.name)
+        self._models_cache: dict[tuple[str | None, bool], str] = {}
         self.ctx: RunContext
 
     # ── Helpers the steps use ───────────────────────────────────────────
@@ -144,7 +145,9 @@ class Run:
         event.seq = self.seq
         event.run_id = self.id
         # No sink (console, JSON lines, the web's rows) ever sees a resolved secret.
-        secrets.redact_event(event)
+        # (step_started and budget_warning carry only the loop file's names and numbers.)
+        if event.type not in _NO_FREE_TEXT and _may_hold_secrets(event):
+            secrets.redact_event(event)
         for sink in self.sinks:
             try:
                 sink.emit(event)
@@ -163,17 +166,26 @@ class Run:
         return self.subagents.get(name) if name else None
 
     def model_for(self, model: str | None, checker: bool = False) -> str:
+        """Return the model to call: the step's (or subagent's), else the loop's,
+        the project's, ``LOOPKIT_MODEL`` (``LOOPKIT_CHECKER_MODEL`` first for a checker)."""
+        cache_key = (model, checker)
+        found = self._models_cache.get(cache_key)
+        if found is not None:
+            return found
         if checker and not model:
             model = os.environ.get("LOOPKIT_CHECKER_MODEL") or None
         if self.llm.dry_run:
-            return (
+            found = (
                 model
                 or self.loop.model
                 or self.options.project_model
                 or os.environ.get("LOOPKIT_MODEL")
                 or "dry-run"
             )
-        return default_model(model, self.loop.model, self.options.project_model)
+        else:
+            found = default_model(model, self.loop.model, self.options.project_model)
+        self._models_cache[cache_key] = found
+        return found
 
     def previous_output(self, name: str) -> str | None:
         return self.ctx.output_of(name)
@@ -316,6 +328,8 @@ class Run:
             )
         await self.set_status("running")
         await self.llm.warm_up(self._models())
+        # Loading the client (LiteLLM's import) is not the run's time: start the clock now.
+        self.budget.started = self.budget.clock()
         work = asyncio.ensure_future(self._guarded())
         event_loop = asyncio.get_running_loop()
 
@@ -473,6 +487,59 @@ class Run:
                 await self._store(self.store.set_memory, self.namespace, name, output)  # type: ignore[union-attr]
         last = {"id": self.id, "status": "succeeded", "finished_at": self.record.finished_at}
         await self._store(self.store.set_memory, self.namespace, "last_run", last)  # type: ignore[union-attr]
+
+
+_NO_FREE_TEXT = frozenset({"step_started", "budget_warning"})
+
+
+#: Event fields that hold only the loop file's names or the engine's own codes.
+_STRUCTURAL = frozenset(
+    {
+        "type",
+        "run_id",
+        "key",
+        "label",
+        "kind",
+        "model",
+        "loop",
+        "config",
+        "checker",
+        "code",
+        "error_code",
+        "limit",
+        "on_timeout",
+        "branch",
+        "members",
+        "at",
+        "seq",
+    }
+)
+
+
+def _may_hold_secrets(event: Event) -> bool:
+    """Return False only when redaction provably has nothing to do (the hot path).
+
+    That is: no secret value has been resolved in this process, and no free
+    text field holds a URL (whose password redaction would mask) or data.
+    """
+    if getattr(secrets.REGISTRY, "_values", True):
+        return True
+    for name, value in vars(event).items():
+        if name in _STRUCTURAL:
+            continue
+        if isinstance(value, str):
+            if "://" in value:
+                return True
+        elif isinstance(value, dict | list) and value:
+            return True
+    return False
+
+
+def redact_text(text: str) -> str:
+    """``secrets.redact`` for one text, skipped when it provably has nothing to do."""
+    if "://" in text or getattr(secrets.REGISTRY, "_values", True):
+        return secrets.redact(text)
+    return text
 
 
 def _project_budget(project: spec.Project | None) -> spec.Budget | None:

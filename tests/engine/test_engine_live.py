@@ -83,9 +83,11 @@ async def test_parallel_agents_really_overlap(server: LLMServer) -> None:
     calls = server.completed()
     assert len(calls) == 4
     assert max(c.started for c in calls) < min(c.finished for c in calls)
-    assert wall < 0.3 * 4  # sequential calls would take at least 1.2 s
-    group = [e for e in sink.of_type("step_finished") if e.kind == "parallel"]
-    assert group[0].agents == 4
+    members = [e.duration_ms for e in sink.of_type("step_finished") if e.kind == "agent"]
+    (group,) = [e for e in sink.of_type("step_finished") if e.kind == "parallel"]
+    assert group.agents == 4
+    assert group.duration_ms < sum(members)  # not one after the other
+    assert wall < sum(members) / 1000
 
 
 async def test_a_conditional_takes_the_then_branch_when_its_expression_is_true(
@@ -241,16 +243,15 @@ async def test_max_iterations_stops_a_run_at_the_limit(server: LLMServer) -> Non
 
 
 async def test_max_duration_stops_a_run_in_flight(server: LLMServer) -> None:
-    server.default = Reply("slow", delay=0.25)
-    loop = make_loop(pipeline=agents("S1", "S2", "S3", "S4"), budget={"maxDurationMinutes": 0.005})
-    started = time.perf_counter()
+    server.when("Do the work of S2", Reply("slow", delay=10))
+    loop = make_loop(pipeline=agents("S1", "S2", "S3"), budget={"maxDurationMinutes": 0.02})
     result, _, store = await run(server, loop)
-    wall = time.perf_counter() - started
     assert result.status == "budget_exceeded"
     assert result.limit == "maxDurationMinutes"
-    assert wall < 0.3 + 0.15
-    assert result.outputs == {"S1": "slow"}
+    assert 1200 <= result.duration_ms < 1200 + 500  # stopped in flight, not after the call
+    assert result.outputs == {"S1": "ok"}
     assert store.checkpoints(result.id).keys() == {"r1:pipeline[0]"}
+    assert server.count("Do the work of S3", status=None) == 0
 
 
 # ── Tokens and prices ────────────────────────────────────────────────────
@@ -300,11 +301,13 @@ async def test_a_429_is_retried_after_the_retry_after_delay(server: LLMServer) -
 
 async def test_a_500_is_retried_with_backoff(server: LLMServer) -> None:
     server.script(Reply(status=500), Reply(status=500), Reply("fine"))
-    result, _, _ = await run(server, make_loop(pipeline=agents("Only")))
+    options = RunOptions(retry_base_delay=0.1, retry_max_delay=1.0)
+    result, _, _ = await run(server, make_loop(pipeline=agents("Only")), options=options)
     assert result.status == "succeeded"
     assert [r.status for r in server.requests] == [500, 500, 200]
     a, b, c = server.requests
-    assert c.started - b.finished > b.started - a.finished  # the delay doubled
+    assert b.started - a.finished >= 0.1
+    assert c.started - b.finished >= 0.2  # the delay doubled
 
 
 async def test_a_400_is_not_retried(server: LLMServer) -> None:

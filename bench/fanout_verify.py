@@ -1,0 +1,168 @@
+"""Fan-out and verify: N makers in parallel, then a checker, for R rounds.
+
+The model is the in-process ``ScriptedLLM`` sleeping L seconds per call;
+everything else is the real engine: prompt rendering (Jinja2 sandbox), budget
+reservations and commits (a token and an iteration limit are set), per-step
+checkpoints (``InMemoryStore``) and every event serialised to JSON lines by
+``JsonlSink`` writing to /dev/null. The checker fails every round but the
+last, so the makers really run R times.
+
+Each case runs in its own process (so peak RSS is the case's own) and prints
+one JSON line: median wall time over the repetitions, the floor
+``R * 2 * L`` (a maker wave and a checker call per round), the overhead per
+agent call ``(wall - floor) / (R * (N + 1))`` and the peak RSS.
+
+    .venv/bin/python bench/fanout_verify.py            # every case
+    .venv/bin/python bench/fanout_verify.py --case 256 0 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from loopkit.engine import RunOptions, run_loop
+from loopkit.engine.events import Tokens
+from loopkit.llm import LLMRequest, LLMResponse, ScriptedLLM
+from loopkit.memory import InMemoryStore
+from loopkit.sinks import JsonlSink
+from loopkit.yamlio import loop_from_data
+
+CASES = [(n, latency, rounds) for n in (4, 32, 256) for latency in (0.0, 0.05) for rounds in (1, 3)]
+
+
+def make_loop(n: int, rounds: int) -> object:
+    labels = [f"Maker {i}" for i in range(n)]
+    return loop_from_data(
+        {
+            "name": "fanout",
+            "model": "bench-model",
+            "pipeline": [
+                {
+                    "parallel": [
+                        {
+                            "prompt": "Review part {{ loop.name }}/"
+                            + label
+                            + " of {{ inputs.target }}."
+                            "{% if feedback %} Fix: {{ feedback | join(', ') }}{% endif %}",
+                            "label": label,
+                        }
+                        for label in labels
+                    ]
+                }
+            ],
+            "verify": {"maker": labels, "checker": "Adversarial Verifier", "maxRounds": rounds},
+            "budget": {"maxTokens": 10**9, "maxIterations": 10**6},
+        }
+    )
+
+
+async def one_run(n: int, latency: float, rounds: int, loop: object = None) -> float:
+    def answer(request: LLMRequest) -> LLMResponse:
+        if request.role == "checker":
+            last = request.round >= rounds
+            text = json.dumps(
+                {
+                    "pass": last,
+                    "score": 0.9 if last else 0.3,
+                    "issues": [] if last else ["more detail"],
+                }
+            )
+        else:
+            text = "looks fine"
+        return LLMResponse(
+            content=text, tokens=Tokens(input=20, output=5), cost=0.0, model=request.model
+        )
+
+    llm = ScriptedLLM(answer, latency=latency, record=False)
+    loop = loop or make_loop(n, rounds)  # parsed and checked before the clock starts
+    with open("/dev/null", "w") as devnull:
+        sink = JsonlSink(devnull)
+        started = time.perf_counter()
+        result = await run_loop(
+            loop,  # type: ignore[arg-type]
+            llm,
+            sinks=[sink],
+            store=InMemoryStore(),
+            options=RunOptions(inputs={"target": "the diff"}, concurrency=n),
+        )
+        wall = time.perf_counter() - started
+    if result.status != "succeeded" or result.rounds != rounds:
+        raise SystemExit(f"unexpected result: {result.status} after {result.rounds} round(s)")
+    return wall
+
+
+async def plain_asyncio(n: int, latency: float, rounds: int) -> float:
+    """The same shape with bare coroutines: the machine's floor for comparison."""
+
+    async def call(text: str) -> str:
+        if latency:
+            await asyncio.sleep(latency)
+        return text.upper()
+
+    started = time.perf_counter()
+    for round_ in range(rounds):
+        outputs = await asyncio.gather(*(call(f"maker {i} round {round_}") for i in range(n)))
+        await call(" ".join(outputs))
+    return time.perf_counter() - started
+
+
+def run_case(n: int, latency: float, rounds: int, repeat: int) -> dict[str, object]:
+    asyncio.run(one_run(n, latency, 1))  # warm up imports and template caches
+    loop = make_loop(n, rounds)
+    walls = [asyncio.run(one_run(n, latency, rounds, loop)) for _ in range(repeat)]
+    wall = statistics.median(walls)
+    floor = rounds * 2 * latency
+    calls = rounds * (n + 1)
+    plain = statistics.median(asyncio.run(plain_asyncio(n, latency, rounds)) for _ in range(repeat))
+    return {
+        "n": n,
+        "latency_s": latency,
+        "rounds": rounds,
+        "repeat": repeat,
+        "median_wall_s": round(wall, 5),
+        "floor_s": round(floor, 5),
+        "over_floor_pct": round((wall - floor) / floor * 100, 2) if floor else None,
+        "overhead_per_call_us": round((wall - floor) / calls * 1e6, 2),
+        "plain_asyncio_overhead_per_call_us": round((plain - floor) / calls * 1e6, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--case", nargs=3, metavar=("N", "L", "R"), help="run one case in this process"
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    if args.case:
+        n, latency, rounds = int(args.case[0]), float(args.case[1]), int(args.case[2])
+        print(json.dumps(run_case(n, latency, rounds, args.repeat)), flush=True)
+        return
+    for n, latency, rounds in CASES:
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--case",
+                str(n),
+                str(latency),
+                str(rounds),
+                "--repeat",
+                str(args.repeat),
+            ],
+            check=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
