@@ -16,7 +16,7 @@ import {
   type NodeChange,
   type NodeProps,
 } from "@xyflow/react";
-import { createContext, memo, useCallback, useContext, useEffect, useMemo, useState } from "react";
+import { createContext, memo, useCallback, useContext, useEffect, useMemo, useRef, useState } from "react";
 import { layoutGraph, loopToGraph, resolveKey, type LoopEdge, type LoopNode } from "./graph";
 import type { LoopData, NodeState, NodeStats, StepKind } from "./types";
 
@@ -216,9 +216,40 @@ export interface GraphCanvasProps {
   invalid?: Set<string>;
 }
 
+function reuse<T extends { id: string }>(before: T[], after: T[]): [T[], boolean] {
+  const byId = new Map(before.map((item) => [item.id, item]));
+  let changed = before.length !== after.length;
+  const out = after.map((item, index) => {
+    const old = byId.get(item.id);
+    if (old && JSON.stringify(old) === JSON.stringify(item)) {
+      if (before[index] !== old) changed = true;
+      return old;
+    }
+    changed = true;
+    return item;
+  });
+  return [changed ? out : before, changed];
+}
+
+function reuseUnchanged(
+  before: { nodes: LoopNode[]; edges: LoopEdge[] } | null,
+  after: { nodes: LoopNode[]; edges: LoopEdge[] },
+): { nodes: LoopNode[]; edges: LoopEdge[] } {
+  if (!before) return after;
+  const [nodes, nodesChanged] = reuse(before.nodes, after.nodes);
+  const [edges, edgesChanged] = reuse(before.edges, after.edges);
+  return nodesChanged || edgesChanged ? { nodes, edges } : before;
+}
+
 function Canvas(props: GraphCanvasProps) {
   const { data, editable = false, actions } = props;
-  const laid = useMemo(() => layoutGraph(loopToGraph(data)), [data]);
+  // Keep unchanged nodes and edges as the same objects: React Flow then
+  // skips them, and a text edit elsewhere in the loop redraws nothing here.
+  const previous = useRef<{ nodes: LoopNode[]; edges: LoopEdge[] } | null>(null);
+  const laid = useMemo(() => reuseUnchanged(previous.current, layoutGraph(loopToGraph(data))), [data]);
+  useEffect(() => {
+    previous.current = laid;
+  }, [laid]);
   const [nodes, setNodes] = useState<LoopNode[]>(laid.nodes);
   const flow = useReactFlow<LoopNode, LoopEdge>();
   useEffect(() => setNodes(laid.nodes), [laid]);
@@ -265,14 +296,13 @@ function Canvas(props: GraphCanvasProps) {
     }
     return out;
   }, [props.states, data, ids]);
-  const ctx: Ctx = {
-    editable,
-    actions,
-    states,
-    highlighted,
-    invalid: props.invalid ?? new Set(),
-    selected: props.selected ?? null,
-  };
+  const invalid = props.invalid;
+  const selected = props.selected ?? null;
+  const ctx: Ctx = useMemo(
+    () => ({ editable, actions, states, highlighted, invalid: invalid ?? new Set(), selected }),
+    [editable, actions, states, highlighted, invalid, selected],
+  );
+
   return (
     <GraphContext.Provider value={ctx}>
       <ReactFlow<LoopNode, LoopEdge>
