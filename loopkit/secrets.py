@@ -29,9 +29,8 @@ MASK = "[redacted:{name}]"
 
 # user:password@ in a URL's authority: the password is masked even when it was
 # written literally (a loop should not, but a log line must not repeat it).
-_URL_PASSWORD_RE = re.compile(
-    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<pw>[^/\s@]+)(?=@)"
-)
+# Matched right after each "://" (a scan from every position would cost O(n²)).
+_USERINFO_RE = re.compile(r"[^/\s:@]*:(?P<pw>[^/\s@]+)@")
 
 T = TypeVar("T")
 
@@ -81,7 +80,20 @@ class Registry:
             pattern, values = self._pattern, dict(self._values)
         if pattern is not None:
             text = pattern.sub(lambda m: MASK.format(name=values[m.group(0)]), text)
-        return _URL_PASSWORD_RE.sub(r"\g<head>***", text)
+        return _mask_url_passwords(text) if "://" in text else text
+
+
+def _mask_url_passwords(text: str) -> str:
+    out, pos = [], 0
+    for scheme_end in re.finditer("://", text):
+        start = scheme_end.end()
+        if start < pos:
+            continue
+        userinfo = _USERINFO_RE.match(text, start)
+        if userinfo is not None:
+            out += [text[pos : userinfo.start("pw")], "***"]
+            pos = userinfo.end("pw")
+    return "".join([*out, text[pos:]])
 
 
 #: The process-wide registry that ``resolve`` fills and ``redact`` reads.
