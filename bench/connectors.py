@@ -63,20 +63,28 @@ async def mcp_stdio(n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         await conn.stop()
         stop = time.perf_counter() - t0
-    return {"start (launch + list tools)": ms(starts), "call": ms(calls), "stop_ms": round(stop * 1000, 1)}
+    return {
+        "start (launch + list tools)": ms(starts),
+        "call": ms(calls),
+        "stop_ms": round(stop * 1000, 1),
+    }
 
 
 async def mcp_http(n: int) -> dict[str, Any]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, MCP_SERVER, "--http", str(port)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, MCP_SERVER, "--http", str(port)], stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
             if line.strip() == "READY":
                 break
-        conn = build("m", spec.McpConnector(type="mcp", transport="http", url=f"http://127.0.0.1:{port}/mcp"))
+        conn = build(
+            "m", spec.McpConnector(type="mcp", transport="http", url=f"http://127.0.0.1:{port}/mcp")
+        )
         t0 = time.perf_counter()
         await conn.start()
         start = time.perf_counter() - t0
@@ -111,7 +119,9 @@ async def http(n: int) -> dict[str, Any]:
             {
                 "type": "http",
                 "baseUrl": f"http://127.0.0.1:{server.server_address[1]}",
-                "operations": {"get": {"path": "/items/{id}", "parameters": {"q": {"type": "string"}}}},
+                "operations": {
+                    "get": {"path": "/items/{id}", "parameters": {"q": {"type": "string"}}}
+                },
             }
         )
         conn = build("h", config)
@@ -144,7 +154,9 @@ def redaction(n: int) -> dict[str, Any]:
     registry = secrets.Registry()
     for i in range(10):
         registry.add(f"SECRET_{i}", f"secret-value-{i:04d}-abcdefgh")
-    event = ToolCalled(key="k", label="Step", name="tool", arguments={"q": "x" * 200}, result="y" * 500)
+    event = ToolCalled(
+        key="k", label="Step", name="tool", arguments={"q": "x" * 200}, result="y" * 500
+    )
     t0 = time.perf_counter()
     for _ in range(n * 100):
         secrets.redact_event(event, registry)
