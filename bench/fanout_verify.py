@@ -10,7 +10,11 @@ last, so the makers really run R times.
 Each case runs in its own process (so peak RSS is the case's own) and prints
 one JSON line: median wall time over the repetitions, the floor
 ``R * 2 * L`` (a maker wave and a checker call per round), the overhead per
-agent call ``(wall - floor) / (R * (N + 1))`` and the peak RSS.
+agent call ``(wall - floor) / (R * (N + 1))`` and the peak RSS. Beside
+them: the process CPU time per agent call (on a loaded shared machine the
+wall time mostly measures waiting for a core; CPU time is what an idle
+machine's wall overhead would be at L=0), the same workload written as bare
+asyncio coroutines for comparison, and the load average.
 
     .venv/bin/python bench/fanout_verify.py            # every case
     .venv/bin/python bench/fanout_verify.py --case 256 0 3
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -63,7 +68,7 @@ def make_loop(n: int, rounds: int) -> object:
     )
 
 
-async def one_run(n: int, latency: float, rounds: int, loop: object = None) -> float:
+async def one_run(n: int, latency: float, rounds: int, loop: object = None) -> tuple[float, float]:
     def answer(request: LLMRequest) -> LLMResponse:
         if request.role == "checker":
             last = request.round >= rounds
@@ -84,7 +89,7 @@ async def one_run(n: int, latency: float, rounds: int, loop: object = None) -> f
     loop = loop or make_loop(n, rounds)  # parsed and checked before the clock starts
     with open("/dev/null", "w") as devnull:
         sink = JsonlSink(devnull)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = await run_loop(
             loop,  # type: ignore[arg-type]
             llm,
@@ -92,10 +97,10 @@ async def one_run(n: int, latency: float, rounds: int, loop: object = None) -> f
             store=InMemoryStore(),
             options=RunOptions(inputs={"target": "the diff"}, concurrency=n),
         )
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.status != "succeeded" or result.rounds != rounds:
         raise SystemExit(f"unexpected result: {result.status} after {result.rounds} round(s)")
-    return wall
+    return wall, cpu
 
 
 async def plain_asyncio(n: int, latency: float, rounds: int) -> float:
@@ -106,21 +111,24 @@ async def plain_asyncio(n: int, latency: float, rounds: int) -> float:
             await asyncio.sleep(latency)
         return text.upper()
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for round_ in range(rounds):
         outputs = await asyncio.gather(*(call(f"maker {i} round {round_}") for i in range(n)))
         await call(" ".join(outputs))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def run_case(n: int, latency: float, rounds: int, repeat: int) -> dict[str, object]:
     asyncio.run(one_run(n, latency, 1))  # warm up imports and template caches
     loop = make_loop(n, rounds)
-    walls = [asyncio.run(one_run(n, latency, rounds, loop)) for _ in range(repeat)]
-    wall = statistics.median(walls)
+    runs = [asyncio.run(one_run(n, latency, rounds, loop)) for _ in range(repeat)]
+    wall = statistics.median(w for w, _ in runs)
+    cpu = statistics.median(c for _, c in runs)
     floor = rounds * 2 * latency
     calls = rounds * (n + 1)
-    plain = statistics.median(asyncio.run(plain_asyncio(n, latency, rounds)) for _ in range(repeat))
+    plains = [asyncio.run(plain_asyncio(n, latency, rounds)) for _ in range(repeat)]
+    plain = statistics.median(w for w, _ in plains)
+    plain_cpu = statistics.median(c for _, c in plains)
     return {
         "n": n,
         "latency_s": latency,
@@ -130,7 +138,10 @@ def run_case(n: int, latency: float, rounds: int, repeat: int) -> dict[str, obje
         "floor_s": round(floor, 5),
         "over_floor_pct": round((wall - floor) / floor * 100, 2) if floor else None,
         "overhead_per_call_us": round((wall - floor) / calls * 1e6, 2),
+        "cpu_per_call_us": round(cpu / calls * 1e6, 2),
         "plain_asyncio_overhead_per_call_us": round((plain - floor) / calls * 1e6, 2),
+        "plain_asyncio_cpu_per_call_us": round(plain_cpu / calls * 1e6, 2),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 

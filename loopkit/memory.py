@@ -149,7 +149,7 @@ class InMemoryStore(Store):
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        self._checkpoints: dict[str, dict[str, dict[str, Any]]] = {}
+        self._checkpoints: dict[str, dict[str, Checkpoint]] = {}
         self.memory: dict[str, dict[str, Any]] = {}
 
     def save_run(self, run: RunRecord) -> None:
@@ -165,12 +165,12 @@ class InMemoryStore(Store):
         return [RunRecord.from_dict(_copy(r)) for r in rows[:limit]]
 
     def save_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
-        self._checkpoints.setdefault(run_id, {})[checkpoint.key] = checkpoint.as_dict()
+        # The engine never changes a checkpoint it saved: keep it, copy on the way out.
+        self._checkpoints.setdefault(run_id, {})[checkpoint.key] = checkpoint
 
     def checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         return {
-            k: Checkpoint.from_dict(Checkpoint.from_dict(v).as_dict())
-            for k, v in self._checkpoints.get(run_id, {}).items()
+            k: Checkpoint.from_dict(v.as_dict()) for k, v in self._checkpoints.get(run_id, {}).items()
         }
 
     def get_memory(self, namespace: str) -> dict[str, Any]:

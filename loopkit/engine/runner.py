@@ -300,7 +300,8 @@ class Run:
         return (self.loop.memory.namespace if self.loop.memory else None) or self.loop.name
 
     async def execute(self) -> RunResult:
-        self.ctx = RunContext(self.loop, self.id, {}, {}, {})
+        # A placeholder until _prepare: without the loop's inputs, so required ones cannot fail here.
+        self.ctx = RunContext(self.loop.model_copy(update={"inputs": {}}), self.id, {}, {}, {})
         status, error, code, limit = "succeeded", None, None, None
         started = time.perf_counter()
         resumed, failure = False, None
@@ -524,15 +525,20 @@ def _may_hold_secrets(event: Event) -> bool:
     """
     if getattr(secrets.REGISTRY, "_values", True):
         return True
-    for name, value in vars(event).items():
-        if name in _STRUCTURAL:
-            continue
+    names = _TEXT_FIELDS.get(type(event))
+    if names is None:
+        names = _TEXT_FIELDS[type(event)] = tuple(n for n in vars(event) if n not in _STRUCTURAL)
+    for name in names:
+        value = getattr(event, name)
         if isinstance(value, str):
             if "://" in value:
                 return True
         elif isinstance(value, dict | list) and value:
             return True
     return False
+
+
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def redact_text(text: str) -> str:
