@@ -510,7 +510,7 @@ def position_problems(problems: list[Problem], doc: Document | None) -> list[Pro
         return problems
     out = []
     for problem in problems:
-        pos = doc.position(_parse_path(problem.path))
+        pos = doc.position(parse_path(problem.path))
         line, column = pos if pos else (None, None)
         out.append(
             Problem(
@@ -526,7 +526,8 @@ def position_problems(problems: list[Problem], doc: Document | None) -> list[Pro
     return out
 
 
-def _parse_path(path: str) -> PathKey:
+def parse_path(path: str) -> PathKey:
+    """Return ``('pipeline', 0, 'prompt')`` for ``pipeline[0].prompt`` (the inverse of format_path)."""
     parts: list[str | int] = []
     for name, index, quoted in re.findall(
         r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]", path

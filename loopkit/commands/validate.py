@@ -83,6 +83,7 @@ def handle(args: argparse.Namespace) -> int:
     from loopkit.project import find_project
 
     out = sys.stdout
+    _fit_encoding(out)
     paint = _Painter(_use_color(args.color, out))
     if args.min_score is not None and not 0 <= args.min_score <= 100:
         print("loopkit validate: --min-score must be between 0 and 100", file=sys.stderr)
@@ -234,26 +235,32 @@ def _validate_inline(context: ProjectContext) -> list[Result]:
     """Check the loops written inline in loopkit.yaml (the first release's form)."""
     from loopkit import lrs
     from loopkit.checks import check_loop
+    from loopkit.errors import Problem
+    from loopkit.yamlio import format_path, parse, parse_path
 
-    results = []
+    if not context.project.loops:
+        return []
     shown = _show(context.file) if context.file else "loopkit.yaml"
+    doc = parse(context.file.read_bytes(), shown) if context.file else None
+    results = []
     for key, loop in context.project.loops.items():
         problems = check_loop(loop, context.project, _skill_names(context))
         result = Result(file=shown, name=loop.name)
-        if problems:
-            from loopkit.errors import Problem
-
-            result.problems = [
+        for p in problems:
+            where = ("loops", key, *parse_path(p.path))
+            pos = doc.position(where) if doc else None
+            result.problems.append(
                 Problem(
                     p.message,
-                    path=f"loops[{key!r}].{p.path}" if p.path else f"loops[{key!r}]",
+                    path=format_path(where),
                     file=shown,
+                    line=pos[0] if pos else None,
+                    column=pos[1] if pos else None,
                     code=p.code,
                     hint=p.hint,
                 )
-                for p in problems
-            ]
-        else:
+            )
+        if not problems:
             result.report = lrs.score(loop, context.project)
         results.append(result)
     return results
@@ -295,6 +302,22 @@ def _show(path: Path) -> str:
 # ── Output ───────────────────────────────────────────────────────────────
 
 
+_DASH = ["—"]
+
+
+def _fit_encoding(stream: TextIO) -> None:
+    """Print on a terminal that cannot show '—' (PYTHONIOENCODING=ascii) instead of crashing."""
+    try:
+        "—".encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        _DASH[0] = "-"
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+    else:
+        _DASH[0] = "—"
+
+
 def _use_color(choice: str, stream: TextIO) -> bool:
     if choice != "auto":
         return choice == "always"
@@ -328,7 +351,7 @@ def _print_text(results: list[Result], out: TextIO, paint: _Painter) -> None:
         if result.report is not None:
             report = result.report
             grade = paint(f"{report.score}/100 (Grade {report.grade})", _GRADE_STYLE[report.grade])
-            out.write(f"{paint(result.name or result.file, 'bold')} — LRS: {grade}\n")
+            out.write(f"{paint(result.name or result.file, 'bold')} {_DASH[0]} LRS: {grade}\n")
             findings = sorted(report.findings, key=lambda f: _LEVEL_ORDER[f.level])
             for finding in findings:
                 mark = paint(finding.mark, _LEVEL_STYLE[finding.level])
@@ -339,7 +362,7 @@ def _print_text(results: list[Result], out: TextIO, paint: _Painter) -> None:
         title = result.name or result.file
         count = len(result.problems)
         label = paint(f"invalid ({count} error{'s' if count != 1 else ''})", "red")
-        out.write(f"{paint(title, 'bold')} — {label}\n")
+        out.write(f"{paint(title, 'bold')} {_DASH[0]} {label}\n")
         for problem in result.problems:
             out.write(f"  {_problem_line(problem)}\n")
             if problem.hint:

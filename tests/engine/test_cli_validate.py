@@ -224,3 +224,36 @@ def test_schema_prints_the_json_schema() -> None:
     assert schema["title"] == "LoopKit loop"
     project = json.loads(loopkit("schema", "--project").stdout)
     assert project["title"] == "LoopKit project (loopkit.yaml)"
+
+
+def test_an_inline_loops_error_names_its_line_in_loopkit_yaml(tmp_path: Path) -> None:
+    (tmp_path / "loopkit.yaml").write_text(
+        "loops:\n  hello:\n    pipeline:\n      - prompt: Say hello\n        label: Hello\n"
+        "    verify:\n      maker: [Helo]\n      checker: Adversarial Verifier\n"
+    )
+    done = loopkit("validate", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[:3] == [
+        "hello — invalid (1 error)",
+        "  loopkit.yaml:7:15: maker 'Helo' is not the label of any step (loops.hello.verify.maker[0])",
+        "    hint: did you mean 'Hello'?",
+    ]
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        f"'{LOOPKIT}' validate loops/ | head -c 10",
+        shell=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_an_ascii_only_terminal_gets_a_plain_dash() -> None:
+    done = loopkit("validate", "loops/pr-review.yaml", env={"PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("pr-review - LRS: 91/100 (Grade A)\n")
