@@ -255,3 +255,34 @@ async def test_an_unreachable_http_server_is_a_connector_error() -> None:
         await conn.start()
 
     assert str(caught.value).startswith("connector 'remote': could not start the MCP server: ")
+
+
+async def test_a_cancelled_run_shuts_its_mcp_server_down(llm: LLMServer) -> None:
+    from loopkit.engine import CancelToken
+
+    cancel = CancelToken()
+    seen: list[int] = []
+
+    class CancelAfterPid(ListSink):
+        def emit(self, event: Any) -> None:
+            super().emit(event)
+            if event.type == "tool_called":
+                seen.append(int(event.result))
+                cancel.cancel("stopped by the test")
+
+    llm.tool_call("shop__pid", {})
+    llm.script(Reply("never read", delay=5))
+    loop = loop_with(stdio_config())
+
+    result = await run_loop(
+        loop,
+        LiteLLMProvider(api_base=llm.url),
+        sinks=[CancelAfterPid()],
+        cancel=cancel,
+        options=RunOptions(retry_base_delay=0.01),
+        tool_provider=ConnectorTools(loop, root=Path.cwd()),
+    )
+
+    assert result.status == "cancelled"
+    assert len(seen) == 1
+    assert not pid_alive(seen[0]), "the MCP server outlived its cancelled run"
