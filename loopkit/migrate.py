@@ -25,6 +25,9 @@ LEGACY_KEYS = {
     "sequential": "agents",
     "skills": "skill",
     "defaults": "settings",
+    "budget": "defaultBudget",
+    "memory": "defaultMemory",
+    "model": "defaultModel",
 }
 
 

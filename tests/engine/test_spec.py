@@ -350,3 +350,23 @@ def test_the_json_schema_describes_the_camel_case_keys() -> None:
     }
     assert schema["$defs"]["Budget"]["additionalProperties"] is False
     json.dumps(schema)  # serialisable as is
+
+
+def test_an_error_in_a_first_release_project_file_points_at_what_was_written() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_project(
+            'version: "1"\nsettings:\n  defaultBudget:\n    maxTokenz: 5\n', "loopkit.yaml"
+        )
+    assert [str(p) for p in caught.value.problems] == [
+        "loopkit.yaml:4:5: unknown key 'maxTokenz' (defaults.budget.maxTokenz) "
+        "Hint: did you mean 'maxTokens'?"
+    ]
+
+
+def test_an_error_in_a_first_release_cron_points_at_the_cron_key() -> None:
+    assert problems(
+        "name: x\ntrigger:\n  type: cron\n  cron: '61 * * * *'\npipeline:\n  - prompt: a\n"
+    ) == [
+        "x.yaml:4:9: '61 * * * *' is not a valid cron expression: minute 61 is out of range "
+        "(0-59) (trigger.schedule)"
+    ]
