@@ -9,6 +9,8 @@ differences never show up as changes.
 
 from __future__ import annotations
 
+import difflib
+import json
 from typing import Any, TypedDict
 
 STEP_GROUP_KEYS = ("parallel", "sequential", "then", "else")
@@ -52,18 +54,105 @@ def _kind(step: dict[str, Any]) -> str:
     return "agent step"
 
 
-def _walk(steps: list[Any], path: str = "pipeline") -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
-    for index, step in enumerate(steps):
-        here = f"{path}[{index}]"
-        if not isinstance(step, dict):
-            continue
-        out.append((here, step))
-        for key in STEP_GROUP_KEYS:
-            children = step.get(key)
-            if isinstance(children, list):
-                out.extend(_walk(children, f"{here}.{key}"))
+class _Node(TypedDict):
+    path: str
+    step: dict[str, Any]
+    ident: str  # the label, else the step's content signature (n-th of its kind)
+    parent: str  # the ident of the group holding it ("" at the top level)
+    key: str  # "pipeline", "parallel", "sequential", "then" or "else"
+
+
+def _signature(step: dict[str, Any]) -> str:
+    children = [
+        c.get("label") or _kind(c)
+        for key in STEP_GROUP_KEYS
+        for c in step.get(key) or []
+        if isinstance(c, dict)
+    ]
+    return json.dumps([_kind(step), _own(step), children], sort_keys=True, default=str)
+
+
+def _walk(steps: list[Any]) -> list[_Node]:
+    out: list[_Node] = []
+    seen: dict[str, int] = {}
+
+    def visit(items: list[Any], path: str, parent: str, key: str) -> None:
+        for index, step in enumerate(items):
+            here = f"{path}[{index}]"
+            if not isinstance(step, dict):
+                continue
+            if step.get("label"):
+                ident = f"label:{step['label']}"
+            else:
+                signature = _signature(step)
+                seen[signature] = seen.get(signature, 0) + 1
+                ident = f"{signature}#{seen[signature]}"
+            out.append({"path": here, "step": step, "ident": ident, "parent": parent, "key": key})
+            for child_key in STEP_GROUP_KEYS:
+                children = step.get(child_key)
+                if isinstance(children, list):
+                    visit(children, f"{here}.{child_key}", ident, child_key)
+
+    visit(steps, "pipeline", "", "pipeline")
     return out
+
+
+def _match(old_nodes: list[_Node], new_nodes: list[_Node]) -> list[tuple[_Node, _Node]]:
+    """Pair old and new steps: by label or identical content, then unlabelled ones by path."""
+    old_by_ident = {n["ident"]: n for n in old_nodes}
+    pairs: dict[str, tuple[_Node, _Node]] = {}
+    for node in new_nodes:
+        before = old_by_ident.get(node["ident"])
+        if before is not None and _kind(before["step"]) == _kind(node["step"]):
+            pairs[node["ident"]] = (before, node)
+    used = {old["ident"] for old, _ in pairs.values()}
+    old_by_path = {
+        n["path"]: n for n in old_nodes if n["ident"] not in used and not n["step"].get("label")
+    }
+    for node in new_nodes:
+        if node["ident"] in pairs or node["step"].get("label"):
+            continue
+        before = old_by_path.get(node["path"])
+        if before is not None and _kind(before["step"]) == _kind(node["step"]):
+            pairs[node["ident"]] = (before, node)  # an unlabelled step edited in place
+            del old_by_path[node["path"]]
+    order = {n["ident"]: i for i, n in enumerate(new_nodes)}
+    return sorted(pairs.values(), key=lambda pair: order[pair[1]["ident"]])
+
+
+def _moved(pairs: list[tuple[_Node, _Node]]) -> set[str]:
+    """Return the idents (new) of matched steps that moved.
+
+    A step moved when its group changed, or when its order among the matched
+    steps of its group changed (outside their longest common subsequence):
+    inserting a step above others does not move them.
+    """
+    renamed = {old["ident"]: new["ident"] for old, new in pairs}
+
+    def where(node: _Node, *, old: bool) -> tuple[str, str]:
+        parent = renamed.get(node["parent"], f"old:{node['parent']}") if old else node["parent"]
+        return (parent if node["parent"] else "", node["key"])
+
+    moved = {new["ident"] for old, new in pairs if where(old, old=True) != where(new, old=False)}
+    stayed: dict[tuple[str, str], list[tuple[_Node, _Node]]] = {}
+    for old, new in pairs:
+        if new["ident"] not in moved:
+            stayed.setdefault(where(new, old=False), []).append((old, new))
+    for members in stayed.values():
+        new_order = [new["ident"] for _, new in members]
+        old_order = [new["ident"] for _, new in sorted(members, key=lambda m: _index(m[0]["path"]))]
+        matcher = difflib.SequenceMatcher(None, old_order, new_order, autojunk=False)
+        kept = {
+            new_order[block.b + k]
+            for block in matcher.get_matching_blocks()
+            for k in range(block.size)
+        }
+        moved.update(ident for ident in new_order if ident not in kept)
+    return moved
+
+
+def _index(path: str) -> int:
+    return int(path.rsplit("[", 1)[1].rstrip("]"))
 
 
 def _own(step: dict[str, Any]) -> dict[str, Any]:
@@ -123,24 +212,19 @@ def _change(
 
 def step_changes(old: list[Any], new: list[Any]) -> list[Change]:
     """Return the steps added, removed, changed and moved between two pipelines."""
-    old_steps, new_steps = _walk(old), _walk(new)
-    old_by_label = {s["label"]: (p, s) for p, s in old_steps if s.get("label")}
-    old_by_path = {p: s for p, s in old_steps if not s.get("label")}
-    matched_old: set[str] = set()
+    old_nodes, new_nodes = _walk(old), _walk(new)
+    pairs = _match(old_nodes, new_nodes)
+    moved = _moved(pairs)
+    matched = {new["ident"]: old for old, new in pairs}
     changes: list[Change] = []
-    for path, step in new_steps:
-        label = step.get("label")
-        before: tuple[str, dict[str, Any]] | None = None
-        if label and label in old_by_label:
-            before = old_by_label[label]
-        elif not label and path in old_by_path and _kind(old_by_path[path]) == _kind(step):
-            before = (path, old_by_path[path])
+    for node in new_nodes:
+        path, step, label = node["path"], node["step"], node["step"].get("label")
+        before = matched.get(node["ident"])
         if before is None:
             changes.append(_change("added", path, f"added {_name(step, path)}", label=label))
             continue
-        old_path, old_step = before
-        matched_old.add(old_path)
-        if old_path != path:
+        old_path = before["path"]
+        if node["ident"] in moved:
             changes.append(
                 _change(
                     "moved",
@@ -150,7 +234,7 @@ def step_changes(old: list[Any], new: list[Any]) -> list[Change]:
                     from_path=old_path,
                 )
             )
-        fields = _field_changes(_own(old_step), _own(step))
+        fields = _field_changes(_own(before["step"]), _own(step))
         if fields:
             changes.append(
                 _change(
@@ -161,10 +245,17 @@ def step_changes(old: list[Any], new: list[Any]) -> list[Change]:
                     from_path=old_path if old_path != path else None,
                 )
             )
-    for path, step in old_steps:
-        if path not in matched_old:
+    kept = {old["ident"] for old, _ in pairs}
+    for node in old_nodes:
+        if node["ident"] not in kept:
+            step = node["step"]
             changes.append(
-                _change("removed", path, f"removed {_name(step, path)}", label=step.get("label"))
+                _change(
+                    "removed",
+                    node["path"],
+                    f"removed {_name(step, node['path'])}",
+                    label=step.get("label"),
+                )
             )
     return changes
 

@@ -112,3 +112,36 @@ def test_the_memoised_dump_equals_yamlio_dump_for_awkward_values() -> None:
     data_["pipeline"].append({"parallel": [{"prompt": "More."}, {"prompt": "- dash"}]})
     edited = yamlio.loop_from_data(data_, check=False)
     assert canonical.dump(edited) == yamlio.dump(edited)
+
+
+def test_inserting_a_step_above_others_moves_none_of_them() -> None:
+    new = BASE.replace("pipeline:\n", "pipeline:\n  - {prompt: Fetch the diff., label: Fetch}\n")
+    assert kinds(BASE, new) == [("added", "pipeline[0]", "added agent step 'Fetch'")]
+
+
+def test_swapping_two_steps_moves_one_of_them() -> None:
+    new = BASE.replace(
+        "      - {prompt: Find bugs., label: Bugs}\n      - {prompt: Find leaks., label: Security}\n",
+        "      - {prompt: Find leaks., label: Security}\n      - {prompt: Find bugs., label: Bugs}\n",
+    )
+    assert [c[0] for c in kinds(BASE, new)] == ["moved"]
+
+
+def test_an_unlabelled_step_edited_in_place_is_changed_not_replaced() -> None:
+    new = BASE.replace("Unlabelled step.", "Unlabelled step again.")
+    assert kinds(BASE, new) == [
+        ("changed", "pipeline[2]", "changed agent step at pipeline[2]: prompt edited")
+    ]
+
+
+def test_a_step_moved_into_another_group_is_moved() -> None:
+    new = BASE.replace("      - {prompt: Find leaks., label: Security}\n", "").replace(
+        "  - {prompt: Summarise., label: Summary}\n",
+        "  - sequential:\n      - {prompt: Summarise., label: Summary}\n      - {prompt: Find leaks., label: Security}\n",
+    )
+    summaries = [c[2] for c in kinds(BASE, new)]
+    assert (
+        "moved agent step 'Security' from pipeline[0].parallel[1] to pipeline[1].sequential[1]"
+        in summaries
+    )
+    assert "moved agent step 'Summary' from pipeline[1] to pipeline[1].sequential[0]" in summaries
