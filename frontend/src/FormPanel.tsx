@@ -2,7 +2,7 @@
 import { memo, type ReactNode } from "react";
 import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErrors } from "./fields";
 import { getAt, parsePath, setAt } from "./paths";
-import { asObject, asStringList, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
+import { asObject, asStringList, iterSteps, newStep, owningStep, renameLabel, stepKind, stepLabel } from "./steps";
 import type { Json, JsonObject, LoopData, SpecError, StepKind } from "./types";
 
 export interface Suggestions {
@@ -51,7 +51,15 @@ function StepForm(props: PanelProps & { path: string }) {
   const kind = stepKind(step);
   const set = setterFor(props, path);
   const f = (name: string) => ({ path: `${path}.${name}`, errors, disabled });
-  const common = <TextField label="Label" {...f("label")} value={str(step.label)} onChange={(v) => set("label", v)} hint="Verification and the run page refer to steps by label." />;
+  const common = (
+    <TextField
+      label="Label"
+      {...f("label")}
+      value={str(step.label)}
+      onChange={(v) => props.edit((d) => renameLabel(d, path, str(step.label), v))}
+      hint="Verification and the run page refer to steps by label."
+    />
+  );
   let body: ReactNode;
   switch (kind) {
     case "agent":

@@ -223,6 +223,9 @@ def test_it_saves_reloads_and_restores_an_older_version(
 
     page.get_by_role("tab", name="History").click()
     page.get_by_text("Add a fifth reviewer").wait_for()
+    page.locator('[data-version="2"]').get_by_role("button", name="Show changes").click()
+    page.wait_for_selector('[data-testid="node-pipeline[0].parallel[4]"].lke-highlight')
+    assert page.locator(".lke-highlight").count() == 1
     page.get_by_test_id("restore-1").click()
     page.get_by_test_id("version").get_by_text("v3").wait_for()
     node(page, "pipeline[0].parallel[4]").wait_for(state="detached")
@@ -371,3 +374,54 @@ def test_the_run_graph_shows_step_states_and_highlights(
     with pytest.raises(Exception, match="state must be one of"):
         page.evaluate("() => window.graph.setNodeState('Bug Review', 'exploded')")
     screenshot(page, "run-graph-states")
+
+
+def test_the_form_edits_a_step_and_shows_field_errors(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    node(page, "pipeline[0].parallel[0]").click()
+    form = page.get_by_test_id("form-panel")
+    form.get_by_text("pipeline[0].parallel[0]", exact=True).wait_for()
+
+    form.get_by_label("Label").fill("Bugs")
+    wait_for_yaml(page, "label: Bugs\n")
+    page.wait_for_selector(EDITOR_READY)
+    verify = yaml_text(page).split("verify:")[1]
+    assert "- Bugs\n" in verify and "Bug Review" not in verify
+    node(page, "pipeline[0].parallel[0]").get_by_text("Bugs", exact=True).wait_for()
+
+    form.get_by_label("Prompt").fill("")
+    page.wait_for_selector('[data-testid="editor"][data-status="invalid"]')
+    field = form.locator('[data-path="pipeline[0].parallel[0].prompt"]')
+    field.get_by_role("alert").wait_for()
+    assert "at least 1 character" in field.get_by_role("alert").inner_text()
+    assert "lke-invalid" in (node(page, "pipeline[0].parallel[0]").get_attribute("class") or "")
+    screenshot(page, "editor-form-field-error")
+
+    form.get_by_label("Prompt").fill("Find the bugs.")
+    page.wait_for_selector(EDITOR_READY)
+    wait_for_yaml(page, "- prompt: Find the bugs.\n")
+    assert field.get_by_role("alert").count() == 0
+
+
+def test_a_viewer_reads_the_loop_without_edit_controls(
+    page: Any, live_server: Any, make_team: Any, client_for: Any, password: str
+) -> None:
+    from loopkit_web.teams.models import Membership
+
+    team, users = make_team("Readers", roles=["editor"])
+    viewer = users["editor"]
+    loop = import_example(client_for(viewer), "pr-review")
+    Membership.objects.filter(team=team, user=viewer).update(role="viewer")
+    log_in(page, live_server.url, viewer, password)
+    open_editor(page, live_server.url, loop["id"])
+    assert page.get_by_test_id("save").count() == 0
+    assert page.locator(".lke-add-button").count() == 0
+    node(page, "pipeline[0].parallel[0]").click()
+    assert page.get_by_test_id("form-panel").get_by_label("Prompt").is_disabled()
+    go_to_line(page, "maxRounds: 3")
+    page.keyboard.type("3")
+    assert yaml_text(page) == loop["yaml"]
