@@ -298,3 +298,26 @@ def test_a_plan_needs_at_least_one_template() -> None:
 
     (problem,) = caught.value.problems
     assert problem.path == "pipeline[0].templates"
+
+
+async def test_a_plan_maker_plans_again_with_the_checkers_feedback(server: LLMServer) -> None:
+    from llm_server import verdict
+
+    checker = "You are an adversarial verifier"
+    server.when(checker, verdict(False, 0.3, ["no root cause given"]), times=1)
+    server.when(checker, verdict(True, 0.9))
+    server.when(PLANNER, plan_reply([("search", "logs")], done=True))
+    data = triage_loop().model_dump(by_alias=True, exclude_none=True)
+    data["verify"] = {"maker": ["Triage"], "checker": "Adversarial Verifier", "maxRounds": 2}
+
+    result, sink = await run(server, loop_from_data(data))
+
+    assert result.status == "succeeded", result.error
+    assert result.rounds == 2
+    second_plan = planner_requests(server)[1].text
+    assert (
+        "A reviewer rejected the previous result. Address every issue:\n- no root cause given"
+        in second_plan
+    )
+    executed = [e.label for e in sink.of_type("step_finished") if e.kind == "agent"]
+    assert executed == ["Triage 1.1 search", "Report", "Triage r2 1.1 search"]
