@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from loopkit_web.accounts import services
 from loopkit_web.accounts.forms import SignUpForm, TokenForm
 from loopkit_web.accounts.models import ApiToken
-from loopkit_web.teams.scoping import get_scoped_or_404, require_role
+from loopkit_web.teams.scoping import get_scoped_or_404, require_role, team_required
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -62,6 +62,7 @@ NEW_TOKEN_SESSION_KEY = "loopkit_new_token"
 
 
 @login_required
+@team_required
 def tokens(request: HttpRequest) -> HttpResponse:
     """List the user's tokens in the current team; create one (shown once, after a redirect
     so that reloading the page neither creates another token nor shows it again)."""

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from loopkit_web.audit.filters import AuditFilter, to_csv, to_json
 from loopkit_web.audit.models import AuditEvent
-from loopkit_web.teams.scoping import require_role
+from loopkit_web.teams.scoping import require_role, team_required
 
 
 def _filtered(request: HttpRequest) -> tuple[AuditFilter, QuerySet[AuditEvent], object]:
@@ -24,6 +24,7 @@ def _filtered(request: HttpRequest) -> tuple[AuditFilter, QuerySet[AuditEvent], 
 
 
 @login_required
+@team_required
 def event_list(request: HttpRequest) -> HttpResponse:
     f, qs, team = _filtered(request)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
@@ -59,6 +60,7 @@ def _refuse(f: AuditFilter) -> HttpResponse:
 
 
 @login_required
+@team_required
 def export_csv(request: HttpRequest) -> HttpResponse:
     f, qs, team = _filtered(request)
     if f.errors:
@@ -67,6 +69,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@team_required
 def export_json(request: HttpRequest) -> HttpResponse:
     f, qs, team = _filtered(request)
     if f.errors:

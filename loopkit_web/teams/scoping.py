@@ -21,11 +21,13 @@ current role in the token's team and sees nothing of the user's other teams.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from loopkit_web.accounts.models import ApiToken
@@ -150,3 +152,22 @@ def require_role(request: HttpRequest, role: str, team: Team | None = None) -> M
             f"This needs the {role} role in team {team!s}; you are {membership.role}."
         )
     return membership
+
+
+def team_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Decorate a page about the current team: without any team, go to the teams page.
+
+    Apply under ``login_required``. API endpoints need no such thing: they get 404.
+    """
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if current_team(request) is None:
+            from django.contrib import messages
+            from django.shortcuts import redirect
+
+            messages.info(request, "Create a team or open an invitation link first.")
+            return redirect("teams:list")
+        return view(request, *args, **kwargs)
+
+    return wrapper

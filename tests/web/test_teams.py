@@ -294,3 +294,13 @@ def test_scoped_querysets_see_only_the_callers_teams(make_team: Any) -> None:
     outsider = Membership.objects.get(team=bravo)
     with pytest.raises(Http404):
         get_scoped_or_404(Membership, request, pk=outsider.pk)
+
+
+@pytest.mark.parametrize("url", ["/accounts/tokens/", "/audit/", "/audit/export.csv"])
+def test_team_pages_send_a_user_without_team_to_the_teams_page(
+    url: str, make_user: Any, client_for: Any
+) -> None:
+    response = client_for(make_user("loner")).get(url, follow=True)
+
+    assert response.redirect_chain == [("/teams/", 302)]
+    assert "Create a team or open an invitation link first." in response.content.decode()
