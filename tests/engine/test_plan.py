@@ -321,3 +321,36 @@ async def test_a_plan_maker_plans_again_with_the_checkers_feedback(server: LLMSe
     )
     executed = [e.label for e in sink.of_type("step_finished") if e.kind == "agent"]
     assert executed == ["Triage 1.1 search", "Report", "Triage r2 1.1 search"]
+
+
+async def test_a_resumed_run_reuses_its_plan_and_finished_planned_steps() -> None:
+    from loopkit.errors import ProviderError
+    from loopkit.llm import ScriptedLLM
+    from loopkit.memory import InMemoryStore
+
+    store = InMemoryStore()
+    loop = triage_loop()
+    plan = json.dumps(
+        {
+            "steps": [
+                {"template": "search", "input": "a"},
+                {"template": "reproduce", "input": "b"},
+            ],
+            "done": True,
+        }
+    )
+    broken = ScriptedLLM([plan, "searched", ProviderError("invalid key", status_code=401)])
+    first = await run_loop(loop, broken, store=store)
+    assert (first.status, first.error) == ("failed", "invalid key")
+
+    fixed = ScriptedLLM(["reproduced", "report"])
+    again = await run_loop(
+        loop, fixed, store=store, options=RunOptions(run_id=first.id, resume=True)
+    )
+
+    assert again.status == "succeeded", again.error
+    assert [r.step for r in fixed.requests] == ["Triage 1.2 reproduce", "Report"]
+    assert (
+        again.outputs["Triage"]
+        == "## Triage 1.1 search\nsearched\n\n## Triage 1.2 reproduce\nreproduced"
+    )
