@@ -233,6 +233,12 @@ def runtime_main(argv: list[str]) -> int:
     if args.command != "run":
         parser.print_help()
         return 2
+    if args.global_dry_run or args.dry_run:
+        # A dry run needs no pydantic plugins; looking them up scans every
+        # installed distribution's entry points (~15 ms of a cold start).
+        import os
+
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         return execute(args, dry_run=args.global_dry_run or args.dry_run)
     except KeyboardInterrupt:
