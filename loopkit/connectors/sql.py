@@ -132,6 +132,10 @@ class SqlConnector(Connector):
                 )
         except ConnectorError:
             raise
+        except ImportError:
+            raise ConnectorError(
+                self.name, "PostgreSQL needs psycopg: pip install 'psycopg[binary]'"
+            ) from None
         except Exception as exc:
             raise ConnectorError(
                 self.name, f"could not open the database: {secrets.redact(str(exc))}"
