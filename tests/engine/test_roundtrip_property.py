@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loopkit import lrs, spec
+from loopkit.errors import SpecError
 from loopkit.templating import TemplateSyntaxError, check_prompt
 from loopkit.yamlio import dump, load_loop, loop_from_data, to_data
 
@@ -234,3 +235,88 @@ def test_every_generated_loop_gets_a_well_formed_report(data: dict[str, Any]) ->
 
 def test_the_json_schema_is_stable() -> None:
     assert spec.json_schema() == spec.json_schema()
+
+
+# ── Robustness: any input gives a loop or a SpecError, never another exception ──
+
+_yamlish = st.lists(
+    st.sampled_from(
+        [
+            "name: x\n",
+            "pipeline:\n",
+            "  - prompt: a\n",
+            "    label: A\n",
+            "  - parallel:\n",
+            "      - prompt: b\n",
+            "verify:\n",
+            "  maker: [A]\n",
+            "  checker: A\n",
+            "budget:\n",
+            "  maxTokens: 5\n",
+            "trigger: {type: cron, schedule: '* * * * *'}\n",
+            "  - when: x ==\n",
+            "    then: []\n",
+            "&a ",
+            "*a\n",
+            "<<: *a\n",
+            "!!str ",
+            "!!python/name:x ",
+            "[",
+            "]",
+            "{",
+            "}",
+            ": ",
+            "- ",
+            "'",
+            '"',
+            "\t",
+            "\n",
+            "---\n",
+            "%YAML 1.1\n",
+            "? ",
+            "|\n",
+            ">-\n",
+            "#c\n",
+            "\u00e9",
+            "\x00",
+            "\ufeff",
+            "~",
+            "null",
+            "1e5",
+            "0o17",
+            "yes",
+            ".inf",
+        ]
+    ),
+    max_size=25,
+).map("".join)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_yamlish | st.text(max_size=200))
+def test_any_text_loads_or_gives_spec_errors_with_messages(source: str) -> None:
+    try:
+        load_loop(source, "fuzz.yaml")
+    except SpecError as exc:
+        assert exc.problems
+        assert all(p.message and p.file == "fuzz.yaml" for p in exc.problems)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "pipeline", "verify", "budget", "trigger", "memory", "x"]), _json
+    )
+)
+def test_any_json_data_validates_or_gives_spec_errors(data: dict[str, Any]) -> None:
+    try:
+        loop_from_data(data)
+    except SpecError as exc:
+        assert exc.problems
