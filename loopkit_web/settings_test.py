@@ -11,10 +11,16 @@ directory through the environment.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("LOOPKIT_VAR_DIR", tempfile.mkdtemp(prefix=f"loopkit-test-{os.getpid()}-"))
+if "LOOPKIT_VAR_DIR" not in os.environ:
+    # The process that makes the directory removes it; children inherit it.
+    _var = tempfile.mkdtemp(prefix=f"loopkit-test-{os.getpid()}-")
+    os.environ["LOOPKIT_VAR_DIR"] = _var
+    atexit.register(shutil.rmtree, _var, ignore_errors=True)
 os.environ.setdefault("LOOPKIT_HUEY_IMMEDIATE", "true")
 os.environ.setdefault("LOOPKIT_CHANNEL_LAYER", "memory")
 
