@@ -54,7 +54,7 @@ def test_it_refuses_a_viewer_starting_a_run(team: Any, client_for: Any) -> None:
 
 def test_it_reruns_with_the_same_inputs(team: Any, client_for: Any) -> None:
     acme, users = team
-    loop = make_loop(acme, inputs={"repo": {"description": "repo", "default": "acme/web"}})
+    loop = make_loop(acme, inputs={"repo": {"description": "repo", "required": True}})
     client = client_for(users["editor"])
     first = client.post(
         "/api/runs",
