@@ -184,3 +184,43 @@ def test_a_team_at_its_concurrency_limit_waits(team: Any, queued: list[int], set
     assert Run.objects.get(pk=waiting.pk).status == Status.QUEUED
     busy.transition(Status.SUCCEEDED, allowed_from={Status.RUNNING})
     assert execution.execute(waiting.pk) == "succeeded"
+
+
+def test_recovery_fails_a_run_whose_worker_was_lost_too_often(team: Any, queued: list[int]) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.tasks import recover_stale_runs
+
+    acme, users = team
+    run = start_run(make_loop(acme), trigger_type="manual", dry_run=True, actor=users["editor"])
+    old = timezone.now() - timedelta(minutes=5)
+    Run.objects.filter(pk=run.pk).update(status=Status.RUNNING, attempt=3, heartbeat_at=old)
+    assert recover_stale_runs() == {"resumed": [], "failed": [run.pk], "requeued": []}
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert run.error == (
+        "the worker running it stopped responding 3 times; giving up (LOOPKIT_RUN_MAX_ATTEMPTS)"
+    )
+    assert event_types(run)[-1] == "run_finished"
+
+
+def test_recovery_leaves_live_runs_alone_and_requeues_lost_queued_ones(
+    team: Any, queued: list[int]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.tasks import recover_stale_runs
+
+    acme, users = team
+    loop = make_loop(acme)
+    alive = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    Run.objects.filter(pk=alive.pk).update(status=Status.RUNNING, heartbeat_at=timezone.now())
+    lost = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    Run.objects.filter(pk=lost.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    queued.clear()
+    assert recover_stale_runs() == {"resumed": [], "failed": [], "requeued": [lost.pk]}
+    assert queued == [lost.pk]
