@@ -369,6 +369,11 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           )}
         </aside>
         <div className="lke-yaml-pane">
+          {status === "invalid" && errorSource === "data" && (
+            <div className="lke-yaml-note" role="status">
+              The YAML shows the last valid version: fix the problems in the form to update it.
+            </div>
+          )}
           <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} />
           {errors.length > 0 && (
             <ul className="lke-errors" data-testid="errors">
