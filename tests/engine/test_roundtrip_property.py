@@ -145,6 +145,49 @@ triggers = st.one_of(
     ),
     st.fixed_dictionaries({"type": st.just("event"), "event": names}),
 )
+connectors = st.dictionaries(
+    names,
+    st.one_of(
+        st.fixed_dictionaries(
+            {"type": st.just("mcp"), "command": text},
+            optional={
+                "args": st.lists(text, max_size=3),
+                "env": st.dictionaries(names, text, max_size=2),
+            },
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.just("mcp"),
+                "transport": st.just("http"),
+                "url": st.just("http://127.0.0.1:9/mcp"),
+            }
+        ),
+        st.fixed_dictionaries(
+            {"type": st.just("http"), "baseUrl": st.just("https://api.example.com")},
+            optional={
+                "headers": st.dictionaries(
+                    st.sampled_from(["Accept", "on", "yes", "404"]), text, max_size=2
+                ),
+                "operations": st.dictionaries(
+                    names,
+                    st.fixed_dictionaries(
+                        {"path": st.just("/things/{id}")},
+                        optional={
+                            "method": st.sampled_from(["GET", "POST", "DELETE"]),
+                            "parameters": st.just({"type": "object", "properties": {}}),
+                        },
+                    ),
+                    max_size=2,
+                ),
+            },
+        ),
+        st.fixed_dictionaries(
+            {"type": st.just("sql"), "url": st.just("${DATABASE_URL}")},
+            optional={"rowLimit": st.integers(1, 1000), "timeoutSeconds": numbers},
+        ),
+    ),
+    max_size=2,
+)
 budgets = st.fixed_dictionaries(
     {},
     optional={
@@ -179,11 +222,41 @@ def loops(draw: st.DrawFn) -> dict[str, Any]:
                 },
             )
         )
+    if draw(st.booleans()):
+        data["connectors"] = draw(connectors)
+    if draw(st.booleans()):
+        data["subagents"] = {
+            "judge": draw(
+                st.fixed_dictionaries(
+                    {"role": st.just("verifier")},
+                    optional={
+                        "model": st.just("openai/gpt-4o"),
+                        "prompt": text,
+                        "description": text,
+                    },
+                )
+            )
+        }
+    if draw(st.booleans()):
+        data["inputs"] = draw(
+            st.dictionaries(
+                names,
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "description": text,
+                        "default": st.one_of(text, st.integers(), st.booleans()),
+                        "required": st.booleans(),
+                    },
+                ),
+                max_size=2,
+            )
+        )
     top_labels = [s["label"] for s in pipeline if "prompt" in s and "label" in s]
     if top_labels and draw(st.booleans()):
         data["verify"] = {
             "maker": top_labels[:2],
-            "checker": "Adversarial Verifier",
+            "checker": "judge" if "subagents" in data else "Adversarial Verifier",
             **draw(
                 st.fixed_dictionaries(
                     {},
@@ -299,7 +372,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(_yamlish | st.text(max_size=200))
 def test_any_text_loads_or_gives_spec_errors_with_messages(source: str) -> None:
     try:
@@ -309,7 +382,7 @@ def test_any_text_loads_or_gives_spec_errors_with_messages(source: str) -> None:
         assert all(p.message and p.file == "fuzz.yaml" for p in exc.problems)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["name", "pipeline", "verify", "budget", "trigger", "memory", "x"]), _json
