@@ -286,3 +286,54 @@ async def test_a_cancelled_run_shuts_its_mcp_server_down(llm: LLMServer) -> None
     assert result.status == "cancelled"
     assert len(seen) == 1
     assert not pid_alive(seen[0]), "the MCP server outlived its cancelled run"
+
+
+async def test_loopkit_run_gives_a_step_its_connector_tools_and_skills(
+    llm: LLMServer, tmp_path: Path
+) -> None:
+    (tmp_path / "loops").mkdir()
+    (tmp_path / "skills/orders").mkdir(parents=True)
+    (tmp_path / "skills/orders/SKILL.md").write_text(
+        "---\nname: orders\ndescription: How to check an order.\n---\nLook it up first.\n"
+    )
+    (tmp_path / "loopkit.yaml").write_text(
+        f"name: shop\nconnectors:\n  shop:\n    type: mcp\n    command: {sys.executable}\n"
+        f"    args: [{SERVER}]\n"
+    )
+    (tmp_path / "loops/check.yaml").write_text(
+        "name: check\nmodel: openai/test\npipeline:\n"
+        "  - prompt: Check order A-1.\n    label: Check\n    connectors: [shop]\n"
+        "    tools: [shop.lookup_order]\n    skills: [orders]\n"
+    )
+    llm.tool_call("shop__lookup_order", {"order_id": "A-1"})
+    llm.script(Reply("A-1 shipped."))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LOOPKIT_")}
+    environ["LOOPKIT_API_BASE"] = llm.url
+
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "loopkit"),
+        "run",
+        "check",
+        "--json",
+        cwd=tmp_path,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+
+    assert proc.returncode == 0, err.decode()
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    (call,) = [e for e in events if e["type"] == "tool_called"]
+    assert (call["name"], call["result"], call["is_error"]) == (
+        "shop__lookup_order",
+        '{ "id": "A-1", "status": "shipped" }',  # the event keeps a one-line summary
+        False,
+    )
+    first = llm.requests[0].body
+    assert sorted(t["function"]["name"] for t in first["tools"]) == [
+        "load_skill",
+        "shop__lookup_order",
+    ]
+    assert "- orders: How to check an order." in first["messages"][0]["content"]
+    assert events[-1]["status"] == "succeeded"
