@@ -103,7 +103,8 @@ def _editor_page(
     message: str = "",
     base_version: int | None = None,
 ) -> HttpResponse:
-    lrs = loop.lrs_report if loop is not None else services.validate(text).lrs
+    # A new loop: the island validates its own starter and shows that LRS.
+    lrs = loop.lrs_report if loop is not None else None
     editor_data = {
         "loopId": loop.pk if loop is not None else None,
         "version": loop.version if loop is not None else None,
