@@ -1,6 +1,6 @@
 """``loopkit validate [PATHS...]``: check loops and print their Loop Readiness Score.
 
-Paths are loop files or folders of them; without any, the project's loops
+Paths are loop files, folders of them or loop names; without any, the project's loops
 folder (``loops/`` unless loopkit.yaml says otherwise) and the loops written
 inline in loopkit.yaml. Each loop prints as in the seed::
 
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="loop files or folders (default: the project's loops folder)",
+        help="loop files, folders or loop names (default: the project's loops folder)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -94,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
             files, missing = _collect(args.paths)
             if missing:
                 for path in missing:
-                    print(f"loopkit validate: {path}: no such file or folder", file=sys.stderr)
+                    print(f"loopkit validate: {path}: no such file, folder or loop", file=sys.stderr)
                 return 2
             results = [_validate_file(path) for path in files]
         else:
@@ -145,6 +145,8 @@ def _collect(paths: list[str]) -> tuple[list[Path], list[str]]:
             files += sorted(p for p in path.iterdir() if p.suffix in LOOP_SUFFIXES and p.is_file())
         elif path.is_file():
             files.append(path)
+        elif (named := _by_name(raw)) is not None:
+            files.append(named)
         else:
             missing.append(raw)
     seen: set[Path] = set()
@@ -155,6 +157,19 @@ def _collect(paths: list[str]) -> tuple[list[Path], list[str]]:
             seen.add(key)
             unique.append(file)
     return unique, missing
+
+
+def _by_name(name: str) -> Path | None:
+    """Return the project's file of the loop called ``name`` (``loopkit validate pr-review``)."""
+    from loopkit.errors import SpecError
+    from loopkit.project import find_project
+
+    if "/" in name or "\\" in name:
+        return None
+    try:
+        return find_project().resolve_loop(name)
+    except SpecError:
+        return None
 
 
 _CONTEXTS: dict[Path, ProjectContext] = {}

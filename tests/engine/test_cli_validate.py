@@ -136,7 +136,7 @@ def test_the_broken_folder_fails_as_a_whole_with_every_error_listed() -> None:
 def test_a_missing_path_is_a_usage_error() -> None:
     done = loopkit("validate", "no/such/loop.yaml")
     assert done.returncode == 2
-    assert done.stderr == "loopkit validate: no/such/loop.yaml: no such file or folder\n"
+    assert done.stderr == "loopkit validate: no/such/loop.yaml: no such file, folder or loop\n"
 
 
 def test_colour_is_used_only_when_asked_and_never_with_no_color() -> None:
@@ -257,3 +257,9 @@ def test_an_ascii_only_terminal_gets_a_plain_dash() -> None:
     done = loopkit("validate", "loops/pr-review.yaml", env={"PYTHONIOENCODING": "ascii"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("pr-review - LRS: 91/100 (Grade A)\n")
+
+
+def test_a_loop_can_be_named_instead_of_given_as_a_path() -> None:
+    done = loopkit("validate", "daily-triage")
+    assert done.returncode == 0
+    assert done.stdout.startswith("daily-triage — LRS: 55/100 (Grade D)\n")
