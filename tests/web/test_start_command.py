@@ -78,8 +78,8 @@ class Started:
     output: list[str]
 
 
-@pytest.fixture
-def started(tmp_path: Path) -> Iterator[Started]:
+def start(tmp_path: Path) -> Iterator[Started]:
+    """Start loopkit_start in a clone-like copy; yield once it serves; kill what is left."""
     checkout = clone_like_copy(tmp_path / "loopkit")
     assert not (checkout / "var").exists()
     port = free_port()
@@ -118,13 +118,26 @@ def started(tmp_path: Path) -> Iterator[Started]:
             proc.wait()
 
 
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
+    """One started instance shared by the tests that do not stop it."""
+    yield from start(tmp_path_factory.mktemp("running"))
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[Started]:
+    """A started instance of the test's own (to stop it)."""
+    yield from start(tmp_path)
+
+
 def _read(started: Started) -> str:
     assert started.proc.stdout is not None
     started.output.extend(started.proc.stdout.readlines())
     return "".join(started.output)
 
 
-def test_it_serves_the_login_page_health_and_the_demo_account(started: Started) -> None:
+def test_it_serves_the_login_page_health_and_the_demo_account(running: Started) -> None:
+    started = running
     output = _read(started)
     assert f"LoopKit is running at {started.base_url}/" in output
     match = re.search(r"log in as (\S+) / (\S+)", output)
@@ -162,7 +175,8 @@ def test_it_serves_the_login_page_health_and_the_demo_account(started: Started) 
     assert me["current_team"]["name"] == "Demo" and me["current_team"]["role"] == "owner"
 
 
-def test_its_worker_runs_tasks(started: Started) -> None:
+def test_its_worker_runs_tasks(running: Started) -> None:
+    started = running
     script = (
         "import json; from loopkit_web.tasks import ping; "
         "print('TASK ' + json.dumps(ping('hello').get(blocking=True, timeout=30)))"
