@@ -145,3 +145,15 @@ def test_a_step_moved_into_another_group_is_moved() -> None:
         in summaries
     )
     assert "moved agent step 'Summary' from pipeline[1] to pipeline[1].sequential[0]" in summaries
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "loops").glob("*.yaml")), ids=lambda p: p.name)
+def test_the_editor_round_trip_is_byte_identical_for_canonical_yaml(path: Path) -> None:
+    from builder.services import validate
+
+    first = validate(path.read_bytes())
+    assert first.yaml == yamlio.dump(yamlio.load_loop(path.read_bytes(), check=False))
+    canonical_text = first.yaml
+    assert validate(canonical_text).yaml == canonical_text  # YAML view → YAML
+    assert validate(data=first.data).yaml == canonical_text  # graph/form (JSON) → YAML
+    assert validate(data=first.data).data == first.data
