@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,11 @@ class DatabaseSink(Sink):
         self._thread.join()
 
 
+def _close_connection() -> None:
+    """Close the calling thread's database connection (``connection`` resolves per thread)."""
+    connection.close()
+
+
 def make_llm(run: Run, loop: Any) -> LLM:
     """Return the dry-run provider (per the loop's ``dryRun`` options) or the live one."""
     if run.dry_run:
@@ -129,9 +135,15 @@ def run_with_engine(
 
         root = Path(getattr(settings, "LOOPKIT_PROJECT_ROOT", settings.BASE_DIR))
         tools = ConnectorTools(loop, root=root)
-    try:
-        result = asyncio.run(
-            run_loop(
+
+    async def main() -> Any:
+        # The ORM store and the approver run in the loop's default executor: one thread
+        # of our own, whose database connection is closed when the run ends (threads of
+        # asyncio's own executor would each leave a connection open behind them).
+        event_loop = asyncio.get_running_loop()
+        event_loop.set_default_executor(ThreadPoolExecutor(1, f"loopkit-orm-{run.pk}"))
+        try:
+            return await run_loop(
                 loop,
                 make_llm(run, loop),
                 sinks=[sink],
@@ -141,7 +153,11 @@ def run_with_engine(
                 options=options,
                 tool_provider=tools,
             )
-        )
+        finally:
+            await event_loop.run_in_executor(None, _close_connection)
+
+    try:
+        result = asyncio.run(main())
     finally:
         sink.close()
     return {"status": result.status, "error": result.error or ""}
