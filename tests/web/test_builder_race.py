@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import child_env, manage, shell, skip_or_fail
+from .procs import child_env, shell, skip_or_fail
 
 pytestmark = pytest.mark.services
 
@@ -44,8 +44,6 @@ def test_a_save_racing_another_gets_409_instead_of_overwriting(pg_url: str, tmp_
     env = child_env(
         DATABASE_URL=pg_url, LOOPKIT_VAR_DIR=str(tmp_path), LOOPKIT_CHANNEL_LAYER="memory"
     )
-    for app in ("builder", "audit"):  # and what they depend on: not the whole project
-        manage("migrate", app, "--no-input", env=env)
     out = shell(Path(__file__).parent / "scripts" / "builder_race.py", env=env).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))

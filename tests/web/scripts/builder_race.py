@@ -5,11 +5,15 @@ import json
 import threading
 import time
 
+from django.core.management import call_command
 from django.db import connection, connections, transaction
 
 from builder import services
 from builder.models import Loop
 from loopkit_web.teams.models import Team
+
+for app in ("builder", "audit"):  # and what they depend on: not the whole project
+    call_command("migrate", app, verbosity=0, interactive=False)
 
 
 def loop_text(prompt):
