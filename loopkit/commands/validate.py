@@ -82,6 +82,8 @@ def handle(args: argparse.Namespace) -> int:
     from loopkit.errors import SpecError
     from loopkit.project import find_project
 
+    _CONTEXTS.clear()  # one run's view of the disk: files may change between calls
+    _SKILLS.clear()
     out = sys.stdout
     _fit_encoding(out)
     paint = _Painter(_use_color(args.color, out))
