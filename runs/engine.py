@@ -47,9 +47,15 @@ class DatabaseSink(Sink):
     _STOP = object()
     BATCH = 200
 
-    def __init__(self, run_id: int, write: Callable[[int, list[dict[str, Any]]], Any]) -> None:
+    def __init__(
+        self,
+        run_id: int,
+        write: Callable[[int, list[dict[str, Any]]], Any],
+        owned: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.run_id = run_id
         self.write = write
+        self.owned = owned
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._work, name=f"loopkit-sink-{run_id}", daemon=True
@@ -72,7 +78,7 @@ class DatabaseSink(Sink):
                 if any(item is self._STOP for item in batch):
                     stopping = True
                     batch = [item for item in batch if item is not self._STOP]
-                if batch:
+                if batch and self.owned():  # a run taken over by another worker is theirs
                     try:
                         self.write(self.run_id, batch)
                     except Exception:
@@ -115,10 +121,15 @@ def run_with_engine(
     *,
     resume: bool,
     on_events: Callable[[int, list[dict[str, Any]]], Any],
+    owned: Callable[[], bool] = lambda: True,
 ) -> dict[str, Any]:
-    """Run *run* to its end; return ``{"status", "error"}`` from the engine's result."""
+    """Run *run* to its end; return ``{"status", "error"}`` from the engine's result.
+
+    *owned* says whether this worker still holds the run; once it does not,
+    the run's events are no longer written by this execution.
+    """
     loop = parse_loop(run.loop_yaml, run.loop_name)
-    sink = DatabaseSink(run.pk, on_events)
+    sink = DatabaseSink(run.pk, on_events, owned)
     store = OrmStore(run.team_id)
     options = RunOptions(
         inputs=dict(run.inputs),

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
@@ -76,6 +77,7 @@ class Heartbeat(threading.Thread):
         self.run_id = run_id
         self.token = token
         self.stopped = threading.Event()
+        self.lost = threading.Event()
         self.worker = worker_ident()
 
     def run(self) -> None:
@@ -93,7 +95,15 @@ class Heartbeat(threading.Thread):
                 if row[0] and not self.token.cancelled:
                     self.token.cancel("cancelled by a user")
                 if now.timestamp() - last_beat >= interval:
-                    Run.objects.filter(pk=self.run_id, status__in=ACTIVE).update(heartbeat_at=now)
+                    beat = Run.objects.filter(
+                        pk=self.run_id, status__in=ACTIVE, worker=self.worker
+                    ).update(heartbeat_at=now)
+                    if not beat:
+                        # Recovery gave the run to another worker (this one looked dead):
+                        # stop, and leave the run's events and status to the new owner.
+                        self.lost.set()
+                        self.token.cancel("another worker took this run over")
+                        return
                     last_beat = now.timestamp()
         except Exception:
             logger.exception("heartbeat of run %s failed", self.run_id)
@@ -130,23 +140,30 @@ def execute(run_id: int, attempt: int | None = None) -> str:
     heartbeat = Heartbeat(run.pk, token)
     heartbeat.start()
     try:
-        outcome = run_engine(run, token, resume=attempt is not None)
+        outcome = run_engine(
+            run, token, resume=attempt is not None, owned=lambda: not heartbeat.lost.is_set()
+        )
     except Exception as exc:  # our bug or the environment's: the run fails, with the reason
         logger.exception("run %s crashed", run.pk)
         outcome = {"status": Status.FAILED, "error": f"{type(exc).__name__}: {exc}"}
-        record_event(
-            run.pk,
-            "run_finished",
-            {"loop": run.loop_name, "status": Status.FAILED, "error": outcome["error"]},
-        )
+        if not heartbeat.lost.is_set():
+            record_event(
+                run.pk,
+                "run_finished",
+                {"loop": run.loop_name, "status": Status.FAILED, "error": outcome["error"]},
+            )
     finally:
         heartbeat.stop()
+    if heartbeat.lost.is_set():
+        return "lost"
     finish(run, str(outcome["status"]), error=str(outcome.get("error") or ""))
     return str(outcome["status"])
 
 
-def run_engine(run: Run, token: CancelToken, *, resume: bool) -> dict[str, Any]:
+def run_engine(
+    run: Run, token: CancelToken, *, resume: bool, owned: Callable[[], bool]
+) -> dict[str, Any]:
     """Run the loop with the engine, storing its events; return ``{"status", "error"}``."""
     from runs.engine import run_with_engine
 
-    return run_with_engine(run, token, resume=resume, on_events=record_engine_events)
+    return run_with_engine(run, token, resume=resume, on_events=record_engine_events, owned=owned)

@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('builder', '0001_initial'),
-        ('runs', '0001_initial'),
-        ('teams', '0001_initial'),
+        ("builder", "0001_initial"),
+        ("runs", "0001_initial"),
+        ("teams", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['team', '-created_at'], name='runs_run_team_created'),
+            model_name="run",
+            index=models.Index(fields=["team", "-created_at"], name="runs_run_team_created"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['team', '-cost_usd'], name='runs_run_team_cost'),
+            model_name="run",
+            index=models.Index(fields=["team", "-cost_usd"], name="runs_run_team_cost"),
         ),
     ]

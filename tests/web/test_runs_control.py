@@ -224,3 +224,31 @@ def test_recovery_leaves_live_runs_alone_and_requeues_lost_queued_ones(
     queued.clear()
     assert recover_stale_runs() == {"resumed": [], "failed": [], "requeued": [lost.pk]}
     assert queued == [lost.pk]
+
+
+def test_a_worker_whose_run_was_taken_over_stops_and_leaves_it_to_the_new_owner(
+    team: Any, queued: list[int], settings: Any
+) -> None:
+    settings.LOOPKIT_RUN_HEARTBEAT_SECONDS = 0.1
+    acme, users = team
+    run = start_run(
+        make_loop(acme, latency_ms=400), trigger_type="manual", dry_run=True, actor=users["editor"]
+    )
+    outcome: list[str] = []
+
+    def work() -> None:
+        try:
+            outcome.append(execution.execute(run.pk))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    wait_for("the run to start", lambda: run.events.filter(type="step_started").exists())
+    # What recovery does when it believes the worker dead.
+    Run.objects.filter(pk=run.pk).update(worker=execution.RECOVERING, attempt=2)
+    thread.join(timeout=15)
+    assert outcome == ["lost"]
+    run.refresh_from_db()
+    assert run.status == Status.RUNNING  # the new owner finishes it
+    assert "run_finished" not in event_types(run)

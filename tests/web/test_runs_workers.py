@@ -41,7 +41,7 @@ CRASH_LOOP = yamlio.dump(
                 {"prompt": "Step three", "label": "Three"},
             ],
             "verify": {"maker": ["One", "Two", "Three"], "checker": "Adversarial Verifier"},
-            "dryRun": {"latencyMs": 700},
+            "dryRun": {"latencyMs": 1200},
         }
     )
 )
