@@ -687,14 +687,15 @@ def _gate_fix(s: _Scorer, path: str) -> Fix | None:
         "timeoutMinutes": 240,
         "onTimeout": "reject",
     }
-    # "pipeline[0].then[2]" → the list holding the step, and its index there.
-    parts = re.findall(r"(\w+)\[(\d+)\]", path)
+    # "pipeline[0].then[2]" → (list key, index) per level. The gate goes into the
+    # deepest list that runs in order: inside a parallel group it would run beside
+    # the writing step instead of before it, so it goes before the group.
+    parts = [(key, int(index)) for key, index in re.findall(r"(\w+)\[(\d+)\]", path)]
+    depth = max(i for i, (key, _) in enumerate(parts) if key != "parallel")
     container: list[Any] = pipeline
-    for depth, (_, index) in enumerate(parts):
-        if depth == len(parts) - 1:
-            container.insert(int(index), gate)
-            break
-        container = container[int(index)][parts[depth + 1][0]]
+    for level in range(depth):
+        container = container[parts[level][1]][parts[level + 1][0]]
+    container.insert(parts[depth][1], gate)
     return Fix("Add an approval gate", {"pipeline": pipeline})
 
 

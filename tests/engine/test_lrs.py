@@ -241,3 +241,42 @@ def test_write_actions_without_a_gate_get_a_gate_fix_before_the_writing_step() -
         "AgentStep",
     ]
     assert "[ok] A human approves before write actions" in messages(lrs.score(patched))
+
+
+def test_the_gate_fix_goes_before_a_parallel_group_not_inside_it() -> None:
+    loop = load_loop(
+        """\
+name: writers
+description: Two writers side by side.
+trigger:
+  type: webhook
+  event: push
+  secretEnv: S
+pipeline:
+  - prompt: Plan
+    label: Plan
+  - parallel:
+      - prompt: Read
+        label: Read
+      - prompt: Write
+        label: Write
+        connectors: [api]
+        tools: [create_thing]
+connectors:
+  api:
+    type: http
+    baseUrl: https://example.com
+    operations:
+      create_thing:
+        method: POST
+        path: /things
+"""
+    )
+    finding = next(f for f in lrs.score(loop).findings if f.message.startswith("Write actions"))
+    assert finding.fix is not None
+    patched = loop_from_data(merge_patch(to_data(loop), finding.fix.patch))
+    assert [type(step).__name__ for step in patched.pipeline] == [
+        "AgentStep",
+        "ApprovalStep",
+        "ParallelStep",
+    ]
