@@ -170,7 +170,8 @@ class InMemoryStore(Store):
 
     def checkpoints(self, run_id: str) -> dict[str, Checkpoint]:
         return {
-            k: Checkpoint.from_dict(v.as_dict()) for k, v in self._checkpoints.get(run_id, {}).items()
+            k: Checkpoint.from_dict(v.as_dict())
+            for k, v in self._checkpoints.get(run_id, {}).items()
         }
 
     def get_memory(self, namespace: str) -> dict[str, Any]:
