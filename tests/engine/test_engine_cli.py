@@ -286,3 +286,20 @@ def test_ctrl_c_cancels_cleanly_and_status_lists_the_run(tmp_path: Path) -> None
         "COST",
     ]
     assert row.split()[:4] == [str(record["id"]), "slow", "cancelled", "(dry)"]
+
+
+def test_a_dry_run_never_imports_litellm(project: Path) -> None:
+    code = (
+        "import sys; from loopkit.cli import runtime_main; "
+        "code = runtime_main(['--dry-run', 'run', 'pr-review']); "
+        "print('LITELLM' if 'litellm' in sys.modules else 'NO-LITELLM', code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env=env(LOOPKIT_MODEL="gpt-4o-mini"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.splitlines()[-1] == "NO-LITELLM 0", done.stderr

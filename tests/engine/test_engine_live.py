@@ -428,3 +428,26 @@ async def test_events_are_numbered_and_json_serialisable(server: LLMServer) -> N
         "verification_round",
         "run_finished",
     ]
+
+
+async def test_a_verifier_subagent_checks_with_its_own_model_and_prompt(server: LLMServer) -> None:
+    server.when(lambda body: body["model"] == "strict-checker", verdict(True, 0.99))
+    loop = make_loop(
+        pipeline=agents("Writer"),
+        subagents={
+            "Critic": {
+                "role": "verifier",
+                "model": "openai/strict-checker",
+                "prompt": "You are harsh.",
+            }
+        },
+        verify={"maker": "Writer", "checker": "Critic"},
+    )
+    result, sink, _ = await run(server, loop)
+    assert result.status == "succeeded"
+    maker, checker = server.completed()
+    assert (maker.body["model"], checker.body["model"]) == ("test", "strict-checker")
+    assert checker.body["messages"][0] == {"role": "system", "content": "You are harsh."}
+    assert "Writer" in checker.body["messages"][1]["content"]
+    (round_,) = sink.of_type("verification_round")
+    assert (round_.checker, round_.score) == ("Critic", 0.99)
