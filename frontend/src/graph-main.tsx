@@ -76,3 +76,13 @@ declare global {
 }
 
 window.LoopKitGraph = { mount };
+
+// Pages that load only graph.js still get its styles: add graph.css from the
+// same folder unless the page links it (or the editor's CSS) already.
+const script = document.currentScript as HTMLScriptElement | null;
+if (script?.src && !document.querySelector('link[href$="editor/graph.css"], link[href$="editor/editor.css"]')) {
+  const link = document.createElement("link");
+  link.rel = "stylesheet";
+  link.href = script.src.replace(/graph\.js(\?.*)?$/, "graph.css");
+  document.head.appendChild(link);
+}
