@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+from loopkit.engine.approval import ApprovalDecision, ApprovalRequest, Approver, StaticApprover
 
 EXIT_CODES = {
     "succeeded": 0,
@@ -68,27 +71,36 @@ def _inputs(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-class TerminalApprover:
-    """Ask on the terminal (y/n) without blocking the event loop."""
+class TerminalApprover(Approver):
+    """Ask on the terminal (y/N) without blocking the event loop.
 
-    async def decide(self, request: Any) -> Any:
-        from loopkit.engine.approval import ApprovalDecision
+    The question is read in a daemon thread of its own, not the loop's
+    executor: a run cancelled (Ctrl-C) while waiting must not wait for Enter.
+    """
 
-        def ask() -> str:
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        event_loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str] = event_loop.create_future()
+
+        def deliver(text: str) -> None:
+            if not answer.done():
+                answer.set_result(text)
+
+        def ask() -> None:
             sys.stderr.write(f"Approve '{request.label or request.key}'? {request.question} [y/N] ")
             sys.stderr.flush()
-            return sys.stdin.readline().strip().lower()
+            text = sys.stdin.readline().strip().lower()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                event_loop.call_soon_threadsafe(deliver, text)
 
-        answer = await asyncio.to_thread(ask)
-        approved = answer in ("y", "yes")
+        threading.Thread(target=ask, name="loopkit-approval", daemon=True).start()
+        approved = (await answer) in ("y", "yes")
         return ApprovalDecision(
             approved=approved, by="terminal", reason=None if approved else "answered no"
         )
 
 
-def _approver(args: argparse.Namespace, dry_run: bool) -> Any:
-    from loopkit.engine.approval import Approver, StaticApprover
-
+def _approver(args: argparse.Namespace, dry_run: bool) -> Approver:
     if args.approve:
         return StaticApprover(True, by="--approve")
     if args.reject:
@@ -96,9 +108,7 @@ def _approver(args: argparse.Namespace, dry_run: bool) -> Any:
     if dry_run:
         return StaticApprover(True, by="dry run")
     if sys.stdin.isatty():
-        approver = TerminalApprover()
-        Approver.register(TerminalApprover)
-        return approver
+        return TerminalApprover()
     return StaticApprover(False, by="cli", reason="no terminal to ask (pass --approve or --reject)")
 
 

@@ -376,3 +376,35 @@ async def test_later_rounds_rerun_only_the_makers() -> None:
     ]
     assert "- too short" in llm.requests[3].messages[-1]["content"]
     assert "Your previous answer:\nWriter r1" in llm.requests[3].messages[-1]["content"]
+
+
+async def test_the_terminal_approver_reads_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from loopkit.commands.run import TerminalApprover
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    request = ApprovalRequest(
+        run_id="r", loop="t", key="pipeline[1]", label="Gate", question="Ship?"
+    )
+    decision = await TerminalApprover().decide(request)
+    assert decision == ApprovalDecision(approved=True, by="terminal", reason=None)
+
+
+async def test_a_cancelled_terminal_question_does_not_wait_for_enter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loopkit.commands.run import TerminalApprover
+
+    read, write = os.pipe()  # nobody ever answers
+    monkeypatch.setattr("sys.stdin", os.fdopen(read))
+    request = ApprovalRequest(
+        run_id="r", loop="t", key="pipeline[1]", label="Gate", question="Ship?"
+    )
+    task = asyncio.ensure_future(TerminalApprover().decide(request))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    os.close(write)
