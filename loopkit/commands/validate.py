@@ -310,10 +310,13 @@ def _guess_name(path: Path) -> str:
 
 
 def _show(path: Path) -> str:
+    """Return ``path`` as the user would type it from here: relative, unless that climbs far."""
+    absolute = path.resolve()
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+        relative = os.path.relpath(absolute, Path.cwd().resolve())
+    except ValueError:  # another drive (Windows)
+        return str(absolute)
+    return relative if relative.count("..") <= 2 else str(absolute)
 
 
 # ── Output ───────────────────────────────────────────────────────────────
