@@ -26,6 +26,9 @@ from dashboard.models import LoopHour, ModelHour, RollupState
 from runs.models import Run
 
 HOUR = timedelta(hours=1)
+# A page request rolls up at most this many hours (the rest is read from the runs
+# this time); the periodic task (dashboard/tasks.py) keeps up with the rest.
+REQUEST_MAX_HOURS = 48
 # An hour is rolled up only this long after it ended: a run finishing right at the
 # end of the hour has its totals and status written by then.
 GRACE = timedelta(minutes=2)
@@ -183,11 +186,15 @@ class _Overtaken(Exception):
     """Another request rolled the same hours up first."""
 
 
-def advance(team: Any, now: datetime | None = None) -> datetime | None:
+def advance(
+    team: Any, now: datetime | None = None, max_hours: int | None = None
+) -> datetime | None:
     """Roll up *team*'s hours that have closed since the last call; return ``closed_until``.
 
-    Queries: the state row, the first unfinished run, and when there is
-    something to roll up, the runs of those hours and two bulk inserts.
+    ``max_hours`` caps the work of one call (a page request rolls up at most
+    ``REQUEST_MAX_HOURS``; the periodic task and ``manage.py dashboard_rollup``
+    have no cap). Queries: the state row, the first unfinished run, and when
+    there is something to roll up, the runs of those hours and two bulk inserts.
     """
     now = now or timezone.now()
     state, _ = RollupState.objects.get_or_create(team_id=_pk(team))
@@ -204,6 +211,8 @@ def advance(team: Any, now: datetime | None = None) -> datetime | None:
     pending = runs.filter(status__in=ACTIVE, created_at__gte=start)
     first_open = pending.aggregate(first=Min("created_at"))["first"]
     end = limit if first_open is None else min(limit, floor_hour(first_open))
+    if max_hours is not None:
+        end = min(end, start + max_hours * HOUR)
     if end <= start:
         return state.closed_until
     tallies = Tallies(bucket="hour")
@@ -251,6 +260,12 @@ def advance(team: Any, now: datetime | None = None) -> datetime | None:
     return end
 
 
+def closed_until(team: Any) -> datetime | None:
+    """Return how far *team*'s runs are rolled up (None: not at all)."""
+    state = RollupState.objects.filter(team_id=_pk(team)).first()
+    return state.closed_until if state else None
+
+
 def rebuild(team: Any) -> None:
     """Forget *team*'s rollups; the next read rolls its runs up again."""
     LoopHour.objects.filter(team_id=_pk(team)).delete()
@@ -275,7 +290,7 @@ def collect(
     Closed hours come from the rollups, summed by the database per bucket and
     loop version (and per model): a bounded number of rows, however many runs.
     """
-    closed_until = advance(team, now)
+    closed_until = advance(team, now, max_hours=REQUEST_MAX_HOURS)
     full_start = ceil_hour(start)
     rolled_end = min(closed_until, floor_hour(end)) if closed_until else full_start
     rolled_end = max(rolled_end, full_start)

@@ -272,6 +272,7 @@ def test_the_number_of_queries_does_not_grow_with_the_number_of_runs(
 def test_figures_are_the_same_from_rollups_and_from_the_runs(seeded: Seeded, week: Any) -> None:
     from dashboard.models import LoopHour, RollupState
 
+    rollups.advance(seeded.team)  # as the periodic task does
     rolled = services.dashboard(seeded.team, week)
     # Run 7 is still running: hours up to 03-05 07:00 are rolled up, the rest read live.
     state = RollupState.objects.get(team=seeded.team)
@@ -283,5 +284,42 @@ def test_figures_are_the_same_from_rollups_and_from_the_runs(seeded: Seeded, wee
     assert live["totals"]["failed"] == rolled["totals"]["failed"] + 1
     for key in ("series", "by_loop", "by_model", "budgets"):
         assert [r["runs"] for r in live[key]] == [r["runs"] for r in rolled[key]], key
-    assert RollupState.objects.get(team=seeded.team).closed_until > at("2026-03-08T00:00")
+    # This page rolled up 48 hours (its cap) and read the rest from the runs.
+    assert RollupState.objects.get(team=seeded.team).closed_until == at("2026-03-02T23:00")
     assert live["totals"]["cost"] == rolled["totals"]["cost"]
+
+
+def test_a_page_rolls_up_at_most_48_hours_and_the_periodic_task_the_rest(make_team: Any) -> None:
+    from dashboard.tasks import roll_up_all
+
+    team, _ = make_team("Catching up")
+    loop = seed_loop(team)
+    now = timezone.now()
+    ages = range(1, 24 * 5, 7)  # 17 runs, the oldest 113 hours ago
+    for hours in ages:
+        make_run(loop, now - timedelta(hours=hours), "succeeded", (1, 1), "0.01")
+    first_hour = rollups.floor_hour(now - timedelta(hours=max(ages)))
+    period = parse_period({"period": "7d"})
+    assert services.totals(team, period)["runs"] == 17
+    assert rollups.closed_until(team) == first_hour + timedelta(hours=48)
+    assert services.totals(team, period)["runs"] == 17  # the next 48 hours, same figures
+    assert rollups.closed_until(team) == first_hour + timedelta(hours=96)
+    assert roll_up_all() == 1
+    # (either side of an hour's turn between the test's clock and the task's)
+    assert rollups.closed_until(team) in {
+        rollups.floor_hour(now - rollups.GRACE),
+        rollups.floor_hour(timezone.now() - rollups.GRACE),
+    }
+    assert services.totals(team, period)["runs"] == 17
+
+
+def test_the_rollup_command_rebuilds_a_teams_rollups(seeded: Seeded) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("dashboard_rollup", "--rebuild", "--team", "acme", stdout=out)
+    assert out.getvalue().startswith("acme: rolled up until 2026-03-05T07:00:00+00:00 in ")
+    with pytest.raises(CommandError, match="no team with the slug 'nope'"):
+        call_command("dashboard_rollup", "--team", "nope")
