@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -27,6 +29,21 @@ def loopkit(
         timeout=60,
         check=False,
     )
+
+
+def in_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``loopkit`` in this process (fast); the console-script tests above use a real one."""
+    from loopkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def test_it_prints_each_loops_score_and_findings_in_the_seeds_layout() -> None:
@@ -113,7 +130,7 @@ def test_min_score_fails_the_build_below_it_and_passes_at_it() -> None:
     ],
 )
 def test_each_broken_loop_gives_one_clear_error_and_no_traceback(name: str, error: str) -> None:
-    done = loopkit("validate", str(BROKEN / f"{name}.yaml"))
+    done = in_process("validate", str(BROKEN / f"{name}.yaml"))
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert lines[0] == f"{name} — invalid (1 error)"
@@ -140,9 +157,9 @@ def test_a_missing_path_is_a_usage_error() -> None:
 
 
 def test_colour_is_used_only_when_asked_and_never_with_no_color() -> None:
-    forced = loopkit("validate", "--color", "always", "loops/pr-review.yaml")
+    forced = in_process("validate", "--color", "always", "loops/pr-review.yaml")
     assert "\033[32m[ok]\033[0m" in forced.stdout
-    never = loopkit("validate", "--color", "never", "loops/pr-review.yaml")
+    never = in_process("validate", "--color", "never", "loops/pr-review.yaml")
     assert "\033[" not in never.stdout
 
 
@@ -166,14 +183,14 @@ def test_a_blocking_finding_fails_validation(tmp_path: Path) -> None:
     (tmp_path / "loopkit.yaml").write_text("defaults:\n  enforceMakerChecker: true\n")
     (tmp_path / "loops").mkdir()
     (tmp_path / "loops" / "solo.yaml").write_text("name: solo\npipeline:\n  - prompt: a\n")
-    done = loopkit("validate", cwd=tmp_path)
+    done = in_process("validate", cwd=tmp_path)
     assert done.returncode == 1
     assert "  [x] Verification missing (the project enforces Maker/Checker)" in done.stdout
 
 
 def test_an_invalid_project_file_is_reported_with_its_position(tmp_path: Path) -> None:
     (tmp_path / "loopkit.yaml").write_text("defaults:\n  budgett: {}\n")
-    done = loopkit("validate", cwd=tmp_path)
+    done = in_process("validate", cwd=tmp_path)
     assert done.returncode == 1
     assert "loopkit.yaml:2:3: unknown key 'budgett' (defaults.budgett)" in done.stdout
     assert "Traceback" not in done.stderr
@@ -184,7 +201,7 @@ def test_first_release_inline_loops_in_loopkit_yaml_are_validated(tmp_path: Path
         'version: "1"\nsettings:\n  enforceMakerChecker: false\n'
         "loops:\n  hello:\n    pipeline:\n      - prompt: Say hello\n"
     )
-    done = loopkit("validate", cwd=tmp_path)
+    done = in_process("validate", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("hello — LRS: ")
 
@@ -192,7 +209,7 @@ def test_first_release_inline_loops_in_loopkit_yaml_are_validated(tmp_path: Path
 def test_two_loops_with_one_name_are_an_error(tmp_path: Path) -> None:
     for file in ("a.yaml", "b.yaml"):
         (tmp_path / file).write_text("name: same\npipeline:\n  - prompt: a\n")
-    done = loopkit("validate", str(tmp_path))
+    done = in_process("validate", str(tmp_path))
     assert done.returncode == 1
     assert "loop name 'same' is already used by" in done.stdout
 
@@ -218,11 +235,11 @@ def test_validate_never_imports_litellm_or_django() -> None:
 
 
 def test_schema_prints_the_json_schema() -> None:
-    done = loopkit("schema")
+    done = in_process("schema")
     assert done.returncode == 0
     schema = json.loads(done.stdout)
     assert schema["title"] == "LoopKit loop"
-    project = json.loads(loopkit("schema", "--project").stdout)
+    project = json.loads(in_process("schema", "--project").stdout)
     assert project["title"] == "LoopKit project (loopkit.yaml)"
 
 
@@ -231,7 +248,7 @@ def test_an_inline_loops_error_names_its_line_in_loopkit_yaml(tmp_path: Path) ->
         "loops:\n  hello:\n    pipeline:\n      - prompt: Say hello\n        label: Hello\n"
         "    verify:\n      maker: [Helo]\n      checker: Adversarial Verifier\n"
     )
-    done = loopkit("validate", cwd=tmp_path)
+    done = in_process("validate", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stdout.splitlines()[:3] == [
         "hello — invalid (1 error)",
@@ -260,6 +277,6 @@ def test_an_ascii_only_terminal_gets_a_plain_dash() -> None:
 
 
 def test_a_loop_can_be_named_instead_of_given_as_a_path() -> None:
-    done = loopkit("validate", "daily-triage")
+    done = in_process("validate", "daily-triage")
     assert done.returncode == 0
     assert done.stdout.startswith("daily-triage — LRS: 55/100 (Grade D)\n")
