@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from llm_server import LLMServer, Reply
 
 from loopkit import spec
@@ -196,17 +197,31 @@ async def test_a_server_that_cannot_start_fails_the_run_with_its_stderr(
     assert llm.requests == []
 
 
-@pytest.fixture
-async def stdio_connector() -> AsyncIterator[McpConnector]:
+async def started() -> McpConnector:
     conn = build("shop", spec.McpConnector.model_validate(stdio_config()))
     assert isinstance(conn, McpConnector)
     await conn.start()
+    return conn
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_connector() -> AsyncIterator[McpConnector]:
+    """One server for the read-only tests below (each launch costs a second or more)."""
+    conn = await started()
     yield conn
     await conn.stop()
 
 
-async def test_tools_keep_the_server_schema_and_description(stdio_connector: McpConnector) -> None:
-    tools = {t.tool: t for t in stdio_connector.tools()}
+@pytest.fixture
+async def stdio_connector() -> AsyncIterator[McpConnector]:
+    conn = await started()
+    yield conn
+    await conn.stop()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_tools_keep_the_server_schema_and_description(shared_connector: McpConnector) -> None:
+    tools = {t.tool: t for t in shared_connector.tools()}
 
     assert tools["add"].description == "Add two integers."
     assert tools["add"].parameters["properties"] == {
@@ -216,8 +231,9 @@ async def test_tools_keep_the_server_schema_and_description(stdio_connector: Mcp
     assert tools["add"].parameters["required"] == ["a", "b"]
 
 
-async def test_bad_arguments_come_back_as_an_error_result(stdio_connector: McpConnector) -> None:
-    tools = {t.tool: t for t in stdio_connector.tools()}
+@pytest.mark.asyncio(loop_scope="module")
+async def test_bad_arguments_come_back_as_an_error_result(shared_connector: McpConnector) -> None:
+    tools = {t.tool: t for t in shared_connector.tools()}
 
     result = await tools["add"].call({"a": "two"})
 
@@ -225,8 +241,9 @@ async def test_bad_arguments_come_back_as_an_error_result(stdio_connector: McpCo
     assert "validation error" in result.content
 
 
-async def test_structured_results_reach_the_model_as_json(stdio_connector: McpConnector) -> None:
-    tools = {t.tool: t for t in stdio_connector.tools()}
+@pytest.mark.asyncio(loop_scope="module")
+async def test_structured_results_reach_the_model_as_json(shared_connector: McpConnector) -> None:
+    tools = {t.tool: t for t in shared_connector.tools()}
 
     result = await tools["lookup_order"].call({"order_id": "A-1"})
 
