@@ -82,3 +82,20 @@ def test_the_dashboard_switches_periods_and_links_a_number_to_the_runs_list(
     screenshot(page, "runs-list-followed-from-dashboard")
     page.click("table.runs tbody tr >> nth=0 >> a")
     page.wait_for_url(re.compile(rf"/runs/{world.runs[8].pk}/$"))
+
+
+def test_the_loop_page_draws_the_loops_runs_and_cost_per_run(
+    world: Any, live_server: Any, page: Any, password: str
+) -> None:
+    loop = world.loops["triage"]
+    page.goto(f"{live_server.url}/accounts/login/?next=/loops/{loop.pk}/%3Fperiod%3D7d")
+    page.fill("input[name=username]", world.users["viewer"].username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#loop-chart[data-ready=true]")
+    section = page.locator("#loop-dashboard")
+    assert section.locator('[data-figure="runs"] .value').inner_text() == "4"
+    assert section.locator('[data-figure="cost_per_run"] .value').inner_text() == "$0.1800"
+    assert section.locator('[data-figure="lrs"] .value').inner_text() == "B"
+    section.scroll_into_view_if_needed()
+    screenshot(page, "loop-page-dashboard-section")
