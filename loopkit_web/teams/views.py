@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from loopkit_web.teams import services
@@ -45,7 +47,12 @@ def switch(request: HttpRequest) -> HttpResponse:
         raise Http404("No team matches the given query.") from None
     team = get_scoped_or_404(Team, request, pk=team_id)
     set_current_team(request, team)
-    return redirect(request.POST.get("next") or "home")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("home")
+    return redirect(target)
 
 
 @login_required

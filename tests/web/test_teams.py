@@ -304,3 +304,13 @@ def test_team_pages_send_a_user_without_team_to_the_teams_page(
 
     assert response.redirect_chain == [("/teams/", 302)]
     assert "Create a team or open an invitation link first." in response.content.decode()
+
+
+def test_the_switcher_does_not_redirect_off_site(make_team: Any, client_for: Any) -> None:
+    team, users = make_team("Acme")
+
+    response = client_for(users["owner"]).post(
+        "/teams/switch/", {"team": team.pk, "next": "https://evil.example/"}
+    )
+
+    assert response.headers["Location"] == "/"
