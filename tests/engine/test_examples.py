@@ -114,3 +114,25 @@ class _Anything(dict):  # type: ignore[type-arg]
 
     def __bool__(self) -> bool:
         return True
+
+
+def test_each_example_is_valid_against_the_json_schema() -> None:
+    import jsonschema
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(spec.json_schema())
+    for path in FILES:
+        errors = [
+            error.message for error in validator.iter_errors(yaml.safe_load(path.read_text()))
+        ]
+        assert errors == [], path
+
+
+def test_the_json_schema_refuses_what_the_loader_refuses() -> None:
+    import jsonschema
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(spec.json_schema())
+    for name in ("unknown-key", "wrong-type", "missing-checker"):
+        data = yaml.safe_load((ROOT / "tests" / "engine" / "broken" / f"{name}.yaml").read_text())
+        assert not validator.is_valid(data), name

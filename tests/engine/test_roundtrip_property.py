@@ -393,3 +393,16 @@ def test_any_json_data_validates_or_gives_spec_errors(data: dict[str, Any]) -> N
         loop_from_data(data)
     except SpecError as exc:
         assert exc.problems
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loops())
+def test_the_json_schema_accepts_every_canonical_loop(data: dict[str, Any]) -> None:
+    import jsonschema
+
+    canonical = to_data(loop_from_data(data))
+    errors = [e.message for e in jsonschema.Draft202012Validator(SCHEMA).iter_errors(canonical)]
+    assert errors == []
+
+
+SCHEMA = spec.json_schema()
