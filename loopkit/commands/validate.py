@@ -96,8 +96,14 @@ def handle(args: argparse.Namespace) -> int:
             files, missing = _collect(args.paths)
             if missing:
                 for path in missing:
-                    print(f"loopkit validate: {path}: no such file, folder or loop", file=sys.stderr)
+                    print(
+                        f"loopkit validate: {path}: no such file, folder or loop", file=sys.stderr
+                    )
                 return 2
+            if not files:
+                shown = ", ".join(args.paths)
+                print(f"loopkit validate: no loop files in {shown}", file=sys.stderr)
+                return 1
             results = [_validate_file(path) for path in files]
         else:
             context = find_project()

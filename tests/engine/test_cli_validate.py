@@ -280,3 +280,8 @@ def test_a_loop_can_be_named_instead_of_given_as_a_path() -> None:
     done = in_process("validate", "daily-triage")
     assert done.returncode == 0
     assert done.stdout.startswith("daily-triage — LRS: 55/100 (Grade D)\n")
+
+
+def test_a_folder_without_loops_is_an_error(tmp_path: Path) -> None:
+    done = in_process("validate", str(tmp_path))
+    assert (done.returncode, done.stderr) == (1, f"loopkit validate: no loop files in {tmp_path}\n")
