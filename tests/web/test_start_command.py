@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -211,3 +212,23 @@ def test_a_signal_stops_the_server_and_the_worker(
     assert [pid for pid in children if alive(pid)] == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{started.base_url}/api/health", timeout=2)
+
+
+def test_if_the_server_cannot_start_the_worker_is_stopped_too(tmp_path: Path) -> None:
+    checkout = clone_like_copy(tmp_path / "loopkit")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "manage.py", "loopkit_start", "--port", str(port), "--no-demo"],
+            cwd=checkout,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+        )
+
+    assert proc.returncode != 0
+    assert "daphne exited with code" in proc.stderr
+    assert "Stopped." in proc.stdout
