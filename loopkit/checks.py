@@ -159,6 +159,12 @@ def _check_agent(
                     hint=_close(ref, list(connectors)) or "define it under 'connectors:'",
                 )
             )
+    agent = subagents.get(step.subagent) if step.subagent else None
+    attached = [
+        c for c in [*step.connectors, *(agent.connectors if agent else [])] if c in connectors
+    ]
+    if attached:
+        problems += _check_allow_list(step.tools, attached, connectors, f"{path}.tools")
     for index, ref in enumerate(step.skills):
         is_path = "/" in ref or ref.endswith(".md")
         if not is_path and ref not in skills:
@@ -282,8 +288,71 @@ def _check_plan(
             subagent=template.subagent,
             skills=template.skills,
             connectors=template.connectors,
+            tools=template.tools,
         )
         problems += _check_agent(
             as_step, f"{path}.templates[{name!r}]", subagents, connectors, skills
         )
+    return problems
+
+
+def _static_tools(connector: spec.Connector) -> set[str] | None:
+    """Return the tool names a connector will offer, or None when only a run can tell (MCP)."""
+    if isinstance(connector, spec.HttpConnector):
+        return set(connector.operations)
+    if isinstance(connector, spec.SqlConnector):
+        return {"query", "tables"}
+    return None
+
+
+def _check_allow_list(
+    tools: list[str], attached: list[str], connectors: dict[str, spec.Connector], path: str
+) -> list[Problem]:
+    """Report allow-list entries that can match no tool of the step's connectors.
+
+    A typo there would silently leave the model without the tool. Globs are not
+    checked, nor tools of MCP servers (listed only when the server runs).
+    """
+    problems: list[Problem] = []
+    known = {name: _static_tools(connectors[name]) for name in attached}
+    for index, entry in enumerate(tools):
+        if any(ch in entry for ch in "*?["):
+            continue
+        owner, sep, tool = entry.partition(".")
+        if not sep:
+            owner, sep, tool = entry.partition("__")
+        where = f"{path}[{index}]"
+        if sep and owner not in known:
+            problems.append(
+                Problem(
+                    f"tool '{entry}' names connector '{owner}', which this step does not use",
+                    path=where,
+                    code="unknown_tool",
+                    hint=_close(owner, list(known)) or f"add '{owner}' to the step's connectors",
+                )
+            )
+        elif sep:
+            names = known[owner]
+            if names is not None and tool not in names:
+                problems.append(
+                    Problem(
+                        f"connector '{owner}' has no tool '{tool}'",
+                        path=where,
+                        code="unknown_tool",
+                        hint=_close(tool, sorted(names))
+                        or f"its tools are: {', '.join(sorted(names)) or 'none'}",
+                    )
+                )
+        elif all(v is not None for v in known.values()) and not any(
+            entry in v for v in known.values() if v is not None
+        ):
+            every = sorted({t for v in known.values() if v is not None for t in v})
+            problems.append(
+                Problem(
+                    f"no connector of this step has a tool '{entry}'",
+                    path=where,
+                    code="unknown_tool",
+                    hint=_close(entry, every) or f"the tools here are: {', '.join(every)}",
+                )
+            )
     return problems

@@ -221,3 +221,54 @@ async def test_a_base_url_that_is_not_http_is_refused() -> None:
 
     with pytest.raises(ConnectorError, match="baseUrl must start with http:// or https://"):
         await HttpConnector("api", config).start()
+
+
+# ── Allow-lists are checked against the tools connectors declare ─────────
+
+
+def test_an_allow_list_typo_is_reported_with_the_closest_tool() -> None:
+    from loopkit.errors import SpecError
+    from loopkit.yamlio import load_loop
+
+    with pytest.raises(SpecError) as caught:
+        load_loop(
+            """\
+name: t
+connectors:
+  tracker: {type: http, baseUrl: "https://x.example", operations: {get_issue: {path: /i}}}
+  db: {type: sql, url: "sqlite:///x.db"}
+  gh: {type: mcp, command: gh-mcp}
+pipeline:
+  - prompt: go
+    connectors: [tracker, db]
+    tools: [tracker.get_isue, db.query, githb.search, get_issue, nope, "tracker.*", db__tables]
+  - prompt: go
+    connectors: [gh]
+    tools: [gh.anything, search]
+""",
+            "t.yaml",
+        )
+
+    assert [(p.path, p.line, p.column, p.message, p.hint) for p in caught.value.problems] == [
+        (
+            "pipeline[0].tools[0]",
+            9,
+            13,
+            "connector 'tracker' has no tool 'get_isue'",
+            "did you mean 'get_issue'?",
+        ),
+        (
+            "pipeline[0].tools[2]",
+            9,
+            41,
+            "tool 'githb.search' names connector 'githb', which this step does not use",
+            "add 'githb' to the step's connectors",
+        ),
+        (
+            "pipeline[0].tools[4]",
+            9,
+            66,
+            "no connector of this step has a tool 'nope'",
+            "the tools here are: get_issue, query, tables",
+        ),
+    ]
