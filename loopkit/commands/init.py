@@ -85,10 +85,14 @@ def handle(args: argparse.Namespace) -> int:
         print("Nothing was changed; use --force to overwrite.", file=sys.stderr)
         return 1
     name = _project_name(root)
-    example.parent.mkdir(parents=True, exist_ok=True)
-    project_file.write_text(PROJECT_TEMPLATE.format(name=_yaml_string(name)), encoding="utf-8")
-    example.write_text(EXAMPLE_LOOP, encoding="utf-8")
-    ignored = _ensure_ignored(root / ".gitignore")
+    try:
+        example.parent.mkdir(parents=True, exist_ok=True)
+        project_file.write_text(PROJECT_TEMPLATE.format(name=_yaml_string(name)), encoding="utf-8")
+        example.write_text(EXAMPLE_LOOP, encoding="utf-8")
+        ignored = _ensure_ignored(root / ".gitignore")
+    except OSError as exc:
+        print(f"loopkit init: cannot write {exc.filename or root}: {exc.strerror}", file=sys.stderr)
+        return 1
     print(f"Created {project_file}")
     print(f"Created {example}")
     if ignored:

@@ -24,8 +24,12 @@ def handle(args: argparse.Namespace) -> int:
     schema = spec.project_json_schema() if args.project else spec.json_schema()
     text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            print(f"loopkit schema: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            return 1
         print(f"Wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

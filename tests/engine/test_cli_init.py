@@ -70,3 +70,26 @@ def test_awkward_folder_names_still_make_a_valid_project(tmp_path: Path, folder:
 def test_it_refuses_a_file_as_the_project_folder(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     assert main(["init", str(tmp_path / "file")]) == 1
+
+
+def test_an_unwritable_place_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["init", str(tmp_path / "file" / "project")]) == 1
+    assert capsys.readouterr().err.startswith("loopkit init: cannot write ")
+
+
+def test_schema_to_an_unwritable_place_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", "-o", str(tmp_path / "missing" / "loop.schema.json")]) == 1
+    assert capsys.readouterr().err.startswith("loopkit schema: cannot write ")
+
+
+def test_schema_writes_a_file(tmp_path: Path) -> None:
+    import json
+
+    target = tmp_path / "loop.schema.json"
+    assert main(["schema", "-o", str(target)]) == 0
+    assert json.loads(target.read_text())["title"] == "LoopKit loop"
