@@ -7,6 +7,8 @@
  */
 import "@xyflow/react/dist/style.css";
 import "./editor.css";
+import flowCss from "@xyflow/react/dist/style.css?inline";
+import ownCss from "./editor.css?inline";
 import { createRoot } from "react-dom/client";
 import { useSyncExternalStore } from "react";
 import { GraphCanvas } from "./GraphCanvas";
@@ -27,7 +29,22 @@ interface Snapshot {
   highlighted: Set<string>;
 }
 
+/**
+ * Pages that load only graph.js still get its styles: when graph.css (or the
+ * editor's CSS) is not applied — editor.css sets --lke-css on :root — the same
+ * CSS is added as a <style> element, whatever the static files are named.
+ */
+function ensureStyles(): void {
+  if (getComputedStyle(document.documentElement).getPropertyValue("--lke-css").trim()) return;
+  if (document.getElementById("lke-graph-styles")) return;
+  const style = document.createElement("style");
+  style.id = "lke-graph-styles";
+  style.textContent = `${flowCss}\n${ownCss}`;
+  document.head.appendChild(style);
+}
+
 function mount(element: HTMLElement, options: { spec: LoopData }): MountedGraph {
+  ensureStyles();
   if (!options?.spec || typeof options.spec !== "object") throw new TypeError("LoopKitGraph.mount needs { spec: <loop data> }");
   let snapshot: Snapshot = { spec: options.spec, states: new Map(), highlighted: new Set() };
   const listeners = new Set<() => void>();
@@ -76,13 +93,3 @@ declare global {
 }
 
 window.LoopKitGraph = { mount };
-
-// Pages that load only graph.js still get its styles: add graph.css from the
-// same folder unless the page links it (or the editor's CSS) already.
-const script = document.currentScript as HTMLScriptElement | null;
-if (script?.src && !document.querySelector('link[href$="editor/graph.css"], link[href$="editor/editor.css"]')) {
-  const link = document.createElement("link");
-  link.rel = "stylesheet";
-  link.href = script.src.replace(/graph\.js(\?.*)?$/, "graph.css");
-  document.head.appendChild(link);
-}

@@ -347,7 +347,7 @@ def test_the_run_graph_shows_step_states_and_highlights(
     loop = import_example(api, "pr-review")
     static = f"{live_server.url}/static/editor"
     page.set_content(
-        # No <link> to graph.css: graph.js adds it itself.
+        # No <link> to graph.css: graph.js brings its styles itself.
         '<div id="graph" style="width: 1000px; height: 700px"></div>'
         f'<script src="{static}/graph.js"></script>'
     )
@@ -364,7 +364,7 @@ def test_the_run_graph_shows_step_states_and_highlights(
     )
     bug = node(page, "pipeline[0].parallel[0]")
     bug.get_by_text("1,200 tok · $0.0123 · 1.5 s").wait_for()
-    assert page.locator('link[href$="/static/editor/graph.css"]').count() == 1
+    assert page.locator("style#lke-graph-styles").count() == 1
     page.wait_for_function(
         "() => getComputedStyle(document.querySelector('.react-flow__node')).position === 'absolute'"
     )
