@@ -9,6 +9,7 @@ stop when the run ends, however it ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from loopkit.connectors.base import (
     tool_name,
 )
 from loopkit.tools import Tool, summary
+
+_log = logging.getLogger("loopkit.connectors")
 
 __all__ = [
     "Connector",
@@ -125,14 +128,11 @@ class Toolbox:
         """Stop every started connector (MCP servers are shut down here)."""
         self._closed = True
         started, self._started = self._started, set()
-        errors: list[BaseException] = []
         for name in sorted(started):
             try:
                 await self._built[name].stop()
-            except Exception as exc:  # one failing stop must not keep a server alive
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+            except Exception as exc:  # one failing stop must not keep the others alive
+                _log.warning("connector '%s' did not stop cleanly: %s", name, exc)
 
     async def __aenter__(self) -> Toolbox:
         return self

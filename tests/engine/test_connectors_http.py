@@ -272,3 +272,43 @@ pipeline:
             "the tools here are: get_issue, query, tables",
         ),
     ]
+
+
+# ── The run's toolbox: started on first use, stopped together ────────────
+
+
+async def test_the_toolbox_starts_connectors_on_first_use_and_stops_them_all(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    from loopkit.connectors import Connector, ConnectorTool, Toolbox
+
+    class Stubborn(Connector):
+        name = "stubborn"
+        started = 0
+
+        async def start(self) -> None:
+            Stubborn.started += 1
+
+        async def stop(self) -> None:
+            raise RuntimeError("socket already gone")
+
+        def tools(self) -> list[ConnectorTool]:
+            return []
+
+    api_config = spec.HttpConnector.model_validate(
+        {"type": "http", "baseUrl": service.url, "operations": {"ping": {"path": "/ping"}}}
+    )
+    box = Toolbox({"api": api_config}, extra={"stubborn": Stubborn()})
+
+    assert box.names() == ["api", "stubborn"]
+    tools = await box.tools(["api", "stubborn", "api"], allow=["api.ping"])
+    await box.tools(["stubborn"])
+    with pytest.raises(ConnectorError, match="connector 'nope': is not defined"):
+        await box.tools(["nope"])
+    await box.aclose()  # a failing stop is logged, not raised
+
+    assert [t.name for t in tools] == ["api__ping"]
+    assert Stubborn.started == 1
+    assert "connector 'stubborn' did not stop cleanly: socket already gone" in caplog.text
+    with pytest.raises(ConnectorError, match="already stopped"):
+        await box.tools(["api"])
