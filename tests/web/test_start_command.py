@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,12 +80,12 @@ class Started:
     output: list[str]
 
 
-def start(tmp_path: Path) -> Iterator[Started]:
+def start(tmp_path: Path, **env_vars: str) -> Iterator[Started]:
     """Start loopkit_start in a clone-like copy; yield once it serves; kill what is left."""
     checkout = clone_like_copy(tmp_path / "loopkit")
     assert not (checkout / "var").exists()
     port = free_port()
-    env = child_env(LOOPKIT_PORT=str(port))
+    env = child_env(LOOPKIT_PORT=str(port), **env_vars)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "loopkit_start"],
         cwd=checkout,
@@ -232,3 +233,22 @@ def test_if_the_server_cannot_start_the_worker_is_stopped_too(tmp_path: Path) ->
     assert proc.returncode != 0
     assert "daphne exited with code" in proc.stderr
     assert "Stopped." in proc.stdout
+
+
+def test_with_debug_off_it_serves_hashed_static_files_and_secure_cookies(tmp_path: Path) -> None:
+    production = {
+        "DEBUG": "false",
+        "SECRET_KEY": "k3y-" + "x9Qz" * 16,
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    with contextmanager(start)(tmp_path, **production) as started:
+        login = httpx.get(f"{started.base_url}/accounts/login/")
+        css_url = re.search(r'href="(/static/loopkit_web/base\.[0-9a-f]{12}\.css)"', login.text)
+        assert css_url, login.text
+        css = httpx.get(started.base_url + css_url.group(1))
+
+        assert login.status_code == 200
+        assert "Secure" in login.headers["set-cookie"]  # the CSRF cookie
+        assert css.status_code == 200 and "--accent" in css.text
+        assert "immutable" in css.headers["cache-control"]
+        assert httpx.get(f"{started.base_url}/api/health").json()["status"] == "ok"
