@@ -53,10 +53,14 @@ def _can(request: HttpRequest, team: Any, role: str) -> bool:
     return membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK[role]
 
 
+def static_built(*names: str) -> bool:
+    """Return True if these built static files (frontend/'s Vite output) are there to load."""
+    return all(finders.find(n) or staticfiles_storage.exists(n) for n in names)
+
+
 def editor_built() -> bool:
     """Return True if the Vite build of the editor island is there to load."""
-    names = ("editor/editor.js", "editor/editor.css")
-    return all(finders.find(n) or staticfiles_storage.exists(n) for n in names)
+    return static_built("editor/editor.js", "editor/editor.css")
 
 
 @login_required
@@ -231,6 +235,7 @@ def loop_diff(request: HttpRequest, loop_id: int) -> HttpResponse:
         )
         return redirect("builder:loop_detail", loop_id=loop.pk)
     old, new = versions[from_], versions[to]
+    changes = services.changes_between(old, new)
     return render(
         request,
         "builder/loop_diff.html",
@@ -239,7 +244,15 @@ def loop_diff(request: HttpRequest, loop_id: int) -> HttpResponse:
             "old": old,
             "new": new,
             "rows": side_by_side(old.yaml, new.yaml),
-            "changes": services.changes_between(old, new),
+            "changes": changes,
+            "graph_built": static_built("editor/graph.js", "editor/graph.css"),
+            "graph_data": {
+                "spec": services.loop_data(new.yaml),
+                # A removed step has no node left; a removed section still has its own.
+                "highlight": [
+                    c["path"] for c in changes if c["kind"] != "removed" or c["section"] != "step"
+                ],
+            },
             "numbers": list(loop.versions.order_by("-number").values_list("number", flat=True)),
             "can_edit": _can(request, loop.team, "editor"),
         },

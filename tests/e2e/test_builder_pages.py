@@ -51,6 +51,19 @@ def test_versions_diff_and_restore(page: Any, live_server: Any, editor: Any, pas
     assert any("removed budget" in c for c in changes)
     assert any("added agent step 'Assign'" in c for c in changes)
     assert page.locator("tr.lk-diff-delete", has_text="maxTokens: 50000").count() == 1
+    highlighted = page.locator('[data-testid="diff-graph"] .lke-highlight')
+    highlighted.first.wait_for(state="visible")
+    assert "Assign" in highlighted.first.inner_text()
+    highlighted.first.scroll_into_view_if_needed()
+    # Drawn, not clipped away: the node is what the browser finds at its own centre.
+    assert page.evaluate(
+        """() => {
+            const node = document.querySelector('#lk-diff-graph .lke-highlight');
+            const r = node.getBoundingClientRect();
+            const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+            return !!hit && node.contains(hit);
+        }"""
+    )
     screenshot(page, "builder-diff")
 
     page.click("text=Restore v1 as a new version")
