@@ -82,6 +82,7 @@ async def mcp_http(n: int) -> dict[str, Any]:
         for line in proc.stderr:
             if line.strip() == "READY":
                 break
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # never let the pipe fill
         conn = build(
             "m", spec.McpConnector(type="mcp", transport="http", url=f"http://127.0.0.1:{port}/mcp")
         )

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ def http_server() -> Iterator[str]:
     else:
         proc.kill()
         pytest.fail("the MCP HTTP server did not start:\n" + "".join(lines))
+    # Keep reading its log so that a full pipe never blocks the server.
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
     yield f"http://127.0.0.1:{port}/mcp"
     proc.terminate()
     proc.wait(timeout=10)
