@@ -27,14 +27,31 @@ from runs.services import RunRefused, start_run
 logger = logging.getLogger(__name__)
 
 
+#: Parsed loop versions by (loop id, version, last save): a saved version never changes.
+_SPECS: dict[tuple[int, int, str], spec.Loop | None] = {}
+_SPECS_MAX = 2048
+
+
 def current_spec(loop: Loop) -> spec.Loop | None:
-    """Return the parsed current version of *loop*, or None if it has none or is invalid."""
+    """Return the parsed current version of *loop*, or None if it has none or is invalid.
+
+    Cron ticks and completion triggers look at every loop of a team: each
+    version is parsed once per process.
+    """
     if loop.version == 0:
         return None
-    try:
-        return load_loop(loop.current().yaml, f"{loop.name}.yaml", check=False)
-    except (SpecError, Exception):  # an invalid saved loop just does not fire
-        return None
+    key = (loop.pk, loop.version, loop.updated_at.isoformat())
+    if key not in _SPECS:
+        try:
+            parsed: spec.Loop | None = load_loop(
+                loop.current().yaml, f"{loop.name}.yaml", check=False
+            )
+        except (SpecError, Exception):  # an invalid saved loop just does not fire
+            parsed = None
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        _SPECS[key] = parsed
+    return _SPECS[key]
 
 
 # ── Webhook ──────────────────────────────────────────────────────────────
