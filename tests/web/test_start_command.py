@@ -252,3 +252,4 @@ def test_with_debug_off_it_serves_hashed_static_files_and_secure_cookies(tmp_pat
         assert css.status_code == 200 and "--accent" in css.text
         assert "immutable" in css.headers["cache-control"]
         assert httpx.get(f"{started.base_url}/api/health").json()["status"] == "ok"
+        assert "log in as" not in _read(started)  # no demo account with a known password

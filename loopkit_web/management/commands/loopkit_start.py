@@ -6,6 +6,7 @@ stopped and the command exits non-zero.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from loopkit_web.demo import ensure_demo_account, run_demo_loaders
+from loopkit_web.settings import env_bool
 
 STOP_TIMEOUT_SECONDS = 10.0
 
@@ -31,7 +33,13 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("LOOPKIT_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("LOOPKIT_PORT", "8000")))
         parser.add_argument("--no-worker", action="store_true", help="Do not start a Huey worker.")
-        parser.add_argument("--no-demo", action="store_true", help="Skip the demo team and loops.")
+        parser.add_argument(
+            "--demo",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Create or refresh the demo team, user and loops (default: only when DEBUG is on; "
+            "env LOOPKIT_DEMO).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -40,7 +48,10 @@ class Command(BaseCommand):
         self.stdout.write("Database migrated.")
         if not settings.DEBUG:
             call_command("collectstatic", interactive=False, verbosity=0)
-        if not options["no_demo"]:
+        demo = options["demo"]
+        if demo is None:
+            demo = env_bool("LOOPKIT_DEMO", settings.DEBUG)
+        if demo:
             account = ensure_demo_account()
             run_demo_loaders(account, self.stdout)
             self.stdout.write(
