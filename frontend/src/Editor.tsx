@@ -10,6 +10,7 @@ import { GraphCanvas, type GraphActions } from "./GraphCanvas";
 import { History, type LoopOut } from "./History";
 import { LrsBadge, LrsPanel } from "./LrsPanel";
 import { applyMergePatch } from "./mergePatch";
+import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep } from "./steps";
 import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepKind, ValidateResponse } from "./types";
 import { YamlView } from "./YamlView";
@@ -148,7 +149,12 @@ export function Editor({ boot }: { boot: EditorBoot }) {
         if (id) setTab("inspect");
       },
       insert: (listPath, index, kind: StepKind) => {
-        edit((d) => insertStep(d, listPath, index, newStep(d, kind)));
+        const list = dataRef.current ? getAt(dataRef.current, parsePath(listPath)) : undefined;
+        const at = Math.min(index, Array.isArray(list) ? list.length : 0);
+        edit((d) => insertStep(d, listPath, at, newStep(d, kind)));
+        // Select the new step so the inspector shows it.
+        setSelected(`${listPath}[${at}]`);
+        setTab("inspect");
       },
       remove: (path) => {
         edit((d) => removeStep(d, path));
@@ -280,6 +286,11 @@ export function Editor({ boot }: { boot: EditorBoot }) {
         {versionsUrl && (
           <a href={versionsUrl} className="lke-link">
             Versions
+          </a>
+        )}
+        {loopId != null && boot.diffUrl && version !== null && version > 1 && (
+          <a href={boot.diffUrl} className="lke-link" title="What the last save changed">
+            Last change
           </a>
         )}
         {!readOnly && (

@@ -125,6 +125,8 @@ def test_it_adds_a_parallel_agent_in_the_graph_and_the_yaml_and_lrs_follow(
 
     node(page, "pipeline[0].parallel[4]").wait_for()
     wait_for_yaml(page, "label: Agent\n")
+    # The new step is selected: the inspector shows it.
+    page.get_by_test_id("form-panel").get_by_text("pipeline[0].parallel[4]", exact=True).wait_for()
     text = yaml_text(page)
     assert "      - prompt: Describe the task\n        label: Agent\n" in text
     assert text.index("label: Performance Review") < text.index("label: Agent")
