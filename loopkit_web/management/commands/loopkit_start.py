@@ -42,6 +42,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            self.prepare(options)
+        except KeyboardInterrupt:
+            self.stderr.write("Interrupted before the server started.")
+            sys.exit(130)
+        self.serve(options["host"], options["port"], worker=not options["no_worker"])
+
+    def prepare(self, options: dict[str, Any]) -> None:
+        """Migrate, collect static files (DEBUG off) and make the demo account."""
         call_command("migrate", interactive=False, verbosity=0)
         if "channels" in settings.DATABASES:
             call_command("migrate", database="channels", interactive=False, verbosity=0)
@@ -58,7 +67,6 @@ class Command(BaseCommand):
                 f"Demo team “{account.team.name}”: log in as {account.user.get_username()} "
                 f"/ {account.password}"
             )
-        self.serve(options["host"], options["port"], worker=not options["no_worker"])
 
     def serve(self, host: str, port: int, *, worker: bool) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
@@ -72,7 +80,9 @@ class Command(BaseCommand):
                 host,
                 "-p",
                 str(port),
-                "--proxy-headers",
+                # Client addresses from X-Forwarded-For only behind a proxy: otherwise
+                # any client could forge the IP the audit log records.
+                *(["--proxy-headers"] if env_bool("LOOPKIT_BEHIND_TLS_PROXY", False) else []),
                 "loopkit_web.asgi:application",
             ],
         }
