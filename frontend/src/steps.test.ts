@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { applyMergePatch } from "./mergePatch";
 import { formatPath, parsePath } from "./paths";
-import { insertStep, iterSteps, labelIndex, moveStep, owningStep, removeStep, renameLabel } from "./steps";
+import { freshLabel, insertStep, iterSteps, labelIndex, moveStep, owningStep, removeStep, renameLabel } from "./steps";
 import type { LoopData } from "./types";
 
 const prReview = (): LoopData => ({
@@ -103,5 +103,13 @@ describe("label rename", () => {
     const cleared = renameLabel(prReview(), "pipeline[0].parallel[0]", "Bug Review", undefined);
     expect("label" in iterSteps(cleared)[1].step).toBe(false);
     expect((cleared.verify as { maker: string[] }).maker).toContain("Bug Review");
+  });
+});
+
+describe("new step labels", () => {
+  it("numbers a label that is taken from 2 on", () => {
+    const one = insertStep(prReview(), "pipeline", 1, { prompt: "x", label: freshLabel(prReview()) });
+    expect(freshLabel(prReview())).toBe("Agent");
+    expect(freshLabel(one)).toBe("Agent 2");
   });
 });

@@ -69,9 +69,9 @@ export function labelIndex(data: LoopData): Map<string, string> {
 /** A label no other step has: "Agent 2", "Agent 3", ... */
 export function freshLabel(data: LoopData, base = "Agent"): string {
   const taken = new Set(iterSteps(data).map((e) => stepLabel(e.step)));
-  for (let n = 1; ; n++) {
-    const candidate = n === 1 && !taken.has(base) ? base : `${base} ${n}`;
-    if (!taken.has(candidate)) return candidate;
+  if (!taken.has(base)) return base;
+  for (let n = 2; ; n++) {
+    if (!taken.has(`${base} ${n}`)) return `${base} ${n}`;
   }
 }
 

@@ -431,3 +431,29 @@ def test_a_viewer_reads_the_loop_without_edit_controls(
     go_to_line(page, "maxRounds: 3")
     page.keyboard.type("3")
     assert yaml_text(page) == loop["yaml"]
+
+
+def test_a_condition_inserted_between_steps_gets_an_else_branch(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
+    page = signed_in
+    loop = import_example(api, "daily-triage")
+    open_editor(page, live_server.url, loop["id"])
+    page.locator('[data-edge="pipeline[0]->pipeline[1]"]').get_by_role("button").click()
+    page.get_by_role("menuitem", name="Condition").click()
+
+    node(page, "pipeline[1]").wait_for()
+    node(page, "pipeline[1].then[0]").wait_for()
+    assert node(page, "pipeline[2]").get_by_text("Triage", exact=True).is_visible()
+    form = page.get_by_test_id("form-panel")
+    form.get_by_label("When (Jinja2 expression)").fill("inputs.repository")
+    wait_for_yaml(page, "- when: inputs.repository\n")
+    form.get_by_role("button", name="Add an else branch").click()
+    node(page, "pipeline[1].else[0]").wait_for()
+    page.wait_for_selector(EDITOR_READY)
+    text = yaml_text(page)
+    condition = text[text.index("- when: inputs.repository") : text.index("label: Triage")]
+    assert "then:" in condition and "else:" in condition
+    then_x = node(page, "pipeline[1].then[0]").bounding_box()["x"]
+    assert then_x < node(page, "pipeline[1].else[0]").bounding_box()["x"]
+    screenshot(page, "editor-condition-added")
