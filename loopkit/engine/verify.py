@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopkit import spec
-from loopkit.engine.agent import add_cost, call_model, render
-from loopkit.engine.events import Tokens
+from loopkit.engine.agent import add_cost, call_model, render, run_tool
+from loopkit.engine.events import Tokens, ToolCalled
+from loopkit.errors import RunError
 from loopkit.memory import Checkpoint
+from loopkit.tools import Tool, summary
 
 if TYPE_CHECKING:
     from loopkit.engine.runner import Run
@@ -157,20 +159,39 @@ async def verify_round(
     for name in verify.checkers:
         run.cancel.raise_if_cancelled()
         model, messages = checker_messages(run, verify, name)
-        response = await call_model(
-            run,
-            model=model,
-            messages=messages,
-            key=f"verify.{name}",
-            label=name,
-            role="checker",
-            round_=round_,
-            kind="checker",
-            response_format={"type": "json_object"},
-        )
-        requests += 1
-        tokens.add(response.tokens)
-        total_cost = add_cost(total_cost, response.cost)
+        tools, extra = await _checker_tools(run, name)
+        if extra:
+            messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
+        by_name = {t.name: t for t in tools}
+        schemas = [t.openai_schema() for t in tools]
+        tool_rounds = 0
+        while True:
+            response = await call_model(
+                run,
+                model=model,
+                messages=messages,
+                key=f"verify.{name}",
+                label=name,
+                role="checker",
+                round_=round_,
+                kind="checker",
+                tools=schemas,
+                response_format=None if schemas else {"type": "json_object"},
+            )
+            requests += 1
+            tokens.add(response.tokens)
+            total_cost = add_cost(total_cost, response.cost)
+            if not response.tool_calls:
+                break
+            tool_rounds += 1
+            if tool_rounds > run.options.max_tool_iterations:
+                raise RunError(
+                    f"checker '{name}' kept calling tools after "
+                    f"{run.options.max_tool_iterations} tool rounds",
+                    step=name,
+                    code="tool_iterations",
+                )
+            messages = [*messages, *await _tool_round(run, name, response, by_name)]
         verdicts.append(parse_verdict(response.content, verify.effective_pass_score))
     verdict = _combine(verdicts)
     duration = (time.perf_counter() - started) * 1000
@@ -186,6 +207,56 @@ async def verify_round(
         )
     )
     return verdict, tokens, total_cost, duration
+
+
+async def _checker_tools(run: Run, name: str) -> tuple[list[Tool], str]:
+    """Return a verifier subagent's tools and skill instructions (none for the built-in)."""
+    agent = run.subagent(name)
+    if run.tool_provider is None or agent is None or not (agent.connectors or agent.skills):
+        return [], ""
+    as_step = spec.AgentStep(prompt="verify", label=name, subagent=name)
+    tools = await run.tool_provider.tools_for(as_step, run.loop)
+    return tools, await run.tool_provider.instructions_for(as_step, run.loop)
+
+
+async def _tool_round(
+    run: Run, name: str, response: Any, by_name: dict[str, Tool]
+) -> list[dict[str, Any]]:
+    """Run the checker's tool calls; return the messages that carry them and their results."""
+    out: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": response.content or None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {
+                        "name": c.name,
+                        "arguments": c.raw_arguments or json.dumps(c.arguments),
+                    },
+                }
+                for c in response.tool_calls
+            ],
+        }
+    ]
+    for call in response.tool_calls:
+        run.cancel.raise_if_cancelled()
+        started = time.perf_counter()
+        outcome = await run_tool(by_name.get(call.name), call.name, call.arguments)
+        run.emit(
+            ToolCalled(
+                key=f"verify.{name}",
+                label=name,
+                name=call.name,
+                arguments=call.arguments,
+                result=summary(outcome),
+                is_error=outcome.is_error,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+        out.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+    return out
 
 
 def _combine(verdicts: list[Verdict]) -> Verdict:

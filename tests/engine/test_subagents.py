@@ -335,3 +335,71 @@ def test_validation_reports_unknown_connectors_of_a_subagent() -> None:
         "connector 'githb' is not defined",
         "did you mean 'github'?",
     )
+
+
+async def test_a_verifier_subagent_checks_claims_with_its_own_tools(
+    llm: LLMServer, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from llm_server import verdict
+
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY)")
+        db.executemany("INSERT INTO items VALUES (?)", [(1,), (2,), (3,)])
+    loop = loop_from_data(
+        {
+            "name": "audited",
+            "model": "openai/test",
+            "connectors": {"db": {"type": "sql", "url": "sqlite:///shop.db"}},
+            "subagents": {
+                "auditor": {
+                    "role": "verifier",
+                    "prompt": "Check every number against the database.",
+                    "connectors": ["db"],
+                    "tools": ["db.query"],
+                }
+            },
+            "pipeline": [{"prompt": "How many items are there?", "label": "Count"}],
+            "verify": {"maker": "Count", "checker": "auditor", "maxRounds": 1},
+        }
+    )
+    llm.reset()
+    llm.script(
+        Reply("There are 3 items."),
+        Reply(
+            "",
+            tool_calls=[
+                {"name": "db__query", "arguments": {"sql": "SELECT count(*) AS n FROM items"}}
+            ],
+        ),
+        verdict(True, 0.95),
+    )
+    sink = ListSink()
+
+    result = await run_loop(
+        loop,
+        LiteLLMProvider(api_base=llm.url),
+        sinks=[sink],
+        options=RunOptions(retry_base_delay=0.01),
+        tool_provider=ConnectorTools(loop, root=tmp_path),
+    )
+
+    assert result.status == "succeeded", result.error
+    maker, checker, verdict_request = (r.body for r in llm.requests)
+    assert "tools" not in maker or not maker["tools"]
+    assert [t["function"]["name"] for t in checker["tools"]] == ["db__query"]
+    assert checker["messages"][0]["content"] == "Check every number against the database."
+    (call,) = [e.as_dict() for e in sink.of_type("tool_called")]
+    assert (call["key"], call["label"], call["name"], call["is_error"]) == (
+        "verify.auditor",
+        "auditor",
+        "db__query",
+        False,
+    )
+    assert verdict_request["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": verdict_request["messages"][-2]["tool_calls"][0]["id"],
+        "content": '{"columns": ["n"], "rows": [[3]], "row_count": 1}',
+    }
+    assert [e.passed for e in sink.of_type("verification_round")] == [True]
