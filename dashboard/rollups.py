@@ -201,13 +201,12 @@ def advance(
     runs = Run.objects.for_team(team)
     start = state.closed_until
     limit = floor_hour(now - GRACE)
-    if start is not None and start >= limit:
-        return start
     if start is None:
         first_run = runs.aggregate(first=Min("created_at"))["first"]
         if first_run is None:
             return None
         start = floor_hour(first_run)
+    # Asked even when nothing can close yet, so a read costs the same queries every time.
     pending = runs.filter(status__in=ACTIVE, created_at__gte=start)
     first_open = pending.aggregate(first=Min("created_at"))["first"]
     end = limit if first_open is None else min(limit, floor_hour(first_open))
