@@ -228,3 +228,31 @@ def test_it_audits_repository_settings_and_lets_only_admins_change_them(
     assert admin.delete("/api/loops/repository").status_code == 204
     assert AuditEvent.objects.filter(action="git_repository.deleted", team=team).count() == 1
     assert editor.get("/api/loops/repository").status_code == 404
+
+
+def test_it_pushes_over_https_style_auth_with_credentials_from_the_environment(
+    acme: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .git_http import git_http_server
+
+    _, _, editor, admin = acme
+    bare = make_bare_repo(tmp_path)
+    monkeypatch.setenv("ACME_GIT_USER", "loopkit-bot")
+    monkeypatch.setenv("ACME_GIT_TOKEN", "s3cret-token-value")
+    create(editor, loop_yaml())
+    with git_http_server(tmp_path, "loopkit-bot", "s3cret-token-value") as (base, seen):
+        url = f"{base}/{bare.name}"
+        configure(admin, url, username_env="ACME_GIT_USER", password_env="ACME_GIT_TOKEN")
+        response = editor.post("/api/loops/repository/export", {}, content_type="application/json")
+        assert response.status_code == 200, response.content
+        assert "loopkit-bot" in seen
+        assert git("show", "main:loops/triage.yaml", cwd=bare) == loop_yaml()
+
+        monkeypatch.setenv("ACME_GIT_TOKEN", "wrong-token-value")
+        refused = editor.post("/api/loops/repository/import", {}, content_type="application/json")
+        assert refused.status_code == 502
+        assert refused.json()["message"].startswith("git ls-remote failed: ")
+        assert "wrong-token-value" not in refused.content.decode()
+    stored = GitRepository.objects.get()
+    assert "s3cret" not in f"{stored.url} {stored.username_env} {stored.password_env}"
+    assert "s3cret" not in str(list(AuditEvent.objects.values_list("changes", flat=True)))
