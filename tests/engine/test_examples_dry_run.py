@@ -1,0 +1,98 @@
+"""Every example loop runs end to end with the dry-run provider, on a realistic trigger."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from loopkit.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PAYLOADS: dict[str, dict[str, object]] = {
+    "pr-review": {
+        "action": "opened",
+        "pull_request": {
+            "number": 3,
+            "title": "Fix login",
+            "diff_url": "https://example.com/3.diff",
+        },
+    },
+    "ci-failure-sweeper": {
+        "action": "completed",
+        "workflow_run": {
+            "id": 42,
+            "name": "tests",
+            "conclusion": "failure",
+            "head_branch": "main",
+            "head_sha": "0123456789abcdef",
+        },
+    },
+    "post-merge-cleanup": {
+        "action": "closed",
+        "pull_request": {
+            "number": 7,
+            "title": "Add caching",
+            "merged": True,
+            "user": {"login": "ada"},
+        },
+        "repository": {"full_name": "acme/app"},
+    },
+    "dependency-update-review": {
+        "action": "opened",
+        "pull_request": {
+            "number": 9,
+            "title": "Bump requests",
+            "user": {"login": "dependabot[bot]"},
+        },
+    },
+}
+INPUTS = {"release-notes": ["version=1.4.0"], "incident-summary": ["incidentId=INC-7"]}
+# Steps each loop runs on the trigger above (the conditionals' branches taken).
+STEPS = {
+    "pr-review": 4,
+    "daily-triage": 3,
+    "ci-failure-sweeper": 4,
+    "post-merge-cleanup": 5,
+    "dependency-update-review": 4,
+    "docs-drift-check": 3,
+    "release-notes": 3,
+    "incident-summary": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "loops", root / "loops")
+    shutil.copytree(ROOT / "skills", root / "skills")
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_each_example_loop_completes_a_dry_run(project: Path, name: str) -> None:
+    args = ["run", "--dry-run", "--approve", name]
+    if name in PAYLOADS:
+        payload = project / f"{name}.json"
+        payload.write_text(json.dumps(PAYLOADS[name]))
+        args += ["--payload", str(payload)]
+    for value in INPUTS.get(name, []):
+        args += ["--input", value]
+    out = io.StringIO()
+    before = Path.cwd()
+    os.chdir(project)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(args)
+    finally:
+        os.chdir(before)
+    text = out.getvalue()
+    assert code == 0, text
+    assert f"[ok] Loop '{name}' completed successfully" in text
+    assert f"Steps: {STEPS[name]}\n" in text
