@@ -11,7 +11,7 @@ import { History, type LoopOut } from "./History";
 import { LrsBadge, LrsPanel } from "./LrsPanel";
 import { applyMergePatch } from "./mergePatch";
 import { getAt, parsePath } from "./paths";
-import { insertStep, moveStep, newStep, owningStep, removeStep } from "./steps";
+import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
 import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepKind, ValidateResponse } from "./types";
 import { YamlView } from "./YamlView";
 
@@ -158,6 +158,10 @@ export function Editor({ boot }: { boot: EditorBoot }) {
       },
       remove: (path) => {
         edit((d) => removeStep(d, path));
+        setSelected(null);
+      },
+      removeMany: (paths) => {
+        edit((d) => removeSteps(d, paths));
         setSelected(null);
       },
       move: (from, toList, index) => {

@@ -24,6 +24,7 @@ export interface GraphActions {
   select(id: string | null): void;
   insert(listPath: string, index: number, kind: StepKind): void;
   remove(path: string): void;
+  removeMany(paths: string[]): void;
   move(fromPath: string, toListPath: string, index: number): void;
 }
 
@@ -317,7 +318,14 @@ function Canvas(props: GraphCanvasProps) {
         nodesDraggable={editable}
         nodesConnectable={false}
         edgesFocusable={false}
-        deleteKeyCode={null}
+        deleteKeyCode={editable ? ["Delete", "Backspace"] : null}
+        onBeforeDelete={async ({ nodes: doomed }) => {
+          // React Flow's Delete key (it ignores keys typed in inputs and the
+          // YAML view): the steps go from the loop data, not from the canvas.
+          const steps = doomed.filter((n) => n.data.listPath !== undefined).map((n) => n.id);
+          if (steps.length && actions) actions.removeMany(steps);
+          return false;
+        }}
         defaultEdgeOptions={{ markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 } }}
         minZoom={0.2}
         maxZoom={1.5}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { applyMergePatch } from "./mergePatch";
 import { formatPath, parsePath } from "./paths";
-import { freshLabel, insertStep, iterSteps, labelIndex, moveStep, owningStep, removeStep, renameLabel } from "./steps";
+import { freshLabel, insertStep, iterSteps, labelIndex, moveStep, owningStep, removeStep, removeSteps, renameLabel } from "./steps";
 import type { LoopData } from "./types";
 
 const prReview = (): LoopData => ({
@@ -111,5 +111,14 @@ describe("new step labels", () => {
     const one = insertStep(prReview(), "pipeline", 1, { prompt: "x", label: freshLabel(prReview()) });
     expect(freshLabel(prReview())).toBe("Agent");
     expect(freshLabel(one)).toBe("Agent 2");
+  });
+});
+
+describe("removing several steps", () => {
+  it("removes siblings and a group with its members whatever the order given", () => {
+    const labels = (d: LoopData) => iterSteps(d).map((e) => e.step.label ?? e.path);
+    expect(labels(removeSteps(prReview(), ["pipeline[0].parallel[0]", "pipeline[0].parallel[2]"]))).toEqual(["pipeline[0]", "Security Review"]);
+    const data: LoopData = { name: "x", pipeline: [{ prompt: "a", label: "A" }, { parallel: [{ prompt: "b", label: "B" }, { prompt: "c", label: "C" }] }] };
+    expect(labels(removeSteps(data, ["pipeline[1]", "pipeline[1].parallel[1]"]))).toEqual(["A"]);
   });
 });

@@ -127,6 +127,23 @@ export function removeStep(data: LoopData, stepPath: string): LoopData {
   return out;
 }
 
+/** Remove several steps: later siblings and members before what holds them, so paths stay valid. */
+export function removeSteps(data: LoopData, stepPaths: string[]): LoopData {
+  const compare = (a: Path, b: Path): number => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      if (a[i] === b[i]) continue;
+      return typeof a[i] === "number" && typeof b[i] === "number" ? (a[i] as number) - (b[i] as number) : String(a[i]).localeCompare(String(b[i]));
+    }
+    return a.length - b.length;
+  };
+  const ordered = stepPaths.map(parsePath).sort((a, b) => compare(b, a));
+  let out = data;
+  for (const path of ordered) {
+    if (getAt(out, path) !== undefined) out = removeStep(out, formatPath(path));
+  }
+  return out;
+}
+
 function removeAt(data: LoopData, path: Path): LoopData {
   const listPath = path.slice(0, -1);
   const index = path[path.length - 1] as number;

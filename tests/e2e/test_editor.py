@@ -457,3 +457,17 @@ def test_a_condition_inserted_between_steps_gets_an_else_branch(
     then_x = node(page, "pipeline[1].then[0]").bounding_box()["x"]
     assert then_x < node(page, "pipeline[1].else[0]").bounding_box()["x"]
     screenshot(page, "editor-condition-added")
+
+
+def test_the_delete_key_removes_the_selected_step_and_its_maker(
+    signed_in: Any, live_server: Any, api: Any
+) -> None:
+    page = signed_in
+    loop = import_example(api, "pr-review")
+    open_editor(page, live_server.url, loop["id"])
+    node(page, "pipeline[0].parallel[3]").click()
+    page.keyboard.press("Delete")
+    node(page, "pipeline[0].parallel[3]").wait_for(state="detached")
+    wait_for_yaml(page, "Performance Review", present=False)
+    page.wait_for_selector(EDITOR_READY)
+    assert node(page, "verify").get_by_text("3 makers", exact=False).is_visible()
