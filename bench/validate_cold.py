@@ -1,7 +1,8 @@
 """Time ``loopkit validate loops/`` as a cold process (a new interpreter each run).
 
 Prints one JSON document: the median, min and max wall time in milliseconds of
-N runs of the real console script, the median CPU time (user + system, which a
+N runs of the real console script with bytecode cached (as after a normal
+install), the same without a bytecode cache, the median CPU time (user + system, which a
 busy shared machine disturbs less than wall time), the same for a bare
 ``python -c pass`` (the interpreter's own start-up, for reference), the load
 average, and whether LiteLLM or Django was imported. Target: median wall time
@@ -19,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +43,32 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _time(command: list[str], runs: int) -> tuple[list[float], list[float], int]:
+def _env(bytecode_cache: str | None) -> dict[str, str]:
+    """Return the child's environment: with a bytecode cache as an installed LoopKit has, or none.
+
+    These machines set PYTHONDONTWRITEBYTECODE, so every run would compile
+    loopkit's modules from source (~150 ms) where a user's install reads
+    cached bytecode. The cache goes to a folder of its own (PYTHONPYCACHEPREFIX),
+    never into the source tree.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["NO_COLOR"] = "1"
+    if bytecode_cache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env["PYTHONPYCACHEPREFIX"] = bytecode_cache
+    return env
+
+
+def _time(
+    command: list[str], runs: int, bytecode_cache: str | None, warmup: int = 0
+) -> tuple[list[float], list[float], int]:
     """Return wall and CPU (user + system) milliseconds per run, and the last exit code."""
     wall, cpu = [], []
     code = 0
-    env = {**os.environ, "NO_COLOR": "1"}
+    env = _env(bytecode_cache)
+    for _ in range(warmup):
+        subprocess.run(command, cwd=ROOT, capture_output=True, env=env, check=False)
     for _ in range(runs):
         start, start_cpu = time.perf_counter(), _cpu()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, env=env, check=False)
@@ -71,8 +94,11 @@ def main() -> int:
     args = parser.parse_args()
 
     script = str(BIN / "loopkit")
-    validate, validate_cpu, code = _time([script, "validate", *args.paths], args.runs)
-    bare, bare_cpu, _ = _time([sys.executable, "-c", "pass"], args.runs)
+    command = [script, "validate", *args.paths]
+    with tempfile.TemporaryDirectory(prefix="loopkit-bench-pycache-") as cache:
+        validate, validate_cpu, code = _time(command, args.runs, cache, warmup=2)
+        bare, bare_cpu, _ = _time([sys.executable, "-c", "pass"], args.runs, cache, warmup=1)
+    source, source_cpu, _ = _time(command, args.runs, None)
     probe = subprocess.run(
         [sys.executable, "-c", PROBE, *args.paths],
         cwd=ROOT,
@@ -92,6 +118,7 @@ def main() -> int:
         "runs": args.runs,
         "exit_code": code,
         "validate": _summary(validate, validate_cpu),
+        "validate_without_bytecode_cache": _summary(source, source_cpu),
         "python_startup": _summary(bare, bare_cpu),
         "target_ms": TARGET_MS,
         "under_target": statistics.median(validate) < TARGET_MS,
