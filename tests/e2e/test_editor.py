@@ -471,3 +471,10 @@ def test_the_delete_key_removes_the_selected_step_and_its_maker(
     wait_for_yaml(page, "Performance Review", present=False)
     page.wait_for_selector(EDITOR_READY)
     assert node(page, "verify").get_by_text("3 makers", exact=False).is_visible()
+    # Undo in the YAML view brings the step back, in every view.
+    page.locator(".lke-yaml .cm-content").click()
+    page.keyboard.press("Control+z")
+    wait_for_yaml(page, "label: Performance Review\n")
+    node(page, "pipeline[0].parallel[3]").wait_for()
+    page.wait_for_selector(EDITOR_READY)
+    assert node(page, "verify").get_by_text("4 makers", exact=False).is_visible()
