@@ -406,3 +406,30 @@ def test_the_json_schema_accepts_every_canonical_loop(data: dict[str, Any]) -> N
 
 
 SCHEMA = spec.json_schema()
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loops())
+def test_every_one_click_fix_gives_a_valid_loop_that_scores_no_lower(data: dict[str, Any]) -> None:
+    loop = loop_from_data(data)
+    before = lrs.score(loop)
+    for finding in before.findings:
+        if finding.fix is None:
+            continue
+        patched = loop_from_data(_merge_patch(to_data(loop), finding.fix.patch))
+        after = lrs.score(patched)
+        assert after.score >= before.score, (finding.message, after.findings)
+        assert finding.message not in [f.message for f in after.findings], finding.message
