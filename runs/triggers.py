@@ -42,11 +42,10 @@ def current_spec(loop: Loop) -> spec.Loop | None:
         return None
     key = (loop.pk, loop.version, loop.updated_at.isoformat())
     if key not in _SPECS:
+        text = loop.current().yaml  # a database error propagates: it must not be cached
         try:
-            parsed: spec.Loop | None = load_loop(
-                loop.current().yaml, f"{loop.name}.yaml", check=False
-            )
-        except (SpecError, Exception):  # an invalid saved loop just does not fire
+            parsed: spec.Loop | None = load_loop(text, f"{loop.name}.yaml", check=False)
+        except SpecError:  # an invalid saved loop just does not fire
             parsed = None
         if len(_SPECS) >= _SPECS_MAX:
             _SPECS.clear()
