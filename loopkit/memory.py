@@ -71,7 +71,8 @@ class RunRecord:
 class Checkpoint:
     """A finished unit of work in a run: an agent step of a round (key
     ``r1:pipeline[0].parallel[2]``) or a checker round (``r1:verify``).
-    ``data`` holds extras (a verdict, a branch taken)."""
+    ``data`` holds extras (a verdict, a branch taken); ``seq`` is the run's last
+    event number when it was saved (a resume numbers its events after it)."""
 
     key: str
     label: str | None = None
@@ -81,9 +82,11 @@ class Checkpoint:
     duration_ms: float = 0.0
     requests: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "seq": self.seq,
             "key": self.key,
             "label": self.label,
             "output": self.output,

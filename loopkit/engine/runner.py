@@ -199,6 +199,7 @@ class Run:
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         if self.store is not None and self.options.checkpoint:
+            checkpoint.seq = self.seq
             await self._store(self.store.save_checkpoint, self.id, checkpoint)
             self.checkpoints[checkpoint.key] = checkpoint
 
@@ -262,6 +263,8 @@ class Run:
             self.budget.elapsed_before = previous.duration_ms / 1000.0
             self.checkpoints = (await self._store(self.store.checkpoints, self.id)) or {}  # type: ignore[union-attr]
             resumed = True
+            # A killed run never saved its record again: its checkpoints know better.
+            self.seq = max([self.seq, *(c.seq for c in self.checkpoints.values())])
             inputs = previous.inputs or self.options.inputs
             payload = previous.payload if previous.payload is not None else self.options.payload
         else:

@@ -233,6 +233,7 @@ def test_a_killed_run_resumes_without_paying_finished_steps_twice(
     assert finished == {"A": True, "B": True, "C": False}
     assert events[-1]["status"] == "succeeded"
     assert events[-1]["requests"] == 3  # A and B counted once, from their checkpoints
+    assert events[0]["seq"] > 4  # numbering goes on after the killed process's events
     (record,) = runs_of(tmp_path)
     assert (record["id"], record["status"]) == (run_id, "succeeded")
 
