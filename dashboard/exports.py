@@ -95,6 +95,9 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -110,6 +113,9 @@ def cell(value: Any) -> str:
         return format(value, "f")
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
+        # A spreadsheet would run "=..." as a formula (CSV injection): keep it text.
+        return "'" + value
     return str(value)
 
 

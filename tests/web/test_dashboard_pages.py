@@ -294,3 +294,18 @@ def test_the_loop_page_shows_the_loops_runs_costs_pass_rate_and_lrs(
     import json
 
     assert json.loads(chart.group(1))["runs"] == [0, 1, 1, 0, 1, 1, 0]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(
+    seeded: Seeded, viewer: Any
+) -> None:
+    run = seeded.runs[0]
+    run.started_by_label = '=HYPERLINK("http://evil.example","x")'
+    run.models_used = ["@sum"]
+    run.save()
+    response = get_list_csv(viewer, loop=seeded.loops["triage"].pk, **PERIOD)
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    first = next(r for r in rows if int(r["id"]) == run.pk)
+    assert first["started_by"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert first["models"] == "'@sum"
+    assert first["cost_usd"] == "0.100000"
