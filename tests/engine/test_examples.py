@@ -34,6 +34,15 @@ def test_each_example_validates_and_round_trips_byte_identical(path: Path) -> No
     assert dump(loop) == text
 
 
+def test_loops_that_remember_render_what_the_last_run_left() -> None:
+    loop = load(ROOT / "loops" / "daily-triage.yaml")
+    first = loop.pipeline[0]
+    assert isinstance(first, spec.AgentStep)
+    context = {"inputs": {"repository": "acme/app"}, "memory": {"Report": "#12 is urgent"}}
+    assert "#12 is urgent" in compile_prompt(first.prompt)(context)
+    assert "(no previous report)" in compile_prompt(first.prompt)({**context, "memory": {}})
+
+
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_each_prompt_renders_with_the_engines_context(path: Path) -> None:
     loop = load(path)
