@@ -145,3 +145,11 @@ def test_the_json_schema_refuses_what_the_loader_refuses() -> None:
     for name in ("unknown-key", "wrong-type", "missing-checker"):
         data = yaml.safe_load((ROOT / "tests" / "engine" / "broken" / f"{name}.yaml").read_text())
         assert not validator.is_valid(data), name
+
+
+def test_the_reference_docs_opening_example_is_a_valid_loop() -> None:
+    import re
+
+    text = (ROOT / "docs" / "loop-yaml.md").read_text()
+    first = re.findall(r"```yaml\n(.*?)```", text, re.S)[0]
+    assert load_loop(first, "docs/loop-yaml.md").name == "pr-review"
