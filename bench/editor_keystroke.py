@@ -88,7 +88,15 @@ def start_server(port: int, var_dir: str) -> subprocess.Popen[bytes]:
     env.pop("REDIS_URL", None)
     log = open(Path(var_dir) / "server.log", "wb")  # noqa: SIM115 (closed with the process)
     server = subprocess.Popen(
-        [sys.executable, "manage.py", "loopkit_start", "--no-worker", "--port", str(port)],
+        [
+            sys.executable,
+            "manage.py",
+            "loopkit_start",
+            "--no-worker",
+            "--demo",
+            "--port",
+            str(port),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
