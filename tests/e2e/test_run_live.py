@@ -50,13 +50,30 @@ LOOP = yamlio.dump(
     )
 )
 
+GATED = yamlio.dump(
+    yamlio.loop_from_data(
+        {
+            "name": "gated-release",
+            "pipeline": [
+                {"prompt": "Draft the release notes", "label": "Draft"},
+                {"approve": "Publish these notes?", "label": "Publish", "approvers": ["owner"]},
+                {"prompt": "Publish the notes", "label": "Publish notes"},
+            ],
+        }
+    )
+)
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Start LoopKit (server and worker) with a team, a user and the loop; yield its facts."""
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Start LoopKit (server and worker) with a team, a user and the loops; yield its facts."""
+    tmp_path = tmp_path_factory.mktemp("run-live")
     env = child_env(LOOPKIT_VAR_DIR=str(tmp_path / "var"), LOOPKIT_HUEY_IMMEDIATE="false")
     manage("migrate", "--no-input", env=env)
-    proc = shell(SCRIPTS / "runs_setup.py", env={**env, "RUNS_LOOP_YAML": LOOP, "RUNS_NO_RUN": "1"})
+    proc = shell(
+        SCRIPTS / "runs_setup.py",
+        env={**env, "RUNS_LOOP_YAML": LOOP, "RUNS_OTHER_LOOP_YAML": GATED, "RUNS_NO_RUN": "1"},
+    )
     facts = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[7:])
     port = free_port()
     log = (tmp_path / "server.log").open("wb")
@@ -99,14 +116,38 @@ def shown_events(page: Any) -> list[int]:
     ]
 
 
-def test_a_dry_run_from_the_loop_page_is_watched_live_and_survives_a_reload(
-    page: Any, app: dict[str, Any]
-) -> None:
-    url = app["url"]
+def login(page: Any, url: str) -> None:
     page.goto(f"{url}/accounts/login/")
     page.fill("input[name=username]", "runner")
     page.fill("input[name=password]", "x-long-password-1")
     page.click("form [type=submit]")
+
+
+def test_an_approval_gate_is_decided_on_the_run_page_and_the_run_goes_on(
+    page: Any, app: dict[str, Any]
+) -> None:
+    url = app["url"]
+    login(page, url)
+    page.goto(f"{url}/loops/{app['other_loop']}/")
+    page.click("[data-testid=run-dry]")
+    page.wait_for_selector('#run-status[data-status="waiting_for_approval"]')
+    approval = page.wait_for_selector("#approvals .approval")
+    assert "Publish these notes?" in approval.inner_text()
+    page.fill("#approvals .approval-comment", "Looks right")
+    screenshot(page, "run-approval-waiting")
+    page.click("#approvals button.approve")
+    page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=30_000)
+    assert page.is_hidden("#approvals")
+    resolved = page.inner_text('#events li[data-type="approval_resolved"]')
+    assert resolved.endswith("approval approved by runner")
+    assert page.get_attribute('#step-list li[data-label="Publish notes"]', "data-state") == "done"
+
+
+def test_a_dry_run_from_the_loop_page_is_watched_live_and_survives_a_reload(
+    page: Any, app: dict[str, Any]
+) -> None:
+    url = app["url"]
+    login(page, url)
     page.goto(f"{url}/loops/{app['loop']}/")
     page.click("[data-testid=run-dry]")
     page.wait_for_url(f"{url}/runs/*/")

@@ -14,6 +14,8 @@ user = get_user_model().objects.create_user("runner", password="x-long-password-
 team = create_team(None, user, "Runs Team")
 loop, _ = create_loop(None, team, os.environ["RUNS_LOOP_YAML"])
 out = {"team": team.pk, "loop": loop.pk}
+if os.environ.get("RUNS_OTHER_LOOP_YAML"):
+    out["other_loop"] = create_loop(None, team, os.environ["RUNS_OTHER_LOOP_YAML"])[0].pk
 if not os.environ.get("RUNS_NO_RUN"):
     out["run"] = start_run(loop, trigger_type="manual", dry_run=True, actor=user).pk
 print("RESULT " + json.dumps(out))
