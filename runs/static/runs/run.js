@@ -182,8 +182,17 @@
     return pending.length;
   }
 
+  const models = new Set();
+
   function apply(ev) {
     const p = ev.payload || {};
+    if (p.model && !models.has(p.model)) {
+      models.add(p.model);
+      $("models").textContent = Array.from(models).join(", ");
+    }
+    if (totals.started && p.at && !TERMINAL.includes(status)) {
+      $("duration").textContent = (p.at - totals.started).toFixed(1) + " s";
+    }
     const li = document.createElement("li");
     li.dataset.seq = ev.seq;
     li.dataset.type = ev.type;
