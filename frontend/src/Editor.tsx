@@ -237,7 +237,10 @@ export function Editor({ boot }: { boot: EditorBoot }) {
         }
         setMessage("");
       } catch (e) {
-        if (e instanceof ApiError && e.status === 409) setConflict(e.body as Conflict);
+        // A 409 with `current` is a stale save; any other refusal (a name
+        // clash is a 409 too, an invalid loop a 422) is shown as a message.
+        const body = e instanceof ApiError ? (e.body as Partial<Conflict> | null) : null;
+        if (e instanceof ApiError && e.status === 409 && body?.current) setConflict({ changes: [], ...body } as Conflict);
         else setNotice({ kind: "error", text: `Not saved: ${(e as Error).message}` });
       } finally {
         setSaving(false);

@@ -478,3 +478,19 @@ def test_the_delete_key_removes_the_selected_step_and_its_maker(
     node(page, "pipeline[0].parallel[3]").wait_for()
     page.wait_for_selector(EDITOR_READY)
     assert node(page, "verify").get_by_text("4 makers", exact=False).is_visible()
+
+
+def test_a_name_clash_is_refused_with_a_message(signed_in: Any, live_server: Any, api: Any) -> None:
+    page = signed_in
+    import_example(api, "pr-review")
+    page.goto(f"{live_server.url}/loops/new/")
+    page.wait_for_selector(EDITOR_READY)
+    page.get_by_label("Name", exact=True).fill("pr-review")
+    wait_for_yaml(page, "name: pr-review\n")
+    page.wait_for_selector(EDITOR_READY)
+    page.get_by_test_id("save").click()
+    alert = page.get_by_role("alert").filter(has_text="Not saved")
+    alert.wait_for()
+    assert "a loop named 'pr-review' already exists in this team" in alert.inner_text()
+    assert page.get_by_test_id("conflict").count() == 0
+    assert page.url.endswith("/loops/new/")
