@@ -56,7 +56,17 @@ def main() -> int:
             {
                 "benchmark": "hostile_yaml",
                 "target_ms": 1000,
-                "all_under_target": all(r["worst_ms"] < 1000 for r in results.values()),
+                # The target is for refusals; the legal worst cases (a file just under
+                # the size limit, 999 templated steps) are shown for comparison.
+                "refusals_under_target": all(
+                    r["worst_ms"] < 1000 for r in results.values() if r["outcome"] != "loaded"
+                ),
+                "worst_refusal_ms": max(
+                    r["worst_ms"] for r in results.values() if r["outcome"] != "loaded"
+                ),
+                "worst_legal_load_ms": max(
+                    r["worst_ms"] for r in results.values() if r["outcome"] == "loaded"
+                ),
                 "cases": results,
             },
             indent=2,
