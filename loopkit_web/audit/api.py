@@ -55,4 +55,4 @@ def list_events(request: HttpRequest, filters: Query[AuditQuery]) -> Any:
     )
     limit = max(1, min(filters.limit, 1000))
     offset = max(0, filters.offset)
-    return f.apply(AuditEvent.objects.for_team(membership.team))[offset : offset + limit]
+    return f.apply(AuditEvent.objects.for_team_log(membership.team))[offset : offset + limit]

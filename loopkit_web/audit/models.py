@@ -22,6 +22,19 @@ class AuditLogImmutable(Exception):
 
 
 class AuditEventQuerySet(TeamScopedQuerySet["AuditEvent"]):
+    def for_team_log(self, team: Any) -> AuditEventQuerySet:
+        """Return what the team's audit log shows: the team's events, plus the
+        account events of its members (logins, logouts, failed logins on their
+        usernames, password changes), which belong to no team."""
+        from loopkit_web.teams.models import Membership
+
+        usernames = Membership.objects.filter(team=team).values("user__username")
+        return self.filter(
+            models.Q(team=team)
+            | models.Q(team__isnull=True, action__startswith="user.", actor__memberships__team=team)
+            | models.Q(team__isnull=True, action="user.login_failed", actor_label__in=usernames)
+        )
+
     def update(self, **kwargs: Any) -> int:
         raise AuditLogImmutable("update")
 

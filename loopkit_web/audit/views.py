@@ -17,7 +17,7 @@ from loopkit_web.teams.scoping import require_role, team_required
 def _filtered(request: HttpRequest) -> tuple[AuditFilter, QuerySet[AuditEvent], object]:
     membership = require_role(request, "admin")
     f = AuditFilter.from_params(request.GET)
-    qs = AuditEvent.objects.for_team(membership.team)
+    qs = AuditEvent.objects.for_team_log(membership.team)
     if not f.errors:
         qs = f.apply(qs)
     return f, qs, membership.team
@@ -29,7 +29,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     f, qs, team = _filtered(request)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     actions = (
-        AuditEvent.objects.for_team(team)
+        AuditEvent.objects.for_team_log(team)
         .order_by("action")
         .values_list("action", flat=True)
         .distinct()

@@ -411,3 +411,26 @@ def test_changes_in_the_django_admin_are_audited(make_team: Any, make_user: Any)
         str(member.pk),
     )
     assert "Role" in event.changes["change"][1]
+
+
+def test_the_log_shows_members_logins_and_failed_logins_but_no_one_elses(
+    make_team: Any, make_user: Any, client_for: Any, password: str
+) -> None:
+    _, users = make_team("Acme", roles=["admin", "viewer"])
+    make_team("Other", roles=["viewer"])
+    for username, secret in [
+        ("acme-viewer", password),
+        ("acme-viewer", "wrong"),
+        ("other-viewer", password),
+        ("other-viewer", "wrong"),
+        ("nobody", "wrong"),
+    ]:
+        Client().post("/accounts/login/", {"username": username, "password": secret})
+
+    events = client_for(users["admin"]).get("/api/audit").json()
+
+    seen = sorted((e["action"], e["actor_label"]) for e in events)
+    assert ("user.login", "acme-viewer") in seen
+    assert ("user.login_failed", "acme-viewer") in seen
+    assert not [label for _, label in seen if label in ("other-viewer", "nobody")]
+    assert len(events) == len({e["id"] for e in events})  # no duplicates from the joins
