@@ -1,0 +1,61 @@
+"""Admin views of runs: read-mostly, for operators looking into a run."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from runs.models import (
+    ApprovalRequest,
+    Checkpoint,
+    CronFiring,
+    MemoryRecord,
+    Run,
+    RunEvent,
+    WebhookDelivery,
+)
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("id", "loop_name", "team", "status", "trigger_type", "dry_run", "created_at")
+    list_filter = ("status", "trigger_type", "dry_run")
+    search_fields = ("loop_name", "error")
+    raw_id_fields = ("loop", "loop_version", "rerun_of", "started_by")
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "seq", "type", "created_at")
+    list_filter = ("type",)
+    raw_id_fields = ("run",)
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "step", "status", "decided_by_label", "created_at", "decided_at")
+    list_filter = ("status",)
+    raw_id_fields = ("run", "decided_by")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("loop", "delivery_id", "event", "action", "run", "received_at")
+    raw_id_fields = ("loop", "run")
+
+
+@admin.register(CronFiring)
+class CronFiringAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("loop", "due_time", "run", "created_at")
+    raw_id_fields = ("loop", "run")
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "key", "created_at")
+    raw_id_fields = ("run",)
+
+
+@admin.register(MemoryRecord)
+class MemoryRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("team", "namespace", "key", "updated_at")
+    list_filter = ("namespace",)
