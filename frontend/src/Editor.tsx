@@ -263,6 +263,17 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   );
 
   useEffect(() => {
+    const saveKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
+        e.preventDefault();
+        if (canSave) void save();
+      }
+    };
+    window.addEventListener("keydown", saveKey);
+    return () => window.removeEventListener("keydown", saveKey);
+  }, [canSave, save]);
+
+  useEffect(() => {
     const warn = (e: BeforeUnloadEvent) => {
       if (dirty && !readOnly) e.preventDefault();
     };

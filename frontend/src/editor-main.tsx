@@ -1,10 +1,28 @@
 /** Entry of static/editor/editor.js: mount the editor on #loopkit-editor. */
 import "@xyflow/react/dist/style.css";
 import "./editor.css";
-import { StrictMode } from "react";
+import { Component, StrictMode, type ReactNode } from "react";
 import { createRoot } from "react-dom/client";
 import { Editor } from "./Editor";
 import type { EditorBoot } from "./types";
+
+/** Show a bug as a message instead of an empty page (React unmounts on a render error). */
+class Crashed extends Component<{ children: ReactNode }, { error: Error | null }> {
+  state = { error: null as Error | null };
+
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+
+  render() {
+    if (!this.state.error) return this.props.children;
+    return (
+      <div className="lke-notice lke-notice-error" role="alert">
+        The editor stopped because of a bug ({this.state.error.message}). Reload the page: the last saved version is safe.
+      </div>
+    );
+  }
+}
 
 function boot(): void {
   const host = document.getElementById("loopkit-editor");
@@ -19,7 +37,9 @@ function boot(): void {
   }
   createRoot(host).render(
     <StrictMode>
-      <Editor boot={{ apiBase: "/api/loops", readOnly: false, csrfToken: "", loopId: null, version: null, yaml: "", lrs: null, ...data }} />
+      <Crashed>
+        <Editor boot={{ apiBase: "/api/loops", readOnly: false, csrfToken: "", loopId: null, version: null, yaml: "", lrs: null, ...data }} />
+      </Crashed>
     </StrictMode>,
   );
 }
