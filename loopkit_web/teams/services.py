@@ -100,6 +100,17 @@ def remove_member(request: HttpRequest, actor: Membership, membership: Membershi
 
 
 @transaction.atomic
+def leave_team(request: HttpRequest, membership: Membership) -> None:
+    """Remove the caller's own *membership* (any role may leave; the last owner may not)."""
+    if _is_last_owner(membership):
+        raise TeamRuleError(
+            "last_owner", "a team needs at least one owner: make someone else owner first"
+        )
+    record(request, "membership.deleted", membership, before=snapshot(membership, ["user", "role"]))
+    membership.delete()
+
+
+@transaction.atomic
 def create_invitation(request: HttpRequest, actor: Membership, role: str) -> Invitation:
     _check_role_value(role)
     _check_may_grant(actor, role)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("join/<str:token>/", views.accept_invitation, name="invitation"),
     path("<int:team_id>/", views.team_settings, name="settings"),
     path("<int:team_id>/rename/", views.rename, name="rename"),
+    path("<int:team_id>/leave/", views.leave, name="leave"),
     path(
         "<int:team_id>/members/<int:membership_id>/role/",
         views.change_role,

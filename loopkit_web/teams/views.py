@@ -14,6 +14,7 @@ from loopkit_web.teams import services
 from loopkit_web.teams.forms import RoleForm, TeamForm
 from loopkit_web.teams.models import ROLE_RANK, Invitation, Membership, Role, Team
 from loopkit_web.teams.scoping import (
+    SESSION_KEY,
     current_team,
     get_scoped_or_404,
     require_role,
@@ -128,6 +129,22 @@ def remove_member(request: HttpRequest, team_id: int, membership_id: int) -> Htt
     except services.TeamRuleError as exc:
         messages.error(request, exc.message)
     return redirect("teams:settings", team_id=team_id)
+
+
+@login_required
+@require_POST
+def leave(request: HttpRequest, team_id: int) -> HttpResponse:
+    team = get_scoped_or_404(Team, request, pk=team_id)
+    membership = require_role(request, "viewer", team=team)
+    try:
+        services.leave_team(request, membership)
+    except services.TeamRuleError as exc:
+        messages.error(request, exc.message)
+        return redirect("teams:settings", team_id=team_id)
+    if request.session.get(SESSION_KEY) == team.pk:
+        del request.session[SESSION_KEY]
+    messages.success(request, f"You left “{team.name}”.")
+    return redirect("teams:list")
 
 
 @login_required

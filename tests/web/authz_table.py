@@ -82,6 +82,7 @@ PAGES: list[Case] = [
     Case("POST", "/teams/join/{token}/", "login", ok=(302,), foreign=False, leak_check=False),
     Case("GET", "/teams/{team_id}/", "viewer"),
     Case("POST", "/teams/{team_id}/rename/", "admin", ok=(302,), data={"name": "Renamed"}),
+    Case("POST", "/teams/{team_id}/leave/", "viewer", ok=(302,)),
     Case(
         "POST",
         "/teams/{team_id}/members/{membership_id}/role/",

@@ -314,3 +314,29 @@ def test_the_switcher_does_not_redirect_off_site(make_team: Any, client_for: Any
     )
 
     assert response.headers["Location"] == "/"
+
+
+def test_a_member_leaves_a_team(make_team: Any, client_for: Any) -> None:
+    team, users = make_team("Acme", roles=["owner", "editor"])
+    client = client_for(users["editor"])
+
+    response = client.post(f"/teams/{team.pk}/leave/", follow=True)
+
+    assert response.redirect_chain == [("/teams/", 302)]
+    assert "You left “Acme”." in response.content.decode()
+    assert not Membership.objects.filter(user=users["editor"]).exists()
+    event = AuditEvent.objects.get(action="membership.deleted")
+    assert (event.actor, event.changes) == (
+        users["editor"],
+        {"role": ["editor", None], "user_id": [users["editor"].pk, None]},
+    )
+    assert client.get(f"/teams/{team.pk}/").status_code == 404
+
+
+def test_the_last_owner_cannot_leave(make_team: Any, client_for: Any) -> None:
+    team, users = make_team("Acme", roles=["owner"])
+
+    response = client_for(users["owner"]).post(f"/teams/{team.pk}/leave/", follow=True)
+
+    assert "a team needs at least one owner" in response.content.decode()
+    assert Membership.objects.filter(user=users["owner"]).exists()
