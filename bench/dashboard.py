@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -54,7 +55,8 @@ STATUSES = [
 EVENT_TYPES = ["run.started", "step.started", "step.finished", "verify.round", "run.finished"]
 
 
-def setup_django(postgres: str | None) -> None:
+def setup_django(postgres: str | None) -> str:
+    """Configure Django on a fresh var/ folder (returned: removed at the end) and migrate."""
     var = tempfile.mkdtemp(prefix="loopkit-bench-dashboard-")
     os.environ.update(
         {
@@ -79,6 +81,7 @@ def setup_django(postgres: str | None) -> None:
     call_command("migrate", verbosity=0, interactive=False)
     # DEBUG off, as in production: pages need the static files' manifest.
     call_command("collectstatic", verbosity=0, interactive=False)
+    return var
 
 
 def fresh_postgres(url: str) -> str:
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    setup_django(fresh_postgres(args.postgres) if args.postgres else None)
+    var = setup_django(fresh_postgres(args.postgres) if args.postgres else None)
     from django.db import connection
     from django.test import Client
 
@@ -313,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['load_average'][0]:.1f}; query counts constant across sizes: "
             f"{summary['query_counts_constant']}"
         )
-    if args.postgres:
-        connection.close()
+    connection.close()
+    shutil.rmtree(var, ignore_errors=True)
     return 0
 
 
