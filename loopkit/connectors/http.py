@@ -20,6 +20,7 @@ names the status.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +40,8 @@ from loopkit.tools import ToolResult
 
 #: Seconds one request may take.
 REQUEST_TIMEOUT = 30.0
+#: Bytes of a response body read at most (the model sees at most 20,000 characters anyway).
+MAX_RESPONSE_BYTES = 1_000_000
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -161,9 +164,14 @@ class HttpConnector(Connector):
         body = rest if operation.method in _BODY_METHODS else None
         params = None if operation.method in _BODY_METHODS else _query(rest)
         try:
-            response = await self._client.request(
+            request = self._client.build_request(
                 operation.method, path, params=params, json=body, headers=headers
             )
+            response = await self._client.send(request, stream=True)
+            try:
+                raw, cut = await _read_capped(response, MAX_RESPONSE_BYTES)
+            finally:
+                await response.aclose()
         except httpx.TimeoutException:
             return ToolResult(
                 f"{operation.method} {operation.path} timed out after {self._timeout:g} s",
@@ -174,7 +182,7 @@ class HttpConnector(Connector):
                 f"{operation.method} {operation.path} failed: {secrets.redact(str(exc)) or type(exc).__name__}",
                 is_error=True,
             )
-        return _result(operation, response)
+        return _result(operation, response, raw, cut)
 
 
 def _query(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -191,15 +199,30 @@ def _query(arguments: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _result(operation: spec.HttpOperation, response: httpx.Response) -> ToolResult:
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Return at most ``limit`` bytes of the body, and whether more was left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False
+
+
+def _result(
+    operation: spec.HttpOperation, response: httpx.Response, raw: bytes, cut: bool
+) -> ToolResult:
     content_type = response.headers.get("content-type", "")
+    encoding = response.encoding or "utf-8"
     data: Any = None
-    if "json" in content_type:
+    if "json" in content_type and not cut:
         try:
-            data = response.json()
+            data = json.loads(raw)
         except ValueError:
             data = None
-    text = as_json(data) if data is not None else response.text
+    text = as_json(data) if data is not None else raw.decode(encoding, errors="replace")
     if not text and response.status_code == 204:
         text = "(no content)"
     meta = {"status": response.status_code}
@@ -212,4 +235,5 @@ def _result(operation: spec.HttpOperation, response: httpx.Response) -> ToolResu
             is_error=True,
             data=meta,
         )
-    return ToolResult(clip(text), data=meta)
+    note = f"\n… [the body is over {MAX_RESPONSE_BYTES:,} bytes: only that much was read]"
+    return ToolResult(clip(text) + (note if cut else ""), data=meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -44,6 +45,16 @@ class Handler(BaseHTTPRequestHandler):
         )
         if self.path.startswith("/slow"):
             time.sleep(1.0)
+        if self.path.startswith("/huge"):
+            big = b"x" * 3_000_000
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(big)))
+            self.end_headers()
+            # The client stops reading at its cap and hangs up.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(big)
+            return
         if self.path.startswith("/missing"):
             status, payload = 404, {"message": "Not Found"}
         else:
@@ -90,6 +101,7 @@ def make(base_url: str, **kwargs: Any) -> HttpConnector:
                     "headers": {"X-Request-Source": "loopkit"},
                 },
                 "missing": {"path": "/missing"},
+                "huge": {"path": "/huge"},
                 "slow": {"path": "/slow"},
             },
         }
@@ -114,7 +126,13 @@ def tool(conn: HttpConnector, name: str) -> Any:
 async def test_each_operation_becomes_a_tool_with_its_schema(api: HttpConnector) -> None:
     tools = {t.name: t for t in api.tools()}
 
-    assert sorted(tools) == ["api__comment", "api__get_issue", "api__missing", "api__slow"]
+    assert sorted(tools) == [
+        "api__comment",
+        "api__get_issue",
+        "api__huge",
+        "api__missing",
+        "api__slow",
+    ]
     assert tools["api__get_issue"].description == "Get one issue"
     assert tools["api__get_issue"].parameters == {
         "type": "object",
@@ -183,6 +201,16 @@ async def test_an_error_status_is_an_error_result_that_names_it(api: HttpConnect
     assert result.is_error
     assert result.content == 'HTTP 404 Not Found from GET /missing: {"message": "Not Found"}'
     assert result.data == {"status": 404}
+
+
+async def test_a_huge_body_is_read_only_up_to_its_cap(api: HttpConnector) -> None:
+    result = await tool(api, "huge").call({})
+
+    assert not result.is_error
+    assert len(result.content) < 20_100
+    assert result.content.endswith(
+        "\n… [980,000 more characters cut]\n… [the body is over 1,000,000 bytes: only that much was read]"
+    )
 
 
 async def test_a_slow_answer_times_out_as_an_error_result(service: Service) -> None:
