@@ -51,17 +51,20 @@ def compile_prompt(source: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda context: str(template.render(context))
 
 
+@lru_cache(maxsize=8192)
 def check_prompt(source: str) -> None:
     """Raise ``TemplateSyntaxError`` unless ``source`` is a valid prompt template.
 
     Parses without generating code (several times cheaper than compiling, which
     matters to ``loopkit validate``), then checks filter and test names as the
-    compiler would.
+    compiler would. Valid sources are remembered: the editor re-validates the
+    same prompts on every keystroke.
     """
     env = environment()
     _check_names(env.parse(source))
 
 
+@lru_cache(maxsize=8192)
 def check_condition(expression: str) -> None:
     """Raise ``TemplateSyntaxError`` unless ``expression`` is a valid ``when:`` expression."""
     from jinja2 import nodes
