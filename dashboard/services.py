@@ -28,11 +28,6 @@ from dashboard.periods import Period, iso
 from dashboard.rollups import Tally
 from runs.models import Run
 
-SUCCEEDED = "succeeded"
-VERIFICATION_FAILED = "verification_failed"
-BUDGET_EXCEEDED = "budget_exceeded"
-TERMINAL = ("succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled")
-ACTIVE = ("queued", "running", "waiting_for_approval")
 LOW_GRADES = ("C", "D", "F")
 TOP_N = 10
 
@@ -40,7 +35,6 @@ TOP_N = 10
 HEAVY_FIELDS = ("loop_yaml", "inputs", "outputs", "trigger_payload", "error")
 
 KNOWN_COST = Q(cost_known=True, cost_usd__isnull=False)
-UNKNOWN_COST = ~KNOWN_COST
 VERIFIED = Q(verification_rounds__gt=0)
 
 
@@ -131,17 +125,17 @@ def _costliest_first(name: str) -> Any:
 
 def totals(team: Any, period: Period) -> dict[str, Any]:
     """Return the period's totals: runs, rates, rounds, tokens, cost, unknown-cost runs."""
-    return figures(team, period)["totals"]  # type: ignore[no-any-return]
+    return figures(team, period)["totals"]
 
 
 def series(team: Any, period: Period) -> list[dict[str, Any]]:
     """Return one row per bucket of the period (empty buckets included), oldest first."""
-    return figures(team, period)["series"]  # type: ignore[no-any-return]
+    return figures(team, period)["series"]
 
 
 def by_loop(team: Any, period: Period) -> list[dict[str, Any]]:
     """Return the period's figures per loop, most expensive first (unknown cost last)."""
-    return figures(team, period)["by_loop"]  # type: ignore[no-any-return]
+    return figures(team, period)["by_loop"]
 
 
 def by_model(team: Any, period: Period) -> list[dict[str, Any]]:
@@ -151,12 +145,12 @@ def by_model(team: Any, period: Period) -> list[dict[str, Any]]:
     its totals, not a split per model. Runs that used no model (queued, dry
     runs) share the row whose ``model_name`` is None.
     """
-    return figures(team, period)["by_model"]  # type: ignore[no-any-return]
+    return figures(team, period)["by_model"]
 
 
 def budgets(team: Any, period: Period) -> list[dict[str, Any]]:
     """Return the loops whose runs came closest to (or over) their per-run budget."""
-    return figures(team, period)["budgets"]  # type: ignore[no-any-return]
+    return figures(team, period)["budgets"]
 
 
 def most_expensive(team: Any, period: Period, limit: int = TOP_N) -> list[Run]:

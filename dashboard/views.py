@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import render
 
 from builder.models import Loop
-from dashboard import services
+from dashboard import rollups, services
 from dashboard.exports import RUN_COLUMNS, TABLES, csv_response, run_row, table_rows
 from dashboard.filters import STATUSES, RunFilter
 from dashboard.periods import PRESET_LABELS, Period, PeriodError, parse_period
@@ -154,7 +154,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         row["link"] = _runs_link(period, model=row["model_name"]) if row["model_name"] else ""
     for row in figures["budgets"]:
         row["link"] = _runs_link(period, loop=row["loop_id"]) if row["loop_id"] else ""
-    terminal = list(services.TERMINAL)
+    terminal = list(rollups.TERMINAL)
     context.update(
         figures=figures,
         chart_data=_chart_data(figures),
@@ -167,7 +167,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "verification_failed": _runs_link(period, status="verification_failed"),
             "budget_exceeded": _runs_link(period, status="budget_exceeded"),
             "cancelled": _runs_link(period, status="cancelled"),
-            "active": _runs_link(period, status=list(services.ACTIVE)),
+            "active": _runs_link(period, status=list(rollups.ACTIVE)),
             "verified": _runs_link(period, verified=1),
             "verified_failed": _runs_link(period, verified=1, status="verification_failed"),
             "unknown_cost": _runs_link(period, cost="unknown"),
