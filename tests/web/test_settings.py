@@ -144,3 +144,20 @@ def test_static_files_are_served_by_the_app_with_debug_off(tmp_path: Path) -> No
     assert re.fullmatch(r"/static/loopkit_web/base\.[0-9a-f]{12}\.css", url)
     assert status == "200"
     assert "immutable" in " ".join(cache)
+
+
+def test_system_checks_catch_a_huey_without_immediate_and_a_missing_demo_loader(
+    settings: Any,
+) -> None:
+    from loopkit_web.checks import check_demo_loaders, check_huey_immediate
+
+    assert check_huey_immediate(None) == [] and check_demo_loaders(None) == []
+    settings.HUEY = {"name": "loopkit"}
+    settings.LOOPKIT_DEMO_LOADERS = ["nowhere.load_loops"]
+
+    assert [e.id for e in check_huey_immediate(None)] == ["loopkit.E001"]
+    errors = check_demo_loaders(None)
+    assert [e.id for e in errors] == ["loopkit.E002"]
+    assert errors[0].msg.startswith(
+        "LOOPKIT_DEMO_LOADERS entry 'nowhere.load_loops' cannot be imported"
+    )
