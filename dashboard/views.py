@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -10,11 +11,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from builder.models import Loop
 from dashboard import rollups, services
 from dashboard.exports import RUN_COLUMNS, TABLES, csv_response, run_row, table_rows
 from dashboard.filters import STATUSES, RunFilter
+from dashboard.models import ModelHour
 from dashboard.periods import PRESET_LABELS, Period, PeriodError, parse_period
 from loopkit_web.teams.models import Membership
 from loopkit_web.teams.scoping import require_role
@@ -71,6 +74,12 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "loops": Loop.objects.for_team(team).order_by("name").only("pk", "name"),
         "statuses": [(s, Status(s).label) for s in STATUSES],
         "triggers": TriggerType.choices,
+        # Suggestions for the model filter: the models of the last 30 days' rollups.
+        "models": ModelHour.objects.filter(team=team, hour__gte=timezone.now() - timedelta(days=30))
+        .exclude(model="")
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct(),
         "users": Membership.objects.filter(team=team)
         .select_related("user")
         .order_by("user__username"),

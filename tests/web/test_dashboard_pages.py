@@ -309,3 +309,25 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(
     assert first["started_by"] == '\'=HYPERLINK("http://evil.example","x")'
     assert first["models"] == "'@sum"
     assert first["cost_usd"] == "0.100000"
+
+
+def test_the_model_filter_suggests_the_models_of_the_last_30_days(
+    make_team: Any, client_for: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dashboard import rollups
+
+    from .dashboard_fixtures import make_loop
+
+    team, users = make_team("Suggest", roles=["viewer"])
+    loop = make_loop(team, "s", grade="A", score=90, budget=False)
+    now = timezone.now()
+    make_run(loop, now - timedelta(days=2), "succeeded", models=["gpt-4o-mini", "o3"])
+    make_run(loop, now - timedelta(days=40), "succeeded", models=["ancient-model"])
+    rollups.advance(team)
+    html = client_for(users["viewer"]).get("/runs/").content.decode()
+    datalist = html[html.index('<datalist id="models">') :].split("</datalist>")[0]
+    assert re.findall(r'<option value="([^"]+)">', datalist) == ["gpt-4o-mini", "o3"]
