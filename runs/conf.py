@@ -3,6 +3,7 @@
 | setting / env var | default | meaning |
 |---|---|---|
 | ``LOOPKIT_RUN_CONCURRENCY_PER_TEAM`` | 4 | runs of one team executing at once; more wait queued |
+| ``LOOPKIT_RUN_CONCURRENCY_BY_TEAM`` | none | per-team overrides: ``acme=8,beta=1`` |
 | ``LOOPKIT_RUN_HEARTBEAT_SECONDS`` | 5 | how often a worker marks its runs alive |
 | ``LOOPKIT_RUN_STALE_SECONDS`` | 30 | a run silent this long has lost its worker |
 | ``LOOPKIT_RUN_MAX_ATTEMPTS`` | 3 | worker pick-ups before a lost run is failed |
@@ -35,6 +36,27 @@ def _number(name: str, default: float) -> float:
 
 def concurrency_per_team() -> int:
     return int(_number("LOOPKIT_RUN_CONCURRENCY_PER_TEAM", 4))
+
+
+def concurrency_for(team_slug: str) -> int:
+    """Return the concurrency limit of one team.
+
+    ``LOOPKIT_RUN_CONCURRENCY_BY_TEAM`` overrides the default per team: a dict
+    in settings, or ``slug=N,slug=N`` in the environment.
+    """
+    table = getattr(settings, "LOOPKIT_RUN_CONCURRENCY_BY_TEAM", None)
+    if table is None:
+        table = {}
+        for item in os.environ.get("LOOPKIT_RUN_CONCURRENCY_BY_TEAM", "").split(","):
+            slug, sep, value = item.partition("=")
+            if not item.strip():
+                continue
+            if not sep or not value.strip().isdigit() or int(value) < 1:
+                raise ImproperlyConfigured(
+                    f"LOOPKIT_RUN_CONCURRENCY_BY_TEAM: {item.strip()!r} is not slug=N (N >= 1)."
+                )
+            table[slug.strip()] = int(value)
+    return int(table.get(team_slug, concurrency_per_team()))
 
 
 def heartbeat_seconds() -> float:

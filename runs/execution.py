@@ -44,10 +44,10 @@ def claim(run_id: int, attempt: int | None) -> Run | str | None:
         if run is None or run.status in TERMINAL:
             return None
         # Claims of one team are serialised so the concurrency limit holds across workers.
-        Team.objects.select_for_update().filter(pk=run.team_id).first()
+        team = Team.objects.select_for_update().filter(pk=run.team_id).first()
         if attempt is None:
             busy = Run.objects.filter(team_id=run.team_id, status__in=ACTIVE).count()
-            if busy >= conf.concurrency_per_team():
+            if busy >= conf.concurrency_for(team.slug if team is not None else ""):
                 Run.objects.filter(pk=run_id, status=Status.QUEUED).update(heartbeat_at=now)
                 return "defer"
             won = run.transition(

@@ -252,3 +252,16 @@ def test_a_worker_whose_run_was_taken_over_stops_and_leaves_it_to_the_new_owner(
     run.refresh_from_db()
     assert run.status == Status.RUNNING  # the new owner finishes it
     assert "run_finished" not in event_types(run)
+
+
+def test_a_team_can_have_its_own_concurrency_limit(
+    team: Any, queued: list[int], settings: Any
+) -> None:
+    acme, users = team
+    settings.LOOPKIT_RUN_CONCURRENCY_PER_TEAM = 1
+    settings.LOOPKIT_RUN_CONCURRENCY_BY_TEAM = {acme.slug: 2}
+    loop = make_loop(acme)
+    busy = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    busy.transition(Status.RUNNING, allowed_from={Status.QUEUED})
+    second = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
+    assert execution.execute(second.pk) == "succeeded"
