@@ -327,6 +327,8 @@ function Canvas(props: GraphCanvasProps) {
           return false;
         }}
         defaultEdgeOptions={{ markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16 } }}
+        // Big loops: draw only what is in view (React Flow's own culling).
+        onlyRenderVisibleElements={laid.nodes.length > 150}
         minZoom={0.2}
         maxZoom={1.5}
         fitView
