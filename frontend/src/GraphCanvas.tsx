@@ -62,8 +62,22 @@ const ADDABLE: [StepKind, string][] = [
 
 function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: string }) {
   const [open, setOpen] = useState(false);
+  const box = useRef<HTMLSpanElement>(null);
+  useEffect(() => {
+    if (!open) return;
+    // Close on a click elsewhere or on Escape.
+    const away = (e: Event) => {
+      if (e instanceof KeyboardEvent ? e.key === "Escape" : !box.current?.contains(e.target as Node)) setOpen(false);
+    };
+    document.addEventListener("pointerdown", away, true);
+    document.addEventListener("keydown", away, true);
+    return () => {
+      document.removeEventListener("pointerdown", away, true);
+      document.removeEventListener("keydown", away, true);
+    };
+  }, [open]);
   return (
-    <span className="lke-add nodrag nopan">
+    <span className="lke-add nodrag nopan" ref={box}>
       <button
         type="button"
         className="lke-add-button"

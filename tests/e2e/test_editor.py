@@ -439,7 +439,11 @@ def test_a_condition_inserted_between_steps_gets_an_else_branch(
     page = signed_in
     loop = import_example(api, "daily-triage")
     open_editor(page, live_server.url, loop["id"])
-    page.locator('[data-edge="pipeline[0]->pipeline[1]"]').get_by_role("button").click()
+    add = page.locator('[data-edge="pipeline[0]->pipeline[1]"]').get_by_role("button")
+    add.click()
+    page.keyboard.press("Escape")  # the menu closes without adding anything
+    page.get_by_role("menu").wait_for(state="detached")
+    add.click()
     page.get_by_role("menuitem", name="Condition").click()
 
     node(page, "pipeline[1]").wait_for()
