@@ -14,6 +14,7 @@ event), ``ListSink`` (keeps events, for tests) and ``BackgroundSink``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import sys
@@ -81,15 +82,68 @@ class CallbackSink(Sink):
 
 
 class JsonlSink(Sink):
-    """Write each event as one JSON line (``event.as_dict()``) and flush."""
+    """Write each event as one JSON line (``event.as_dict()``) and flush.
+
+    Inside an event loop, events are written in batches, off the run's
+    critical path: a batch is encoded, written and flushed once a loop
+    iteration has passed without a new event (the tasks that emitted them
+    have reached their next wait, so the members of a wide parallel group
+    all start their model calls before their events cost anything), after
+    at most ``MAX_HOPS`` iterations or ``MAX_PENDING`` events. ``run_finished``
+    (the last event) and ``close()`` write what is pending at once; outside
+    an event loop each event is written as it comes. The engine never
+    changes an event it has emitted, so encoding it later writes the same line.
+    """
+
+    MAX_HOPS = 16
+    MAX_PENDING = 4096
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self._encode = json.JSONEncoder(default=str).encode  # one encoder, not one per event
+        self._pending: list[Event] = []
+        self._scheduled = False
+        self._seen = 0
+        self._hops = 0
 
     def emit(self, event: Event) -> None:
-        self.stream.write(self._encode(event.as_dict()) + "\n")
-        self.stream.flush()
+        pending = self._pending
+        pending.append(event)
+        if event.type == "run_finished" or len(pending) >= self.MAX_PENDING:
+            self.flush()
+        elif not self._scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop: write now
+                self.flush()
+                return
+            self._scheduled, self._seen, self._hops = True, len(pending), 0
+            loop.call_soon(self._when_quiet, loop)
+
+    def _when_quiet(self, loop: asyncio.AbstractEventLoop) -> None:
+        count = len(self._pending)
+        if count and count != self._seen and self._hops < self.MAX_HOPS:
+            # Events came since the last look: their tasks are still busy; look again later.
+            self._seen, self._hops = count, self._hops + 1
+            loop.call_soon(self._when_quiet, loop)
+            return
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write and flush the pending events (a sink's failure is reported, not raised)."""
+        if not self._pending:
+            return
+        events, self._pending = self._pending, []
+        encode = self._encode
+        try:
+            self.stream.write("".join([encode(e.as_dict()) + "\n" for e in events]))
+            self.stream.flush()
+        except Exception as exc:  # a sink's failure is not the run's
+            print(f"loopkit: sink {type(self).__name__} failed: {exc}", file=sys.stderr)
+
+    def close(self) -> None:
+        self.flush()
 
 
 class BackgroundSink(Sink):

@@ -16,9 +16,9 @@ import json
 import random
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from jinja2 import TemplateError
+from jinja2 import TemplateError, nodes
 
 from loopkit import secrets, spec
 from loopkit.engine.context import StepResult
@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 
 
 def redact_text(text: str) -> str:
-    from loopkit.engine.runner import redact_text as redact
-
-    return redact(text)
+    """``secrets.redact`` for one text, skipped when it provably has nothing to do."""
+    if "://" in text or getattr(secrets.REGISTRY, "_values", True):
+        return secrets.redact(text)
+    return text
 
 
 #: How many calls may start together here (the product of enclosing parallel widths).
@@ -83,12 +84,34 @@ def add_cost(a: float | None, b: float | None) -> float | None:
 
 _TEMPLATES: dict[str, Any] = {}
 
+#: Template nodes that only read the context. A template made of these alone never
+#: writes to its Jinja context (no ``set``, macro, block, include, import, call block
+#: or autoescape change), so the renders of one run can share one context.
+_READ_ONLY_NODES: tuple[type[nodes.Node], ...] = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.If,
+    nodes.For,
+    nodes.Expr,
+    nodes.Keyword,
+    nodes.Pair,
+)
+
 
 def _template(source: str) -> Any:
     """Return ``source`` itself when it has no Jinja syntax, else its compiled template."""
     found = _TEMPLATES.get(source)
     if found is None:
-        found = source if "{" not in source else environment().from_string(source)
+        if "{" not in source:
+            found = source
+        else:
+            env = environment()
+            found = cast(Any, env.from_string(source))
+            found.loopkit_read_only = all(
+                isinstance(node, _READ_ONLY_NODES)
+                for node in env.parse(source).find_all(nodes.Node)
+            )
         if len(_TEMPLATES) < 8192:
             _TEMPLATES[source] = found
     return found
@@ -102,9 +125,15 @@ def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
     try:
         # The run's variables are merged with the globals once per run (``shared``
         # context), not once per render: a wide fan-out renders hundreds of prompts.
-        return "".join(
-            template.root_render_func(template.new_context(run.ctx.render_vars, shared=True))
-        )
+        # A read-only template renders in the run's one shared Jinja context.
+        ctx = run.ctx
+        if template.loopkit_read_only:
+            context = ctx.jinja_context
+            if context is None:
+                context = ctx.jinja_context = template.new_context(ctx.render_vars, shared=True)
+        else:
+            context = template.new_context(ctx.render_vars, shared=True)
+        return "".join(template.root_render_func(context))
     except TemplateError as exc:
         hint = ""
         if "trigger.payload" in source and not run.ctx.variables["trigger"].get("payload"):

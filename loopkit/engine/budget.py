@@ -122,6 +122,10 @@ class BudgetTracker:
             return None
         return self.limits.max_duration_s - self.elapsed
 
+    def has_warnings(self) -> bool:
+        """Return whether ``warnings()`` has anything to report."""
+        return bool(self._pending)
+
     def warnings(self) -> list[Warning]:
         """Return (and forget) the warnings raised since the last call."""
         out, self._pending = self._pending, []

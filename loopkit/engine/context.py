@@ -66,6 +66,8 @@ class RunContext:
 
         #: ``variables`` over Jinja's globals, for rendering with a shared context.
         self.render_vars: dict[str, Any] = {**environment().globals, **self.variables}
+        #: The Jinja context read-only templates share (made by the first render).
+        self.jinja_context: Any = None
 
     @property
     def inputs(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from loopkit import secrets, spec
 from loopkit.engine.agent import ToolProvider
+from loopkit.engine.agent import redact_text as redact_text  # re-exported (it lived here)
 from loopkit.engine.approval import Approver, StaticApprover
 from loopkit.engine.budget import BudgetLimits, BudgetTracker
 from loopkit.engine.cancellation import CancelToken
@@ -155,6 +156,8 @@ class Run:
                 print(f"loopkit: sink {type(sink).__name__} failed: {exc}", file=sys.stderr)
 
     def flush_warnings(self) -> None:
+        if not self.budget.has_warnings():
+            return
         for w in self.budget.warnings():
             self.emit(
                 BudgetWarning(
@@ -198,9 +201,13 @@ class Run:
         return method(*args)
 
     async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        if self.store is not None and self.options.checkpoint:
+        store = self.store
+        if store is not None and self.options.checkpoint:
             checkpoint.seq = self.seq
-            await self._store(self.store.save_checkpoint, self.id, checkpoint)
+            if store.offload:
+                await asyncio.to_thread(store.save_checkpoint, self.id, checkpoint)
+            else:
+                store.save_checkpoint(self.id, checkpoint)
             self.checkpoints[checkpoint.key] = checkpoint
 
     async def set_status(self, status: str) -> None:
@@ -530,7 +537,7 @@ def _may_hold_secrets(event: Event) -> bool:
         return True
     names = _TEXT_FIELDS.get(type(event))
     if names is None:
-        names = _TEXT_FIELDS[type(event)] = tuple(n for n in vars(event) if n not in _STRUCTURAL)
+        names = _TEXT_FIELDS[type(event)] = _text_fields(event)
     for name in names:
         value = getattr(event, name)
         if isinstance(value, str):
@@ -543,12 +550,21 @@ def _may_hold_secrets(event: Event) -> bool:
 
 _TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
 
+#: Declared field types that never hold text (numbers, flags, token counts, the engine's codes).
+_NOT_TEXT = frozenset(
+    {"int", "float", "bool", "int | None", "float | None", "bool | None", "Tokens", "StepKind"}
+    | {"RunStatus"}
+)
 
-def redact_text(text: str) -> str:
-    """``secrets.redact`` for one text, skipped when it provably has nothing to do."""
-    if "://" in text or getattr(secrets.REGISTRY, "_values", True):
-        return secrets.redact(text)
-    return text
+
+def _text_fields(event: Event) -> tuple[str, ...]:
+    """Return the names of ``event``'s fields that may hold free text or data."""
+    import dataclasses
+
+    declared = {f.name: str(f.type) for f in dataclasses.fields(event)}
+    return tuple(
+        n for n in vars(event) if n not in _STRUCTURAL and declared.get(n) not in _NOT_TEXT
+    )
 
 
 def _project_budget(project: spec.Project | None) -> spec.Budget | None:
