@@ -10,7 +10,7 @@ help:
 	@echo "make run        start the web app (SQLite + SqliteHuey, demo team) and print its URL"
 	@echo "make test       install everything needed, then lint, type-check and run every test"
 	@echo "make test-fast  unit and integration tests only (no browser)"
-	@echo "make bench      run the benchmarks in bench/"
+	@echo "make bench      run every benchmark in bench/ (bench/README.md; make bench ARGS=--quick)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ run: $(STAMP) frontend
 	$(BIN)/python manage.py loopkit_start
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) static/editor node_modules frontend/node_modules .loopkit
