@@ -29,13 +29,21 @@ from loopkit_web.accounts.models import ApiToken
 logger = logging.getLogger(__name__)
 
 
+INVALID_TOKEN_MESSAGE = "invalid or revoked API token"
+
+
 class BearerTokenAuth(HttpBearer):
-    """``Authorization: Bearer lk_...``: an API token bound to one team."""
+    """``Authorization: Bearer lk_...``: an API token bound to one team.
+
+    A request that presents a bearer token which is unknown, expired or revoked is
+    refused here with 401, rather than falling through to session auth (whose CSRF
+    check would answer a misleading 403 to a script).
+    """
 
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         api_token = ApiToken.authenticate(token)
         if api_token is None:
-            return None
+            raise HttpError(401, INVALID_TOKEN_MESSAGE)
         request.user = api_token.user
         request.api_token = api_token  # type: ignore[attr-defined]
         return api_token.user

@@ -180,7 +180,7 @@ def test_an_unknown_token_is_401(raw: str, bearer_client: Any) -> None:
     response = bearer_client(raw).get("/api/me")
 
     assert response.status_code == 401
-    assert response.json() == {"message": "authentication required", "details": []}
+    assert response.json() == {"message": "invalid or revoked API token", "details": []}
 
 
 def test_a_revoked_token_stops_working(make_team: Any, client_for: Any, bearer_client: Any) -> None:

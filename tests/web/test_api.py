@@ -141,3 +141,28 @@ def test_health_is_503_when_a_component_is_down(monkeypatch: pytest.MonkeyPatch)
     assert body["checks"]["huey"]["ok"] is False
     assert body["checks"]["huey"]["error"] == "ConnectionError"  # no details with DEBUG off
     assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("which", ["unknown", "revoked"])
+def test_an_invalid_bearer_token_is_a_json_401_not_a_csrf_403(
+    make_team: Any, method: str, which: str
+) -> None:
+    from django.utils import timezone
+
+    from loopkit_web.accounts.models import ApiToken
+
+    team, users = make_team("Acme", roles=["admin"])
+    api_token, raw = ApiToken.issue(user=users["admin"], team=team, name="ci")
+    if which == "revoked":
+        api_token.revoked_at = timezone.now()
+        api_token.save(update_fields=["revoked_at"])
+    else:
+        raw = raw[:-4] + "xxxx"
+    client = Client(enforce_csrf_checks=True, headers={"Authorization": f"Bearer {raw}"})
+
+    call = client.get if method == "get" else client.post
+    response = call("/api/teams", {"name": "X"}, content_type="application/json")
+
+    assert response.status_code == 401
+    assert response.json() == {"message": "invalid or revoked API token", "details": []}
