@@ -60,6 +60,104 @@
     return row;
   }
 
+  // The row an event belongs to: its own step, else the closest enclosing one (a plan
+  // step's executor steps have keys like "2.plan[1][0]" that the static list lacks),
+  // else a row made for it at the end of the list.
+  function ownerRow(key, label) {
+    const own = stepRow(key || "", label);
+    if (own) return own;
+    let best = null;
+    for (const row of document.querySelectorAll("#step-list li[data-key]")) {
+      const k = row.dataset.key;
+      if (key && key.startsWith(k) && /^[.[]/.test(key.slice(k.length)) && (!best || k.length > best.dataset.key.length)) best = row;
+    }
+    if (best) return best;
+    const li = document.createElement("li");
+    li.className = "step state-queued";
+    li.dataset.key = key || "";
+    li.dataset.state = "queued";
+    li.innerHTML = `<span class="step-name"></span> <span class="step-state">queued</span> <span class="step-stats"></span>`;
+    li.querySelector(".step-name").textContent = label || key || "step";
+    $("step-list").appendChild(li);
+    return li;
+  }
+
+  function fmtMs(ms) {
+    const n = Number(ms) || 0;
+    return n >= 1000 ? (n / 1000).toFixed(2) + " s" : Math.round(n) + " ms";
+  }
+
+  function fmtArgs(args) {
+    try { return JSON.stringify(args || {}); } catch (err) { return String(args); }
+  }
+
+  function clip(text, n) {
+    const s = String(text === null || text === undefined ? "" : text);
+    return s.length > n ? s.slice(0, n - 1) + "…" : s;
+  }
+
+  // One tool call: shown under its step (name, redacted arguments, result summary, duration).
+  function addToolCall(ev) {
+    const p = ev.payload || {};
+    const row = ownerRow(p.key, p.label);
+    let list = row.querySelector(":scope > ul.tool-calls");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "tool-calls";
+      row.appendChild(list);
+    }
+    const li = document.createElement("li");
+    li.className = "tool-call" + (p.is_error ? " tool-error" : "");
+    li.dataset.tool = p.name || "";
+    li.dataset.seq = ev.seq;
+    li.dataset.step = p.key || "";
+    li.innerHTML = `<code class="tool-name"></code><code class="tool-args"></code>` +
+      ` → <span class="tool-result"></span> <small class="tool-duration"></small>`;
+    li.querySelector(".tool-name").textContent = p.name || "?";
+    li.querySelector(".tool-args").textContent = "(" + clip(fmtArgs(p.arguments), 300) + ")";
+    li.querySelector(".tool-result").textContent = (p.is_error ? "error: " : "") + clip(p.result, 400);
+    li.querySelector(".tool-result").title = String(p.result || "");
+    li.querySelector(".tool-duration").textContent = fmtMs(p.duration_ms);
+    list.appendChild(li);
+  }
+
+  // A plan step's planner chose the next steps (or finished): shown under the plan step.
+  function addPlan(ev) {
+    const p = ev.payload || {};
+    const row = ownerRow(p.key, p.label);
+    const box = document.createElement("div");
+    box.className = "plan-made" + (p.limit_reached ? " plan-limit" : "");
+    box.dataset.iteration = p.iteration;
+    box.dataset.seq = ev.seq;
+    const head = document.createElement("div");
+    head.className = "plan-head";
+    const n = (p.steps || []).length;
+    head.textContent = `plan ${p.iteration}/${p.max_iterations}: ${n} step${n === 1 ? "" : "s"}` +
+      (p.done ? " · planner finished" : "") + (p.limit_reached ? " · iteration limit reached" : "");
+    box.appendChild(head);
+    if (n) {
+      const ol = document.createElement("ol");
+      ol.className = "plan-steps";
+      for (const s of p.steps) {
+        const li = document.createElement("li");
+        li.dataset.template = s.template || "";
+        li.innerHTML = `<strong class="plan-template"></strong> <span class="plan-input"></span>`;
+        li.querySelector(".plan-template").textContent = s.template || "?";
+        li.querySelector(".plan-input").textContent = clip(typeof s.input === "string" ? s.input : fmtArgs(s.input), 300);
+        li.title = s.label || "";
+        ol.appendChild(li);
+      }
+      box.appendChild(ol);
+    }
+    if (p.reason) {
+      const why = document.createElement("p");
+      why.className = "plan-reason warn";
+      why.textContent = p.reason;
+      box.appendChild(why);
+    }
+    row.appendChild(box);
+  }
+
   function setNode(e, state, stats) {
     const row = stepRow(e.key, e.label);
     if (row) {
@@ -146,6 +244,11 @@
       case "approval_requested": return `approval requested: ${p.question}`;
       case "approval_resolved": return `approval ${p.approved ? "approved" : "rejected"}${p.by ? " by " + p.by : ""}`;
       case "run_recovered": return `resumed on another worker (attempt ${p.attempt})`;
+      case "tool_called": return `${p.label || p.key}: tool ${p.name}(${clip(fmtArgs(p.arguments), 120)})` +
+        ` → ${p.is_error ? "error: " : ""}${clip(p.result, 120)} · ${fmtMs(p.duration_ms)}`;
+      case "plan_made": return `${p.label || p.key}: plan ${p.iteration}/${p.max_iterations}` +
+        (p.steps && p.steps.length ? ` → ${p.steps.map((s) => s.template).join(", ")}` : "") +
+        (p.done ? " (done)" : "") + (p.limit_reached ? " (iteration limit reached)" : "");
       default: return ev.type;
     }
   }
@@ -231,6 +334,12 @@
         });
         break;
       }
+      case "tool_called":
+        addToolCall(ev);
+        break;
+      case "plan_made":
+        addPlan(ev);
+        break;
       case "budget_warning":
         $("budget-warnings").textContent = p.message;
         break;
