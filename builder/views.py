@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builder import gitsync, services
+from builder import definitions, gitsync, services
 from builder.models import GitRepository, Loop
 from loopkit_web.audit.services import record
 from loopkit_web.teams.models import ROLE_RANK
@@ -109,6 +109,7 @@ def _editor_page(
 ) -> HttpResponse:
     # A new loop: the island validates its own starter and shows that LRS.
     lrs = loop.lrs_report if loop is not None else None
+    team = loop.team if loop is not None else current_team(request)
     editor_data = {
         "loopId": loop.pk if loop is not None else None,
         "version": loop.version if loop is not None else None,
@@ -117,10 +118,8 @@ def _editor_page(
         "apiBase": "/api/loops",
         "readOnly": read_only,
         "csrfToken": get_token(request),
-        # Team-level definitions do not exist yet: loops define their own.
-        "subagents": {},
-        "connectors": {},
-        "skills": [],
+        # What the team's loops define and the server's skills, for the pickers.
+        **definitions.team_definitions(team),
         "versionsUrl": reverse("builder:loop_detail", args=[loop.pk]) if loop else None,
         "diffUrl": reverse("builder:loop_diff", args=[loop.pk]) if loop else None,
         "editUrl": reverse("builder:loop_list") + "{id}/edit/",
