@@ -44,6 +44,9 @@ class LLMRequest:
     step: str | None = None
     role: Role = "agent"
     round: int = 1
+    #: Called with each piece of the answer's text as it arrives, when the client
+    #: streams (``None``: the caller wants no pieces, the client does not stream).
+    on_text: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -80,7 +83,9 @@ class LLM(ABC):
     """A chat model client.
 
     Contract: ``complete`` sends one request and returns one ``LLMResponse``
-    (never partial); it raises ``ProviderError`` for a failure, with
+    (never partial, also when it streams: with ``request.on_text`` set, a
+    client that can stream calls it with each piece of text as it arrives and
+    still returns the whole answer); it raises ``ProviderError`` for a failure, with
     ``retryable=True`` (``TransientProviderError``) when trying again may
     help, and lets ``asyncio.CancelledError`` through. ``count_tokens`` and
     ``prices`` let the engine reserve a budget share before the call; they
@@ -277,19 +282,53 @@ class LiteLLMProvider(LLM):
             kwargs["max_tokens"] = request.max_output_tokens
         if request.response_format is not None and self._supports_json(request.model):
             kwargs["response_format"] = request.response_format
+        call = (
+            litellm.acompletion(**kwargs)
+            if request.on_text is None
+            else self._stream(request, kwargs)
+        )
         try:
             if request.timeout is not None:
                 # LiteLLM's own timeout does not cover every phase; enforce it here too.
-                response = await asyncio.wait_for(
-                    litellm.acompletion(**kwargs), timeout=request.timeout + 0.5
-                )
+                response = await asyncio.wait_for(call, timeout=request.timeout + 0.5)
             else:
-                response = await litellm.acompletion(**kwargs)
+                response = await call
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise provider_error(exc, request.step) from exc
         return self._response(request, response)
+
+    async def _stream(self, request: LLMRequest, kwargs: dict[str, Any]) -> Any:
+        """Stream the answer, passing each text piece to ``request.on_text``; return the
+        whole response rebuilt by ``litellm.stream_chunk_builder``.
+
+        ``stream_options.include_usage`` asks for the provider's usage in a last
+        chunk (token kinds, cached and reasoning details included), so tokens and
+        cost are the same as without streaming. A provider that sends no usage on
+        a stream gets LiteLLM's own count (``token_counter`` of the messages and
+        the text), as LiteLLM's streaming docs recommend. Tool calls arrive in
+        pieces too; only text is passed on.
+        """
+        litellm = self.litellm
+        on_text = request.on_text
+        assert on_text is not None
+        kwargs = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+        chunks: list[Any] = []
+        stream = await litellm.acompletion(**kwargs)
+        async for chunk in stream:
+            chunks.append(chunk)
+            choices = getattr(chunk, "choices", None)
+            if choices:
+                delta = getattr(choices[0], "delta", None)
+                text = getattr(delta, "content", None) if delta is not None else None
+                if text:
+                    on_text(text)
+        if not chunks:
+            raise TransientProviderError(
+                "the model's stream ended without a chunk", step=request.step
+            )
+        return litellm.stream_chunk_builder(chunks, messages=request.messages)
 
     def _response(self, request: LLMRequest, response: Any) -> LLMResponse:
         choice = response.choices[0]
@@ -355,11 +394,15 @@ class DryRunProvider(LLM):
     Makers answer a fixed text naming their step; the checker answers a JSON
     verdict whose score is ``checker_scores[round - 1]`` (the last one
     repeats; default 0.95), passing at 0.8 and above with one issue
-    otherwise. ``requests`` keeps every request (the projection of a live
+    otherwise. With ``latency_ms`` and a request that wants text pieces
+    (``on_text``), the text comes in ``STREAM_PIECES`` pieces spread over the
+    latency, so a browser can watch a dry run's output arrive. ``requests`` keeps every request (the projection of a live
     run's cost is computed from their rendered prompts).
     """
 
     dry_run = True
+    #: With a latency, a streaming request gets its text in this many pieces.
+    STREAM_PIECES = 4
 
     def __init__(self, checker_scores: Sequence[float] = (), latency_ms: int = 0) -> None:
         self.checker_scores = [float(s) for s in checker_scores]
@@ -368,7 +411,8 @@ class DryRunProvider(LLM):
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         self.requests.append(request)
-        if self.latency_ms:
+        streams = bool(self.latency_ms) and request.on_text is not None
+        if self.latency_ms and not streams:
             await asyncio.sleep(self.latency_ms / 1000.0)
         if request.role == "checker":
             scores = self.checker_scores or [DEFAULT_DRY_RUN_SCORE]
@@ -384,7 +428,18 @@ class DryRunProvider(LLM):
             text = (
                 f"[dry run] {request.step or 'agent'}: no model was called (round {request.round})."
             )
+        if streams:
+            await self._stream(text, request.on_text)  # type: ignore[arg-type]
         return LLMResponse(content=text, tokens=Tokens(), cost=0.0, model=request.model)
+
+    async def _stream(self, text: str, on_text: Callable[[str], None]) -> None:
+        """Hand ``text`` over in ``STREAM_PIECES`` pieces spread over the latency."""
+        pieces = self.STREAM_PIECES
+        size = -(-len(text) // pieces) or 1
+        pause = self.latency_ms / 1000.0 / pieces
+        for start in range(0, len(text), size):
+            await asyncio.sleep(pause)
+            on_text(text[start : start + size])
 
     def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
         return 0

@@ -6,6 +6,9 @@ and must not raise (a sink's failure is not the run's failure: the engine
 logs and drops a raising sink's error). A sink doing slow or thread-bound
 I/O (the Django ORM) wraps itself in ``BackgroundSink``, which hands events
 to one worker thread in order. ``close()`` is called once when the run ends.
+A sink whose ``wants_deltas`` is True asks for ``step_output`` events (the
+agents' text while the model streams it); when no sink wants them the engine
+does not stream at all.
 
 Sinks here: ``ConsoleSink`` (the seed's transcript layout), ``JsonlSink``
 (one JSON object per line, ``--json``), ``CallbackSink`` (a function per
@@ -32,6 +35,7 @@ from loopkit.engine.events import (
     RunStarted,
     StepFailed,
     StepFinished,
+    StepOutput,
     StepStarted,
     ToolCalled,
     VerificationRound,
@@ -44,6 +48,9 @@ RULE_WIDTH = 54
 class Sink:
     """Receives a run's events (see the module docstring for the contract)."""
 
+    #: True: the run streams agent steps' text to this sink as ``step_output`` events.
+    wants_deltas: bool = False
+
     def emit(self, event: Event) -> None:
         raise NotImplementedError
 
@@ -54,8 +61,9 @@ class Sink:
 class ListSink(Sink):
     """Keep every event in ``events`` (tests, the in-memory sink)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deltas: bool = False) -> None:
         self.events: list[Event] = []
+        self.wants_deltas = deltas
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -68,10 +76,14 @@ class CallbackSink(Sink):
     """Call ``callback(event)`` for every event (the web app stores them this way)."""
 
     def __init__(
-        self, callback: Callable[[Event], None], on_close: Callable[[], None] | None = None
+        self,
+        callback: Callable[[Event], None],
+        on_close: Callable[[], None] | None = None,
+        deltas: bool = False,
     ) -> None:
         self.callback = callback
         self.on_close = on_close
+        self.wants_deltas = deltas
 
     def emit(self, event: Event) -> None:
         self.callback(event)
@@ -93,7 +105,10 @@ class JsonlSink(Sink):
     (the last event) and ``close()`` write what is pending at once; outside
     an event loop each event is written as it comes. The engine never
     changes an event it has emitted, so encoding it later writes the same line.
+    It wants deltas: a live run's ``step_output`` events are written too.
     """
+
+    wants_deltas = True
 
     MAX_HOPS = 16
     MAX_PENDING = 4096
@@ -173,6 +188,7 @@ class BackgroundSink(Sink):
 
     def __init__(self, inner: Sink) -> None:
         self.inner = inner
+        self.wants_deltas = inner.wants_deltas
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._work, name="loopkit-sink", daemon=True)
         self._thread.start()
@@ -210,17 +226,43 @@ def format_cost(cost: float | None) -> str:
 
 
 class ConsoleSink(Sink):
-    """Print the run as the seed's transcript (``loopkit-runtime run``)."""
+    """Print the run as the seed's transcript (``loopkit-runtime run``).
 
-    def __init__(self, stream: IO[str] | None = None, verbose: bool = False) -> None:
+    With ``stream_text`` (``loopkit run --verbose``) it also prints the agents'
+    text as the model streams it, each piece after a ``   <step> | `` prefix
+    whenever another step's text comes in between.
+    """
+
+    def __init__(
+        self, stream: IO[str] | None = None, verbose: bool = False, stream_text: bool = False
+    ) -> None:
         self.stream = stream or sys.stdout
         self.verbose = verbose
+        self.wants_deltas = stream_text
+        self._streaming: tuple[str, int, int] | None = None  # key, round, call being printed
         self._parallel_depth = 0
         self._verify_header = False
         self._loop = ""
 
     def _print(self, line: str = "") -> None:
+        if self._streaming is not None:  # end the streamed text's line first
+            self._streaming = None
+            self.stream.write("\n")
         self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _on_step_output(self, e: StepOutput) -> None:
+        if not self.wants_deltas:
+            return
+        head = ""
+        current = (e.key, e.round, e.call)
+        if self._streaming != current:
+            if self._streaming is not None:
+                head = "\n"
+            head += f"   {e.label or e.key} | "
+            self._streaming = current
+        prefix = f"\n   {e.label or e.key} | "
+        self.stream.write(head + e.text.replace("\n", prefix))
         self.stream.flush()
 
     def emit(self, event: Event) -> None:

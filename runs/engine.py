@@ -46,6 +46,8 @@ class DatabaseSink(Sink):
 
     _STOP = object()
     BATCH = 200
+    #: The run page shows the agents' text as it streams (``step_output`` events).
+    wants_deltas = True
 
     def __init__(
         self,

@@ -46,6 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also print the agents' text as the model streams it",
+    )
+    parser.add_argument(
+        "--no-stream",
+        dest="stream",
+        action="store_false",
+        help="do not stream the agents' text (no step_output events; one response per call)",
+    )
+    parser.add_argument(
         "--resume", metavar="RUN_ID", help="continue a run that stopped, skipping finished steps"
     )
     gate = parser.add_mutually_exclusive_group()
@@ -165,7 +177,9 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     defaults = project.project.defaults
     memory = loop.memory or (defaults.memory if defaults else None)
     store = open_store(memory, project.root)
-    sink: Sink = JsonlSink() if args.json else ConsoleSink()
+    sink: Sink = (
+        JsonlSink() if args.json else ConsoleSink(stream_text=getattr(args, "verbose", False))
+    )
     run_options = RunOptions(
         inputs=inputs,
         payload=payload,
@@ -173,6 +187,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
         resume=bool(args.resume),
         project_model=defaults.model if defaults else None,
         config_path=config,
+        stream_output=getattr(args, "stream", True),
     )
     if args.concurrency:
         run_options.concurrency = max(1, args.concurrency)

@@ -16,13 +16,21 @@ import json
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from jinja2 import TemplateError, nodes
 
 from loopkit import secrets, spec
 from loopkit.engine.context import StepResult
-from loopkit.engine.events import StepFailed, StepFinished, StepStarted, Tokens, ToolCalled
+from loopkit.engine.events import (
+    StepFailed,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+    Tokens,
+    ToolCalled,
+)
 from loopkit.errors import ProviderError, RunError
 from loopkit.llm import LLMRequest, LLMResponse, Role, TransientProviderError
 from loopkit.memory import Checkpoint
@@ -159,8 +167,13 @@ async def call_model(
     response_format: dict[str, Any] | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    stream: OutputStream | None = None,
 ) -> LLMResponse:
-    """Send one request within the budget, retrying transient failures; return the response."""
+    """Send one request within the budget, retrying transient failures; return the response.
+
+    With ``stream``, the request asks the client for the text as it comes
+    (``LLMRequest.on_text``); every attempt starts a new ``call`` of the stream.
+    """
     opts = run.options
     retries = opts.retries if retries is None else retries
     timeout = timeout if timeout is not None else opts.timeout
@@ -189,6 +202,8 @@ async def call_model(
             role=role,
             round=round_,
         )
+        if stream is not None:
+            request.on_text = stream.begin()
         started = time.perf_counter()
         try:
             if timeout is None:
@@ -232,12 +247,99 @@ async def call_model(
         except BaseException:
             run.budget.release(reservation)
             raise
+        finally:
+            if stream is not None:
+                stream.end()
         run.requests += 1
         try:
             run.budget.commit(reservation, response.tokens, response.cost, step=label or key)
         finally:
             run.flush_warnings()
         return response
+
+
+class OutputStream:
+    """Turns an agent step's streamed text into coalesced ``step_output`` events.
+
+    A piece of text is emitted at once when the last event of the step is
+    ``INTERVAL`` seconds old or ``MAX_CHARS`` are waiting; otherwise a timer
+    emits what waits when the interval is up, so a sink sees at most about one
+    event per interval (or per ``MAX_CHARS``) per step and no text waits longer.
+    ``end()`` emits the rest when the model call returns (or fails).
+    """
+
+    INTERVAL = 0.1
+    MAX_CHARS = 200
+
+    __slots__ = (
+        "_last",
+        "_pending",
+        "_size",
+        "_timer",
+        "call",
+        "chars",
+        "key",
+        "label",
+        "round",
+        "run",
+    )
+
+    def __init__(self, run: Run, key: str, label: str | None, round_: int) -> None:
+        self.run = run
+        self.key = key
+        self.label = label
+        self.round = round_
+        self.call = 0
+        self.chars = 0
+        self._pending: list[str] = []
+        self._size = 0
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def begin(self) -> Callable[[str], None]:
+        """Start a model call's text (a new ``call``); return the ``on_text`` callback."""
+        self.call += 1
+        self.chars = 0
+        self._pending, self._size = [], 0
+        self._last = 0.0
+        return self.add
+
+    def add(self, text: str) -> None:
+        self._pending.append(text)
+        self._size += len(text)
+        self.chars += len(text)
+        if self._timer is not None:
+            if self._size >= self.MAX_CHARS:
+                self.flush()
+            return
+        wait = self._last + self.INTERVAL - time.monotonic()
+        if wait <= 0 or self._size >= self.MAX_CHARS:
+            self.flush()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending, self._size = [], 0
+        self._last = time.monotonic()
+        self.run.emit(
+            StepOutput(
+                key=self.key,
+                label=self.label,
+                round=self.round,
+                call=self.call,
+                text=text,
+                chars=self.chars,
+            )
+        )
+
+    def end(self) -> None:
+        self.flush()
 
 
 def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> list[dict[str, Any]]:
@@ -308,6 +410,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     tokens, cost, requests = Tokens(), 0.0, 0
     cost_total: float | None = cost
     iteration = 0
+    stream = OutputStream(run, key, label, round_) if run.stream_output else None
     while True:
         response = await call_model(
             run,
@@ -321,6 +424,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
             response_format={"type": "json_object"} if wants_json and not schemas else None,
             timeout=float(step.timeout) if step.timeout is not None else None,
             retries=step.retries,
+            stream=stream,
         )
         requests += 1
         tokens.add(response.tokens)

@@ -13,6 +13,11 @@ Event types (``type``):
   group (``kind`` is ``agent``, ``parallel``, ``sequential``, ``conditional``,
   ``approval``); ``step_finished`` carries tokens by kind, cost, duration and
   output (agents) and ``resumed=True`` when a checkpoint answered it.
+- ``step_output``: a piece of an agent step's answer while the model streams
+  it (``text`` is the new piece, ``chars`` the length of the call's text so
+  far, ``call`` counts the step's model calls, retries included: a new
+  ``call`` starts the text again). Emitted only when a sink wants deltas and
+  the provider streams; ``step_finished`` still carries the whole output.
 - ``tool_called``: one tool call inside an agent step's tool-use loop.
 - ``plan_made``: a plan step's planner chose the next steps (or finished,
   or asked for more than ``maxIterations`` allows: ``limit_reached``).
@@ -167,6 +172,17 @@ class StepFailed(Event):
 
 
 @dataclass(kw_only=True)
+class StepOutput(Event):
+    type: ClassVar[str] = "step_output"
+    key: str
+    label: str | None
+    round: int = 1
+    call: int = 1
+    text: str = ""
+    chars: int = 0
+
+
+@dataclass(kw_only=True)
 class ToolCalled(Event):
     type: ClassVar[str] = "tool_called"
     key: str
@@ -263,6 +279,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepStarted,
         StepFinished,
         StepFailed,
+        StepOutput,
         ToolCalled,
         PlanMade,
         VerificationRound,

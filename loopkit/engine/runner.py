@@ -55,6 +55,9 @@ class RunOptions:
     ``retries`` / ``timeout`` apply to steps that do not set their own;
     ``retry_base_delay`` doubles per attempt up to ``retry_max_delay``
     (a provider's ``Retry-After`` wins, capped the same way).
+    ``stream_output`` asks the model to stream agent steps' text, emitted as
+    ``step_output`` events, when a sink wants them (``wants_deltas``) and the
+    client streams; otherwise calls are not streamed and cost nothing more.
     """
 
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +74,7 @@ class RunOptions:
     retry_max_delay: float = 30.0
     start_seq: int = 0
     checkpoint: bool = True
+    stream_output: bool = True
 
 
 @dataclass
@@ -112,6 +116,8 @@ class Run:
         self.loop = loop
         self.llm = llm
         self.sinks = list(sinks)
+        #: Stream agent steps' text as ``step_output`` events (some sink wants them).
+        self.stream_output = self.options_stream(options, self.sinks)
         self.store = store
         self.approver: Approver = approver or StaticApprover(
             False, by="engine", reason="no approver configured"
@@ -138,6 +144,13 @@ class Run:
         self.record = RunRecord(id=self.id, loop=loop.name)
         self._models_cache: dict[tuple[str | None, bool], str] = {}
         self.ctx: RunContext
+
+    @staticmethod
+    def options_stream(options: RunOptions | None, sinks: list[Any]) -> bool:
+        """Return whether agent steps stream: asked for, and some sink wants deltas."""
+        if options is not None and not options.stream_output:
+            return False
+        return any(getattr(sink, "wants_deltas", False) for sink in sinks)
 
     # ── Helpers the steps use ───────────────────────────────────────────
 

@@ -174,3 +174,47 @@ def test_a_dry_run_from_the_loop_page_is_watched_live_and_survives_a_reload(
     assert page.inner_text("#outputs").count("[dry run]") == 3
     assert page.inner_text('#budget tr[data-limit="maxIterations"]').split("\t")[1] == "4 / 10"
     screenshot(page, "run-live-finished")
+
+
+def test_a_dry_runs_agent_text_streams_in_before_its_step_finishes(
+    page: Any, app: dict[str, Any]
+) -> None:
+    url = app["url"]
+    login(page, url)
+    page.goto(f"{url}/loops/{app['loop']}/")
+    page.click("[data-testid=run-dry]")
+    page.wait_for_url(f"{url}/runs/*/")
+    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+    # Seen in one look at the page: an agent's panel holds part of its text while its
+    # step is still running (the dry run streams each answer in 4 pieces over 900 ms).
+    partial = page.wait_for_function(
+        """() => {
+          for (const box of document.querySelectorAll('#outputs details[data-state="streaming"]')) {
+            const row = document.querySelector(`#step-list li[data-key="${box.dataset.key}"]`);
+            const text = box.querySelector("pre").textContent;
+            if (row && row.dataset.state === "running" && text.length > 0) {
+              return {key: box.dataset.key, text, state: row.dataset.state};
+            }
+          }
+          return false;
+        }"""
+    ).json_value()
+    page.locator("#outputs").scroll_into_view_if_needed()
+    screenshot(page, "run-live-streaming")
+    assert not partial["text"].endswith(").")  # not the whole answer yet
+
+    page.wait_for_selector('#run-status[data-status="succeeded"]', timeout=30_000)
+    box = f'#outputs details[data-key="{partial["key"]}"][data-round="1"]'
+    page.wait_for_selector(f'{box}[data-state="done"]')
+    final = page.inner_text(f"{box} pre")
+    assert final.startswith(partial["text"]) and final.endswith("(round 1).")
+    assert page.inner_text("#outputs").count("[dry run]") == 3  # one panel per agent
+    # After a reload the stored pieces replay into the same panels, once each.
+    stored = stored_events(app["db"], run_id)
+    assert sum(1 for _, type_ in stored if type_ == "step_output") >= 3 * 4
+    page.reload()
+    page.wait_for_function(f"document.querySelectorAll('#events li').length >= {len(stored)}")
+    assert shown_events(page) == list(range(1, len(stored) + 1))
+    assert page.inner_text(f"{box} pre") == final
+    assert page.inner_text("#outputs").count("[dry run]") == 3

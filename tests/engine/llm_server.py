@@ -17,6 +17,14 @@ A ``responder(body) -> Reply`` function can replace all of that.
 Usage defaults: prompt tokens = characters of the messages / 4, completion
 tokens = characters of the reply / 4 (at least 1), both overridable, and the
 completion is clamped to the request's ``max_tokens`` like real providers do.
+
+A request with ``"stream": true`` is answered with server-sent events like
+OpenAI's: ``chat.completion.chunk`` objects (``data: {...}``), the text in
+``Reply.chunks`` (default: pieces of ``STREAM_PIECE`` characters) with
+``chunk_delay`` seconds before each, tool calls in one chunk, a last chunk with
+the finish reason, then (when ``stream_options.include_usage`` and
+``Reply.stream_usage``) a usage chunk with no choices, and ``data: [DONE]``.
+``Recorded.chunk_times`` keeps when each text chunk was sent.
 """
 
 from __future__ import annotations
@@ -50,6 +58,9 @@ class Reply:
     delay: float = 0.0
     finish_reason: str | None = None
     model: str | None = None
+    chunks: list[str] | None = None
+    chunk_delay: float = 0.0
+    stream_usage: bool = True
 
 
 def verdict(passed: bool, score: float, issues: list[str] | None = None, **usage: Any) -> Reply:
@@ -79,6 +90,7 @@ class Recorded:
     started: float
     finished: float = 0.0
     status: int = 0
+    chunk_times: list[float] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -187,8 +199,39 @@ class LLMServer:
                     self._send(reply.status, payload, reply.headers)
                     return
                 record.status = 200
+                if body.get("stream"):
+                    self._stream(record, body, reply)
+                    return
                 record.finished = time.monotonic()
                 self._send(200, completion(body, reply), reply.headers)
+
+            def _stream(self, record: Recorded, body: dict[str, Any], reply: Reply) -> None:
+                full = completion(body, reply)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    for data in stream_chunks(body, reply, full):
+                        if data.get("choices") and data["choices"][0]["delta"].get("content"):
+                            if reply.chunk_delay:
+                                time.sleep(reply.chunk_delay)
+                            record.chunk_times.append(time.monotonic())
+                        self._event(json.dumps(data))
+                    self._event("[DONE]")
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                record.finished = time.monotonic()
+
+            def _event(self, data: str) -> None:
+                raw = f"data: {data}\n\n".encode()
+                self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+                self.wfile.flush()
 
             def _send(
                 self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
@@ -268,6 +311,45 @@ def completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage,
     }
+
+
+STREAM_PIECE = 8
+
+
+def stream_chunks(body: dict[str, Any], reply: Reply, full: dict[str, Any]) -> list[dict[str, Any]]:
+    """Split the completion ``full`` (built for ``reply``) into OpenAI stream chunks."""
+    message = full["choices"][0]["message"]
+    content = message.get("content") or ""
+    if reply.chunks is not None and "".join(reply.chunks) == content:
+        pieces = list(reply.chunks)
+    else:  # default pieces (or the text was clamped to max_tokens)
+        pieces = [content[i : i + STREAM_PIECE] for i in range(0, len(content), STREAM_PIECE)]
+    base = {
+        "id": full["id"],
+        "object": "chat.completion.chunk",
+        "created": full["created"],
+        "model": full["model"],
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    out = [chunk({"role": "assistant", "content": ""})]
+    out.extend(chunk({"content": piece}) for piece in pieces)
+    if message.get("tool_calls"):
+        out.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"index": i, **call} for i, call in enumerate(message["tool_calls"])
+                    ]
+                }
+            )
+        )
+    out.append(chunk({}, full["choices"][0]["finish_reason"]))
+    if reply.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
+        out.append({**base, "choices": [], "usage": full["usage"]})
+    return out
 
 
 if __name__ == "__main__":  # a manual check: serve "ok" until Ctrl-C

@@ -219,14 +219,42 @@
     document.querySelector("#rounds tbody").appendChild(tr);
   }
 
+  // One output panel per agent step and round: step_output pieces are appended to it while
+  // the model streams (a new model call of the step starts the text again), and the step's
+  // step_finished replaces the text with the whole output.
+  function outputBox(e) {
+    const round = String(e.round || 1);
+    let box = document.querySelector(
+      `#outputs details[data-key="${CSS.escape(e.key)}"][data-round="${CSS.escape(round)}"]`);
+    if (!box) {
+      box = document.createElement("details");
+      box.open = true;
+      box.dataset.key = e.key;
+      box.dataset.round = round;
+      box.innerHTML = `<summary>${escapeHtml(e.label || e.key)} · round ${round}</summary><pre></pre>`;
+      $("outputs").appendChild(box);
+    }
+    return box;
+  }
+
+  function streamOutput(e) {
+    const box = outputBox(e);
+    if (box.dataset.state === "done") return;
+    const pre = box.querySelector("pre");
+    if (box.dataset.call !== String(e.call)) {
+      box.dataset.call = String(e.call);
+      pre.textContent = "";
+    }
+    pre.textContent += e.text;
+    box.dataset.state = "streaming";
+    box.dataset.chars = String(e.chars);
+  }
+
   function addOutput(e) {
     if (e.output === null || e.output === undefined) return;
-    const box = document.createElement("details");
-    box.open = true;
-    box.dataset.key = e.key;
-    box.innerHTML = `<summary>${escapeHtml(e.label || e.key)} · round ${e.round}</summary><pre></pre>`;
+    const box = outputBox(e);
     box.querySelector("pre").textContent = e.output;
-    $("outputs").appendChild(box);
+    box.dataset.state = "done";
   }
 
   function escapeHtml(s) {
@@ -239,6 +267,7 @@
       case "step_started": return `${p.label || p.key} started`;
       case "step_finished": return `${p.label || p.key} finished${p.resumed ? " (from checkpoint)" : ""}`;
       case "step_failed": return `${p.label || p.key} failed: ${p.error}`;
+      case "step_output": return `${p.label || p.key} output +${(p.text || "").length} chars`;
       case "verification_round": return `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})`;
       case "run_finished": return `finished: ${p.status}${p.error ? " — " + p.error : ""}`;
       case "approval_requested": return `approval requested: ${p.question}`;
@@ -321,6 +350,9 @@
         if (p.kind === "agent") addOutput(p);
         break;
       }
+      case "step_output":
+        streamOutput(p);
+        break;
       case "step_failed":
         if (!p.will_retry) setNode(p, "failed");
         break;
