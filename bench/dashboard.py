@@ -2,8 +2,8 @@
 
 Seeds a fresh database (SQLite in a temporary folder by default, or a
 throw-away PostgreSQL database with ``--postgres``) with runs spread over the
-last 30 days across 8 loops and 5 models, each run with its events, all with
-``bulk_create``; another team gets 10% as many runs, so the team filter has
+last 30 days across 8 loops and 5 models, each run with its events and its
+per-model figures (``RunModel``), all with ``bulk_create``; another team gets 10% as many runs, so the team filter has
 something to skip. At each size it requests each page through Django's test
 client (in-process: URL routing, views, queries and template rendering; no
 network) and prints the median server time of ``--repeat`` requests and the
@@ -132,7 +132,7 @@ def seed(
     """Add *count* runs (and *events* events each) to *team*, in batches."""
     from django.utils import timezone
 
-    from runs.models import Run, RunEvent
+    from runs.models import Run, RunEvent, RunModel
 
     now = timezone.now()
     versions = {loop.pk: loop.versions.get(number=1) for loop in loops}
@@ -180,6 +180,29 @@ def seed(
                 )
             )
         Run.objects.bulk_create(runs)
+        # What each run spent per model, as the recorder keeps it: a two-model run's
+        # tokens split at random between its models, each part priced on its own.
+        usage = []
+        for run in runs:
+            share = rng.uniform(0.1, 0.9) if len(run.models_used) == 2 else 1.0
+            part_in = round(run.tokens_in * share)
+            part_out = round(run.tokens_out * share)
+            parts = [(part_in, part_out), (run.tokens_in - part_in, run.tokens_out - part_out)]
+            for model, (t_in, t_out) in zip(run.models_used, parts, strict=False):
+                usage.append(
+                    RunModel(
+                        run=run,
+                        team=team,
+                        model=model,
+                        tokens_in=t_in,
+                        tokens_out=t_out,
+                        cost_usd=None
+                        if run.cost_usd is None
+                        else Decimal(t_in * 3 + t_out * 12) / Decimal(10**7),
+                        created_at=run.created_at,
+                    )
+                )
+        RunModel.objects.bulk_create(usage, batch_size=5000)
         if events:
             # bulk_create sets pks on both SQLite and PostgreSQL.
             RunEvent.objects.bulk_create(

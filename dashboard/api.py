@@ -49,7 +49,7 @@ def runs(request: HttpRequest, limit: int = 100, offset: int = 0) -> Any:
         raise HttpError(422, "; ".join(f.errors.values()))
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise HttpError(422, f"limit must be 1-{MAX_LIMIT} and offset 0 or more")
-    qs = f.apply(services.team_runs(team).defer(*services.HEAVY_FIELDS))
+    qs = f.apply(services.team_runs(team).defer(*services.HEAVY_FIELDS), team)
     return {
         "count": qs.count(),
         "limit": limit,

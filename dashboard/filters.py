@@ -142,8 +142,8 @@ class RunFilter:
         f.raw = {k: [v for v in vs if v] for k, vs in f.raw.items() if any(vs)}
         return f
 
-    def apply(self, qs: QuerySet[Run]) -> QuerySet[Run]:
-        """Return *qs* filtered and sorted (filters with errors are left out)."""
+    def apply(self, qs: QuerySet[Run], team: Any) -> QuerySet[Run]:
+        """Return *qs* (runs of *team*) filtered and sorted (filters with errors are left out)."""
         if self.loop is not None:
             qs = qs.filter(loop_id=self.loop)
         if self.status:
@@ -153,7 +153,7 @@ class RunFilter:
         if self.user:
             qs = qs.filter(started_by__username=self.user)
         if self.model:
-            qs = using_model(qs, self.model)
+            qs = using_model(qs, team, self.model, self.since, self.until)
         if self.since is not None:
             qs = qs.filter(created_at__gte=self.since)
         if self.until is not None:

@@ -6,6 +6,11 @@ model per hour) and the runs of its open parts (the partial first hour, the
 hours after ``closed_until``). Runs are tallied in Python, the same way for
 both, so a figure is the same whether its hour is rolled up or not.
 
+By model, a run counts once under each model it used, with that model's own
+tokens and cost (``runs.RunModel``, recorded per step), so the models' tokens
+and costs add up to the totals; what the engine records without a model
+(verification rounds, runs that used none) is under "".
+
 A run inserted later with a ``created_at`` inside an hour already rolled up
 (an import, a test fixture) is not counted until ``rebuild(team)``.
 """
@@ -19,11 +24,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max, Min, Sum
+from django.db.models import F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from dashboard.models import LoopHour, ModelHour, RollupState
-from runs.models import Run
+from runs.models import Run, RunModel
 
 HOUR = timedelta(hours=1)
 # A page request rolls up at most this many hours (the rest is read from the runs
@@ -42,6 +47,7 @@ STATUS_COUNTERS = {
     "cancelled": "cancelled",
 }
 RUN_FIELDS = (
+    "id",
     "created_at",
     "loop_id",
     "loop_version_id",
@@ -52,8 +58,40 @@ RUN_FIELDS = (
     "tokens_out",
     "cost_usd",
     "cost_known",
-    "models_used",
 )
+USAGE_FIELDS = ("run_id", "model", "tokens_in", "tokens_out", "cost_usd")
+Usage = dict[int, list[dict[str, Any]]]  # run id -> its RunModel rows
+
+
+def model_parts(run: dict[str, Any], usage: Usage) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (model, the run with that model's tokens and cost) for each model of *run*.
+
+    A run without RunModel rows (queued, or no model and no tokens) is one part under "".
+    """
+    rows = usage.get(run["id"])
+    if not rows:
+        yield "", run
+        return
+    for row in rows:
+        cost = row["cost_usd"]
+        yield (
+            row["model"],
+            {
+                **run,
+                "tokens_in": row["tokens_in"],
+                "tokens_out": row["tokens_out"],
+                "cost_usd": cost,
+                "cost_known": cost is not None,
+            },
+        )
+
+
+def usage_of(rows: Iterable[dict[str, Any]]) -> Usage:
+    """Return RunModel rows (``values(*USAGE_FIELDS)``) grouped by run."""
+    usage: Usage = {}
+    for row in rows:
+        usage.setdefault(row["run_id"], []).append(row)
+    return usage
 
 
 @dataclass
@@ -144,13 +182,15 @@ class Tallies:
         hour = floor_hour(moment)
         return hour if self.bucket == "hour" else hour.replace(hour=0)
 
-    def add_runs(self, runs: Iterable[dict[str, Any]]) -> None:
+    def add_runs(self, runs: Iterable[dict[str, Any]], usage: Usage | None = None) -> None:
+        """Tally *runs* per loop and, given their *usage* (RunModel rows), per model."""
         for run in runs:
             key = (self.bucket_of(run["created_at"]), run["loop_id"], run["loop_version_id"])
             self.by_loop.setdefault(key, Tally()).add_run(run)
             self.loop_names[run["loop_id"]] = run["loop_name"]
-            for model in dict.fromkeys(run["models_used"] or [""]):
-                self.by_model.setdefault(str(model), Tally()).add_run(run)
+            if usage is not None:
+                for model, part in model_parts(run, usage):
+                    self.by_model.setdefault(model, Tally()).add_run(part)
 
     def add_rollups(self, loop_rows: Iterable[Any], model_rows: Iterable[Any]) -> None:
         """Add rollup rows already summed per bucket (see ``collect``)."""
@@ -180,6 +220,20 @@ def _aware(moment: datetime) -> datetime:
 
 def _run_rows(runs: Any) -> Iterator[dict[str, Any]]:
     return runs.values(*RUN_FIELDS).iterator(chunk_size=5000)
+
+
+def _usage_rows(team: Any, *ranges: tuple[datetime | None, datetime | None]) -> Usage:
+    """Return the RunModel rows of *team*'s runs created in any of *ranges* (one query)."""
+    window = Q()
+    for start, end in ranges:
+        part = Q()
+        if start is not None:
+            part &= Q(created_at__gte=start)
+        if end is not None:
+            part &= Q(created_at__lt=end)
+        window |= part
+    rows = RunModel.objects.for_team(team).filter(window).values(*USAGE_FIELDS)
+    return usage_of(rows.iterator(chunk_size=5000))
 
 
 class _Overtaken(Exception):
@@ -216,11 +270,12 @@ def advance(
         return state.closed_until
     tallies = Tallies(bucket="hour")
     models: dict[tuple[datetime, str], Tally] = {}
+    usage = _usage_rows(team, (start, end))
     for run in _run_rows(runs.filter(created_at__gte=start, created_at__lt=end)):
         tallies.add_runs([run])
         hour = floor_hour(run["created_at"])
-        for model in dict.fromkeys(run["models_used"] or [""]):
-            models.setdefault((hour, str(model)), Tally()).add_run(run)
+        for model, part in model_parts(run, usage):
+            models.setdefault((hour, model), Tally()).add_run(part)
     try:
         with transaction.atomic():
             LoopHour.objects.bulk_create(
@@ -321,8 +376,12 @@ def collect(
         runs = runs.filter(loop_id=loop_id)
     if rolled_end > full_start:
         # Two index ranges (the partial first hour, the hours not rolled up yet).
-        tallies.add_runs(_run_rows(runs.filter(created_at__lt=full_start)))
-        tallies.add_runs(_run_rows(runs.filter(created_at__gte=rolled_end)))
+        open_parts = [(start, full_start), (rolled_end, end)]
     else:
-        tallies.add_runs(_run_rows(runs))
+        open_parts = [(start, end)]
+    # A loop's section shows no breakdown by model: its runs' models are not read.
+    usage = _usage_rows(team, *open_parts) if loop_id is None else None
+    for part_start, part_end in open_parts:
+        part = runs.filter(created_at__gte=part_start, created_at__lt=part_end)
+        tallies.add_runs(_run_rows(part), usage)
     return tallies

@@ -15,18 +15,18 @@ free run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import yaml
 from django.db import connection
-from django.db.models import DateTimeField, F, Func, Q, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import DateTimeField, F, Func, Q, QuerySet
 
 from dashboard import rollups
 from dashboard.periods import Period, iso
 from dashboard.rollups import Tally
-from runs.models import Run
+from runs.models import Run, RunModel
 
 LOW_GRADES = ("C", "D", "F")
 TOP_N = 10
@@ -139,11 +139,13 @@ def by_loop(team: Any, period: Period) -> list[dict[str, Any]]:
 
 
 def by_model(team: Any, period: Period) -> list[dict[str, Any]]:
-    """Return the period's figures per model (from ``models_used``), most expensive first.
+    """Return the period's figures per model, most expensive first.
 
-    A run that used several models counts in the row of each: the run records
-    its totals, not a split per model. Runs that used no model (queued, dry
-    runs) share the row whose ``model_name`` is None.
+    A run that used several models counts as a run in the row of each, with
+    that model's own tokens and cost (``runs.RunModel``), so the rows' tokens
+    and costs add up to the totals. The row whose ``model_name`` is None holds
+    what was recorded without a model: verification rounds' tokens and cost,
+    and runs that used no model (queued, dry runs).
     """
     return figures(team, period)["by_model"]
 
@@ -249,17 +251,27 @@ def _budgets(
     return out[:limit]
 
 
-def using_model(runs: QuerySet[Run], model: str) -> QuerySet[Run]:
-    """Return the *runs* whose ``models_used`` lists *model*.
+def using_model(
+    runs: QuerySet[Run],
+    team: Any,
+    model: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Run]:
+    """Return the *runs* (of *team*) that used *model* (exact name).
 
-    A JSON ``contains`` lookup is not available on SQLite, so this matches the
-    quoted name in the stored JSON text, which both databases write the same way.
+    ``id IN (run ids of one range of the RunModel index (team, model,
+    -created_at))``: the database reads only that model's entries, bounded by
+    the runs list's own dates (a RunModel row carries its run's created_at),
+    instead of each run's ``models_used`` JSON; the list then walks its index
+    newest first and stops after a page.
     """
-    import json
-
-    return runs.alias(models_text=Cast("models_used", TextField())).filter(
-        models_text__contains=json.dumps(model)
-    )
+    ids = RunModel.objects.for_team(team).filter(model=model)
+    if since is not None:
+        ids = ids.filter(created_at__gte=since)
+    if until is not None:
+        ids = ids.filter(created_at__lt=until)
+    return runs.filter(pk__in=ids.values("run_id"))
 
 
 def low_lrs_loops(team: Any) -> list[Any]:

@@ -33,7 +33,7 @@ def _team(request: HttpRequest) -> Any:
 def _filtered(request: HttpRequest) -> tuple[Any, RunFilter, Any]:
     team = _team(request)
     f = RunFilter.from_params(request.GET)
-    return team, f, f.apply(services.team_runs(team).defer(*services.HEAVY_FIELDS))
+    return team, f, f.apply(services.team_runs(team).defer(*services.HEAVY_FIELDS), team)
 
 
 @login_required

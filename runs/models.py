@@ -175,6 +175,44 @@ class Run(models.Model):
         return bool(changed)
 
 
+class RunModelQuerySet(TeamScopedQuerySet["RunModel"]):
+    pass
+
+
+class RunModel(models.Model):
+    """What one run spent on one model: an indexed link for filters and per-model figures.
+
+    Kept by the recorder from the engine's ``step_finished`` events (each names
+    its model, tokens and cost), so a run's split per model is exact. Tokens and
+    cost the engine records without a model (verification rounds) are kept under
+    ``model=""``. ``cost_usd`` is null once any of the model's steps had an unknown
+    price. ``team`` and ``created_at`` are copies of the run's, so a team's runs
+    of one model are one index range.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_usage")
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=200, blank=True)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    created_at = models.DateTimeField(help_text="The run's created_at.")
+
+    objects = RunModelQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "model"], name="runs_unique_run_model"),
+        ]
+        indexes = [
+            models.Index(fields=["team", "model", "-created_at"], name="runs_runmodel_team_model"),
+            models.Index(fields=["team", "-created_at"], name="runs_runmodel_team_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} · {self.model or '(no model)'}"
+
+
 class RunEventQuerySet(TeamScopedQuerySet["RunEvent"]):
     team_field = "run__team"
 

@@ -5,6 +5,9 @@ itself (``Run.last_seq + 1`` under a row lock), so the numbering stays
 gap-free and unique across a worker crash and resume even if the engine's
 own counter restarts; the engine's number is kept in the payload as
 ``engine_seq``. The row is committed before it is pushed to the browsers.
+In the same transaction it adds each agent step's tokens and cost to the
+run's ``RunModel`` row of that step's model (verification rounds under ""),
+so what a run spent per model is exact and filterable while it runs.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from runs import live
-from runs.models import Run, RunEvent
+from runs.models import Run, RunEvent, RunModel
 
 # Fields of an engine event that are the envelope, not the payload.
 _ENVELOPE = ("type", "seq", "run_id")
@@ -74,6 +77,60 @@ def _totals_update(run: Run, type_: str, payload: dict[str, Any]) -> dict[str, A
     return fields
 
 
+class ModelUsage:
+    """Tokens and cost per model, added up from engine events (see ``RunModel``)."""
+
+    def __init__(self) -> None:
+        # model -> [tokens_in, tokens_out, cost (None: unknown)]
+        self.models: dict[str, list[Any]] = {}
+
+    def add(self, type_: str, payload: dict[str, Any]) -> None:
+        """Count one event: an agent step under its model, a verification round under ""."""
+        model = str(payload.get("model") or "")
+        if model:
+            self.models.setdefault(model, [0, 0, Decimal(0)])
+        counted = (type_ == "step_finished" and payload.get("kind") == "agent") or (
+            type_ == "verification_round"
+        )
+        if not counted or payload.get("resumed"):
+            return
+        if type_ == "verification_round":
+            model = ""  # the engine records a round's checkers, not a model
+        entry = self.models.setdefault(model, [0, 0, Decimal(0)])
+        tokens = payload.get("tokens") or {}
+        entry[0] += int(tokens.get("input", 0))
+        entry[1] += int(tokens.get("output", 0))
+        cost = payload.get("cost")
+        if cost is None or entry[2] is None:
+            entry[2] = None
+        else:
+            entry[2] += Decimal(str(cost))
+
+
+def _store_usage(run: Run, usage: ModelUsage) -> None:
+    """Add *usage* to the run's RunModel rows (one UPDATE per model, an INSERT for a new one).
+
+    ``F("cost_usd") + x`` stays NULL once NULL: an unknown price stays unknown.
+    """
+    for model, (tokens_in, tokens_out, cost) in usage.models.items():
+        cost = None if cost is None else cost.quantize(Decimal("0.000001"))
+        updated = RunModel.objects.filter(run_id=run.pk, model=model).update(
+            tokens_in=F("tokens_in") + tokens_in,
+            tokens_out=F("tokens_out") + tokens_out,
+            cost_usd=None if cost is None else F("cost_usd") + cost,
+        )
+        if not updated:
+            RunModel.objects.create(
+                run_id=run.pk,
+                team_id=run.team_id,
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                cost_usd=cost,
+                created_at=run.created_at,
+            )
+
+
 def record_events(run_id: int, events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Store events of run *run_id* in one transaction, update its totals, then push them.
 
@@ -86,15 +143,18 @@ def record_events(run_id: int, events: list[tuple[str, dict[str, Any]]]) -> list
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         seq = run.last_seq
+        usage = ModelUsage()
         for type_, payload in events:
             seq += 1
             stored.append(RunEvent.objects.create(run=run, seq=seq, type=type_, payload=payload))
+            usage.add(type_, payload)
             updates = _totals_update(run, type_, payload)
             if updates:
                 Run.objects.filter(pk=run_id).update(**updates)
                 for name, value in updates.items():
                     if not isinstance(value, Combinable):
                         setattr(run, name, value)
+        _store_usage(run, usage)
         Run.objects.filter(pk=run_id).update(last_seq=seq, heartbeat_at=timezone.now())
     messages = [event.as_message() for event in stored]
     for message in messages:

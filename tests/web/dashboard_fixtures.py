@@ -7,7 +7,7 @@ week: none of its figures may show up in team A's.
 
     #  loop    status               created (UTC)     in/out tokens  cost   rounds models
     1  triage  succeeded            03-01 10:00       1000/500       0.10   1      gpt-4o-mini
-    2  triage  succeeded            03-01 14:00       2000/1000      0.30   2      gpt-4o-mini, claude-sonnet-4-5
+    2  triage  succeeded            03-01 14:00       2000/1000      0.30   2      gpt-4o-mini, claude-sonnet-4-5 (*)
     3  triage  verification_failed  03-02 09:00       3000/1000      0.50   2      gpt-4o-mini
     4  review  failed               03-02 11:00       500/100        unknown 0     local/llama
     5  review  succeeded            03-03 08:00       800/200        0.05   0      gpt-4o-mini
@@ -17,6 +17,10 @@ week: none of its figures may show up in team A's.
     9  review  succeeded (dry run)  03-06 10:00       0/0            0      0      -
     -  triage  succeeded            02-28 23:59       (outside: cost 5.00)
     -  review  succeeded            03-08 00:00       (outside: cost 7.00)
+
+(*) split per model (``RunModel``): gpt-4o-mini 500/200 tokens $0.05,
+    claude-sonnet-4-5 1500/800 tokens $0.25. A run of one model has all of its
+    figures under it.
 """
 
 from __future__ import annotations
@@ -67,12 +71,14 @@ def make_run(
     dry_run: bool = False,
     score: float | None = None,
     duration: timedelta | None = timedelta(minutes=2),
+    split: dict[str, tuple[int, int, str | None]] | None = None,
 ) -> Any:
-    from runs.models import TERMINAL, Run
+    """Create a run and its RunModel rows: *split* per model, or all under its one model."""
+    from runs.models import TERMINAL, Run, RunModel
 
     finished = status in TERMINAL
     version = loop.versions.get(number=loop.version)
-    return Run.objects.create(
+    run = Run.objects.create(
         team=loop.team,
         loop=loop,
         loop_version=version,
@@ -95,6 +101,20 @@ def make_run(
         final_score=score,
         models_used=models or [],
     )
+    if split is None and models:
+        assert len(models) == 1, "a run of several models needs its split"
+        split = {models[0]: (tokens[0], tokens[1], cost)}
+    for model, (tokens_in, tokens_out, model_cost) in (split or {}).items():
+        RunModel.objects.create(
+            run=run,
+            team=run.team,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=None if model_cost is None else Decimal(model_cost),
+            created_at=created,
+        )
+    return run
 
 
 def seed(make_team: Any) -> Seeded:
@@ -111,7 +131,8 @@ def seed(make_team: Any) -> Seeded:
         make_run(t, at("2026-03-01T10:00"), "succeeded", (1000, 500), "0.10", 1, [mini],
                  trigger="cron", score=0.9),
         make_run(t, at("2026-03-01T14:00"), "succeeded", (2000, 1000), "0.30", 2, [mini, sonnet],
-                 user=users["owner"], score=0.8, duration=timedelta(hours=1, minutes=3)),
+                 user=users["owner"], score=0.8, duration=timedelta(hours=1, minutes=3),
+                 split={mini: (500, 200, "0.05"), sonnet: (1500, 800, "0.25")}),
         make_run(t, at("2026-03-02T09:00"), "verification_failed", (3000, 1000), "0.50", 2, [mini],
                  user=users["editor"], score=0.4),
         make_run(r, at("2026-03-02T11:00"), "failed", (500, 100), None, 0, ["local/llama"],
@@ -134,5 +155,6 @@ def seed(make_team: Any) -> Seeded:
     b_loop = make_loop(other_team, "triage", grade="F", score=10, budget=True)
     for day in ("01", "03", "05"):
         make_run(b_loop, at(f"2026-03-{day}T12:00"), "failed", (99999, 99999), "100.00", 3,
-                 [mini, "bravo-model"], user=other_users["owner"])  # fmt: skip
+                 [mini, "bravo-model"], user=other_users["owner"],
+                 split={mini: (50000, 50000, "50.00"), "bravo-model": (49999, 49999, "50.00")})  # fmt: skip
     return Seeded(team, users, loops, runs, other_team, other_users, outside)

@@ -56,8 +56,8 @@ def test_the_api_returns_the_same_figures_as_the_dashboard(seeded: Seeded, api: 
         ("review", 0.06),
     ]
     assert [(r["model_name"], r["cost"]) for r in data["by_model"]] == [
-        ("gpt-4o-mini", 1.76),
-        ("claude-sonnet-4-5", 0.3),
+        ("gpt-4o-mini", 1.51),
+        ("claude-sonnet-4-5", 0.25),
         (None, 0.0),
         ("local/llama", None),
     ]
