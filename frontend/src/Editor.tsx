@@ -5,6 +5,7 @@
  */
 import { startTransition, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Api, ApiError } from "./api";
+import { parseDefinitions } from "./definitions";
 import { FormPanel, type Suggestions } from "./FormPanel";
 import { GraphCanvas, type GraphActions } from "./GraphCanvas";
 import { History, type LoopOut } from "./History";
@@ -187,8 +188,8 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   }, [invalidKey]);
 
   const suggestions: Suggestions = useMemo(
-    () => ({ subagents: names(boot.subagents), connectors: names(boot.connectors), skills: names(boot.skills) }),
-    [boot.subagents, boot.connectors, boot.skills],
+    () => ({ subagents: names(boot.subagents), connectors: names(boot.connectors), skills: names(boot.skills), defs: parseDefinitions(boot) }),
+    [boot],
   );
 
   const dirty = yamlText !== savedYaml;

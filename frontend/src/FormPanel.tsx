@@ -1,5 +1,6 @@
 /** The form view: the selected node's fields, or the loop-level sections. */
 import { memo, type ReactNode } from "react";
+import { adopt, origin, pickable, type SharedMap, type TeamDefinitions } from "./definitions";
 import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErrors } from "./fields";
 import { getAt, parsePath, setAt } from "./paths";
 import { asObject, asStringList, iterSteps, newStep, owningStep, renameLabel, stepKind, stepLabel } from "./steps";
@@ -9,6 +10,102 @@ export interface Suggestions {
   subagents: string[];
   connectors: string[];
   skills: string[];
+  /** The team's definitions: picking one another loop defines copies it into this loop. */
+  defs: TeamDefinitions;
+}
+
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
+const COPY_NOTE = "Picking one that only another loop of the team defines copies its definition into this loop, so the loop stays self-contained.";
+
+/**
+ * A multi-select over the names the loop and the team define (checkboxes), with
+ * the comma-separated text kept for names typed by hand.
+ */
+function NamePicker(props: {
+  label: string;
+  path: string;
+  errors: SpecError[];
+  disabled: boolean;
+  value: string[];
+  options: string[];
+  describe(name: string): string;
+  onChange(v: string[] | undefined): void;
+  testid: string;
+  note?: string;
+}) {
+  const extra = props.value.filter((v) => !props.options.includes(v));
+  const toggle = (name: string, on: boolean) => {
+    const next = on ? [...props.value, name] : props.value.filter((v) => v !== name);
+    props.onChange(next.length ? next : undefined);
+  };
+  return (
+    <div className="lke-picker" data-testid={props.testid}>
+      <ListField label={props.label} path={props.path} errors={props.errors} disabled={props.disabled} value={props.value} onChange={props.onChange} suggestions={props.options} hint={props.note} />
+      {props.options.length > 0 && (
+        <div className="lke-checks lke-picker-options" role="group" aria-label={`Pick ${props.label.toLowerCase()}`}>
+          {[...props.options, ...extra].map((name) => (
+            <label key={name} className="lke-check" title={props.describe(name)} data-name={name}>
+              <input type="checkbox" disabled={props.disabled} checked={props.value.includes(name)} onChange={(e) => toggle(name, e.target.checked)} />
+              {name}
+              {props.describe(name) && <small className="lke-muted"> · {clip(props.describe(name), 40)}</small>}
+            </label>
+          ))}
+        </div>
+      )}
+    </div>
+  );
+}
+
+/** The pickers of a step or template at `base` (connectors, skills), copying team definitions in. */
+function toolPickers(props: PanelProps, base: (string | number)[], basePath: string, item: JsonObject) {
+  const defs = props.suggestions.defs;
+  const setList = (field: "connectors" | "skills", v: string[] | undefined) =>
+    props.edit((d) => {
+      const next = setAt(d, [...base, field], v) as LoopData;
+      return field === "connectors" ? adopt(next, "connectors", v ?? [], defs) : next;
+    });
+  const skillInfo = new Map(defs.skills.map((s) => [s.name, s]));
+  const skillNames = Array.from(new Set([...defs.skills.map((s) => s.name), ...asStringList(props.data.skills)]));
+  return (
+    <>
+      <NamePicker
+        label="Connectors"
+        testid="pick-connectors"
+        path={`${basePath}.connectors`}
+        errors={props.errors}
+        disabled={props.readOnly}
+        value={asStringList(item.connectors)}
+        options={pickable(props.data, "connectors", defs)}
+        describe={(n) => origin(props.data, "connectors", n, defs)}
+        onChange={(v) => setList("connectors", v)}
+        note={COPY_NOTE}
+      />
+      <NamePicker
+        label="Skills"
+        testid="pick-skills"
+        path={`${basePath}.skills`}
+        errors={props.errors}
+        disabled={props.readOnly}
+        value={asStringList(item.skills)}
+        options={skillNames}
+        describe={(n) => skillInfo.get(n)?.description ?? ""}
+        onChange={(v) => setList("skills", v)}
+      />
+      <ListField label="Tools (allow-list)" path={`${basePath}.tools`} errors={props.errors} disabled={props.readOnly} value={asStringList(item.tools)} onChange={(v) => props.edit((d) => setAt(d, [...base, "tools"], v) as LoopData)} hint="Tool names, e.g. search or github.get_issue; empty: every tool of the connectors." />
+    </>
+  );
+}
+
+/** Set a field naming a subagent; a team subagent this loop lacks is copied in. */
+function subagentSetter(props: PanelProps, base: (string | number)[]) {
+  return (field: string, value: string | undefined) =>
+    props.edit((d) => adopt(setAt(d, [...base, field], value) as LoopData, "subagents", value ? [value] : [], props.suggestions.defs));
+}
+
+function subagentHint(props: PanelProps, name: string | undefined, role: string): string {
+  const where = name ? origin(props.data, "subagents" as SharedMap, name, props.suggestions.defs) : "";
+  return `A subagent with role '${role}'${where ? ` (${where})` : ""}. ${COPY_NOTE}`;
 }
 
 interface PanelProps {
@@ -61,6 +158,8 @@ function StepForm(props: PanelProps & { path: string }) {
     />
   );
   let body: ReactNode;
+  const base = parsePath(path);
+  const setSubagent = subagentSetter(props, base);
   switch (kind) {
     case "agent":
       body = (
@@ -68,12 +167,24 @@ function StepForm(props: PanelProps & { path: string }) {
           {common}
           <TextField label="Prompt" multiline {...f("prompt")} value={str(step.prompt)} onChange={(v) => set("prompt", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
           <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
-          <TextField label="Subagent" {...f("subagent")} value={str(step.subagent)} onChange={(v) => set("subagent", v)} list="lke-subagents" />
-          <ListField label="Skills" {...f("skills")} value={asStringList(step.skills)} onChange={(v) => set("skills", v)} suggestions={props.suggestions.skills} />
-          <ListField label="Connectors" {...f("connectors")} value={asStringList(step.connectors)} onChange={(v) => set("connectors", v)} suggestions={props.suggestions.connectors} />
-          <ListField label="Tools (allow-list)" {...f("tools")} value={asStringList(step.tools)} onChange={(v) => set("tools", v)} />
+          <TextField label="Subagent" {...f("subagent")} value={str(step.subagent)} onChange={(v) => setSubagent("subagent", v)} list="lke-subagents" hint={subagentHint(props, str(step.subagent), "executor")} />
+          {toolPickers(props, base, path, step)}
           <NumberField label="Timeout (seconds per call)" {...f("timeout")} value={num(step.timeout)} onChange={(v) => set("timeout", v)} />
           <NumberField label="Retries" step="1" min={0} {...f("retries")} value={num(step.retries)} onChange={(v) => set("retries", v)} />
+        </>
+      );
+      break;
+    case "plan":
+      body = (
+        <>
+          {common}
+          <TextField label="Task for the planner" multiline {...f("plan")} value={str(step.plan)} onChange={(v) => set("plan", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
+          <TextField label="Planner" {...f("planner")} value={str(step.planner)} onChange={(v) => setSubagent("planner", v)} list="lke-subagents" placeholder="(built-in planner)" hint={subagentHint(props, str(step.planner), "planner")} />
+          <TextField label="Executor" {...f("executor")} value={str(step.executor)} onChange={(v) => setSubagent("executor", v)} list="lke-subagents" placeholder="(the loop's model)" hint={subagentHint(props, str(step.executor), "executor")} />
+          <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
+          <NumberField label="Max steps per plan" step="1" min={1} {...f("maxSteps")} value={num(step.maxSteps)} onChange={(v) => set("maxSteps", v)} />
+          <NumberField label="Max plans (iterations)" step="1" min={1} {...f("maxIterations")} value={num(step.maxIterations)} onChange={(v) => set("maxIterations", v)} />
+          <PlanTemplates {...props} path={path} step={step} />
         </>
       );
       break;
@@ -120,7 +231,7 @@ function StepForm(props: PanelProps & { path: string }) {
     default:
       body = <p className="lke-muted">This step needs one of prompt, parallel, sequential, when or approve. Fix it in the YAML.</p>;
   }
-  const kindName: Record<StepKind, string> = { agent: "Agent", approval: "Approval gate", parallel: "Parallel group", sequential: "Sequence", conditional: "Condition", unknown: "Step" };
+  const kindName: Record<StepKind, string> = { agent: "Agent", approval: "Approval gate", plan: "Plan", parallel: "Parallel group", sequential: "Sequence", conditional: "Condition", unknown: "Step" };
   return (
     <Section
       id="step"
@@ -136,6 +247,61 @@ function StepForm(props: PanelProps & { path: string }) {
       <div className="lke-path">{path}</div>
       {body}
     </Section>
+  );
+}
+
+/** A plan step's templates: the kinds of step its planner may choose. */
+function PlanTemplates(props: PanelProps & { path: string; step: JsonObject }) {
+  const { path, step } = props;
+  const templates = asObject(step.templates) ?? {};
+  const base = parsePath(path);
+  const setTemplate = (name: string, field: string, value: Json | undefined) => props.edit((d) => setAt(d, [...base, "templates", name, field], value) as LoopData);
+  const setSubagent = (name: string) => subagentSetter(props, [...base, "templates", name]);
+  return (
+    <div className="lke-field" data-path={`${path}.templates`} data-testid="plan-templates">
+      <span className="lke-label">Templates the planner may choose</span>
+      {fieldErrors(props.errors, `${path}.templates`)
+        .filter((e) => e.path === `${path}.templates`)
+        .map((e, i) => (
+          <div className="lke-field-error" role="alert" key={i}>{e.message}</div>
+        ))}
+      {Object.entries(templates).map(([name, raw]) => {
+        const t = asObject(raw) ?? {};
+        const tp = `${path}.templates.${name}`;
+        const p = (field: string) => ({ path: `${tp}.${field}`, errors: props.errors, disabled: props.readOnly });
+        return (
+          <fieldset key={name} className="lke-item" data-template={name}>
+            <legend>
+              {name}
+              {!props.readOnly && Object.keys(templates).length > 1 && (
+                <button type="button" className="lke-link" onClick={() => props.edit((d) => setAt(d, [...base, "templates", name], undefined) as LoopData)}>
+                  remove
+                </button>
+              )}
+            </legend>
+            <TextField label="Description (what the planner reads)" {...p("description")} value={str(t.description)} onChange={(v) => setTemplate(name, "description", v ?? "")} />
+            <TextField label="Prompt" multiline {...p("prompt")} value={str(t.prompt)} onChange={(v) => setTemplate(name, "prompt", v ?? "")} hint="Sees {{ task }}, {{ input }} and {{ results }}." />
+            <TextField label="Subagent" {...p("subagent")} value={str(t.subagent)} onChange={(v) => setSubagent(name)("subagent", v)} list="lke-subagents" placeholder="(the plan's executor)" />
+            {toolPickers(props, [...base, "templates", name], tp, t)}
+          </fieldset>
+        );
+      })}
+      {!props.readOnly && (
+        <form
+          className="lke-inline"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const input = e.currentTarget.elements.namedItem("name") as HTMLInputElement;
+            const name = input.value.trim();
+            if (name && !templates[name]) props.edit((d) => setAt(d, [...base, "templates", name], { description: "Describe when the planner should choose this", prompt: "{{ input }}" }) as LoopData);
+            input.value = "";
+          }}
+        >
+          <input name="name" placeholder="template name" aria-label="New template name" />
+          <button type="submit">Add template</button>
+        </form>
+      )}
+    </div>
   );
 }
 
@@ -227,7 +393,14 @@ function VerifySection(props: PanelProps) {
           <div className="lke-field-error" role="alert" key={i}>{e.message}</div>
         ))}
       </div>
-      <TextField label="Checker" {...f("checker")} value={asStringList(v.checker).join(", ")} onChange={(x) => set("checker", x ?? "")} list="lke-checkers" hint="A verifier subagent or the built-in Adversarial Verifier." />
+      <TextField
+        label="Checker"
+        {...f("checker")}
+        value={asStringList(v.checker).join(", ")}
+        onChange={(x) => props.edit((d) => adopt(setAt(d, ["verify", "checker"], x ?? "") as LoopData, "subagents", x ? [x] : [], props.suggestions.defs))}
+        list="lke-checkers"
+        hint={`A verifier subagent or the built-in Adversarial Verifier. ${COPY_NOTE}`}
+      />
       <NumberField label="Max rounds" step="1" min={1} {...f("maxRounds")} value={num(v.maxRounds)} onChange={(x) => set("maxRounds", x)} />
       <TriStateField label="Auto-retry" {...f("autoRetry")} value={bool(v.autoRetry)} onChange={(x) => set("autoRetry", x)} defaultText="(default: yes)" />
       <NumberField label="Pass score (0-1)" step="0.05" min={0} {...f("passScore")} value={num(v.passScore)} onChange={(x) => set("passScore", x)} />

@@ -43,6 +43,7 @@ const KIND_ICON: Record<string, string> = {
   trigger: "⚡",
   agent: "◆",
   approval: "✋",
+  plan: "☰",
   parallel: "∥",
   sequential: "↓",
   conditional: "◇",
@@ -58,6 +59,7 @@ const ADDABLE: [StepKind, string][] = [
   ["parallel", "Parallel group"],
   ["conditional", "Condition"],
   ["approval", "Approval gate"],
+  ["plan", "Plan (planner decides)"],
 ];
 
 function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: string }) {
@@ -155,7 +157,18 @@ const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode
         </span>
         <span className="lke-node-name">{data.title}</span>
       </div>
-      {data.detail && <div className="lke-node-detail">{data.detail}</div>}
+      {data.kind === "plan" ? (
+        <>
+          <div className="lke-node-detail lke-plan-planner" title={data.detail}>
+            planner: {data.planner ? `@${data.planner}` : "built-in"}
+          </div>
+          <div className="lke-node-detail lke-plan-templates" title={data.detail}>
+            templates: {data.templates?.length ? data.templates.join(", ") : "none"}
+          </div>
+        </>
+      ) : (
+        data.detail && <div className="lke-node-detail">{data.detail}</div>
+      )}
       {run && (
         <div className="lke-node-stats">
           <span className={`lke-run-state lke-run-${run.state}`}>{run.state}</span> {formatStats(run.stats)}

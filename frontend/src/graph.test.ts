@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { layoutGraph, loopToGraph, resolveKey } from "./graph";
-import type { LoopData } from "./types";
+import { newStep, stepKind } from "./steps";
+import type { LoopData, StepData } from "./types";
 
 const loop: LoopData = {
   name: "pr-review",
@@ -72,5 +73,56 @@ describe("branch order", () => {
     expect([...xs].sort((a, b) => a - b)).toEqual(xs);
     expect(x("pipeline[1].then[0]")).toBeLessThan(x("pipeline[1].else[0]"));
     expect(x("pipeline[1].then[1]")).toBe(x("pipeline[1].then[0]"));
+  });
+});
+
+describe("the plan step", () => {
+  const data: LoopData = {
+    name: "checkout-investigation",
+    pipeline: [
+      {
+        plan: "Find out why checkout fails for {{ inputs.customer }}.",
+        label: "Investigate",
+        planner: "lead",
+        executor: "investigator",
+        maxSteps: 3,
+        maxIterations: 2,
+        templates: { search_logs: { description: "Search logs", prompt: "{{ input }}" }, read_ticket: { description: "Read a ticket", prompt: "{{ input }}" } },
+      },
+      { prompt: "Write the note", label: "Note" },
+    ],
+    verify: { maker: ["Investigate"], checker: "judge" },
+  };
+
+  it("is a plan node showing its planner and allowed templates, not an unknown step", () => {
+    expect(stepKind(data.pipeline && (data.pipeline as StepData[])[0])).toBe("plan");
+    const graph = loopToGraph(data);
+    const node = graph.nodes.find((n) => n.id === "pipeline[0]")!;
+    expect(node.data).toMatchObject({ kind: "plan", title: "Investigate", planner: "lead", templates: ["search_logs", "read_ticket"], listPath: "pipeline", index: 0 });
+    expect(node.data.detail).toBe("planner: @lead · templates: search_logs, read_ticket · ≤ 3 steps · ≤ 2 plans");
+    expect(graph.nodes.some((n) => n.data.kind === "unknown")).toBe(false);
+  });
+
+  it("sits in the flow like a step: insert points around it, a maker edge to the checker", () => {
+    const graph = loopToGraph(data);
+    const insert = (source: string, target: string) => graph.edges.find((e) => e.source === source && e.target === target)!.data;
+    expect(insert("trigger", "pipeline[0]")).toMatchObject({ listPath: "pipeline", index: 0 });
+    expect(insert("pipeline[0]", "pipeline[1]")).toMatchObject({ listPath: "pipeline", index: 1 });
+    expect(graph.edges.filter((e) => e.data?.role === "maker").map((e) => e.source)).toEqual(["pipeline[0]"]);
+    const laid = layoutGraph(graph);
+    expect(laid.nodes.find((n) => n.id === "pipeline[0]")).toMatchObject({ width: 230, height: 84 });
+  });
+
+  it("says when the planner is the built-in one and no template is allowed yet", () => {
+    const node = loopToGraph({ name: "x", pipeline: [{ plan: "Go", templates: {} }] }).nodes.find((n) => n.id === "pipeline[0]")!;
+    expect(node.data).toMatchObject({ kind: "plan", title: "Plan", planner: "", templates: [] });
+    expect(node.data.detail).toBe("planner: built-in · templates: none");
+  });
+
+  it("a new plan step is valid-shaped: a task, a fresh label, one template and limits", () => {
+    const step = newStep(data, "plan");
+    expect(stepKind(step)).toBe("plan");
+    expect(step).toMatchObject({ label: "Plan", maxSteps: 3, maxIterations: 2 });
+    expect(Object.keys(step.templates as object)).toEqual(["research"]);
   });
 });

@@ -15,6 +15,7 @@ export type LoopNodeKind =
   | "trigger"
   | "agent"
   | "approval"
+  | "plan"
   | "parallel"
   | "sequential"
   | "conditional"
@@ -36,6 +37,9 @@ export interface LoopNodeData extends Record<string, unknown> {
   appendTo?: string;
   hasElse?: boolean;
   absent?: boolean;
+  /** A plan step's planner and the templates it may choose from. */
+  planner?: string;
+  templates?: string[];
 }
 
 export interface InsertPoint extends Record<string, unknown> {
@@ -53,6 +57,7 @@ export const NODE_SIZE: Record<LoopNodeKind, [number, number]> = {
   trigger: [220, 64],
   agent: [190, 64],
   approval: [180, 64],
+  plan: [230, 84],
   parallel: [200, 40],
   sequential: [200, 40],
   conditional: [220, 56],
@@ -122,6 +127,22 @@ function stepNode(step: StepData, path: string, listPath: string, index: number)
       title = label ?? "Approval";
       detail = short(step.approve, 48);
       break;
+    case "plan": {
+      title = label ?? "Plan";
+      const templates = Object.keys(asObject(step.templates) ?? {});
+      const limits = [
+        step.maxSteps !== undefined ? `≤ ${step.maxSteps} steps` : "",
+        step.maxIterations !== undefined ? `≤ ${step.maxIterations} plans` : "",
+      ].filter(Boolean);
+      data.planner = typeof step.planner === "string" ? step.planner : "";
+      data.templates = templates;
+      detail = [
+        `planner: ${data.planner ? `@${data.planner}` : "built-in"}`,
+        `templates: ${templates.join(", ") || "none"}`,
+        ...limits,
+      ].join(" · ");
+      break;
+    }
     case "parallel":
       title = label ?? "Parallel";
       detail = `${Array.isArray(step.parallel) ? step.parallel.length : 0} branches${step.maxConcurrency ? `, ≤ ${step.maxConcurrency} at once` : ""}`;
@@ -140,7 +161,7 @@ function stepNode(step: StepData, path: string, listPath: string, index: number)
     default:
       nodeKind = "unknown";
       title = label ?? "Unknown step";
-      detail = "needs prompt, parallel, sequential, when or approve";
+      detail = "needs prompt, plan, parallel, sequential, when or approve";
   }
   return { id: path, type: "loop", position: { x: 0, y: 0 }, data: { kind: nodeKind, title, detail, listPath, index, ...data } };
 }

@@ -9,6 +9,7 @@ export function stepKind(step: Json | undefined): StepKind {
   if ("sequential" in step) return "sequential";
   if ("when" in step) return "conditional";
   if ("approve" in step) return "approval";
+  if ("plan" in step) return "plan";
   if ("prompt" in step) return "agent";
   return "unknown";
 }
@@ -85,6 +86,14 @@ export function newStep(data: LoopData, kind: StepKind): StepData {
       return { approve: "Approve this change?", label: freshLabel(data, "Approval") };
     case "sequential":
       return { sequential: [{ prompt: "Describe the task", label: freshLabel(data) }] };
+    case "plan":
+      return {
+        plan: "Describe the goal the planner works towards",
+        label: freshLabel(data, "Plan"),
+        templates: { research: { description: "Find and report facts about one question", prompt: "{{ input }}" } },
+        maxSteps: 3,
+        maxIterations: 2,
+      };
     default:
       return { prompt: "Describe the task", label: freshLabel(data) };
   }
