@@ -266,6 +266,11 @@ class OutputStream:
     emits what waits when the interval is up, so a sink sees at most about one
     event per interval (or per ``MAX_CHARS``) per step and no text waits longer.
     ``end()`` emits the rest when the model call returns (or fails).
+
+    Once a secret has been resolved in this process, each flush redacts the
+    call's whole text so far and holds back its last characters (the longest
+    secret's length, less one), so a secret split across two pieces is never
+    emitted unmasked; ``chars`` counts the (redacted) characters emitted.
     """
 
     INTERVAL = 0.1
@@ -274,6 +279,8 @@ class OutputStream:
     __slots__ = (
         "_last",
         "_pending",
+        "_raw",
+        "_sent",
         "_size",
         "_timer",
         "call",
@@ -292,6 +299,8 @@ class OutputStream:
         self.call = 0
         self.chars = 0
         self._pending: list[str] = []
+        self._raw: list[str] = []  # the call's text so far
+        self._sent = 0
         self._size = 0
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -299,15 +308,14 @@ class OutputStream:
     def begin(self) -> Callable[[str], None]:
         """Start a model call's text (a new ``call``); return the ``on_text`` callback."""
         self.call += 1
-        self.chars = 0
-        self._pending, self._size = [], 0
+        self.chars = self._sent = 0
+        self._pending, self._raw, self._size = [], [], 0
         self._last = 0.0
         return self.add
 
     def add(self, text: str) -> None:
         self._pending.append(text)
         self._size += len(text)
-        self.chars += len(text)
         if self._timer is not None:
             if self._size >= self.MAX_CHARS:
                 self.flush()
@@ -318,14 +326,27 @@ class OutputStream:
         else:
             self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._pending:
+        if not self._pending and not (final and self._raw):
             return
         text = "".join(self._pending)
         self._pending, self._size = [], 0
+        self._raw.append(text)
+        values = getattr(secrets.REGISTRY, "_values", None)
+        if values:
+            whole = secrets.redact("".join(self._raw))
+            end = len(whole) if final else len(whole) - (max(map(len, values)) - 1)
+            if end <= self._sent:
+                return
+            text, self._sent = whole[self._sent : end], end
+        else:
+            self._sent += len(text)
+        if not text:
+            return
+        self.chars += len(text)
         self._last = time.monotonic()
         self.run.emit(
             StepOutput(
@@ -339,7 +360,7 @@ class OutputStream:
         )
 
     def end(self) -> None:
-        self.flush()
+        self.flush(final=True)
 
 
 def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> list[dict[str, Any]]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from llm_server import LLMServer, Reply
 
-from loopkit import spec
+from loopkit import secrets, spec
 from loopkit.engine import RunOptions, StaticTools, run_loop
 from loopkit.llm import DryRunProvider, LiteLLMProvider, import_litellm
 from loopkit.sinks import ConsoleSink, JsonlSink, ListSink
@@ -227,3 +231,67 @@ async def test_the_jsonl_sink_writes_deltas_and_the_verbose_console_prints_them(
     quiet = io.StringIO()
     await run_loop(loop, DryRunProvider(latency_ms=80), sinks=[ConsoleSink(quiet)])
     assert "Writer |" not in quiet.getvalue()
+
+
+# ── loopkit run (a real process against the real server) ────────────────
+
+
+def cli(server: LLMServer, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LOOPKIT_")}
+    environ.update(LOOPKIT_API_BASE=server.url, LOOPKIT_MODEL=MODEL)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "loopkit"), "run", "stream", *args],
+        cwd=project,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "loops").mkdir()
+    (tmp_path / "loops" / "stream.yaml").write_text(
+        "name: stream\npipeline:\n  - prompt: Write it.\n    label: Writer\n"
+    )
+    return tmp_path
+
+
+def test_loopkit_run_verbose_prints_the_streamed_text_and_json_writes_it(
+    server: LLMServer, project: Path
+) -> None:
+    pieces = ["First line of the answer.\n", "Second ", "line."]
+    server.default = Reply("".join(pieces), chunks=pieces, chunk_delay=0.12)
+    verbose = cli(server, project, "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert (
+        "-> Agent: Writer...\n   Writer | First line of the answer.\n   Writer | Second line.\n"
+        "+ Completed"
+    ) in verbose.stdout
+    lines = [json.loads(line) for line in cli(server, project, "--json").stdout.splitlines()]
+    deltas = [line for line in lines if line["type"] == "step_output"]
+    assert len(deltas) >= 2
+    assert "".join(d["text"] for d in deltas) == "".join(pieces)
+    assert [r.body.get("stream") for r in server.requests] == [True, True]
+    quiet = cli(server, project, "--json", "--no-stream").stdout.splitlines()
+    assert not [line for line in quiet if '"step_output"' in line]
+    assert "stream" not in server.requests[-1].body
+
+
+async def test_a_secret_split_across_pieces_is_never_streamed_unmasked(server: LLMServer) -> None:
+    secret = "sk-live-0123456789abcdef"
+    pieces = ["The key is sk-live-0123", "456789abcdef, keep it safe."]
+    server.default = Reply("".join(pieces), chunks=pieces, chunk_delay=0.15)
+    secrets.REGISTRY.add("LOOPKIT_STREAM_TEST_KEY", secret)
+    try:
+        _, events = await run(server, one_agent(), ListSink(deltas=True))
+    finally:
+        secrets.REGISTRY.clear()
+    deltas = [e for e in events if e.type == "step_output"]
+    streamed = "".join(d.text for d in deltas)
+    output = finished_agent(events).output
+    assert secret not in output and "LOOPKIT_STREAM_TEST_KEY" in output
+    assert streamed == output
+    assert not any("sk-live-0123" in d.text for d in deltas)
+    assert deltas[-1].chars == len(output)
