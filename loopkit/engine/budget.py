@@ -174,8 +174,9 @@ class BudgetTracker:
         ``share`` is how many calls start together (a parallel group's
         width), so that each takes only its share of what is left.
         """
-        self.check_time()
         lim = self.limits
+        if lim.max_duration_s is not None:
+            self.check_time()
         input_tokens = math.ceil(input_tokens * 1.05) + 8
         if lim.max_iterations is not None:
             wanted = self.iterations + self.reserved_iterations + 1
@@ -190,20 +191,22 @@ class BudgetTracker:
                 )
         cap = output_cap
         if lim.max_tokens is not None:
-            available = lim.max_tokens - self.tokens.total - self.reserved_tokens - input_tokens
+            used = self.tokens.total
+            available = lim.max_tokens - used - self.reserved_tokens - input_tokens
             least = min(MIN_OUTPUT, output_cap)
-            if available // max(share, 1) < least:
-                observed = self.tokens.total + self.reserved_tokens + input_tokens + least
+            each = available // max(share, 1)
+            if each < least:
+                observed = used + self.reserved_tokens + input_tokens + least
                 raise BudgetExceeded(
                     f"Stopping before a call that would exceed the maxTokens limit of "
-                    f"{lim.max_tokens} (tokens={observed}: used {self.tokens.total}, "
+                    f"{lim.max_tokens} (tokens={observed}: used {used}, "
                     f"reserved {self.reserved_tokens}, this call needs at least {input_tokens + least})",
                     step=step,
                     limit="maxTokens",
                     allowed=lim.max_tokens,
                     observed=observed,
                 )
-            cap = min(cap, available // max(share, 1))
+            cap = min(cap, each)
         est_cost = 0.0
         if lim.max_cost_usd is not None:
             if input_price is None or output_price is None:
@@ -306,8 +309,7 @@ class BudgetTracker:
                 lim.max_iterations,
                 self.iterations,
             )
-        remaining = self.remaining_seconds()
-        if remaining is not None and remaining <= 0:
+        if lim.max_duration_s is not None and self.elapsed >= lim.max_duration_s:
             raise self.exceeded_time()
 
     def _maybe_warn(self, limit: str, ratio: float, allowed: float | None, observed: float) -> None:

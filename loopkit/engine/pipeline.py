@@ -35,10 +35,12 @@ class Outcome:
 
     __slots__ = ("agents", "cost", "tokens")
 
-    def __init__(self) -> None:
-        self.tokens = Tokens()
-        self.cost: float | None = 0.0
-        self.agents = 0
+    def __init__(
+        self, tokens: Tokens | None = None, cost: float | None = 0.0, agents: int = 0
+    ) -> None:
+        self.tokens = tokens if tokens is not None else Tokens()
+        self.cost = cost
+        self.agents = agents
 
     def add(self, other: Outcome) -> None:
         self.tokens.add(other.tokens)
@@ -62,11 +64,10 @@ async def run_step(run: Run, step: Any, key: str, round_: int) -> Outcome:
     run.cancel.raise_if_cancelled()
     if isinstance(step, spec.AgentStep):
         result = await run_agent(run, step, key, round_)
-        out = Outcome()
-        out.tokens.add(result.tokens)
-        out.cost = result.cost
-        out.agents = 1
-        return out
+        t = result.tokens
+        return Outcome(
+            Tokens(t.input, t.output, t.cached_read, t.cache_write, t.reasoning), result.cost, 1
+        )
     if isinstance(step, spec.ParallelStep):
         return await run_parallel(run, step, key, round_)
     if isinstance(step, spec.SequentialStep):
