@@ -457,7 +457,11 @@ function NamedMap(props: PanelProps & { field: "subagents" | "connectors"; title
   const map = asObject(props.data[props.field]) ?? {};
   const add = (name: string) => {
     if (!name || map[name]) return;
-    props.edit((d) => setAt(d, [props.field, name], props.create(name)) as LoopData);
+    // A name the team defines elsewhere is copied with its definition.
+    props.edit((d) => {
+      const copied = adopt(d, props.field, [name], props.suggestions.defs);
+      return copied !== d ? copied : (setAt(d, [props.field, name], props.create(name)) as LoopData);
+    });
   };
   return (
     <Section id={props.field} title={props.title}>
@@ -492,6 +496,9 @@ function NamedMap(props: PanelProps & { field: "subagents" | "connectors"; title
           </datalist>
           <button type="submit">Add</button>
         </form>
+      )}
+      {!props.readOnly && props.names.some((n) => !map[n]) && (
+        <p className="lke-muted lke-copy-note">The team&apos;s other loops define: {props.names.filter((n) => !map[n]).join(", ")}. Adding one of them copies its definition into this loop.</p>
       )}
     </Section>
   );

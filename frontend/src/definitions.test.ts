@@ -39,3 +39,11 @@ describe("team definitions", () => {
     expect(out).toEqual({ name: "x", subagents: { judge: { role: "verifier", connectors: ["db"] } }, connectors: { db: DB } });
   });
 });
+
+describe("adding a team name to the loop's own map", () => {
+  it("copies the definition when the team has one, and nothing otherwise", () => {
+    expect(adopt({ name: "x" }, "connectors", ["github"], defs)).toEqual({ name: "x", connectors: { github: GITHUB } });
+    const data: LoopData = { name: "x" };
+    expect(adopt(data, "connectors", ["unknown"], defs)).toBe(data);
+  });
+});

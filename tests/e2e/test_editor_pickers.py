@@ -30,6 +30,7 @@ def test_picking_a_connector_another_loop_defines_copies_it_into_the_yaml(
 ) -> None:
     page = signed_in
     import_example(api, "incident-summary")  # defines the `incidents` SQL connector
+    import_example(api, "checkout-investigation")  # defines the `judge` verifier
     loop = import_example(api, "pr-review")  # defines no connector
     open_editor(page, live_server.url, loop["id"])
     assert "connectors:" not in yaml_text(page)
@@ -49,6 +50,14 @@ def test_picking_a_connector_another_loop_defines_copies_it_into_the_yaml(
     # Now the loop's own: offered first, marked as this loop's.
     assert picker.locator('label[data-name="incidents"]').inner_text().endswith("this loop")
     screenshot(page, "editor-connector-picked")
+
+    # A checker picked from the team's subagents is copied in too.
+    node(page, "verify").click()
+    checker = page.get_by_test_id("form-panel").locator('[data-path="verify.checker"] input')
+    checker.fill("judge")
+    wait_for_yaml(page, "subagents:\n  judge:\n    role: verifier\n")
+    page.wait_for_selector(EDITOR_READY)
+    assert yaml.safe_load(yaml_text(page))["verify"]["checker"] == "judge"
 
 
 def test_the_plan_step_is_drawn_with_its_planner_and_templates_and_edited_in_the_form(
