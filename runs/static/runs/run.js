@@ -111,8 +111,10 @@
     li.dataset.tool = p.name || "";
     li.dataset.seq = ev.seq;
     li.dataset.step = p.key || "";
-    li.innerHTML = `<code class="tool-name"></code><code class="tool-args"></code>` +
+    li.innerHTML = `<small class="tool-step"></small><code class="tool-name"></code><code class="tool-args"></code>` +
       ` → <span class="tool-result"></span> <small class="tool-duration"></small>`;
+    // A call made inside a step the list does not show (a planned step) names it.
+    if (row.dataset.key !== (p.key || "")) li.querySelector(".tool-step").textContent = (p.label || p.key) + " ›";
     li.querySelector(".tool-name").textContent = p.name || "?";
     li.querySelector(".tool-args").textContent = "(" + clip(fmtArgs(p.arguments), 300) + ")";
     li.querySelector(".tool-result").textContent = (p.is_error ? "error: " : "") + clip(p.result, 400);
