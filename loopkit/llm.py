@@ -96,6 +96,9 @@ class LLM(ABC):
 
     #: True for clients that cost nothing and call nothing (the dry run).
     dry_run: bool = False
+    #: True for clients that pass text pieces to ``LLMRequest.on_text`` (the engine
+    #: sets ``on_text`` only then, so a client that cannot stream costs nothing more).
+    streams: bool = False
 
     @abstractmethod
     async def complete(self, request: LLMRequest) -> LLMResponse:
@@ -229,6 +232,7 @@ class LiteLLMProvider(LLM):
         self.api_base = api_base or os.environ.get("LOOPKIT_API_BASE") or None
         self.api_key = api_key or os.environ.get("LOOPKIT_API_KEY") or None
         self.extra = dict(extra or {})
+        self.streams = True
         self._litellm: Any = None
         self._json_ok: dict[str, bool] = {}
 
@@ -407,6 +411,7 @@ class DryRunProvider(LLM):
     def __init__(self, checker_scores: Sequence[float] = (), latency_ms: int = 0) -> None:
         self.checker_scores = [float(s) for s in checker_scores]
         self.latency_ms = latency_ms
+        self.streams = bool(latency_ms)
         self.requests: list[LLMRequest] = []
 
     async def complete(self, request: LLMRequest) -> LLMResponse:

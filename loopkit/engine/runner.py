@@ -57,7 +57,8 @@ class RunOptions:
     (a provider's ``Retry-After`` wins, capped the same way).
     ``stream_output`` asks the model to stream agent steps' text, emitted as
     ``step_output`` events, when a sink wants them (``wants_deltas``) and the
-    client streams; otherwise calls are not streamed and cost nothing more.
+    client streams (``LLM.streams``); otherwise calls are not streamed and
+    cost nothing more.
     """
 
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -117,7 +118,7 @@ class Run:
         self.llm = llm
         self.sinks = list(sinks)
         #: Stream agent steps' text as ``step_output`` events (some sink wants them).
-        self.stream_output = self.options_stream(options, self.sinks)
+        self.stream_output = self.options_stream(options, self.sinks, llm)
         self.store = store
         self.approver: Approver = approver or StaticApprover(
             False, by="engine", reason="no approver configured"
@@ -146,9 +147,11 @@ class Run:
         self.ctx: RunContext
 
     @staticmethod
-    def options_stream(options: RunOptions | None, sinks: list[Any]) -> bool:
-        """Return whether agent steps stream: asked for, and some sink wants deltas."""
-        if options is not None and not options.stream_output:
+    def options_stream(options: RunOptions | None, sinks: list[Any], llm: LLM) -> bool:
+        """Return whether agent steps stream: asked for, the client streams, a sink wants it."""
+        if (options is not None and not options.stream_output) or not getattr(
+            llm, "streams", False
+        ):
             return False
         return any(getattr(sink, "wants_deltas", False) for sink in sinks)
 
