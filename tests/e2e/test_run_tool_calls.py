@@ -77,7 +77,7 @@ def test_the_run_page_shows_each_tool_call_and_the_plan_under_its_step(
     assert calls.count() == 2
     first, second = calls.nth(0), calls.nth(1)
     assert first.get_attribute("data-tool") == "logs.search"
-    assert first.locator(".tool-step").inner_text() == "Investigate 1.1 search_logs ›"
+    assert first.locator(".tool-step").inner_text() == "Investigate 1.1 search_logs \u203a"
     assert first.locator(".tool-args").inner_text() == (
         '({"query":"payment declined","token":"[REDACTED]"})'
     )
