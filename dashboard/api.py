@@ -51,7 +51,7 @@ def runs(request: HttpRequest, limit: int = 100, offset: int = 0) -> Any:
         raise HttpError(422, f"limit must be 1-{MAX_LIMIT} and offset 0 or more")
     qs = f.apply(services.team_runs(team).defer(*services.HEAVY_FIELDS), team)
     return {
-        "count": qs.count(),
+        "count": f.count(qs, team),
         "limit": limit,
         "offset": offset,
         "runs": list(qs[offset : offset + limit]),

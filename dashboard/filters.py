@@ -20,7 +20,7 @@ from django.db.models import DurationField as _Duration
 from django.db.models import ExpressionWrapper, F, QuerySet
 from django.utils.dateparse import parse_datetime
 
-from dashboard.services import KNOWN_COST, VERIFIED, using_model
+from dashboard.services import KNOWN_COST, VERIFIED, model_usage, using_model
 from runs.models import Run
 
 STATUSES = (
@@ -165,6 +165,17 @@ class RunFilter:
         elif self.cost == "unknown":
             qs = qs.exclude(KNOWN_COST)
         return self.order(qs)
+
+    def count(self, qs: QuerySet[Run], team: Any) -> int:
+        """Return how many runs *qs* (this filter applied to *team*'s runs) holds.
+
+        A model filter with at most dates besides is counted from the RunModel
+        index alone (one row per run and model), without reading the runs.
+        """
+        others = self.loop is not None or self.status or self.trigger or self.user
+        if self.model and not (others or self.verified or self.cost):
+            return model_usage(team, self.model, self.since, self.until).count()
+        return qs.count()
 
     def order(self, qs: QuerySet[Run]) -> QuerySet[Run]:
         key = self.sort.lstrip("-")

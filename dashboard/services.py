@@ -263,15 +263,21 @@ def using_model(
     ``id IN (run ids of one range of the RunModel index (team, model,
     -created_at))``: the database reads only that model's entries, bounded by
     the runs list's own dates (a RunModel row carries its run's created_at),
-    instead of each run's ``models_used`` JSON; the list then walks its index
-    newest first and stops after a page.
+    instead of each run's ``models_used`` JSON.
     """
-    ids = RunModel.objects.for_team(team).filter(model=model)
+    return runs.filter(pk__in=model_usage(team, model, since, until).values("run_id"))
+
+
+def model_usage(
+    team: Any, model: str, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[RunModel]:
+    """Return the RunModel rows of *team*'s runs of *model* created in [since, until)."""
+    rows = RunModel.objects.for_team(team).filter(model=model)
     if since is not None:
-        ids = ids.filter(created_at__gte=since)
+        rows = rows.filter(created_at__gte=since)
     if until is not None:
-        ids = ids.filter(created_at__lt=until)
-    return runs.filter(pk__in=ids.values("run_id"))
+        rows = rows.filter(created_at__lt=until)
+    return rows
 
 
 def low_lrs_loops(team: Any) -> list[Any]:

@@ -39,7 +39,9 @@ def _filtered(request: HttpRequest) -> tuple[Any, RunFilter, Any]:
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
     team, f, qs = _filtered(request)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = Paginator(qs, PAGE_SIZE)
+    paginator.count = f.count(qs, team)  # (a cached_property: the list needs no second count)
+    page = paginator.get_page(request.GET.get("page"))
     columns = [
         ("loop", "Loop"),
         ("status", "Status"),

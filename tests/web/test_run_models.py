@@ -123,6 +123,11 @@ def test_the_model_filter_finds_each_teams_runs_of_a_model_and_no_other_teams(
         assert listed_ids(client.get("/runs/?model=gpt-4o")) == found[name][1:]
         data = client.get("/api/dashboard/runs?model=o3").json()
         assert (data["count"], [r["id"] for r in data["runs"]]) == (2, found[name])
+        # Counted from RunModel alone (model and dates) or with the runs (other filters).
+        for extra, count in (("&since=2026-03-02T10:30:00Z", 1), ("&status=succeeded", 2),
+                             ("&status=failed", 0), ("&until=2026-03-01", 0)):  # fmt: skip
+            data = client.get(f"/api/dashboard/runs?model=o3{extra}").json()
+            assert (data["count"], len(data["runs"])) == (count, count), extra
 
 
 def test_the_model_filtered_runs_list_costs_the_same_queries_for_more_runs(
