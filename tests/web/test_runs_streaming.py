@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from loopkit import secrets
 from loopkit_web.asgi import application
 from runs.engine import DatabaseSink
 from runs.models import Run, RunEvent
@@ -17,6 +18,13 @@ from runs.models import Run, RunEvent
 from .runs_support import make_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Secrets resolved by other tests in this process would make the stream hold
+    # text back until the end of a call (docs/engine.md): each test starts with none.
+    monkeypatch.setattr(secrets, "REGISTRY", secrets.Registry())
 
 
 def _dry_run(make_team: Any, client_for: Any) -> tuple[Run, Any]:

@@ -355,9 +355,14 @@
       case "step_output":
         streamOutput(p);
         break;
-      case "step_failed":
+      case "step_failed": {
         if (!p.will_retry) setNode(p, "failed");
+        // A step that fails for good keeps the text it streamed, marked as cut short.
+        const box = p.kind === "agent" && !p.will_retry &&
+          document.querySelector(`#outputs details[data-key="${CSS.escape(p.key)}"][data-round="${CSS.escape(String(p.round || 1))}"]`);
+        if (box && box.dataset.state === "streaming") box.dataset.state = "failed";
         break;
+      }
       case "verification_round": {
         const t = p.tokens || {};
         totals.in += t.input || 0; totals.out += t.output || 0; totals.requests += 1;
