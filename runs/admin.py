@@ -11,6 +11,7 @@ from runs.models import (
     MemoryRecord,
     Run,
     RunEvent,
+    RunModel,
     WebhookDelivery,
 )
 
@@ -59,3 +60,10 @@ class CheckpointAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class MemoryRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("team", "namespace", "key", "updated_at")
     list_filter = ("namespace",)
+
+
+@admin.register(RunModel)
+class RunModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "team", "model", "tokens_in", "tokens_out", "cost_usd", "created_at")
+    list_filter = ("model",)
+    raw_id_fields = ("run",)

@@ -59,8 +59,8 @@ def test_it_refuses_a_bad_token(remote: dict[str, str]) -> None:
     env = {**remote, "LOOPKIT_TOKEN": "lk_wrong"}
     with pytest.raises(RemoteError) as error:
         run_remote("pr-review", inputs={}, dry_run=True, as_json=False, env=env, out=io.StringIO())
-    # The API falls back to session auth, which refuses the request as a CSRF failure.
-    assert str(error.value).startswith(f"{remote['LOOPKIT_SERVER']} answered 403: ")
+    assert str(error.value).startswith(f"{remote['LOOPKIT_SERVER']} answered 401: ")
+    assert "invalid or revoked API token" in str(error.value)
     assert not Run.objects.exists()
 
 
