@@ -387,6 +387,49 @@ def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> lis
     return messages
 
 
+async def run_tool_calls(
+    run: Run, key: str, label: str | None, response: LLMResponse, by_name: dict[str, Tool]
+) -> list[dict[str, Any]]:
+    """Run a response's tool calls in order; return the messages that carry them and their results.
+
+    Each call is announced as a ``tool_called`` event with its arguments redacted.
+    """
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "assistant",
+            "content": response.content or None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {
+                        "name": c.name,
+                        "arguments": c.raw_arguments or json.dumps(c.arguments),
+                    },
+                }
+                for c in response.tool_calls
+            ],
+        }
+    ]
+    for call in response.tool_calls:
+        run.cancel.raise_if_cancelled()
+        started = time.perf_counter()
+        outcome = await run_tool(by_name.get(call.name), call.name, call.arguments)
+        run.emit(
+            ToolCalled(
+                key=key,
+                label=label,
+                name=call.name,
+                arguments=secrets.redact(call.arguments),
+                result=summary(outcome),
+                is_error=outcome.is_error,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+    return messages
+
+
 async def run_tool(tool: Tool | None, name: str, arguments: dict[str, Any]) -> ToolResult:
     if tool is None:
         return ToolResult(content=f"unknown tool '{name}'", is_error=True)
@@ -460,39 +503,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
                 step=name,
                 code="tool_iterations",
             )
-        messages.append(
-            {
-                "role": "assistant",
-                "content": response.content or None,
-                "tool_calls": [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {
-                            "name": c.name,
-                            "arguments": c.raw_arguments or json.dumps(c.arguments),
-                        },
-                    }
-                    for c in response.tool_calls
-                ],
-            }
-        )
-        for call in response.tool_calls:
-            run.cancel.raise_if_cancelled()
-            t0 = time.perf_counter()
-            outcome = await run_tool(by_name.get(call.name), call.name, call.arguments)
-            run.emit(
-                ToolCalled(
-                    key=key,
-                    label=label,
-                    name=call.name,
-                    arguments=secrets.redact(call.arguments),
-                    result=summary(outcome),
-                    is_error=outcome.is_error,
-                    duration_ms=(time.perf_counter() - t0) * 1000,
-                )
-            )
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
+        messages += await run_tool_calls(run, key, label, response, by_name)
 
     result = StepResult(
         key=key,

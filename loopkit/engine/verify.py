@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopkit import spec
-from loopkit.engine.agent import add_cost, call_model, render, run_tool
-from loopkit.engine.events import Tokens, ToolCalled
+from loopkit.engine.agent import add_cost, call_model, render, run_tool_calls
+from loopkit.engine.events import Tokens
 from loopkit.errors import RunError
 from loopkit.memory import Checkpoint
-from loopkit.tools import Tool, summary
+from loopkit.tools import Tool
 
 if TYPE_CHECKING:
     from loopkit.engine.runner import Run
@@ -191,7 +191,10 @@ async def verify_round(
                     step=name,
                     code="tool_iterations",
                 )
-            messages = [*messages, *await _tool_round(run, name, response, by_name)]
+            messages = [
+                *messages,
+                *await run_tool_calls(run, f"verify.{name}", name, response, by_name),
+            ]
         verdicts.append(parse_verdict(response.content, verify.effective_pass_score))
     verdict = _combine(verdicts)
     duration = (time.perf_counter() - started) * 1000
@@ -217,46 +220,6 @@ async def _checker_tools(run: Run, name: str) -> tuple[list[Tool], str]:
     as_step = spec.AgentStep(prompt="verify", label=name, subagent=name)
     tools = await run.tool_provider.tools_for(as_step, run.loop)
     return tools, await run.tool_provider.instructions_for(as_step, run.loop)
-
-
-async def _tool_round(
-    run: Run, name: str, response: Any, by_name: dict[str, Tool]
-) -> list[dict[str, Any]]:
-    """Run the checker's tool calls; return the messages that carry them and their results."""
-    out: list[dict[str, Any]] = [
-        {
-            "role": "assistant",
-            "content": response.content or None,
-            "tool_calls": [
-                {
-                    "id": c.id,
-                    "type": "function",
-                    "function": {
-                        "name": c.name,
-                        "arguments": c.raw_arguments or json.dumps(c.arguments),
-                    },
-                }
-                for c in response.tool_calls
-            ],
-        }
-    ]
-    for call in response.tool_calls:
-        run.cancel.raise_if_cancelled()
-        started = time.perf_counter()
-        outcome = await run_tool(by_name.get(call.name), call.name, call.arguments)
-        run.emit(
-            ToolCalled(
-                key=f"verify.{name}",
-                label=name,
-                name=call.name,
-                arguments=call.arguments,
-                result=summary(outcome),
-                is_error=outcome.is_error,
-                duration_ms=(time.perf_counter() - started) * 1000,
-            )
-        )
-        out.append({"role": "tool", "tool_call_id": call.id, "content": outcome.content})
-    return out
 
 
 def _combine(verdicts: list[Verdict]) -> Verdict:
