@@ -51,7 +51,10 @@ async def _channel_round_trip() -> str:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer is configured (settings.CHANNEL_LAYERS)")
-    channel = await layer.new_channel("health")
+    # A plain (not process-specific "!") channel: channels-lite serves those by direct
+    # polling, while a process channel starts a background poller that would outlive
+    # async_to_sync's event loop and log errors forever.
+    channel = f"loopkit-health.{uuid.uuid4().hex}"
     nonce = uuid.uuid4().hex
     await layer.send(channel, {"type": "health.ping", "nonce": nonce})
     message = await asyncio.wait_for(layer.receive(channel), CHANNEL_TIMEOUT_SECONDS)
