@@ -448,25 +448,29 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
         previous = run.ctx.results.get(name)
         if previous is not None:
             return previous
-    ck = f"r{round_}:{key}"
-    checkpoint = run.checkpoints.get(ck)
-    if checkpoint is not None:
-        return run.resume_step(checkpoint, key, "agent", round_)
+    if run.checkpoints:  # nothing to resume in a fresh run: no key to build before the call
+        checkpoint = run.checkpoints.get(f"r{round_}:{key}")
+        if checkpoint is not None:
+            return run.resume_step(checkpoint, key, "agent", round_)
 
     run.cancel.raise_if_cancelled()
     agent = run.subagent(step.subagent)
     model = run.model_for(step.model or (agent.model if agent else None))
     prompt = render(run, step.prompt, key)
     messages = maker_messages(run, step, prompt, key)
-    tools = await run.tool_provider.tools_for(step, run.loop) if run.tool_provider else []
-    extra = await run.tool_provider.instructions_for(step, run.loop) if run.tool_provider else ""
-    if extra:
-        if messages[0]["role"] == "system":
-            messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
-        else:
-            messages.insert(0, {"role": "system", "content": extra})
-    by_name = {t.name: t for t in tools}
-    schemas = [t.openai_schema() for t in tools]
+    provider = run.tool_provider
+    by_name: dict[str, Tool] = {}
+    schemas: list[dict[str, Any]] = []
+    if provider:
+        tools = await provider.tools_for(step, run.loop)
+        extra = await provider.instructions_for(step, run.loop)
+        if extra:
+            if messages[0]["role"] == "system":
+                messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
+            else:
+                messages.insert(0, {"role": "system", "content": extra})
+        by_name = {t.name: t for t in tools}
+        schemas = [t.openai_schema() for t in tools]
     wants_json = isinstance(step.output, spec.OutputSchema)
     run.emit(StepStarted(key=key, label=label, kind="agent", round=round_, model=model))
 
@@ -521,7 +525,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     if run.store is not None:
         await run.save_checkpoint(
             Checkpoint(
-                key=ck,
+                key=f"r{round_}:{key}",
                 label=label,
                 output=result.output,
                 tokens=tokens.as_dict(),
