@@ -177,8 +177,11 @@ async def call_model(
     opts = run.options
     retries = opts.retries if retries is None else retries
     timeout = timeout if timeout is not None else opts.timeout
-    prices = run.llm.prices(model)
-    limited = run.budget.limits.max_tokens is not None or run.budget.limits.max_cost_usd is not None
+    limits = run.budget.limits
+    # Prices only matter to a cost limit (a LiteLLM price look-up is not free).
+    prices = run.llm.prices(model) if limits.max_cost_usd is not None else None
+    limited = limits.max_tokens is not None or limits.max_cost_usd is not None
+    step_name = label or key
     attempt = 1
     while True:
         run.cancel.raise_if_cancelled()
@@ -188,9 +191,10 @@ async def call_model(
             input_price=prices[0] if prices else None,
             output_price=prices[1] if prices else None,
             share=FANOUT.get(),
-            step=label or key,
+            step=step_name,
         )
-        run.flush_warnings()
+        if run.budget.has_warnings():
+            run.flush_warnings()
         request = LLMRequest(
             model=model,
             messages=messages,
@@ -198,7 +202,7 @@ async def call_model(
             response_format=response_format,
             max_output_tokens=reservation.max_output if limited else None,
             timeout=timeout,
-            step=label or key,
+            step=step_name,
             role=role,
             round=round_,
         )
