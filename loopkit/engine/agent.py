@@ -379,12 +379,16 @@ def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> lis
             step.output.json_schema
         )
     name = step.label or key
-    if run.ctx.round > 1 and name in run.makers and run.ctx.feedback:
+    ctx = run.ctx
+    if ctx.round > 1 and name in run.makers and ctx.feedback:
         previous = run.previous_output(name)
-        prompt += (
-            f"\n\nA reviewer rejected the previous answer (round {run.ctx.round - 1}). "
-            "Address every issue:\n" + "\n".join(f"- {issue}" for issue in run.ctx.feedback)
-        )
+        note = ctx.feedback_note
+        if note is None:  # the same for every maker of the round: built once
+            note = ctx.feedback_note = (
+                f"\n\nA reviewer rejected the previous answer (round {ctx.round - 1}). "
+                "Address every issue:\n" + "\n".join(f"- {issue}" for issue in ctx.feedback)
+            )
+        prompt += note
         if previous:
             prompt += f"\n\nYour previous answer:\n{previous}"
     messages.append({"role": "user", "content": prompt})
