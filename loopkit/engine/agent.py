@@ -177,8 +177,11 @@ async def call_model(
     opts = run.options
     retries = opts.retries if retries is None else retries
     timeout = timeout if timeout is not None else opts.timeout
-    prices = run.llm.prices(model)
-    limited = run.budget.limits.max_tokens is not None or run.budget.limits.max_cost_usd is not None
+    limits = run.budget.limits
+    # Prices only matter to a cost limit (a LiteLLM price look-up is not free).
+    prices = run.llm.prices(model) if limits.max_cost_usd is not None else None
+    limited = limits.max_tokens is not None or limits.max_cost_usd is not None
+    step_name = label or key
     attempt = 1
     while True:
         run.cancel.raise_if_cancelled()
@@ -188,9 +191,10 @@ async def call_model(
             input_price=prices[0] if prices else None,
             output_price=prices[1] if prices else None,
             share=FANOUT.get(),
-            step=label or key,
+            step=step_name,
         )
-        run.flush_warnings()
+        if run.budget.has_warnings():
+            run.flush_warnings()
         request = LLMRequest(
             model=model,
             messages=messages,
@@ -198,7 +202,7 @@ async def call_model(
             response_format=response_format,
             max_output_tokens=reservation.max_output if limited else None,
             timeout=timeout,
-            step=label or key,
+            step=step_name,
             role=role,
             round=round_,
         )
@@ -375,12 +379,16 @@ def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> lis
             step.output.json_schema
         )
     name = step.label or key
-    if run.ctx.round > 1 and name in run.makers and run.ctx.feedback:
+    ctx = run.ctx
+    if ctx.round > 1 and name in run.makers and ctx.feedback:
         previous = run.previous_output(name)
-        prompt += (
-            f"\n\nA reviewer rejected the previous answer (round {run.ctx.round - 1}). "
-            "Address every issue:\n" + "\n".join(f"- {issue}" for issue in run.ctx.feedback)
-        )
+        note = ctx.feedback_note
+        if note is None:  # the same for every maker of the round: built once
+            note = ctx.feedback_note = (
+                f"\n\nA reviewer rejected the previous answer (round {ctx.round - 1}). "
+                "Address every issue:\n" + "\n".join(f"- {issue}" for issue in ctx.feedback)
+            )
+        prompt += note
         if previous:
             prompt += f"\n\nYour previous answer:\n{previous}"
     messages.append({"role": "user", "content": prompt})
@@ -448,25 +456,29 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
         previous = run.ctx.results.get(name)
         if previous is not None:
             return previous
-    ck = f"r{round_}:{key}"
-    checkpoint = run.checkpoints.get(ck)
-    if checkpoint is not None:
-        return run.resume_step(checkpoint, key, "agent", round_)
+    if run.checkpoints:  # nothing to resume in a fresh run: no key to build before the call
+        checkpoint = run.checkpoints.get(f"r{round_}:{key}")
+        if checkpoint is not None:
+            return run.resume_step(checkpoint, key, "agent", round_)
 
     run.cancel.raise_if_cancelled()
     agent = run.subagent(step.subagent)
     model = run.model_for(step.model or (agent.model if agent else None))
     prompt = render(run, step.prompt, key)
     messages = maker_messages(run, step, prompt, key)
-    tools = await run.tool_provider.tools_for(step, run.loop) if run.tool_provider else []
-    extra = await run.tool_provider.instructions_for(step, run.loop) if run.tool_provider else ""
-    if extra:
-        if messages[0]["role"] == "system":
-            messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
-        else:
-            messages.insert(0, {"role": "system", "content": extra})
-    by_name = {t.name: t for t in tools}
-    schemas = [t.openai_schema() for t in tools]
+    provider = run.tool_provider
+    by_name: dict[str, Tool] = {}
+    schemas: list[dict[str, Any]] = []
+    if provider:
+        tools = await provider.tools_for(step, run.loop)
+        extra = await provider.instructions_for(step, run.loop)
+        if extra:
+            if messages[0]["role"] == "system":
+                messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
+            else:
+                messages.insert(0, {"role": "system", "content": extra})
+        by_name = {t.name: t for t in tools}
+        schemas = [t.openai_schema() for t in tools]
     wants_json = isinstance(step.output, spec.OutputSchema)
     run.emit(StepStarted(key=key, label=label, kind="agent", round=round_, model=model))
 
@@ -521,7 +533,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     if run.store is not None:
         await run.save_checkpoint(
             Checkpoint(
-                key=ck,
+                key=f"r{round_}:{key}",
                 label=label,
                 output=result.output,
                 tokens=tokens.as_dict(),

@@ -50,6 +50,8 @@ class RunContext:
         self.results: dict[str, StepResult] = {}
         self.round = 1
         self.feedback: list[str] = []
+        #: The makers' "address every issue" note for this round (built once a round).
+        self.feedback_note: str | None = None
         self._steps: dict[str, dict[str, Any]] = {}
         self._run = {"id": run_id, "round": 1}
         # One dict shared by every render: updated in place, never rebuilt.
@@ -78,6 +80,7 @@ class RunContext:
         self.round = round_
         self._run["round"] = round_
         self.feedback[:] = feedback
+        self.feedback_note = None
 
     def record(self, result: StepResult) -> None:
         name = result.label or result.key

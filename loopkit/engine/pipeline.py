@@ -112,6 +112,16 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
         # of the budget with the members that start after it.
         FANOUT.set(outer * min(limit, len(members) - index))
         if gate is None:
+            if isinstance(member, spec.AgentStep):
+                # The common wide fan-out: straight to the agent (one frame less per member).
+                run.cancel.raise_if_cancelled()
+                result = await run_agent(run, member, member_key, round_)
+                t = result.tokens
+                return Outcome(
+                    Tokens(t.input, t.output, t.cached_read, t.cache_write, t.reasoning),
+                    result.cost,
+                    1,
+                )
             return await run_step(run, member, member_key, round_)
         async with gate:
             return await run_step(run, member, member_key, round_)
