@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from loopkit import yamlio
 from tests.e2e.conftest import ROOT, screenshot
-from tests.web.procs import child_env, free_port, manage, shell
+from tests.web.procs import child_env, manage, running_loopkit, shell
 
 pytestmark = pytest.mark.e2e
 
@@ -75,30 +71,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         env={**env, "RUNS_LOOP_YAML": LOOP, "RUNS_OTHER_LOOP_YAML": GATED, "RUNS_NO_RUN": "1"},
     )
     facts = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[7:])
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "loopkit_start", "--no-demo", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.terminate()
-            pytest.fail("LoopKit did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-        time.sleep(0.2)
-    try:
+    with running_loopkit(env, tmp_path / "server.log") as url:
         yield {"url": url, "db": tmp_path / "var" / "loopkit.sqlite3", **facts}
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
 
 
 def stored_events(db: Path, run_id: int) -> list[tuple[int, str]]:

@@ -6,9 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +73,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_loopkit(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Run ``manage.py loopkit_start`` (server and worker) until healthy; yield its URL."""
+    port = free_port()
+    log = log_path.open("wb")
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "manage.py"), "loopkit_start", "--no-demo", "--port", str(port)],
+        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.terminate()
+            pytest.fail("LoopKit did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
 
 
 def services_required() -> bool:
