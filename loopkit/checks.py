@@ -121,6 +121,22 @@ def check_loop(
     return problems
 
 
+def _template_problems(source: str, what: str, path: str, hint: str | None = None) -> list[Problem]:
+    """Return the problem of a template that does not parse (none when it does)."""
+    try:
+        check_prompt(source)
+    except TemplateSyntaxError as exc:
+        return [
+            Problem(
+                f"{what} is not a valid template: {exc.message} (template line {exc.lineno})",
+                path=path,
+                code="invalid_prompt",
+                hint=hint,
+            )
+        ]
+    return []
+
+
 def _check_agent(
     step: spec.AgentStep,
     path: str,
@@ -129,17 +145,12 @@ def _check_agent(
     skills: set[str],
 ) -> list[Problem]:
     problems: list[Problem] = []
-    try:
-        check_prompt(step.prompt)
-    except TemplateSyntaxError as exc:
-        problems.append(
-            Problem(
-                f"the prompt is not a valid template: {exc.message} (template line {exc.lineno})",
-                path=f"{path}.prompt",
-                code="invalid_prompt",
-                hint="prompts are Jinja2 templates: write {{ '{{' }} for a literal '{{'",
-            )
-        )
+    problems += _template_problems(
+        step.prompt,
+        "the prompt",
+        f"{path}.prompt",
+        hint="prompts are Jinja2 templates: write {{ '{{' }} for a literal '{{'",
+    )
     if step.subagent is not None and step.subagent not in subagents:
         problems.append(
             Problem(
@@ -248,16 +259,7 @@ def _check_plan(
 ) -> list[Problem]:
     """Check a plan step: its prompt, its planner and executor roles, and each template."""
     problems: list[Problem] = []
-    try:
-        check_prompt(step.plan)
-    except TemplateSyntaxError as exc:
-        problems.append(
-            Problem(
-                f"the plan is not a valid template: {exc.message} (template line {exc.lineno})",
-                path=f"{path}.plan",
-                code="invalid_prompt",
-            )
-        )
+    problems += _template_problems(step.plan, "the plan", f"{path}.plan")
     for field, role in (("planner", "planner"), ("executor", "executor")):
         ref = getattr(step, field)
         if ref is None:
