@@ -97,56 +97,63 @@ class JsonlSink(Sink):
     """Write each event as one JSON line (``event.as_dict()``) and flush.
 
     Inside an event loop, events are written in batches, off the run's
-    critical path: a batch is encoded, written and flushed once a loop
-    iteration has passed without a new event (the tasks that emitted them
-    have reached their next wait, so the members of a wide parallel group
-    all start their model calls before their events cost anything), after
-    at most ``MAX_HOPS`` iterations or ``MAX_PENDING`` events. ``run_finished``
-    (the last event) and ``close()`` write what is pending at once; outside
-    an event loop each event is written as it comes. The engine never
-    changes an event it has emitted, so encoding it later writes the same line.
-    It wants deltas: a live run's ``step_output`` events are written too.
+    critical path: a batch is encoded, written and flushed once no event has
+    come for ``QUIET`` seconds (the run is waiting for a model: the members of
+    a wide parallel group have all started their calls, or the checker is
+    thinking), or when the oldest pending event is ``MAX_DELAY`` seconds old,
+    or at ``MAX_PENDING`` events. ``run_finished`` (the last event) and
+    ``close()`` write what is pending at once; outside an event loop each
+    event is written as it comes. The engine never changes an event it has
+    emitted, so encoding it later writes the same line. It wants deltas: a
+    live run's ``step_output`` events are written too.
     """
 
     wants_deltas = True
 
-    MAX_HOPS = 16
+    QUIET = 0.002
+    MAX_DELAY = 0.1
     MAX_PENDING = 4096
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self._encode = _line_encoder()
         self._pending: list[Event] = []
-        self._scheduled = False
-        self._seen = 0
-        self._hops = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._first = 0.0  # when the oldest pending event came (loop time)
+        self._last = 0.0  # when the newest one came
 
     def emit(self, event: Event) -> None:
         pending = self._pending
         pending.append(event)
         if event.type == "run_finished" or len(pending) >= self.MAX_PENDING:
             self.flush()
-        elif not self._scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no event loop: write now
-                self.flush()
-                return
-            self._scheduled, self._seen, self._hops = True, len(pending), 0
-            loop.call_soon(self._when_quiet, loop)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop: write now
+            self.flush()
+            return
+        now = self._last = loop.time()
+        if self._timer is None:
+            self._first = now
+            self._timer = loop.call_at(now + self.QUIET, self._when_quiet, loop)
 
     def _when_quiet(self, loop: asyncio.AbstractEventLoop) -> None:
-        count = len(self._pending)
-        if count and count != self._seen and self._hops < self.MAX_HOPS:
-            # Events came since the last look: their tasks are still busy; look again later.
-            self._seen, self._hops = count, self._hops + 1
-            loop.call_soon(self._when_quiet, loop)
+        self._timer = None
+        if not self._pending:
             return
-        self._scheduled = False
+        quiet_at = self._last + self.QUIET
+        if quiet_at > loop.time() and quiet_at < self._first + self.MAX_DELAY:
+            # Events are still coming (their tasks are busy starting calls): look again later.
+            self._timer = loop.call_at(quiet_at, self._when_quiet, loop)
+            return
         self.flush()
 
     def flush(self) -> None:
         """Write and flush the pending events (a sink's failure is reported, not raised)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self._pending:
             return
         events, self._pending = self._pending, []

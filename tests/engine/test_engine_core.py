@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import threading
@@ -37,7 +38,7 @@ from loopkit.memory import (
     atomic_write,
     open_store,
 )
-from loopkit.sinks import BackgroundSink, CallbackSink, ListSink, Sink
+from loopkit.sinks import BackgroundSink, CallbackSink, JsonlSink, ListSink, Sink
 from loopkit.yamlio import loop_from_data
 
 
@@ -252,6 +253,30 @@ async def test_a_raising_sink_does_not_break_the_run(capsys: pytest.CaptureFixtu
     assert result.status == "succeeded"
     assert len(kept.events) == 4
     assert "sink Broken failed: disk full" in capsys.readouterr().err
+
+
+async def test_the_jsonl_sink_writes_every_event_in_order_by_the_end_of_the_run() -> None:
+    out = io.StringIO()
+    loop = make_loop(pipeline=[{"parallel": agents(*"ABCDEFGH")}, *agents("Z")])
+    result = await run_loop(loop, ScriptedLLM(), sinks=[JsonlSink(out)])
+    assert result.status == "succeeded"
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
+    assert lines[-1]["type"] == "run_finished"
+
+
+async def test_the_jsonl_sink_writes_pending_events_while_the_run_waits() -> None:
+    out = io.StringIO()
+    llm = ScriptedLLM(latency=0.3)
+    run = asyncio.ensure_future(
+        run_loop(make_loop(pipeline=agents("A")), llm, sinks=[JsonlSink(out)])
+    )
+    while not llm.requests:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.1)  # the model is thinking: the run emits nothing now
+    written = [json.loads(line)["type"] for line in out.getvalue().splitlines()]
+    assert written == ["run_started", "step_started"]
+    assert (await run).status == "succeeded"
 
 
 def test_a_background_sink_delivers_in_order_from_one_thread() -> None:
