@@ -109,7 +109,11 @@ class LLM(ABC):
 
     def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
         """Return the (estimated) prompt tokens of ``messages``; default: 4 characters a token."""
-        return sum(len(str(m.get("content") or "")) for m in messages) // 4 + 4 * len(messages)
+        chars = 0
+        for message in messages:
+            content = message.get("content")
+            chars += len(content) if type(content) is str else len(str(content or ""))
+        return chars // 4 + 4 * len(messages)
 
     def prices(self, model: str) -> tuple[float, float] | None:
         """Return (input, output) USD per token for ``model``, or ``None`` if unknown."""

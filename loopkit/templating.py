@@ -24,10 +24,32 @@ __all__ = [
 ]
 
 
+#: What ``getattr(some_dict, name)`` can find: for any other name, ``d.name`` is ``d["name"]``.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``mapping.key`` on a plain dict looked up without an exception.
+
+    Jinja tries ``getattr(obj, name)`` first and falls back to ``obj[name]``;
+    for a plain dict and a name that is not one of dict's own attributes the
+    first try always fails, so going straight to the item gives the same result
+    (prompts read ``inputs.x``, ``loop.name`` and ``trigger.payload...`` a lot).
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> ImmutableSandboxedEnvironment:
     """Return the one sandboxed environment every template and condition uses."""
-    return ImmutableSandboxedEnvironment(
+    return _Sandbox(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

@@ -27,7 +27,6 @@ from loopkit.engine.events import (
     StepFailed,
     StepFinished,
     StepOutput,
-    StepStarted,
     Tokens,
     ToolCalled,
 )
@@ -480,7 +479,7 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
         by_name = {t.name: t for t in tools}
         schemas = [t.openai_schema() for t in tools]
     wants_json = isinstance(step.output, spec.OutputSchema)
-    run.emit(StepStarted(key=key, label=label, kind="agent", round=round_, model=model))
+    run.announce_step(key, label, round_, model)
 
     started = time.perf_counter()
     tokens, cost, requests = Tokens(), 0.0, 0

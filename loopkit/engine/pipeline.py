@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jinja2 import TemplateError
 
 from loopkit import spec
 from loopkit.engine.agent import FANOUT, add_cost, run_agent
 from loopkit.engine.approval import ApprovalDecision, ApprovalRequest
+from loopkit.engine.context import StepResult
 from loopkit.engine.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -29,6 +30,8 @@ from loopkit.templating import compile_condition
 if TYPE_CHECKING:
     from loopkit.engine.runner import Run
 
+T = TypeVar("T")
+
 
 class Outcome:
     """What a group of steps added up to (for the group's ``step_finished``)."""
@@ -42,10 +45,11 @@ class Outcome:
         self.cost = cost
         self.agents = agents
 
-    def add(self, other: Outcome) -> None:
+    def add(self, other: Outcome | StepResult) -> None:
+        """Add a group's outcome, or one agent step's result."""
         self.tokens.add(other.tokens)
         self.cost = add_cost(self.cost, other.cost)
-        self.agents += other.agents
+        self.agents += other.agents if isinstance(other, Outcome) else 1
 
 
 def member_name(step: Any, key: str) -> str:
@@ -60,14 +64,11 @@ async def run_steps(run: Run, steps: Sequence[Any], path: str, round_: int) -> O
     return total
 
 
-async def run_step(run: Run, step: Any, key: str, round_: int) -> Outcome:
+async def run_step(run: Run, step: Any, key: str, round_: int) -> Outcome | StepResult:
+    """Run one step; an agent step answers with its result, any other with an ``Outcome``."""
     run.cancel.raise_if_cancelled()
     if isinstance(step, spec.AgentStep):
-        result = await run_agent(run, step, key, round_)
-        t = result.tokens
-        return Outcome(
-            Tokens(t.input, t.output, t.cached_read, t.cache_write, t.reasoning), result.cost, 1
-        )
+        return await run_agent(run, step, key, round_)
     if isinstance(step, spec.ParallelStep):
         return await run_parallel(run, step, key, round_)
     if isinstance(step, spec.SequentialStep):
@@ -105,30 +106,22 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
     limit = step.max_concurrency or run.options.concurrency
     gate = asyncio.Semaphore(limit) if limit < len(members) else None
 
+    # Each member runs in its own task, which copies the context as it is made: FANOUT
+    # tells a member's budget reservation how many calls may start together with it
+    # (it shares what is left of the budget with the members that start after it).
     outer = FANOUT.get()
-
-    async def one(index: int, member_key: str, member: Any) -> Outcome:
-        # Each member runs in its own task (and context): it shares what is left
-        # of the budget with the members that start after it.
+    event_loop = asyncio.get_running_loop()
+    tasks = []
+    for index, (member_key, member) in enumerate(members):
         FANOUT.set(outer * min(limit, len(members) - index))
-        if gate is None:
-            if isinstance(member, spec.AgentStep):
-                # The common wide fan-out: straight to the agent (one frame less per member).
-                run.cancel.raise_if_cancelled()
-                result = await run_agent(run, member, member_key, round_)
-                t = result.tokens
-                return Outcome(
-                    Tokens(t.input, t.output, t.cached_read, t.cache_write, t.reasoning),
-                    result.cost,
-                    1,
-                )
-            return await run_step(run, member, member_key, round_)
-        async with gate:
-            return await run_step(run, member, member_key, round_)
-
-    results = await asyncio.gather(
-        *(one(i, k, s) for i, (k, s) in enumerate(members)), return_exceptions=True
-    )
+        work: Coroutine[Any, Any, Outcome | StepResult] = (
+            run_agent(run, member, member_key, round_)  # the common wide fan-out: one frame less
+            if isinstance(member, spec.AgentStep)
+            else run_step(run, member, member_key, round_)
+        )
+        tasks.append(event_loop.create_task(work if gate is None else _gated(gate, work)))
+    FANOUT.set(outer)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
     total = Outcome()
     errors: list[BaseException] = []
     for result in results:
@@ -155,6 +148,11 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
         )
     )
     return total
+
+
+async def _gated(gate: asyncio.Semaphore, work: Coroutine[Any, Any, T]) -> T:
+    async with gate:
+        return await work
 
 
 async def run_conditional(run: Run, step: spec.ConditionalStep, key: str, round_: int) -> Outcome:

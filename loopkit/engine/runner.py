@@ -144,6 +144,8 @@ class Run:
         self.verdicts: list[Verdict] = []
         self.record = RunRecord(id=self.id, loop=loop.name)
         self._models_cache: dict[tuple[str | None, bool], str] = {}
+        #: ``step_started`` events waiting to be numbered and delivered (``announce_step``).
+        self._announced: list[tuple[str, str | None, int, str | None, float]] = []
         self.ctx: RunContext
 
     @staticmethod
@@ -158,6 +160,30 @@ class Run:
     # ── Helpers the steps use ───────────────────────────────────────────
 
     def emit(self, event: Event) -> None:
+        if self._announced:
+            self._announce_now()
+        self._deliver(event)
+
+    def announce_step(self, key: str, label: str | None, round_: int, model: str | None) -> None:
+        """Emit an agent step's ``step_started`` once the tasks that are ready have run.
+
+        A wide parallel group's members each announce their step and start their
+        model call; the events are numbered and delivered right after (in one
+        batch, still before any later event), so the last member's call does not
+        wait for the first members' events. ``at`` is the moment of the call.
+        """
+        if not self._announced:
+            asyncio.get_running_loop().call_soon(self._announce_now)
+        self._announced.append((key, label, round_, model, time.time()))
+
+    def _announce_now(self) -> None:
+        announced, self._announced = self._announced, []
+        for key, label, round_, model, at in announced:
+            self._deliver(
+                StepStarted(key=key, label=label, kind="agent", round=round_, model=model, at=at)
+            )
+
+    def _deliver(self, event: Event) -> None:
         self.seq += 1
         event.seq = self.seq
         event.run_id = self.id
