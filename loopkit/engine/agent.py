@@ -446,10 +446,38 @@ async def run_tool(tool: Tool | None, name: str, arguments: dict[str, Any]) -> T
         return ToolResult(content=f"the tool refused its arguments: {exc}", is_error=True)
 
 
-async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> StepResult:
-    """Run one agent step (or answer it from its checkpoint) and record its result."""
-    label = step.label
-    name = label or key
+class AgentCall:
+    """An agent step prepared for its model call: what ``prepare_agent`` worked out."""
+
+    __slots__ = ("key", "label", "messages", "model", "name", "round", "started", "step")
+
+    def __init__(
+        self,
+        step: spec.AgentStep,
+        key: str,
+        round_: int,
+        model: str,
+        messages: list[dict[str, Any]],
+    ) -> None:
+        self.step = step
+        self.key = key
+        self.label = step.label
+        self.name = step.label or key
+        self.round = round_
+        self.model = model
+        self.messages = messages
+        self.started = time.perf_counter()
+
+
+def prepare_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> AgentCall | StepResult:
+    """Get an agent step ready to call its model: model, prompt, messages, ``step_started``.
+
+    Synchronous, so that a parallel group prepares its members one after the
+    other in a tight loop. Returns the step's result instead when there is
+    nothing to call: an earlier round's answer (only makers run again) or a
+    checkpoint of a resumed run.
+    """
+    name = step.label or key
     if round_ > 1 and name not in run.makers:
         # Only makers run again in later rounds; other steps keep their answer.
         previous = run.ctx.results.get(name)
@@ -463,8 +491,23 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
     run.cancel.raise_if_cancelled()
     agent = run.subagent(step.subagent)
     model = run.model_for(step.model or (agent.model if agent else None))
-    prompt = render(run, step.prompt, key)
-    messages = maker_messages(run, step, prompt, key)
+    messages = maker_messages(run, step, render(run, step.prompt, key), key)
+    run.announce_step(key, step.label, round_, model)
+    return AgentCall(step, key, round_, model, messages)
+
+
+async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> StepResult:
+    """Run one agent step (or answer it from its checkpoint) and record its result."""
+    prepared = prepare_agent(run, step, key, round_)
+    if isinstance(prepared, StepResult):
+        return prepared
+    return await complete_agent(run, prepared)
+
+
+async def complete_agent(run: Run, call: AgentCall) -> StepResult:
+    """Ask the model for a prepared step (a tool-use loop), then record, checkpoint, announce."""
+    step, key, label, name, round_ = call.step, call.key, call.label, call.name, call.round
+    model, messages = call.model, call.messages
     provider = run.tool_provider
     by_name: dict[str, Tool] = {}
     schemas: list[dict[str, Any]] = []
@@ -479,9 +522,8 @@ async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> St
         by_name = {t.name: t for t in tools}
         schemas = [t.openai_schema() for t in tools]
     wants_json = isinstance(step.output, spec.OutputSchema)
-    run.announce_step(key, label, round_, model)
 
-    started = time.perf_counter()
+    started = call.started
     tokens, cost, requests = Tokens(), 0.0, 0
     cost_total: float | None = cost
     iteration = 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jinja2 import TemplateError
 
 from loopkit import spec
-from loopkit.engine.agent import FANOUT, add_cost, run_agent
+from loopkit.engine.agent import FANOUT, add_cost, complete_agent, prepare_agent, run_agent
 from loopkit.engine.approval import ApprovalDecision, ApprovalRequest
 from loopkit.engine.context import StepResult
 from loopkit.engine.events import (
@@ -106,22 +106,7 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
     limit = step.max_concurrency or run.options.concurrency
     gate = asyncio.Semaphore(limit) if limit < len(members) else None
 
-    # Each member runs in its own task, which copies the context as it is made: FANOUT
-    # tells a member's budget reservation how many calls may start together with it
-    # (it shares what is left of the budget with the members that start after it).
-    outer = FANOUT.get()
-    event_loop = asyncio.get_running_loop()
-    tasks = []
-    for index, (member_key, member) in enumerate(members):
-        FANOUT.set(outer * min(limit, len(members) - index))
-        work: Coroutine[Any, Any, Outcome | StepResult] = (
-            run_agent(run, member, member_key, round_)  # the common wide fan-out: one frame less
-            if isinstance(member, spec.AgentStep)
-            else run_step(run, member, member_key, round_)
-        )
-        tasks.append(event_loop.create_task(work if gate is None else _gated(gate, work)))
-    FANOUT.set(outer)
-    results = await asyncio.gather(*tasks, return_exceptions=True)
+    results = await _run_members(run, members, round_, limit, gate)
     total = Outcome()
     errors: list[BaseException] = []
     for result in results:
@@ -148,6 +133,78 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
         )
     )
     return total
+
+
+#: A wide group prepares this many agent members, then lets their calls start.
+PREPARE_BATCH = 32
+
+
+async def _run_members(
+    run: Run,
+    members: list[tuple[str, Any]],
+    round_: int,
+    limit: int,
+    gate: asyncio.Semaphore | None,
+) -> list[Outcome | StepResult | BaseException]:
+    """Run a group's members concurrently; return each one's result or exception, in order.
+
+    Each member runs in its own task, which copies the context as it is made:
+    ``FANOUT`` tells a member's budget reservation how many calls may start
+    together with it (it shares what is left of the budget with the members
+    that start after it). Without a concurrency gate, agent members are
+    prepared here (``prepare_agent``: prompt, messages, ``step_started``)
+    ``PREPARE_BATCH`` at a time, and each batch's calls start before the next
+    batch is prepared: preparing many members in one loop is cheaper than
+    interleaving each with the event loop's work, and the calls (and so
+    their answers) stay spread out as they would be otherwise.
+    """
+    outer = FANOUT.get()
+    event_loop = asyncio.get_running_loop()
+    slots: list[Any] = []  # per member: its task, or its result or exception already
+    tasks: list[asyncio.Task[Any]] = []
+    prepared = 0
+    try:
+        for index, (member_key, member) in enumerate(members):
+            FANOUT.set(outer * min(limit, len(members) - index))
+            work: Coroutine[Any, Any, Outcome | StepResult]
+            if gate is not None:
+                work = _gated(gate, run_step(run, member, member_key, round_))
+            elif isinstance(member, spec.AgentStep):
+                try:
+                    ready = prepare_agent(run, member, member_key, round_)
+                except Exception as exc:
+                    slots.append(exc)
+                    continue
+                if isinstance(ready, StepResult):
+                    slots.append(ready)
+                    continue
+                work = complete_agent(run, ready)
+                prepared += 1
+            else:
+                work = run_step(run, member, member_key, round_)
+            task = event_loop.create_task(work)
+            tasks.append(task)
+            slots.append(task)
+            if prepared == PREPARE_BATCH and index + 1 < len(members):
+                FANOUT.set(outer)
+                prepared = 0
+                await asyncio.sleep(0)  # this batch's calls start now
+        FANOUT.set(outer)
+        await asyncio.gather(*tasks, return_exceptions=True)
+    except BaseException:
+        FANOUT.set(outer)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return [_outcome(slot) if isinstance(slot, asyncio.Task) else slot for slot in slots]
+
+
+def _outcome(task: asyncio.Task[Any]) -> Any:
+    """A finished task's result or exception (as ``gather(..., return_exceptions=True)``)."""
+    if task.cancelled():
+        return asyncio.CancelledError()
+    return task.exception() or task.result()
 
 
 async def _gated(gate: asyncio.Semaphore, work: Coroutine[Any, Any, T]) -> T:
