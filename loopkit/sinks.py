@@ -340,6 +340,9 @@ class ConsoleSink(Sink):
             self._verify_header = True
             self._print()
             self._print(rule("Maker/Checker Verification"))
+        if e.skipped:
+            self._print(f"Round {e.round}: [-] SKIPPED ({e.reason})")
+            return
         score = "?" if e.score is None else f"{e.score:.2f}"
         verdict = "[ok] PASS" if e.passed else "[x] FAIL"
         self._print(f"Round {e.round}: {verdict} (score: {score})")

@@ -439,6 +439,9 @@ class Run:
             await run_steps(self, self.loop.pipeline, "pipeline", round_)
             if verify is None:
                 return "succeeded"
+            if not self._makers_ran(verify, round_):
+                self._skip_verification(verify, round_)
+                return "succeeded"
             verdict, tokens, cost, ms = await verify_round(self, verify, round_)
             self.rounds = round_
             self.verdicts.append(verdict)
@@ -465,6 +468,34 @@ class Run:
                 return "verification_failed"
             feedback = verdict.issues or [verdict.reason or "the checker did not pass the work"]
             round_ += 1
+
+    def _makers_ran(self, verify: spec.Verify, round_: int) -> bool:
+        """Whether a maker produced output this round (always, when a maker names a group)."""
+        results = self.ctx.results
+        for maker in verify.maker:
+            if maker not in self.prompts:  # not an agent step's label: cannot tell
+                return True
+            result = results.get(maker)
+            if result is not None and result.round == round_:
+                return True
+        return False
+
+    def _skip_verification(self, verify: spec.Verify, round_: int) -> None:
+        """Record a round with nothing to verify: no checker call, no cost."""
+        reason = "no maker ran this round (their steps' conditions were false): nothing to verify"
+        self.rounds = round_
+        self.verdicts.append(Verdict(True, None, [], reason))
+        self.emit(
+            VerificationRound(
+                round=round_,
+                max_rounds=verify.effective_max_rounds,
+                checker=", ".join(verify.checkers),
+                passed=True,
+                score=None,
+                reason=reason,
+                skipped=True,
+            )
+        )
 
     async def _finish(
         self, status: str, error: str | None, code: str | None, limit: str | None, started: float

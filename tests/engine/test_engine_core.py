@@ -38,7 +38,7 @@ from loopkit.memory import (
     atomic_write,
     open_store,
 )
-from loopkit.sinks import BackgroundSink, CallbackSink, JsonlSink, ListSink, Sink
+from loopkit.sinks import BackgroundSink, CallbackSink, ConsoleSink, JsonlSink, ListSink, Sink
 from loopkit.yamlio import loop_from_data
 
 
@@ -253,6 +253,37 @@ async def test_a_raising_sink_does_not_break_the_run(capsys: pytest.CaptureFixtu
     assert result.status == "succeeded"
     assert len(kept.events) == 4
     assert "sink Broken failed: disk full" in capsys.readouterr().err
+
+
+def branch_loop(when: str) -> spec.Loop:
+    return make_loop(
+        inputs={"deep": {"default": False}},
+        pipeline=[
+            *agents("Triage"),
+            {"when": when, "then": agents("Fix"), "label": "Maybe"},
+        ],
+        verify={"maker": ["Fix"], "checker": "Adversarial Verifier", "maxRounds": 2},
+    )
+
+
+async def test_verification_is_skipped_when_no_maker_ran_this_round() -> None:
+    console, events = io.StringIO(), ListSink()
+    llm = ScriptedLLM()
+    result = await run_loop(branch_loop("inputs.deep"), llm, sinks=[events, ConsoleSink(console)])
+    assert result.status == "succeeded"
+    assert [r.role for r in llm.requests] == ["agent"]  # Triage only: no checker call
+    (round_,) = [e for e in events.events if e.type == "verification_round"]
+    assert (round_.skipped, round_.passed, round_.score) == (True, True, None)
+    assert "Round 1: [-] SKIPPED (no maker ran this round" in console.getvalue()
+
+
+async def test_the_checker_judges_when_a_maker_ran() -> None:
+    verdict = json.dumps({"pass": True, "score": 0.9, "issues": []})
+    llm = ScriptedLLM(["triaged", "fixed", verdict])
+    result = await run_loop(branch_loop("not inputs.deep"), llm)
+    assert result.status == "succeeded"
+    assert [r.role for r in llm.requests] == ["agent", "maker", "checker"]
+    assert result.verdicts[0].score == 0.9
 
 
 async def test_the_jsonl_sink_writes_every_event_in_order_by_the_end_of_the_run() -> None:

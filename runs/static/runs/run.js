@@ -216,7 +216,7 @@
     tr.className = e.passed ? "pass" : "fail";
     const issues = (e.issues || []).map((i) => `<li>${escapeHtml(i)}</li>`).join("");
     tr.innerHTML = `<td>${e.round}/${e.max_rounds}</td><td>${escapeHtml(e.checker || "")}</td>` +
-      `<td>${e.passed ? "PASS" : "FAIL"}</td><td>${e.score === null ? "?" : Number(e.score).toFixed(2)}</td>` +
+      `<td>${e.skipped ? "SKIPPED" : e.passed ? "PASS" : "FAIL"}</td><td>${e.score === null ? "?" : Number(e.score).toFixed(2)}</td>` +
       `<td><ul>${issues}</ul>${e.reason ? escapeHtml(e.reason) : ""}</td>`;
     document.querySelector("#rounds tbody").appendChild(tr);
   }
@@ -270,7 +270,8 @@
       case "step_finished": return `${p.label || p.key} finished${p.resumed ? " (from checkpoint)" : ""}`;
       case "step_failed": return `${p.label || p.key} failed: ${p.error}`;
       case "step_output": return `${p.label || p.key} output +${(p.text || "").length} chars`;
-      case "verification_round": return `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})`;
+      case "verification_round": return p.skipped ? `round ${p.round}: skipped (no maker ran)` :
+        `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})`;
       case "run_finished": return `finished: ${p.status}${p.error ? " — " + p.error : ""}`;
       case "approval_requested": return `approval requested: ${p.question}`;
       case "approval_resolved": return `approval ${p.approved ? "approved" : "rejected"}${p.by ? " by " + p.by : ""}`;
