@@ -139,6 +139,11 @@ class Store(ABC):
     @abstractmethod
     def set_memory(self, namespace: str, key: str, value: Any) -> None: ...
 
+    def update_memory(self, namespace: str, values: dict[str, Any]) -> None:
+        """Set several keys at once (a run's outputs); stores override it to write once."""
+        for key, value in values.items():
+            self.set_memory(namespace, key, value)
+
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release resources (connections); the default does nothing."""
 
@@ -182,6 +187,9 @@ class InMemoryStore(Store):
 
     def set_memory(self, namespace: str, key: str, value: Any) -> None:
         self.memory.setdefault(namespace, {})[key] = _copy(value)
+
+    def update_memory(self, namespace: str, values: dict[str, Any]) -> None:
+        self.memory.setdefault(namespace, {}).update(_copy(values))
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -265,8 +273,11 @@ class FileStore(Store):
         return data if isinstance(data, dict) else {}
 
     def set_memory(self, namespace: str, key: str, value: Any) -> None:
+        self.update_memory(namespace, {key: value})
+
+    def update_memory(self, namespace: str, values: dict[str, Any]) -> None:
         data = self.get_memory(namespace)
-        data[key] = _copy(value)
+        data.update(_copy(values))
         atomic_write(self._memory_file(namespace), json.dumps(data).encode())
 
 
@@ -338,10 +349,14 @@ class SqliteStore(Store):
         return {key: json.loads(value) for key, value in rows}
 
     def set_memory(self, namespace: str, key: str, value: Any) -> None:
-        self._write(
-            "INSERT OR REPLACE INTO memory (namespace, key, value) VALUES (?, ?, ?)",
-            (namespace, key, json.dumps(value)),
-        )
+        self.update_memory(namespace, {key: value})
+
+    def update_memory(self, namespace: str, values: dict[str, Any]) -> None:
+        rows = [(namespace, key, json.dumps(value)) for key, value in values.items()]
+        with self._lock, self._db:  # one transaction
+            self._db.executemany(
+                "INSERT OR REPLACE INTO memory (namespace, key, value) VALUES (?, ?, ?)", rows
+            )
 
     def close(self) -> None:
         with self._lock:

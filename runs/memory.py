@@ -64,9 +64,18 @@ class OrmStore(Store):
         return {row.key: row.value for row in rows}
 
     def set_memory(self, namespace: str, key: str, value: Any) -> None:
-        MemoryRecord.objects.update_or_create(
-            team_id=self.team_id,
-            namespace=namespace,
-            key=key,
-            defaults={"value": value, "updated_at": timezone.now()},
+        self.update_memory(namespace, {key: value})
+
+    def update_memory(self, namespace: str, values: dict[str, Any]) -> None:
+        now = timezone.now()
+        MemoryRecord.objects.bulk_create(
+            [
+                MemoryRecord(
+                    team_id=self.team_id, namespace=namespace, key=key, value=value, updated_at=now
+                )
+                for key, value in values.items()
+            ],
+            update_conflicts=True,
+            unique_fields=["team", "namespace", "key"],
+            update_fields=["value", "updated_at"],
         )

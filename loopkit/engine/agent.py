@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from jinja2 import TemplateError, nodes
 
 from loopkit import secrets, spec
+from loopkit.engine.budget import Reservation
 from loopkit.engine.context import StepResult
 from loopkit.engine.events import (
     StepFailed,
@@ -152,6 +153,47 @@ def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
         ) from None
 
 
+def open_request(
+    run: Run,
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    step_name: str,
+    role: Role,
+    round_: int,
+    tools: list[dict[str, Any]] | None = None,
+    response_format: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> tuple[Reservation, LLMRequest]:
+    """Reserve one call's share of the budget (or raise ``BudgetExceeded``); build its request."""
+    run.cancel.raise_if_cancelled()
+    budget = run.budget
+    limits = budget.limits
+    limited = limits.max_tokens is not None or limits.max_cost_usd is not None
+    # Prices only matter to a cost limit (a LiteLLM price look-up is not free).
+    prices = run.llm.prices(model) if limits.max_cost_usd is not None else None
+    reservation = budget.reserve(
+        run.llm.count_tokens(model, messages) if limited else 0,
+        input_price=prices[0] if prices else None,
+        output_price=prices[1] if prices else None,
+        share=FANOUT.get(),
+        step=step_name,
+    )
+    if budget.has_warnings():
+        run.flush_warnings()
+    return reservation, LLMRequest(
+        model=model,
+        messages=messages,
+        tools=tools or [],
+        response_format=response_format,
+        max_output_tokens=reservation.max_output if limited else None,
+        timeout=timeout,
+        step=step_name,
+        role=role,
+        round=round_,
+    )
+
+
 async def call_model(
     run: Run,
     *,
@@ -167,44 +209,35 @@ async def call_model(
     timeout: float | None = None,
     retries: int | None = None,
     stream: OutputStream | None = None,
+    opened: tuple[Reservation, LLMRequest] | None = None,
 ) -> LLMResponse:
     """Send one request within the budget, retrying transient failures; return the response.
 
     With ``stream``, the request asks the client for the text as it comes
     (``LLMRequest.on_text``); every attempt starts a new ``call`` of the stream.
+    ``opened`` is the first attempt's reservation and request, made beforehand
+    by ``open_request`` with the same arguments (a parallel group's preparation).
     """
     opts = run.options
     retries = opts.retries if retries is None else retries
     timeout = timeout if timeout is not None else opts.timeout
-    limits = run.budget.limits
-    # Prices only matter to a cost limit (a LiteLLM price look-up is not free).
-    prices = run.llm.prices(model) if limits.max_cost_usd is not None else None
-    limited = limits.max_tokens is not None or limits.max_cost_usd is not None
     step_name = label or key
     attempt = 1
     while True:
-        run.cancel.raise_if_cancelled()
-        estimate = run.llm.count_tokens(model, messages) if limited else 0
-        reservation = run.budget.reserve(
-            estimate,
-            input_price=prices[0] if prices else None,
-            output_price=prices[1] if prices else None,
-            share=FANOUT.get(),
-            step=step_name,
-        )
-        if run.budget.has_warnings():
-            run.flush_warnings()
-        request = LLMRequest(
-            model=model,
-            messages=messages,
-            tools=tools or [],
-            response_format=response_format,
-            max_output_tokens=reservation.max_output if limited else None,
-            timeout=timeout,
-            step=step_name,
-            role=role,
-            round=round_,
-        )
+        if opened is not None:
+            (reservation, request), opened = opened, None
+        else:
+            reservation, request = open_request(
+                run,
+                model=model,
+                messages=messages,
+                step_name=step_name,
+                role=role,
+                round_=round_,
+                tools=tools,
+                response_format=response_format,
+                timeout=timeout,
+            )
         if stream is not None:
             request.on_text = stream.begin()
         started = time.perf_counter()
@@ -449,7 +482,17 @@ async def run_tool(tool: Tool | None, name: str, arguments: dict[str, Any]) -> T
 class AgentCall:
     """An agent step prepared for its model call: what ``prepare_agent`` worked out."""
 
-    __slots__ = ("key", "label", "messages", "model", "name", "round", "started", "step")
+    __slots__ = (
+        "key",
+        "label",
+        "messages",
+        "model",
+        "name",
+        "opened",
+        "round",
+        "started",
+        "step",
+    )
 
     def __init__(
         self,
@@ -466,16 +509,23 @@ class AgentCall:
         self.round = round_
         self.model = model
         self.messages = messages
+        #: The first model call's reservation and request, when made beforehand.
+        self.opened: tuple[Reservation, LLMRequest] | None = None
         self.started = time.perf_counter()
 
 
-def prepare_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> AgentCall | StepResult:
+def prepare_agent(
+    run: Run, step: spec.AgentStep, key: str, round_: int, *, open_call: bool = False
+) -> AgentCall | StepResult:
     """Get an agent step ready to call its model: model, prompt, messages, ``step_started``.
 
     Synchronous, so that a parallel group prepares its members one after the
-    other in a tight loop. Returns the step's result instead when there is
-    nothing to call: an earlier round's answer (only makers run again) or a
-    checkpoint of a resumed run.
+    other in a tight loop; with ``open_call`` (and no tool provider, whose
+    tools the request would need), the first call's budget is reserved and
+    its request built here too, and the caller delivers ``step_started``
+    (``Run.deliver_announced``) once the calls have started. Returns the step's result instead when there
+    is nothing to call: an earlier round's answer (only makers run again) or
+    a checkpoint of a resumed run.
     """
     name = step.label or key
     if round_ > 1 and name not in run.makers:
@@ -492,8 +542,30 @@ def prepare_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> Agen
     agent = run.subagent(step.subagent)
     model = run.model_for(step.model or (agent.model if agent else None))
     messages = maker_messages(run, step, render(run, step.prompt, key), key)
-    run.announce_step(key, step.label, round_, model)
-    return AgentCall(step, key, round_, model, messages)
+    run.announce_step(key, step.label, round_, model, later=open_call)
+    call = AgentCall(step, key, round_, model, messages)
+    if open_call and run.tool_provider is None:
+        call.opened = open_request(
+            run,
+            model=model,
+            messages=messages,
+            step_name=call.name,
+            role=_role(run, call.name),
+            round_=round_,
+            response_format=(
+                {"type": "json_object"} if isinstance(step.output, spec.OutputSchema) else None
+            ),
+            timeout=_timeout(run, step),
+        )
+    return call
+
+
+def _role(run: Run, name: str) -> Role:
+    return "maker" if name in run.makers else "agent"
+
+
+def _timeout(run: Run, step: spec.AgentStep) -> float | None:
+    return float(step.timeout) if step.timeout is not None else run.options.timeout
 
 
 async def run_agent(run: Run, step: spec.AgentStep, key: str, round_: int) -> StepResult:
@@ -529,19 +601,21 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
     iteration = 0
     stream = OutputStream(run, key, label, round_) if run.stream_output else None
     while True:
+        opened, call.opened = call.opened, None
         response = await call_model(
             run,
             model=model,
             messages=messages,
             key=key,
             label=label,
-            role="maker" if name in run.makers else "agent",
+            role=_role(run, name),
             round_=round_,
             tools=schemas,
             response_format={"type": "json_object"} if wants_json and not schemas else None,
-            timeout=float(step.timeout) if step.timeout is not None else None,
+            timeout=_timeout(run, step),
             retries=step.retries,
             stream=stream,
+            opened=opened,
         )
         requests += 1
         tokens.add(response.tokens)

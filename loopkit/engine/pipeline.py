@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jinja2 import TemplateError
 
 from loopkit import spec
-from loopkit.engine.agent import FANOUT, add_cost, complete_agent, prepare_agent, run_agent
+from loopkit.engine.agent import (
+    FANOUT,
+    AgentCall,
+    add_cost,
+    complete_agent,
+    prepare_agent,
+    run_agent,
+)
 from loopkit.engine.approval import ApprovalDecision, ApprovalRequest
 from loopkit.engine.context import StepResult
 from loopkit.engine.events import (
@@ -162,6 +169,7 @@ async def _run_members(
     event_loop = asyncio.get_running_loop()
     slots: list[Any] = []  # per member: its task, or its result or exception already
     tasks: list[asyncio.Task[Any]] = []
+    calls: list[AgentCall] = []
     prepared = 0
     try:
         for index, (member_key, member) in enumerate(members):
@@ -171,7 +179,7 @@ async def _run_members(
                 work = _gated(gate, run_step(run, member, member_key, round_))
             elif isinstance(member, spec.AgentStep):
                 try:
-                    ready = prepare_agent(run, member, member_key, round_)
+                    ready = prepare_agent(run, member, member_key, round_, open_call=True)
                 except Exception as exc:
                     slots.append(exc)
                     continue
@@ -179,6 +187,7 @@ async def _run_members(
                     slots.append(ready)
                     continue
                 work = complete_agent(run, ready)
+                calls.append(ready)
                 prepared += 1
             else:
                 work = run_step(run, member, member_key, round_)
@@ -190,12 +199,17 @@ async def _run_members(
                 prepared = 0
                 await asyncio.sleep(0)  # this batch's calls start now
         FANOUT.set(outer)
+        run.deliver_announced()  # after the last batch's calls have started
         await asyncio.gather(*tasks, return_exceptions=True)
     except BaseException:
         FANOUT.set(outer)
+        run.deliver_announced()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for call in calls:  # cancelled before its task started: give its reservation back
+            if call.opened is not None:
+                run.budget.release(call.opened[0])
         raise
     return [_outcome(slot) if isinstance(slot, asyncio.Task) else slot for slot in slots]
 

@@ -164,17 +164,26 @@ class Run:
             self._announce_now()
         self._deliver(event)
 
-    def announce_step(self, key: str, label: str | None, round_: int, model: str | None) -> None:
+    def announce_step(
+        self, key: str, label: str | None, round_: int, model: str | None, *, later: bool = False
+    ) -> None:
         """Emit an agent step's ``step_started`` once the tasks that are ready have run.
 
-        A wide parallel group's members each announce their step and start their
-        model call; the events are numbered and delivered right after (in one
-        batch, still before any later event), so the last member's call does not
-        wait for the first members' events. ``at`` is the moment of the call.
+        The event is numbered and delivered after the step's model call has
+        started (still before any later event: ``emit`` delivers announced steps
+        first), so a wide parallel group's last call does not wait for the
+        first members' events; ``at`` is the moment of the call. With ``later``
+        the caller schedules the delivery itself (``deliver_announced``) once
+        it has started every call it prepares.
         """
-        if not self._announced:
+        if not self._announced and not later:
             asyncio.get_running_loop().call_soon(self._announce_now)
         self._announced.append((key, label, round_, model, time.time()))
+
+    def deliver_announced(self) -> None:
+        """Deliver the announced ``step_started`` events once the ready tasks have run."""
+        if self._announced:
+            asyncio.get_running_loop().call_soon(self._announce_now)
 
     def _announce_now(self) -> None:
         announced, self._announced = self._announced, []
@@ -566,11 +575,13 @@ class Run:
 
     async def _remember(self, outputs: dict[str, str]) -> None:
         persistence = (self.loop.memory.persistence if self.loop.memory else None) or "summary"
-        if persistence != "minimal":
-            for name, output in outputs.items():
-                await self._store(self.store.set_memory, self.namespace, name, output)  # type: ignore[union-attr]
-        last = {"id": self.id, "status": "succeeded", "finished_at": self.record.finished_at}
-        await self._store(self.store.set_memory, self.namespace, "last_run", last)  # type: ignore[union-attr]
+        values: dict[str, Any] = dict(outputs) if persistence != "minimal" else {}
+        values["last_run"] = {
+            "id": self.id,
+            "status": "succeeded",
+            "finished_at": self.record.finished_at,
+        }
+        await self._store(self.store.update_memory, self.namespace, values)  # type: ignore[union-attr]
 
 
 _NO_FREE_TEXT = frozenset({"step_started", "budget_warning"})

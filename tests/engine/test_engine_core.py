@@ -91,6 +91,29 @@ def test_every_store_keeps_checkpoints_and_memory(store: Store) -> None:
     store.set_memory("loop", "j", "text")
     assert store.get_memory("loop") == {"k": {"nested": [1, 2]}, "j": "text"}
     assert store.get_memory("elsewhere") == {}
+    store.update_memory("loop", {"j": "new", "n": 3})
+    assert store.get_memory("loop") == {"k": {"nested": [1, 2]}, "j": "new", "n": 3}
+
+
+def test_a_run_writes_its_outputs_to_memory_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[Path] = []
+    real_write = atomic_write
+
+    def counted(path: Path, data: bytes) -> None:
+        writes.append(path)
+        real_write(path, data)
+
+    monkeypatch.setattr("loopkit.memory.atomic_write", counted)
+    store = FileStore(tmp_path / "state")
+    loop = make_loop(pipeline=[{"parallel": agents(*"ABCDEFGH")}])
+    result = run_loop_sync(loop, ScriptedLLM(), store=store)
+    assert result.status == "succeeded"
+    memory = store.get_memory("t")
+    assert {k: memory[k] for k in "ABCDEFGH"} == {k: "ok" for k in "ABCDEFGH"}
+    assert memory["last_run"]["id"] == result.id
+    assert len([w for w in writes if w.parent.name == "memory"]) == 1
 
 
 def test_a_crash_mid_write_leaves_the_previous_file(
