@@ -18,9 +18,7 @@ from collections import OrderedDict
 from threading import Lock
 from typing import Any
 
-import yaml
-
-from loopkit import spec, yamlio
+from loopkit import emitter, spec, yamlio
 
 MEMO_SIZE = 4096
 _memo: OrderedDict[str, str] = OrderedDict()
@@ -29,14 +27,7 @@ _lock = Lock()
 
 def _emit(data: dict[str, Any]) -> str:
     # The options of loopkit.yamlio.dump, on plain data.
-    return yaml.dump(
-        data,
-        Dumper=yamlio._Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=1_000_000,
-    )
+    return emitter.pyyaml_dump(data)
 
 
 def _block(key: str, value: Any, *, item: bool = False) -> str:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from loopkit import spec
+from loopkit import emitter, spec
 from loopkit.errors import Problem, SpecError
 from loopkit.migrate import LEGACY_KEYS, migrate_loop, migrate_project
 
@@ -639,21 +639,6 @@ def load_project(text: str | bytes, file: str | None = None) -> spec.Project:
 # ── Writing ──────────────────────────────────────────────────────────────
 
 
-class _Dumper(yaml.SafeDumper):
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # Indent sequences under their key, as people write them by hand.
-        super().increase_indent(flow, False)
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
 def to_data(model: BaseModel) -> Any:
     """Return the canonical plain data of a model: camelCase keys, nothing unsaid.
 
@@ -677,12 +662,9 @@ def _type_first(value: Any) -> Any:
 
 
 def dump(model: BaseModel) -> str:
-    """Return the canonical YAML of a loop or project: ``dump(load(dump(m))) == dump(m)``."""
-    return yaml.dump(
-        to_data(model),
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=1_000_000,  # never fold a long value: one value, one line, clean diffs
-    )
+    """Return the canonical YAML of a loop or project: ``dump(load(dump(m))) == dump(m)``.
+
+    The format is PyYAML's block style as ``loopkit.emitter.pyyaml_dump``
+    defines it; ``loopkit.emitter.dump`` writes the same bytes faster.
+    """
+    return emitter.dump(to_data(model))
