@@ -9,10 +9,11 @@ prints p50/p95/max of the server time, and the same for the engine work alone
 (``builder.services.validate``) so the web overhead is visible.
 Target: p95 under 30 ms at 100 steps.
 
-"cold" forgets the engine's memo of checked templates before every request
-(``loopkit.templating``: a loop the server has never seen); "editing" changes
-one prompt per request, as the editor does while someone types (the other
-prompts' checks are remembered). Both are printed.
+Three modes, all printed: "cold" forgets the engine's memo of checked
+templates (``loopkit.templating``) before every request: a loop the server
+has never seen; "repeat" sends the same loop again, every prompt's check
+remembered (what "cold" measured before it forgot that memo); "editing"
+changes one prompt per request, as the editor does while someone types.
 
 The loops are realistic, not padded: a cron trigger, labelled agent steps in
 parallel groups of four with a conditional every tenth step, verify with two
@@ -103,12 +104,12 @@ def loop_data(steps: int) -> dict[str, Any]:
     }
 
 
-MODES = ("cold", "editing")
+MODES = ("cold", "repeat", "editing")
 
 
 def edited(text: str, mode: str, i: int) -> str:
-    """Return the loop as a request sends it: as is (cold), or with one prompt typed into."""
-    if mode == "cold":
+    """Return the loop as a request sends it: as is, or with one prompt typed into (editing)."""
+    if mode != "editing":
         return text
     step = 1 + (i * 7) % 10  # a different step of the first ten each time
     return text.replace(f"Step {step}: review", f"Step {step}: review ({i})", 1)
