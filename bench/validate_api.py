@@ -9,10 +9,11 @@ prints p50/p95/max of the server time, and the same for the engine work alone
 (``builder.services.validate``) so the web overhead is visible.
 Target: p95 under 30 ms at 100 steps.
 
-"cold" forgets the memoised YAML blocks before every request (a loop the
-server has never seen); "editing" changes one prompt per request, as the
-editor does while someone types (the memo of builder.canonical then saves
-most of the YAML dump). Both are printed.
+Three modes, all printed: "cold" forgets the engine's memo of checked
+templates (``loopkit.templating``) before every request: a loop the server
+has never seen; "repeat" sends the same loop again, every prompt's check
+remembered (what "cold" measured before it forgot that memo); "editing"
+changes one prompt per request, as the editor does while someone types.
 
 The loops are realistic, not padded: a cron trigger, labelled agent steps in
 parallel groups of four with a conditional every tenth step, verify with two
@@ -103,15 +104,23 @@ def loop_data(steps: int) -> dict[str, Any]:
     }
 
 
-MODES = ("cold", "editing")
+MODES = ("cold", "repeat", "editing")
 
 
 def edited(text: str, mode: str, i: int) -> str:
-    """Return the loop as a request sends it: as is (cold), or with one prompt typed into."""
-    if mode == "cold":
+    """Return the loop as a request sends it: as is, or with one prompt typed into (editing)."""
+    if mode != "editing":
         return text
     step = 1 + (i * 7) % 10  # a different step of the first ten each time
     return text.replace(f"Step {step}: review", f"Step {step}: review ({i})", 1)
+
+
+def forget() -> None:
+    """Forget every template and condition the engine has checked."""
+    from loopkit import templating
+
+    templating.check_prompt.cache_clear()
+    templating.check_condition.cache_clear()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -124,7 +133,7 @@ def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from builder import canonical, services
+    from builder import services
     from loopkit import yamlio
     from loopkit_web.accounts.models import ApiToken
     from loopkit_web.teams.models import Membership, Team
@@ -151,14 +160,14 @@ def measure(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
             api_ms, api_cpu_ms, engine_ms = [], [], []
             for body in bodies:
                 if mode == "cold":
-                    canonical.clear()
+                    forget()
                 start, cpu = time.perf_counter(), time.thread_time()
                 client.post("/api/loops/validate", body, content_type="application/json")
                 api_ms.append((time.perf_counter() - start) * 1000)
                 api_cpu_ms.append((time.thread_time() - cpu) * 1000)
             for body in bodies:
                 if mode == "cold":
-                    canonical.clear()
+                    forget()
                 yaml_text = json.loads(body)["yaml"]
                 start = time.perf_counter()
                 services.validate(yaml_text)

@@ -19,10 +19,9 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from builder import canonical
 from builder.changes import Change, loop_changes
 from builder.models import Loop, LoopVersion
-from loopkit import spec, yamlio
+from loopkit import emitter, spec, yamlio
 from loopkit.errors import Problem, SpecError
 from loopkit.migrate import migrate_loop
 from loopkit_web.audit.services import record, snapshot
@@ -142,7 +141,7 @@ def validate(
         return result
     result.loop = loop
     result.data = yamlio.to_data(loop)
-    result.yaml = canonical.dump(loop, result.data)
+    result.yaml = emitter.dump(result.data)  # yamlio.dump(loop), from the data in hand
     result.errors = [_problem(p) for p in yamlio.position_problems(check_loop(loop), doc)]
     result.lrs = lrs_report(loop)
     return result

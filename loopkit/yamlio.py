@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from loopkit import spec
+from loopkit import emitter, spec
 from loopkit.errors import Problem, SpecError
 from loopkit.migrate import LEGACY_KEYS, migrate_loop, migrate_project
 
@@ -41,6 +41,8 @@ _CORE_TAGS = {
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
 }
+_ALLOWED_TAGS = frozenset(("!", *_CORE_TAGS))
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -222,6 +224,7 @@ def _build(text: str, doc: Document) -> Any:
     result: Any = None
     documents = 0
     nodes = 0
+    values = doc.values
 
     def place(value: Any, start: Any, size: int) -> None:
         nonlocal result, nodes
@@ -239,10 +242,11 @@ def _build(text: str, doc: Document) -> Any:
             return
         frame = stack[-1]
         container, path = frame[0], frame[1]
-        if isinstance(container, list):
+        if type(container) is list:
             here = (*path, len(container))
             container.append(value)
-            doc.values.setdefault(here, _pos(start))
+            if here not in values:
+                values[here] = (start.line + 1, start.column + 1)
             return
         if frame[2] is _NO_KEY:
             if not isinstance(value, str | int | float | bool) and value is not None:
@@ -258,38 +262,27 @@ def _build(text: str, doc: Document) -> Any:
             raise _Refused(f"duplicate key '{key}'", key_mark, "duplicate_key")
         name = key if isinstance(key, str) else str(key)
         container[name] = value
-        doc.keys[(*path, name)] = _pos(key_mark)
-        doc.values[(*path, name)] = _pos(start)
+        here = (*path, name)
+        doc.keys[here] = (key_mark.line + 1, key_mark.column + 1)
+        values[here] = (start.line + 1, start.column + 1)
 
+    get_event = loader.get_event
     while True:
-        event = loader.get_event()
-        if isinstance(event, yaml.StreamEndEvent):
-            break
-        if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                raise _Refused(
-                    "the file holds more than one YAML document (one loop per file)",
-                    event.start_mark,
-                    "multiple_documents",
-                )
-            continue
-        if isinstance(event, yaml.StreamStartEvent | yaml.DocumentEndEvent):
-            continue
-        if isinstance(event, yaml.AliasEvent):
-            if event.anchor not in anchors:
-                raise _Refused(f"unknown alias '*{event.anchor}'", event.start_mark, "yaml_syntax")
-            value, size = anchors[event.anchor]
-            aliased = True
-            place(value, event.start_mark, size)
-            continue
-        if isinstance(event, yaml.ScalarEvent):
-            awaiting_key = (
-                bool(stack) and isinstance(stack[-1][0], dict) and stack[-1][2] is _NO_KEY
-            )
-            if awaiting_key and event.tag is None and event.value != "<<":
-                # Keys are names: `on:` is the key "on", not YAML 1.1's boolean true.
+        event = get_event()
+        kind = type(event)
+        # Scalars first: they are most of the events.
+        if kind is yaml.ScalarEvent:
+            tag = event.tag
+            if tag is not None and tag not in _ALLOWED_TAGS:
                 _check_tag(event)
+            if (
+                tag is None
+                and stack
+                and stack[-1][2] is _NO_KEY
+                and isinstance(stack[-1][0], dict)
+                and event.value != "<<"
+            ):
+                # Keys are names: `on:` is the key "on", not YAML 1.1's boolean true.
                 value = event.value
             else:
                 value = _scalar(loader, event)
@@ -297,7 +290,7 @@ def _build(text: str, doc: Document) -> Any:
             if event.anchor:
                 anchors[event.anchor] = (value, 1)
             continue
-        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             _check_tag(event)
             if len(stack) >= MAX_DEPTH:
                 raise _Refused(
@@ -305,13 +298,13 @@ def _build(text: str, doc: Document) -> Any:
                     event.start_mark,
                     "too_deep",
                 )
-            container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+            container: Any = {} if kind is yaml.MappingStartEvent else []
             parent_path = _child_path(stack, container)
             stack.append(
                 [container, parent_path, _NO_KEY, None, event.anchor, nodes, [], event.start_mark]
             )
             continue
-        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+        if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = stack.pop()
             container, anchor, start_count, merges, start = (
                 frame[0],
@@ -331,6 +324,24 @@ def _build(text: str, doc: Document) -> Any:
             place(container, start, size)
             if anchor:
                 anchors[anchor] = (container, size)
+            continue
+        if kind is yaml.AliasEvent:
+            if event.anchor not in anchors:
+                raise _Refused(f"unknown alias '*{event.anchor}'", event.start_mark, "yaml_syntax")
+            value, size = anchors[event.anchor]
+            aliased = True
+            place(value, event.start_mark, size)
+            continue
+        if kind is yaml.StreamEndEvent:
+            break
+        if kind is yaml.DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                raise _Refused(
+                    "the file holds more than one YAML document (one loop per file)",
+                    event.start_mark,
+                    "multiple_documents",
+                )
             continue
     if documents == 0 or result is None:
         raise _Refused("the file is empty", yaml.Mark(doc.file or "", 0, 0, 0, "", 0), "empty")
@@ -359,7 +370,7 @@ def _child_path(stack: list[list[Any]], container: Any) -> PathKey:
 
 def _check_tag(event: Any) -> None:
     tag = getattr(event, "tag", None)
-    if tag and tag not in ("!", *_CORE_TAGS):
+    if tag and tag not in _ALLOWED_TAGS:
         raise _Refused(
             f"the YAML tag '{tag}' is not allowed (loop files hold plain data only)",
             event.start_mark,
@@ -368,12 +379,13 @@ def _check_tag(event: Any) -> None:
 
 
 def _scalar(loader: Any, event: yaml.ScalarEvent) -> Any:
-    _check_tag(event)
     tag = event.tag
     if tag is None and event.style in ("'", '"', "|", ">"):
         return event.value  # a quoted or block scalar without a tag is always text
     if tag is None or tag == "!":
         tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        if tag == _STR_TAG:
+            return event.value
     if tag == "tag:yaml.org,2002:merge":
         return "<<"
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)  # type: ignore[arg-type]
@@ -639,21 +651,6 @@ def load_project(text: str | bytes, file: str | None = None) -> spec.Project:
 # ── Writing ──────────────────────────────────────────────────────────────
 
 
-class _Dumper(yaml.SafeDumper):
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        # Indent sequences under their key, as people write them by hand.
-        super().increase_indent(flow, False)
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
 def to_data(model: BaseModel) -> Any:
     """Return the canonical plain data of a model: camelCase keys, nothing unsaid.
 
@@ -677,12 +674,9 @@ def _type_first(value: Any) -> Any:
 
 
 def dump(model: BaseModel) -> str:
-    """Return the canonical YAML of a loop or project: ``dump(load(dump(m))) == dump(m)``."""
-    return yaml.dump(
-        to_data(model),
-        Dumper=_Dumper,
-        sort_keys=False,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=1_000_000,  # never fold a long value: one value, one line, clean diffs
-    )
+    """Return the canonical YAML of a loop or project: ``dump(load(dump(m))) == dump(m)``.
+
+    The format is PyYAML's block style as ``loopkit.emitter.pyyaml_dump``
+    defines it; ``loopkit.emitter.dump`` writes the same bytes faster.
+    """
+    return emitter.dump(to_data(model))

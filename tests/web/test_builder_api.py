@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from builder.models import Loop, LoopVersion
+from loopkit import yamlio
 from loopkit_web.audit.models import AuditEvent
 
 from .builder_fixtures import create, loop_yaml, save
@@ -44,6 +45,19 @@ def test_it_validates_spec_json_into_the_same_canonical_yaml(acme: Any) -> None:
     text = loop_yaml()
     spec = validate(client, {"yaml": text}).json()["spec"]
     assert validate(client, {"spec": spec}).json()["yaml"] == text
+
+
+def test_it_returns_yaml_that_loads_when_a_text_keeps_its_final_line_breaks(acme: Any) -> None:
+    _, _, client = acme
+    text = loop_yaml().replace(
+        "description: Triage new issues every morning.\n",
+        "description: |+\n  Triage new issues every morning.\n\n",
+    )
+    body = validate(client, {"yaml": text}).json()
+    assert body["ok"] is True
+    assert body["spec"]["description"] == "Triage new issues every morning.\n\n"
+    assert body["yaml"] == yamlio.dump(yamlio.load_loop(text))
+    assert yamlio.to_data(yamlio.load_loop(body["yaml"])) == body["spec"]
 
 
 def test_it_reports_malformed_yaml_with_line_and_column(acme: Any) -> None:

@@ -1,4 +1,4 @@
-"""The change list between versions, and the memoised canonical dump."""
+"""The change list between versions."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from builder import canonical
 from builder.changes import loop_changes
 from loopkit import yamlio
-
-from .builder_fixtures import loop_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,29 +86,6 @@ def test_it_reports_step_field_changes_and_lrs_moves() -> None:
         "changed agent step 'Summary': retries: (none) → 2",
         "LRS 50 (D) → 81 (B)",
     ]
-
-
-@pytest.mark.parametrize("path", sorted((ROOT / "loops").glob("*.yaml")), ids=lambda p: p.name)
-def test_the_memoised_dump_equals_yamlio_dump_for_the_example_loops(path: Path) -> None:
-    loop = yamlio.load_loop(path.read_bytes(), check=False)
-    canonical.clear()
-    assert canonical.dump(loop) == yamlio.dump(loop)
-    assert canonical.dump(loop) == yamlio.dump(loop)  # from the memo
-
-
-def test_the_memoised_dump_equals_yamlio_dump_for_awkward_values() -> None:
-    text = (
-        loop_yaml(extra_step="Assign")
-        + "memory: {}\ntags: ['a: b', '#x', 'yes', '', 'ünïcode ✓']\n"
-    )
-    data_ = yamlio.to_data(yamlio.load_loop(text, check=False))
-    data_["pipeline"][0]["prompt"] = "Line one.\n  - indented: yes\n\ttab\n" + "x" * 300
-    data_["pipeline"][1]["prompt"] = "a 'quoted' \"value\": with colons " + "y" * 200
-    loop = yamlio.loop_from_data(data_, check=False)
-    assert canonical.dump(loop) == yamlio.dump(loop)
-    data_["pipeline"].append({"parallel": [{"prompt": "More."}, {"prompt": "- dash"}]})
-    edited = yamlio.loop_from_data(data_, check=False)
-    assert canonical.dump(edited) == yamlio.dump(edited)
 
 
 def test_inserting_a_step_above_others_moves_none_of_them() -> None:
