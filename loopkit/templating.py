@@ -82,6 +82,8 @@ def check_prompt(source: str) -> None:
     compiler would. Valid sources are remembered: the editor re-validates the
     same prompts on every keystroke.
     """
+    if "{" not in source:  # no Jinja syntax at all (line statements are off): plain text
+        return
     env = environment()
     _check_names(env.parse(source))
 
