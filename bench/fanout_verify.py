@@ -18,6 +18,7 @@ asyncio coroutines for comparison, and the load average.
 
     .venv/bin/python bench/fanout_verify.py            # every case
     .venv/bin/python bench/fanout_verify.py --case 256 0 3
+    .venv/bin/python bench/fanout_verify.py --phases --case 256 0.05 3   # CPU per phase
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from loopkit.engine import RunOptions, run_loop
 from loopkit.engine.events import Tokens
 from loopkit.llm import LLMRequest, LLMResponse, ScriptedLLM
 from loopkit.memory import InMemoryStore
-from loopkit.sinks import JsonlSink
+from loopkit.sinks import CallbackSink, JsonlSink
 from loopkit.yamlio import loop_from_data
 
 CASES = [(n, latency, rounds) for n in (4, 32, 256) for latency in (0.0, 0.05) for rounds in (1, 3)]
@@ -146,6 +147,82 @@ def run_case(n: int, latency: float, rounds: int, repeat: int) -> dict[str, obje
     }
 
 
+async def phases(n: int, latency: float, rounds: int, repeat: int) -> dict[str, object]:
+    """Where a run's critical path goes: CPU (``thread_time``) per phase, summed over rounds.
+
+    The model call of each request and the run's events are stamped with the
+    thread's CPU time, so other work on the machine does not count. ``prepare``
+    is from a maker round's start to its first call; ``start`` from the first
+    to the last maker call (a wave's pre-call work: what spreads the calls);
+    ``finish`` from the first maker's answer to the group's ``step_finished``
+    (idle time between answers excluded); ``verify`` from the group's end to
+    the next round's start, which includes what runs while the checker waits
+    (the JSON-lines sink writing the round's events), so it is not all on the
+    critical path. At L > 0 the wall time over the floor is about
+    ``start`` plus a little per round: the calls end as spread out as they
+    started.
+    """
+    stamps: list[tuple[float, str]] = []
+    now = time.thread_time
+
+    def answer(request: LLMRequest) -> LLMResponse:
+        stamps.append((now(), "answer:" + request.role))
+        last = request.round >= rounds
+        text = (
+            json.dumps({"pass": last, "score": 0.9 if last else 0.3, "issues": ["more detail"]})
+            if request.role == "checker"
+            else "looks fine"
+        )
+        return LLMResponse(content=text, tokens=Tokens(input=20, output=5), model=request.model)
+
+    class Calls(ScriptedLLM):
+        async def complete(self, request: LLMRequest) -> LLMResponse:
+            stamps.append((now(), "call:" + request.role))
+            return await super().complete(request)
+
+    class Stamps(CallbackSink):
+        def __init__(self) -> None:
+            super().__init__(lambda e: stamps.append((now(), f"{e.type}:{getattr(e, 'kind', '')}")))
+
+    loop = make_loop(n, rounds)
+    await one_run(n, latency, 1)
+    totals: list[dict[str, float]] = []
+    for _ in range(repeat):
+        stamps.clear()
+        with open("/dev/null", "w") as devnull:
+            begin = now()
+            await run_loop(
+                loop,  # type: ignore[arg-type]
+                Calls(answer, latency=latency, record=False),
+                sinks=[JsonlSink(devnull), Stamps()],
+                store=InMemoryStore(),
+                options=RunOptions(inputs={"target": "the diff"}, concurrency=n),
+            )
+            end = now()
+        at = {label: [t for t, lab in stamps if lab == label] for _, label in stamps}
+        starts = at["step_started:parallel"]
+        finished = at["step_finished:parallel"]
+        calls, answers = at["call:maker"], at["answer:maker"]
+        part = {"prepare": 0.0, "start": 0.0, "finish": 0.0, "verify": 0.0}
+        for r in range(rounds):
+            wave = calls[r * n : (r + 1) * n]
+            part["prepare"] += wave[0] - starts[r]
+            part["start"] += wave[-1] - wave[0]
+            part["finish"] += finished[r] - answers[r * n]
+            part["verify"] += (starts[r + 1] if r + 1 < rounds else end) - finished[r]
+        part["run"] = end - begin
+        totals.append(part)
+    out: dict[str, object] = {"n": n, "latency_s": latency, "rounds": rounds, "repeat": repeat}
+    for key in ("prepare", "start", "finish", "verify", "run"):
+        out[f"{key}_cpu_ms"] = round(statistics.median(t[key] for t in totals) * 1000, 2)
+    out["start_cpu_per_member_us"] = round(
+        float(out["start_cpu_ms"]) / (rounds * (n - 1)) * 1000,
+        2,  # type: ignore[arg-type]
+    )
+    out["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,7 +231,20 @@ def main() -> None:
         "--case", nargs=3, metavar=("N", "L", "R"), help="run one case in this process"
     )
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="with --case: print the critical path's CPU per phase instead",
+    )
     args = parser.parse_args()
+    if args.phases:
+        n, latency, rounds = (
+            (int(args.case[0]), float(args.case[1]), int(args.case[2]))
+            if args.case
+            else (256, 0.05, 3)
+        )
+        print(json.dumps(asyncio.run(phases(n, latency, rounds, args.repeat))), flush=True)
+        return
     if args.case:
         n, latency, rounds = int(args.case[0]), float(args.case[1]), int(args.case[2])
         print(json.dumps(run_case(n, latency, rounds, args.repeat)), flush=True)
