@@ -6,6 +6,7 @@ Apps add WebSocket routes by exposing ``websocket_urlpatterns`` in a
 
 from __future__ import annotations
 
+import gc
 import os
 from importlib import import_module
 from importlib.util import find_spec
@@ -40,3 +41,21 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+def _settle() -> None:
+    """Import every view and API module now, then keep the start-up heap out of the GC.
+
+    The URLconf (and with it the API's schemas and the engine's models) is
+    otherwise loaded by the first request. Freezing what exists after that
+    spares every later full collection from walking hundreds of thousands of
+    long-lived objects: with a 500-step loop being edited, such a collection
+    took 70-100 ms of a validate request.
+    """
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - the import is the point
+    gc.freeze()
+
+
+_settle()
