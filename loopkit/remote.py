@@ -4,8 +4,9 @@ The server is ``LOOPKIT_SERVER`` (e.g. ``https://loopkit.example.com``) and
 the credential an API token in ``LOOPKIT_TOKEN`` (made on the server's "API
 tokens" page; it acts in its team only). The command starts a manual run of
 the team's loop with that name, then polls the run's events and prints them
-as a local run would (``--json``: one JSON object per line), and exits with
-the run's exit code.
+as a local run would (``--json``: one JSON object per line; ``--verbose``:
+the agents' streamed text too, from the run's ``step_output`` events), and
+exits with the run's exit code.
 """
 
 from __future__ import annotations
@@ -75,11 +76,16 @@ def run_remote(
     inputs: dict[str, Any],
     dry_run: bool,
     as_json: bool,
+    verbose: bool = False,
     env: dict[str, str] | None = None,
     out: IO[str] | None = None,
     http: httpx.Client | None = None,
 ) -> str:
-    """Start *loop* on the server, print its events until it ends; return its status."""
+    """Start *loop* on the server, print its events until it ends; return its status.
+
+    With *verbose*, the transcript also shows the agents' streamed text as
+    ``loopkit run --verbose`` does (each piece after a ``   <step> | `` prefix).
+    """
     from loopkit.sinks import ConsoleSink
 
     env = dict(os.environ) if env is None else env
@@ -94,7 +100,7 @@ def run_remote(
     run = client.call("POST", "/api/runs", {"loop": loop, "inputs": inputs, "dry_run": dry_run})
     if not as_json:
         out.write(f"Run #{run['id']} started on {client.server}{run['url']}\n")
-    console = ConsoleSink(out)
+    console = ConsoleSink(out, stream_text=verbose)
     after = 0
     while True:
         events = client.call("GET", f"/api/runs/{run['id']}/events?after={after}")

@@ -40,6 +40,8 @@ BUILTIN_CHECKERS = frozenset({"Adversarial Verifier", "adversarial"})
 DEFAULT_MAX_ROUNDS = 3
 DEFAULT_PASS_SCORE = 0.8
 DEFAULT_MEMORY_PATH = ".loopkit/state"
+#: The highest ``maxToolRounds`` a step or subagent may set.
+MAX_TOOL_ROUNDS_LIMIT = 100
 
 RunStatus = Literal["succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled"]
 
@@ -222,6 +224,12 @@ class AgentStep(SpecModel):
     output: Annotated[Literal["text"] | OutputSchema | None, BeforeValidator(_output)] = None
     timeout: Number | None = Field(default=None, gt=0, description="Seconds per model call.")
     retries: int | None = Field(default=None, ge=0, le=10)
+    max_tool_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOOL_ROUNDS_LIMIT,
+        description="Tool rounds per execution of the step (default: its subagent's, else 10).",
+    )
 
 
 class ParallelStep(SpecModel):
@@ -436,6 +444,12 @@ class SubAgent(SpecModel):
     tools: list[str] = Field(default_factory=list)
     skills: list[str] = Field(default_factory=list)
     connectors: list[str] = Field(default_factory=list)
+    max_tool_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOOL_ROUNDS_LIMIT,
+        description="Tool rounds per step run as this subagent, or per checker round (default 10).",
+    )
 
 
 class _ConnectorBase(SpecModel):

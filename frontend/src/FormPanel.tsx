@@ -171,6 +171,7 @@ function StepForm(props: PanelProps & { path: string }) {
           {toolPickers(props, base, path, step)}
           <NumberField label="Timeout (seconds per call)" {...f("timeout")} value={num(step.timeout)} onChange={(v) => set("timeout", v)} />
           <NumberField label="Retries" step="1" min={0} {...f("retries")} value={num(step.retries)} onChange={(v) => set("retries", v)} />
+          <NumberField label="Max tool rounds" step="1" min={1} max={100} {...f("maxToolRounds")} value={num(step.maxToolRounds)} onChange={(v) => set("maxToolRounds", v)} hint="Tool rounds per run of the step (1–100; default: its subagent's, else 10)." />
         </>
       );
       break;
@@ -542,6 +543,7 @@ function LoopSections(props: PanelProps) {
             <SelectField label="Role" path={`subagents.${name}.role`} errors={props.errors} disabled={props.readOnly} value={str(item.role)} options={["planner", "executor", "verifier"]} onChange={(v) => sub(name)("role", v)} />
             <TextField label="Model" path={`subagents.${name}.model`} errors={props.errors} disabled={props.readOnly} value={str(item.model)} onChange={(v) => sub(name)("model", v)} />
             <TextField label="System prompt" multiline path={`subagents.${name}.prompt`} errors={props.errors} disabled={props.readOnly} value={str(item.prompt)} onChange={(v) => sub(name)("prompt", v)} />
+            <NumberField label="Max tool rounds" step="1" min={1} max={100} path={`subagents.${name}.maxToolRounds`} errors={props.errors} disabled={props.readOnly} value={num(item.maxToolRounds)} onChange={(v) => sub(name)("maxToolRounds", v)} hint="Per step run as this subagent, or per checker round (1–100; default 10)." />
           </>
         )}
       />

@@ -70,7 +70,7 @@ export function TextField(props: FieldProps & { value: string | undefined; onCha
   );
 }
 
-export function NumberField(props: FieldProps & { value: number | undefined; onChange(v: number | undefined): void; step?: string; min?: number }) {
+export function NumberField(props: FieldProps & { value: number | undefined; onChange(v: number | undefined): void; step?: string; min?: number; max?: number }) {
   const id = useId();
   const [shown, setDraft, focus] = useDraft(props.value === undefined ? "" : String(props.value));
   return (
@@ -81,6 +81,7 @@ export function NumberField(props: FieldProps & { value: number | undefined; onC
         inputMode="decimal"
         step={props.step ?? "any"}
         min={props.min}
+        max={props.max}
         value={shown}
         disabled={props.disabled}
         onChange={(e) => {

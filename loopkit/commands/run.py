@@ -237,7 +237,11 @@ def execute_remote(args: argparse.Namespace) -> int:
 
     try:
         status = run_remote(
-            args.loop, inputs=_inputs(args.input), dry_run=args.dry_run, as_json=args.json
+            args.loop,
+            inputs=_inputs(args.input),
+            dry_run=args.dry_run,
+            as_json=args.json,
+            verbose=getattr(args, "verbose", False),
         )
     except (RemoteError, ValueError) as exc:
         print(f"loopkit run --remote: {exc}", file=sys.stderr)

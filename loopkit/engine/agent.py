@@ -4,8 +4,9 @@
 call's budget share, applies the timeout, retries transient failures with
 backoff (honouring ``Retry-After``) and commits the real usage. ``run_agent``
 renders the prompt, then asks the model until it answers without tool calls
-(at most ``max_tool_iterations`` tool rounds, each one a model call counted
-against the budget).
+(at most ``maxToolRounds`` tool rounds: the step's, else its subagent's, else
+``RunOptions.max_tool_iterations``; each one a model call counted against the
+budget).
 """
 
 from __future__ import annotations
@@ -560,6 +561,26 @@ def prepare_agent(
     return call
 
 
+def tool_round_limit(run: Run, step: spec.AgentStep) -> int:
+    """Return how many tool rounds ``step`` may run: its own, its subagent's or the engine's."""
+    if step.max_tool_rounds is not None:
+        return step.max_tool_rounds
+    agent = run.subagent(step.subagent)
+    if agent is not None and agent.max_tool_rounds is not None:
+        return agent.max_tool_rounds
+    return run.options.max_tool_iterations
+
+
+def tool_rounds_exceeded(who: str, step: str, limit: int, where: str) -> RunError:
+    """Return the error of a model still calling tools after ``limit`` rounds; ``where`` to fix it."""
+    return RunError(
+        f"{who} kept calling tools after {limit} tool round{'s' if limit != 1 else ''} "
+        f"(raise maxToolRounds on {where}, or narrow its tools)",
+        step=step,
+        code="tool_iterations",
+    )
+
+
 def _role(run: Run, name: str) -> Role:
     return "maker" if name in run.makers else "agent"
 
@@ -599,6 +620,7 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
     tokens, cost, requests = Tokens(), 0.0, 0
     cost_total: float | None = cost
     iteration = 0
+    max_rounds = tool_round_limit(run, step)
     stream = OutputStream(run, key, label, round_) if run.stream_output else None
     while True:
         opened, call.opened = call.opened, None
@@ -623,13 +645,11 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
         if not response.tool_calls:
             break
         iteration += 1
-        if iteration > run.options.max_tool_iterations:
-            raise RunError(
-                f"{name}: the model kept calling tools after {run.options.max_tool_iterations} "
-                "tool rounds (raise the engine's max_tool_iterations or narrow the step's tools)",
-                step=name,
-                code="tool_iterations",
-            )
+        if iteration > max_rounds:
+            where = "the step"
+            if step.max_tool_rounds is None and step.subagent:
+                where = f"the step or on its subagent '{step.subagent}'"
+            raise tool_rounds_exceeded(f"{name}: the model", name, max_rounds, where)
         messages += await run_tool_calls(run, key, label, response, by_name)
 
     result = StepResult(

@@ -53,6 +53,8 @@ class RunOptions:
     ``payload`` is the trigger's data (a webhook's JSON body), readable as
     ``trigger.payload``. ``concurrency`` caps a parallel group without ``maxConcurrency``;
     ``retries`` / ``timeout`` apply to steps that do not set their own;
+    ``max_tool_iterations`` to steps (and checkers) without a ``maxToolRounds``
+    of their own or their subagent's;
     ``retry_base_delay`` doubles per attempt up to ``retry_max_delay``
     (a provider's ``Retry-After`` wins, capped the same way).
     ``stream_output`` asks the model to stream agent steps' text, emitted as

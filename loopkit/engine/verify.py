@@ -17,9 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopkit import spec
-from loopkit.engine.agent import add_cost, call_model, render, run_tool_calls
+from loopkit.engine.agent import (
+    add_cost,
+    call_model,
+    render,
+    run_tool_calls,
+    tool_rounds_exceeded,
+)
 from loopkit.engine.events import Tokens
-from loopkit.errors import RunError
 from loopkit.memory import Checkpoint
 from loopkit.tools import Tool
 
@@ -164,6 +169,12 @@ async def verify_round(
             messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
         by_name = {t.name: t for t in tools}
         schemas = [t.openai_schema() for t in tools]
+        agent = run.subagent(name)
+        max_rounds = (
+            agent.max_tool_rounds
+            if agent is not None and agent.max_tool_rounds is not None
+            else run.options.max_tool_iterations
+        )
         tool_rounds = 0
         while True:
             response = await call_model(
@@ -184,12 +195,9 @@ async def verify_round(
             if not response.tool_calls:
                 break
             tool_rounds += 1
-            if tool_rounds > run.options.max_tool_iterations:
-                raise RunError(
-                    f"checker '{name}' kept calling tools after "
-                    f"{run.options.max_tool_iterations} tool rounds",
-                    step=name,
-                    code="tool_iterations",
+            if tool_rounds > max_rounds:
+                raise tool_rounds_exceeded(
+                    f"checker '{name}'", name, max_rounds, f"the subagent '{name}'"
                 )
             messages = [
                 *messages,

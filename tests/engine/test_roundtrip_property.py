@@ -78,6 +78,7 @@ def _agent(label: str | None) -> st.SearchStrategy[dict[str, Any]]:
         "model": st.sampled_from(["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"]),
         "timeout": numbers,
         "retries": st.integers(0, 10),
+        "maxToolRounds": st.integers(1, 100),
         "output": st.just("text"),
     }
     return st.fixed_dictionaries(
@@ -233,6 +234,7 @@ def loops(draw: st.DrawFn) -> dict[str, Any]:
                         "model": st.just("openai/gpt-4o"),
                         "prompt": text,
                         "description": text,
+                        "maxToolRounds": st.integers(1, 100),
                     },
                 )
             )

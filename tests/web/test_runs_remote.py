@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from loopkit import secrets
+from loopkit.cli import main
 from loopkit.remote import RemoteError, run_remote
 from loopkit_web.accounts.models import ApiToken
-from runs.models import Run
+from runs.models import Run, RunEvent
 
 from .runs_support import make_loop
 
@@ -21,6 +23,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def remote(make_team: Any, live_server: Any) -> dict[str, str]:
     acme, users = make_team("Acme", roles=["editor"])
     make_loop(acme, name="pr-review")
+    # Each agent's text streams in 4 pieces over 400 ms (step_output events).
+    make_loop(acme, name="streamed", latency_ms=400)
     _, raw = ApiToken.issue(user=users["editor"], team=acme, name="cli")
     return {"LOOPKIT_SERVER": live_server.url, "LOOPKIT_TOKEN": raw}
 
@@ -68,3 +72,56 @@ def test_it_says_which_variables_it_needs() -> None:
     with pytest.raises(RemoteError) as error:
         run_remote("pr-review", inputs={}, dry_run=True, as_json=False, env={}, out=io.StringIO())
     assert "LOOPKIT_SERVER" in str(error.value) and "LOOPKIT_TOKEN" in str(error.value)
+
+
+SUMMARY = "   Summary | [dry run] Summary: no model was called (round 1).\n"
+
+
+@pytest.fixture
+def _no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Secrets resolved by other tests would hold streamed text back to the end of a call.
+    monkeypatch.setattr(secrets, "REGISTRY", secrets.Registry())
+
+
+@pytest.mark.usefixtures("_no_secrets")
+def test_verbose_prints_the_agents_streamed_text_as_a_local_verbose_run(
+    remote: dict[str, str],
+) -> None:
+    out = io.StringIO()
+    status = run_remote(
+        "streamed", inputs={}, dry_run=True, as_json=False, verbose=True, env=remote, out=out
+    )
+
+    assert status == "succeeded"
+    text = out.getvalue()
+    assert SUMMARY in text
+    assert "-> Agent: Summary...\n" + SUMMARY in text
+    for maker in ("Bug Review", "Security Review"):
+        assert f"   {maker} | [dry run] " in text
+    assert "[ok] Loop 'streamed' completed successfully" in text
+
+
+@pytest.mark.usefixtures("_no_secrets")
+def test_without_verbose_the_streamed_text_is_not_printed(remote: dict[str, str]) -> None:
+    out = io.StringIO()
+    status = run_remote("streamed", inputs={}, dry_run=True, as_json=False, env=remote, out=out)
+
+    assert status == "succeeded"
+    assert RunEvent.objects.filter(type="step_output").exists()  # the server did stream
+    text = out.getvalue()
+    for step in ("Bug Review", "Security Review", "Summary"):
+        assert f"   {step} | " not in text
+    assert "| [dry run]" not in text and "[step_output]" not in text
+
+
+@pytest.mark.usefixtures("_no_secrets")
+def test_the_command_passes_verbose_to_the_remote_run(
+    remote: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in remote.items():
+        monkeypatch.setenv(name, value)
+
+    code = main(["run", "streamed", "--remote", "--dry-run", "--verbose"])
+
+    assert code == 0
+    assert SUMMARY in capsys.readouterr().out
