@@ -19,6 +19,12 @@ asyncio coroutines for comparison, and the load average.
     .venv/bin/python bench/fanout_verify.py            # every case
     .venv/bin/python bench/fanout_verify.py --case 256 0 3
     .venv/bin/python bench/fanout_verify.py --phases --case 256 0.05 3   # CPU per phase
+    .venv/bin/python bench/fanout_verify.py --lower-bound --case 256 0.05 3   # see below
+
+``--lower-bound`` replaces the parallel group's member runner with makers that
+only build a request and start their call (no rendering, budget, maker events
+or checkpoints; the checker and the rest of the run are the engine's): what
+the target would cost if the makers' per-call work were free.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 from loopkit.engine import RunOptions, run_loop
 from loopkit.engine.events import Tokens
@@ -223,6 +230,40 @@ async def phases(n: int, latency: float, rounds: int, repeat: int) -> dict[str, 
     return out
 
 
+async def _bare_members(
+    run: Any, members: list[tuple[str, Any]], round_: int, limit: int, gate: Any
+) -> list[Any]:
+    """``--lower-bound``: a parallel group whose makers only build a request and call.
+
+    Not the engine: no prompt rendering, no budget reservation or commit, no
+    maker events, no checkpoints. Each maker's answer is recorded so that the
+    checker (the real one) judges it; the rest of the run is the engine's.
+    """
+    from loopkit.engine.context import StepResult
+
+    event_loop = asyncio.get_running_loop()
+    calls = [
+        event_loop.create_task(
+            run.llm.complete(
+                LLMRequest(
+                    model="bench-model",
+                    messages=[{"role": "user", "content": step.prompt}],
+                    step=step.label,
+                    role="maker",
+                    round=round_,
+                )
+            )
+        )
+        for _, step in members
+    ]
+    results = []
+    for (key, step), answer in zip(members, await asyncio.gather(*calls), strict=True):
+        result = StepResult(key=key, label=step.label, output=answer.content, round=round_)
+        run.ctx.record(result)
+        results.append(result)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,7 +277,16 @@ def main() -> None:
         action="store_true",
         help="with --case: print the critical path's CPU per phase instead",
     )
+    parser.add_argument(
+        "--lower-bound",
+        action="store_true",
+        help="with --case or --phases: makers that only build a request and call (not the engine)",
+    )
     args = parser.parse_args()
+    if args.lower_bound:
+        from loopkit.engine import pipeline
+
+        pipeline._run_members = _bare_members  # type: ignore[assignment]
     if args.phases:
         n, latency, rounds = (
             (int(args.case[0]), float(args.case[1]), int(args.case[2]))
