@@ -309,6 +309,69 @@ async def test_the_checker_judges_when_a_maker_ran() -> None:
     assert result.verdicts[0].score == 0.9
 
 
+# ── Wide parallel groups (members prepared in batches: pipeline.PREPARE_BATCH) ──
+
+
+@pytest.mark.parametrize("concurrency", [100, 8], ids=["prepared-in-batches", "gated"])
+async def test_a_group_wider_than_a_preparation_batch_runs_every_member_once(
+    concurrency: int,
+) -> None:
+    labels = [f"M{i}" for i in range(70)]
+    events, llm = ListSink(), ScriptedLLM(latency=0.01)
+    result = await run_loop(
+        make_loop(pipeline=[{"parallel": agents(*labels)}]),
+        llm,
+        sinks=[events],
+        options=RunOptions(concurrency=concurrency),  # 100: no gate, so prepared in batches
+    )
+    assert result.status == "succeeded"
+    assert sorted(r.step for r in llm.requests) == sorted(labels)  # type: ignore[type-var]
+    assert set(result.outputs) == set(labels)
+    assert [e.seq for e in events.events] == list(range(1, len(events.events) + 1))
+    started = {e.label: e.seq for e in events.events if e.type == "step_started"}
+    finished = {e.label: e.seq for e in events.events if e.type == "step_finished"}
+    assert all(started[label] < finished[label] for label in labels)
+
+
+async def test_a_wide_group_shares_a_token_budget_without_overshooting() -> None:
+    def answer(request: LLMRequest) -> LLMResponse:
+        # The input the engine estimates for "Do M12." (with its margin); all the output allowed.
+        out = min(400, request.max_output_tokens or 400)
+        return LLMResponse(content="x", tokens=Tokens(input=14, output=out), model=request.model)
+
+    labels = [f"M{i}" for i in range(48)]
+    loop = make_loop(
+        pipeline=[{"parallel": agents(*labels)}, {"parallel": agents("After")}],
+        budget={"maxTokens": 6000},
+    )
+    llm = ScriptedLLM(answer, latency=0.01)
+    result = await run_loop(loop, llm, options=RunOptions(concurrency=64))
+    assert result.status == "budget_exceeded"
+    assert result.limit == "maxTokens"
+    assert result.tokens.total <= 6000
+    first = [r for r in llm.requests if r.step in labels]
+    assert len(first) == 48  # every member of the group got its share
+    assert all((r.max_output_tokens or 0) >= 64 for r in first)
+    assert "After" not in result.outputs
+
+
+async def test_a_failing_member_of_a_wide_group_fails_the_run_after_the_others_finish() -> None:
+    members = agents(*[f"M{i}" for i in range(40)])
+    members[35] = {"prompt": "Use {{ steps['Nope'].output }}", "label": "M35"}
+    events = ListSink()
+    result = await run_loop(
+        make_loop(pipeline=[{"parallel": members}]),
+        ScriptedLLM(latency=0.01),
+        sinks=[events],
+        store=InMemoryStore(),
+        options=RunOptions(concurrency=64),
+    )
+    assert result.status == "failed"
+    assert result.error_code == "template_error"
+    done = {e.label for e in events.events if e.type == "step_finished" and e.kind == "agent"}
+    assert done == {f"M{i}" for i in range(40)} - {"M35"}
+
+
 async def test_the_jsonl_sink_writes_every_event_in_order_by_the_end_of_the_run() -> None:
     out = io.StringIO()
     loop = make_loop(pipeline=[{"parallel": agents(*"ABCDEFGH")}, *agents("Z")])
