@@ -282,6 +282,12 @@ class PlanTemplate(SpecModel):
     skills: list[str] = Field(default_factory=list)
     connectors: list[str] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list)
+    max_tool_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOOL_ROUNDS_LIMIT,
+        description="Tool rounds per planned step (default: its subagent's, else 10).",
+    )
 
 
 class PlanStep(SpecModel):

@@ -257,6 +257,7 @@ def _executor_step(
         skills=template.skills,
         connectors=template.connectors,
         tools=template.tools,
+        max_tool_rounds=template.max_tool_rounds,
     )
 
 

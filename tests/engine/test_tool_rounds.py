@@ -193,6 +193,33 @@ def problems(text: str) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
+PLANNED = """\
+name: t
+model: test-model
+pipeline:
+  - plan: Find the bug.
+    label: Triage
+    templates:
+      search:
+        description: Search the code
+        prompt: "Search for {{ input }}"
+        maxToolRounds: 2
+"""
+
+
+async def test_a_plan_templates_limit_stops_the_steps_planned_from_it() -> None:
+    plan = json.dumps({"steps": [{"template": "search", "input": "the bug"}], "done": False})
+
+    def respond(request: LLMRequest) -> LLMResponse | str:
+        return plan if request.role == "planner" else tool_call(request)
+
+    result, sink = await run(PLANNED, ScriptedLLM(respond))
+
+    assert (result.status, result.error_code) == ("failed", "tool_iterations")
+    assert "kept calling tools after 2 tool rounds" in (result.error or "")
+    assert len(sink.of_type("tool_called")) == 2
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
