@@ -524,9 +524,9 @@ def prepare_agent(
     other in a tight loop; with ``open_call`` (and no tool provider, whose
     tools the request would need), the first call's budget is reserved and
     its request built here too, and the caller delivers ``step_started``
-    (``Run.deliver_announced``) once the calls have started. Returns the step's result instead when there
-    is nothing to call: an earlier round's answer (only makers run again) or
-    a checkpoint of a resumed run.
+    (``Run.deliver_announced``) once the calls have started. Returns the
+    step's result instead when there is nothing to call: an earlier round's
+    answer (only makers run again) or a checkpoint of a resumed run.
     """
     name = step.label or key
     if round_ > 1 and name not in run.makers:
@@ -561,11 +561,12 @@ def prepare_agent(
     return call
 
 
-def tool_round_limit(run: Run, step: spec.AgentStep) -> int:
-    """Return how many tool rounds ``step`` may run: its own, its subagent's or the engine's."""
-    if step.max_tool_rounds is not None:
-        return step.max_tool_rounds
-    agent = run.subagent(step.subagent)
+def tool_round_limit(run: Run, own: int | None, subagent: str | None) -> int:
+    """Return how many tool rounds a step or checker may run: its own limit, else its
+    subagent's, else the engine's."""
+    if own is not None:
+        return own
+    agent = run.subagent(subagent)
     if agent is not None and agent.max_tool_rounds is not None:
         return agent.max_tool_rounds
     return run.options.max_tool_iterations
@@ -620,7 +621,7 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
     tokens, cost, requests = Tokens(), 0.0, 0
     cost_total: float | None = cost
     iteration = 0
-    max_rounds = tool_round_limit(run, step)
+    max_rounds = tool_round_limit(run, step.max_tool_rounds, step.subagent)
     stream = OutputStream(run, key, label, round_) if run.stream_output else None
     while True:
         opened, call.opened = call.opened, None

@@ -22,6 +22,7 @@ from loopkit.engine.agent import (
     call_model,
     render,
     run_tool_calls,
+    tool_round_limit,
     tool_rounds_exceeded,
 )
 from loopkit.engine.events import Tokens
@@ -169,12 +170,7 @@ async def verify_round(
             messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{extra}"}
         by_name = {t.name: t for t in tools}
         schemas = [t.openai_schema() for t in tools]
-        agent = run.subagent(name)
-        max_rounds = (
-            agent.max_tool_rounds
-            if agent is not None and agent.max_tool_rounds is not None
-            else run.options.max_tool_iterations
-        )
+        max_rounds = tool_round_limit(run, None, name)
         tool_rounds = 0
         while True:
             response = await call_model(
