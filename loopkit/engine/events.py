@@ -22,7 +22,7 @@ Event types (``type``):
 - ``plan_made``: a plan step's planner chose the next steps (or finished,
   or asked for more than ``maxIterations`` allows: ``limit_reached``).
 - ``verification_round``: one Maker/Checker round with its verdict (``skipped``
-  when no maker ran that round, so there was nothing to verify).
+  when no maker has run at all, so there was nothing to verify).
 - ``budget_warning``: a budget dimension passed 80 % of its limit, or a price
   is unknown so a cost limit cannot be enforced.
 - ``approval_requested`` / ``approval_resolved``: a human gate (the run is
@@ -222,8 +222,8 @@ class VerificationRound(Event):
     cost: float | None = 0.0
     duration_ms: float = 0.0
     will_retry: bool = False
-    #: No maker ran this round (every maker's step sat in a branch not taken), so
-    #: the checker was not asked: there was nothing to verify.
+    #: No maker has run (every maker's step sat in a branch not taken), so the
+    #: checker was not asked: there was nothing to verify.
     skipped: bool = False
 
 

@@ -450,7 +450,7 @@ class Run:
             await run_steps(self, self.loop.pipeline, "pipeline", round_)
             if verify is None:
                 return "succeeded"
-            if not self._makers_ran(verify, round_):
+            if not self._makers_have_output(verify):
                 self._skip_verification(verify, round_)
                 return "succeeded"
             verdict, tokens, cost, ms = await verify_round(self, verify, round_)
@@ -480,16 +480,15 @@ class Run:
             feedback = verdict.issues or [verdict.reason or "the checker did not pass the work"]
             round_ += 1
 
-    def _makers_ran(self, verify: spec.Verify, round_: int) -> bool:
-        """Whether a maker produced output this round (always, when a maker names a group)."""
+    def _makers_have_output(self, verify: spec.Verify) -> bool:
+        """Whether the checker has anything to judge: a maker's output from this or an
+        earlier round (always true when a maker names a group: it cannot be told).
+
+        A round whose makers were all skipped after a failed round is judged again
+        on their last outputs; only a run in which no maker ever ran skips the checker.
+        """
         results = self.ctx.results
-        for maker in verify.maker:
-            if maker not in self.prompts:  # not an agent step's label: cannot tell
-                return True
-            result = results.get(maker)
-            if result is not None and result.round == round_:
-                return True
-        return False
+        return any(maker not in self.prompts or maker in results for maker in verify.maker)
 
     def _skip_verification(self, verify: spec.Verify, round_: int) -> None:
         """Record a round with nothing to verify: no checker call, no cost."""

@@ -300,6 +300,17 @@ async def test_verification_is_skipped_when_no_maker_ran_this_round() -> None:
     assert "Round 1: [-] SKIPPED (no maker ran this round" in console.getvalue()
 
 
+async def test_a_later_round_whose_makers_were_skipped_is_still_judged() -> None:
+    # Round 1's Fix fails the checker; in round 2 the branch is not taken (there is
+    # feedback now), so the checker judges round 1's output again: no silent success.
+    failing = json.dumps({"pass": False, "score": 0.2, "issues": ["wrong file"]})
+    llm = ScriptedLLM(["triaged", "fixed", failing, failing])
+    result = await run_loop(branch_loop("not feedback"), llm)
+    assert result.status == "verification_failed"
+    assert [r.role for r in llm.requests] == ["agent", "maker", "checker", "checker"]
+    assert "fixed" in llm.requests[-1].messages[-1]["content"]
+
+
 async def test_the_checker_judges_when_a_maker_ran() -> None:
     verdict = json.dumps({"pass": True, "score": 0.9, "issues": []})
     llm = ScriptedLLM(["triaged", "fixed", verdict])
