@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,9 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+#: Where the scale-out tests make (and drop) their throw-away PostgreSQL databases.
+PG_ADMIN_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 # Variables of the test process that must not leak into a child's settings.
 _STRIPPED = (
@@ -115,3 +119,22 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(
         f"SKIPPED LOUDLY: {reason}. Start the service (see DEVELOPERS.md) to run this test."
     )
+
+
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database; yield its URL; drop it (skip or fail if unreachable)."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(
+            PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True, connect_timeout=5
+        )
+    except psycopg.OperationalError as exc:
+        skip_or_fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ import pytest
 
 from loopkit import yamlio
 
-from .procs import REPO, child_env, manage, shell, skip_or_fail
+from .procs import REPO, child_env, fresh_pg_database, manage, shell, skip_or_fail
 
 SCRIPTS = Path(__file__).parent / "scripts"
-PG_ADMIN_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 # Redis database 13: the foundation's scale-out test uses 12.
 REDIS_RUNS_URL = os.environ.get("LOOPKIT_TEST_RUNS_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -90,28 +88,17 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[di
     if request.param == "embedded":
         yield child_env(**common), Db(None, tmp_path / "var" / "loopkit.sqlite3")
         return
-    psycopg = pytest.importorskip("psycopg")
     redis = pytest.importorskip("redis")
-    try:
-        admin = psycopg.connect(
-            PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True, connect_timeout=5
-        )
-    except psycopg.OperationalError as exc:
-        skip_or_fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
     client = redis.Redis.from_url(REDIS_RUNS_URL, socket_connect_timeout=5)
     try:
         client.ping()
     except redis.RedisError as exc:
         skip_or_fail(f"Redis is not reachable at {REDIS_RUNS_URL}: {exc}")
     client.flushdb()
-    name = f"loopkit_runs_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with fresh_pg_database("loopkit_runs") as url:
         try:
             yield child_env(DATABASE_URL=url, REDIS_URL=REDIS_RUNS_URL, **common), Db(url, None)
         finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             client.flushdb()
 
 

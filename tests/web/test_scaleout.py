@@ -17,32 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from .procs import REPO, child_env, manage, shell, skip_or_fail
+from .procs import REPO, child_env, fresh_pg_database, manage, shell, skip_or_fail
 
 pytestmark = pytest.mark.services
 
 SCRIPTS = Path(__file__).parent / "scripts"
-PG_ADMIN_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("LOOPKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """Create a fresh PostgreSQL database; yield its URL; drop it."""
-    psycopg = pytest.importorskip("psycopg")
-    name = f"loopkit_scaleout_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(
-            PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True, connect_timeout=5
-        )
-    except psycopg.OperationalError as exc:
-        skip_or_fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("loopkit_scaleout") as url:
+        yield url
 
 
 @pytest.fixture
