@@ -59,6 +59,9 @@ MAX_STRING = 400
 #: The action a sample stands for when none is asked for, first match wins.
 PREFERRED_ACTIONS = ("opened", "created", "submitted", "completed", "published", "requested")
 
+#: Keys a synthesized payload takes from a real one (of the first event, by name, that has it).
+COMMON_PARTS = ("repository", "sender", "organization", "installation", "enterprise")
+
 Tree = dict[str, Any] | str  # a dict of key -> Tree, or "any"
 
 
@@ -294,7 +297,17 @@ def build(schemas_dir: Path, examples_dir: Path) -> tuple[dict[str, Any], dict[s
         synthesized = not samples
         if synthesized:
             first = f"{event}${actions[0]}" if actions else definition
-            samples[actions[0] if actions else ""] = json.dumps(synth.build(definitions[first]))
+            payload = synth.build(definitions[first])
+            # The parts every event shares come from a real delivery, not "example login".
+            for key in COMMON_PARTS:
+                if key in payload:
+                    payload[key] = next(
+                        p[key]
+                        for name in sorted(by_event)
+                        for p in by_event[name]
+                        if isinstance(p.get(key), dict)
+                    )
+            samples[actions[0] if actions else ""] = json.dumps(trim(payload), ensure_ascii=False)
         default = "" if "" in samples else next((a for a in PREFERRED_ACTIONS if a in samples), "")
         events[event] = {
             "tree": interner.add(tree),

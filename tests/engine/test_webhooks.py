@@ -156,6 +156,11 @@ def test_an_event_without_a_published_example_gets_one_built_from_its_schema() -
     assert payload is not None
     assert payload["action"] == "created"
     assert isinstance(payload["definition"]["property_name"], str)
+    # The parts every event shares are copied from a real delivery.
+    package = webhooks.sample_payload("registry_package")
+    assert package is not None
+    assert package["repository"]["full_name"] == "octo-org/octo-repo"
+    assert package["sender"]["login"] != "example login"
 
 
 def _paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
