@@ -131,3 +131,10 @@ def test_a_rename_to_another_steps_label_is_refused_with_a_message(
     text = yaml_text(page)
     assert "label: Bug Review\n" in text and "Security Review" not in text
     assert "  maker:\n    - Bug Review\n    - Bug Review 2\n    - Quality Review\n" in text
+
+    # Escape, still in the field, puts the old label and its maker back.
+    page.keyboard.press("Escape")
+    wait_for_yaml(page, "label: Security Review\n")
+    page.wait_for_selector(EDITOR_READY)
+    assert yaml_text(page) == loop["yaml"]
+    assert label.input_value() == "Security Review"
