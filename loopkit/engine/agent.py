@@ -121,9 +121,12 @@ def _template(source: str) -> Any:
         else:
             env = environment()
             found = cast(Any, env.from_string(source))
+            tree = env.parse(source)
             found.loopkit_read_only = all(
-                isinstance(node, _READ_ONLY_NODES)
-                for node in env.parse(source).find_all(nodes.Node)
+                isinstance(node, _READ_ONLY_NODES) for node in tree.find_all(nodes.Node)
+            )
+            found.loopkit_uses_feedback = any(
+                node.name == "feedback" for node in tree.find_all(nodes.Name)
             )
         if len(_TEMPLATES) < 8192:
             _TEMPLATES[source] = found
@@ -535,20 +538,9 @@ def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> lis
     return messages
 
 
-_USES_FEEDBACK: dict[str, bool] = {}
-
-
 def uses_feedback(source: str) -> bool:
     """Return whether a prompt template reads ``feedback`` itself."""
-    found = _USES_FEEDBACK.get(source)
-    if found is None:
-        found = False
-        if "{" in source and "feedback" in source:
-            from jinja2 import meta
-
-            found = "feedback" in meta.find_undeclared_variables(environment().parse(source))
-        _USES_FEEDBACK[source] = found
-    return found
+    return bool(getattr(_template(source), "loopkit_uses_feedback", False))
 
 
 async def run_tool_calls(

@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from loopkit import spec
 from loopkit.engine.events import Tokens
@@ -222,48 +223,50 @@ class BudgetTracker:
         """Hold the call's input and output cap (see ``reserve``)."""
         lim = self.limits
         # Output tokens the rest of each limit could pay for, other calls' reservations aside.
-        rests: dict[str, int] = {}
+        tokens_rest = cost_rest = None
         if lim.max_tokens is not None:
-            rests["maxTokens"] = lim.max_tokens - self.tokens.total - input_tokens
-        priced = input_price is not None and output_price is not None
-        if lim.max_cost_usd is not None and not priced:
-            self._warn_once(
-                "maxCostUsd:unknown",
-                Warning(
-                    "maxCostUsd",
-                    lim.max_cost_usd,
-                    None,
-                    "the model's price is unknown, so maxCostUsd cannot be enforced "
-                    "for this call (register the model's prices with LiteLLM)",
-                ),
-            )
+            tokens_rest = lim.max_tokens - self.tokens.total - input_tokens
         cost_room = 0.0
-        if lim.max_cost_usd is not None and input_price is not None and output_price is not None:
-            cost_room = lim.max_cost_usd - self.cost - input_tokens * input_price
-            if output_price > 0:
-                rests["maxCostUsd"] = math.floor(cost_room / output_price)
-            elif cost_room < 0:
-                rests["maxCostUsd"] = -1
-        if not rests:  # no limit constrains this call's answer
+        if lim.max_cost_usd is not None:
+            if input_price is None or output_price is None:
+                self._warn_once(
+                    "maxCostUsd:unknown",
+                    Warning(
+                        "maxCostUsd",
+                        lim.max_cost_usd,
+                        None,
+                        "the model's price is unknown, so maxCostUsd cannot be enforced "
+                        "for this call (register the model's prices with LiteLLM)",
+                    ),
+                )
+            else:
+                cost_room = lim.max_cost_usd - self.cost - input_tokens * input_price
+                if output_price > 0:
+                    cost_rest = math.floor(cost_room / output_price)
+                elif cost_room < 0:
+                    cost_rest = -1
+        if tokens_rest is None and cost_rest is None:  # no limit constrains this answer
             self.reserved_iterations += 1
             self.in_flight += 1
             return Reservation(tokens=0, cost=0.0, max_output=output_cap)
-        limit, rest = min(rests.items(), key=lambda item: item[1])
+        if cost_rest is None or (tokens_rest is not None and tokens_rest <= cost_rest):
+            limit, rest = "maxTokens", cast(int, tokens_rest)
+        else:
+            limit, rest = "maxCostUsd", cost_rest
         least = output_cap if output_cap is not None else MIN_OUTPUT
         if rest < least:
             raise self._cannot_afford(
                 limit, input_tokens, least, output_cap, input_price, output_price, step
             )
         need = output_cap if output_cap is not None else min(DEFAULT_OUTPUT_CAP, rest)
-        held = input_tokens + need if "maxTokens" in rests else 0
+        held = input_tokens + need if tokens_rest is not None else 0
         est_cost = (
             input_tokens * input_price + need * output_price
             if input_price is not None and output_price is not None
             else 0.0
         )
-        fits = ("maxTokens" not in rests or rests["maxTokens"] - self.reserved_tokens >= need) and (
-            "maxCostUsd" not in rests
-            or cost_room - self.reserved_cost >= need * (output_price or 0)
+        fits = (tokens_rest is None or tokens_rest - self.reserved_tokens >= need) and (
+            cost_rest is None or cost_room - self.reserved_cost >= need * (output_price or 0)
         )
         # Never a fragment: the room other calls hold comes back when they commit.
         if not fits and self.in_flight > 0:
