@@ -1,12 +1,15 @@
 """An agent step: a tool-use loop around one model, with budget, retries and timeouts.
 
 ``call_model`` is the only place the engine talks to a model: it reserves the
-call's budget share, applies the timeout, retries transient failures with
-backoff (honouring ``Retry-After``) and commits the real usage. ``run_agent``
-renders the prompt, then asks the model until it answers without tool calls
-(at most ``maxToolRounds`` tool rounds: the step's, else its subagent's, else
+call's budget share (waiting while calls in flight hold the room its output
+cap needs), applies the timeout, retries transient failures with backoff
+(honouring ``Retry-After``), commits the real usage and refuses an answer cut
+at its output cap (unless the step allows it). ``run_agent`` renders the
+prompt, then asks the model until it answers without tool calls (at most
+``maxToolRounds`` tool rounds: the step's, else its subagent's, else
 ``RunOptions.max_tool_iterations``; each one a model call counted against the
-budget).
+budget); a step with an output schema asks again, with the validation error,
+until its answer matches (up to its ``retries``).
 """
 
 from __future__ import annotations
@@ -324,13 +327,13 @@ async def call_model(
             run.flush_warnings()
         if response.finish_reason == "length":
             error: RunError | None = None
-            if allow_truncation:
-                pass
-            elif reservation.limited_by is not None:
-                # The rest of the budget was this answer's cap: the budget ran out mid-answer.
-                error = run.budget.cut_short(reservation, step_name)
-            else:
-                error = truncation_error(request, key, label, kind, output_cap)
+            if not allow_truncation:
+                error = (
+                    # The rest of the budget was this answer's cap: it ran out mid-answer.
+                    run.budget.cut_short(reservation, step_name)
+                    if reservation.limited_by is not None
+                    else truncation_error(request, key, label, kind, output_cap)
+                )
             truncated(run, request, response, key, label, kind, round_, error)
             if error is not None:
                 raise error

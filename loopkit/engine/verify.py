@@ -1,7 +1,10 @@
 """Maker/Checker verification: the checker judges the makers' outputs.
 
 The checker is a subagent with the role ``verifier`` (its own prompt and
-model) or the built-in adversarial verifier. It is asked for a JSON verdict
+model) or the built-in adversarial verifier. It is shown the task, the run's
+inputs (clipped), and each maker's instruction as rendered for it this round
+(its prompt template rendered, without what the engine appended: the schema,
+the feedback note, the previous answer) and output. It is asked for a JSON verdict
 ``{"pass": bool, "score": 0..1, "issues": [str]}`` (``response_format`` where
 the provider supports it) and the answer is parsed defensively: an
 unparseable verdict is a failed round with the reason, never a crash. A

@@ -127,8 +127,9 @@ async def test_max_output_tokens_is_the_cap_sent_and_a_cut_there_names_it(
     server: LLMServer,
 ) -> None:
     server.default = Reply("w" * 2000)  # 500 tokens: the server cuts it at max_tokens
-    result, sink = await run(server, writer(maxOutputTokens=50))
+    result, sink = await run(server, writer(maxOutputTokens=50), stream=False)
     assert server.requests[0].body["max_tokens"] == 50
+    assert "stream" not in server.requests[0].body
     assert result.error == (
         "Writer: the answer was cut at maxOutputTokens (50 tokens) (finish_reason 'length'); "
         "raise maxOutputTokens on the step, or set allowTruncation: true to accept a cut answer"
