@@ -232,3 +232,26 @@ def test_a_reservation_names_the_steps_cap_when_the_rest_cannot_hold_it() -> Non
         "maxOutputTokens 2000)"
     )
     assert caught.value.step == "Writer"
+
+
+async def test_a_checker_verdict_cut_at_its_cap_fails_the_run_too(server: LLMServer) -> None:
+    server.when(
+        lambda body: "adversarial" in body["messages"][0]["content"],
+        Reply('{"pass": true, "sc', finish_reason="length"),
+    )
+    loop = loop_from_data(
+        {
+            "name": "checked",
+            "model": MODEL,
+            "pipeline": [{"prompt": "Write the essay.", "label": "Writer"}],
+            "verify": {"maker": "Writer", "checker": "Adversarial Verifier"},
+        }
+    )
+    result, sink = await run(server, loop)
+    assert (result.status, result.error_code) == ("failed", "output_truncated")
+    assert result.error == (
+        "Adversarial Verifier: the answer was cut at the model's own output limit "
+        "(no max_tokens was sent) (finish_reason 'length'); ask for a shorter answer"
+    )
+    (event,) = sink.of_type("output_truncated")
+    assert (event.kind, event.label) == ("checker", "Adversarial Verifier")
