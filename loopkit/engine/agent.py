@@ -657,9 +657,11 @@ def prepare_agent(
         if checkpoint is not None:
             result = run.resume_step(checkpoint, key, "agent", round_)
             if isinstance(step.output, spec.OutputSchema):
-                # The checkpoint keeps the parsed answer as JSON text: the same value again.
-                result.value, result.structured = json.loads(result.output), True
-                run.ctx.record(result)
+                # The checkpoint keeps the parsed answer as JSON text: the same value again
+                # (a checkpoint from before answers were parsed stays text).
+                with contextlib.suppress(ValueError):
+                    result.value, result.structured = json.loads(result.output), True
+                    run.ctx.record(result)
             return result
 
     run.cancel.raise_if_cancelled()
