@@ -30,6 +30,7 @@ from loopkit.engine.events import (
     ApprovalResolved,
     BudgetWarning,
     Event,
+    OutputTruncated,
     PlanMade,
     RunFinished,
     RunStarted,
@@ -327,6 +328,11 @@ class ConsoleSink(Sink):
     def _on_tool_called(self, e: ToolCalled) -> None:
         mark = "[x]" if e.is_error else "[ok]"
         self._print(f"   tool {e.name} {mark} ({format_ms(e.duration_ms)})")
+
+    def _on_output_truncated(self, e: OutputTruncated) -> None:
+        cap = f"the output cap of {e.limit} tokens" if e.limit else "the model's own output limit"
+        kept = " (allowed: the step keeps the cut answer)" if e.allowed else ""
+        self._print(f"[!] {e.label or e.key}: the answer was cut at {cap}{kept}")
 
     def _on_plan_made(self, e: PlanMade) -> None:
         chosen = ", ".join(s["template"] for s in e.steps) or "no more steps"
