@@ -225,7 +225,7 @@ def test_a_checker_list_passes_only_when_every_checker_passes(
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Verification: Maker=['Summary']\n              | Checker=Fact Verifier, style\n" in out
-    assert "  Round 1: [x] FAIL (score: 0.40)\n    - too long\n" in out
+    assert "  Round 1: [x] FAIL (score: 0.40)\n    - style: too long\n" in out
     assert "  Round 2: [ok] PASS (score: 0.85)" in out
     checkers = [r for r in server.completed() if r.is_checker]
     assert len(checkers) == 4  # both checkers, both rounds
