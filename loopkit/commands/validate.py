@@ -95,12 +95,14 @@ def handle(args: argparse.Namespace) -> int:
     results: list[Result] = []
     empty: list[str] = []
     if args.paths:
-        files, projects, missing = _collect(args.paths)
+        files, projects, inline, missing = _collect(args.paths)
         if missing:
             for path in missing:
                 print(f"loopkit validate: {path}: no such file, folder or loop", file=sys.stderr)
             return 2
         results = [_validate_file(path) for path in files]
+        for context, key in inline:
+            results += _validate_inline(context, [key])
         for project_file in projects:
             results += _validate_project(project_file, results, empty)
         if not results and not empty:
@@ -149,12 +151,15 @@ def handle(args: argparse.Namespace) -> int:
 # ── Collecting and validating ────────────────────────────────────────────
 
 
-def _collect(paths: list[str]) -> tuple[list[Path], list[Path], list[str]]:
-    """Return the loop files, the project files and the paths that name nothing."""
+def _collect(
+    paths: list[str],
+) -> tuple[list[Path], list[Path], list[tuple[ProjectContext, str]], list[str]]:
+    """Return the loop files, project files, inline loops named and paths that name nothing."""
     from loopkit.project import is_project_file
 
     files: list[Path] = []
     projects: list[Path] = []
+    inline: list[tuple[ProjectContext, str]] = []
     missing: list[str] = []
     for raw in paths:
         path = Path(raw)
@@ -166,6 +171,8 @@ def _collect(paths: list[str]) -> tuple[list[Path], list[Path], list[str]]:
             files.append(path)
         elif (named := _by_name(raw)) is not None:
             files.append(named)
+        elif (written := _inline_by_name(raw)) is not None:
+            inline.append(written)
         else:
             missing.append(raw)
     seen: set[Path] = set()
@@ -175,7 +182,7 @@ def _collect(paths: list[str]) -> tuple[list[Path], list[Path], list[str]]:
         if key not in seen and not is_project_file(file):
             seen.add(key)
             unique.append(file)
-    return unique, list({p.resolve(): p for p in projects}.values()), missing
+    return unique, list({p.resolve(): p for p in projects}.values()), inline, missing
 
 
 def _by_name(name: str) -> Path | None:
@@ -189,6 +196,19 @@ def _by_name(name: str) -> Path | None:
         return find_project().resolve_loop(name)
     except SpecError:
         return None
+
+
+def _inline_by_name(name: str) -> tuple[ProjectContext, str] | None:
+    """Return the project and key of the loop called ``name`` written inline in its project file."""
+    from loopkit.errors import SpecError
+    from loopkit.project import find_project
+
+    try:
+        context = find_project()
+    except SpecError:
+        return None
+    key = context.inline_key(name)
+    return (context, key) if key is not None and context.file is not None else None
 
 
 _CONTEXTS: dict[Path, ProjectContext] = {}
@@ -308,8 +328,11 @@ def _problem_file(exc: Exception) -> str:
     return problems[0].file if problems and problems[0].file else "loopkit.yaml"
 
 
-def _validate_inline(context: ProjectContext) -> list[Result]:
-    """Check the loops written inline in the project file (the first release's form)."""
+def _validate_inline(context: ProjectContext, keys: list[str] | None = None) -> list[Result]:
+    """Check the loops written inline in the project file (the first release's form).
+
+    ``keys``: only these loops of the ``loops:`` map (default: every one).
+    """
     from loopkit import lrs
 
     if not context.project.loops:
@@ -317,6 +340,8 @@ def _validate_inline(context: ProjectContext) -> list[Result]:
     shown = _show(context.file) if context.file else "loopkit.yaml"
     results = []
     for key, loop in context.project.loops.items():
+        if keys is not None and key not in keys:
+            continue
         problems = context.inline_problems(key, _skill_names(context))
         result = Result(file=shown, name=loop.name)
         for p in problems:

@@ -315,6 +315,13 @@ def test_inline_loops_of_a_project_file_validate(inline: Path) -> None:
     assert "  [ok] Maker/Checker separation enforced" in lines
 
 
+def test_an_inline_loop_validates_by_name(inline: Path) -> None:
+    done = cli("loopkit", "validate", "summary", cwd=inline)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("summary — LRS: ")
+
+
 def test_an_inline_loop_runs_by_name_and_by_its_project_file(inline: Path) -> None:
     by_name = cli("loopkit", "run", "summary", "--dry-run", cwd=inline)
     by_file = cli(
