@@ -109,6 +109,16 @@ def test_the_first_release_settings_become_the_project_defaults(release: Path) -
     assert defaults.enforce_maker_checker is True
 
 
+def test_loopkit_yaml_wins_over_loopcode_yaml_in_the_same_folder(tmp_path: Path) -> None:
+    (tmp_path / "loopcode.yaml").write_text("name: old\n")
+    (tmp_path / "loopkit.yaml").write_text("name: new\n")
+    (tmp_path / "loops").mkdir()
+
+    context = find_project(tmp_path / "loops")
+
+    assert (context.file, context.project.name) == (tmp_path / "loopkit.yaml", "new")
+
+
 def test_a_folder_holding_only_loopcode_yaml_validates(tmp_path: Path) -> None:
     shutil.copy(FIXTURES / "last" / "loopcode.yaml", tmp_path / "loopcode.yaml")
 
