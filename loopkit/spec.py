@@ -403,7 +403,8 @@ class Verify(SpecModel):
 
     maker: Names = Field(min_length=1, description="Labels of the steps whose output is checked.")
     checker: Annotated[str | list[str], BeforeValidator(_checker)] = Field(
-        description="A subagent name (role verifier) or the built-in 'Adversarial Verifier'."
+        description="A subagent (role verifier), or else the built-in adversarial verifier under "
+        "this name (e.g. 'Adversarial Verifier'); a list is several checkers that must all pass."
     )
     max_rounds: int | None = Field(default=None, ge=1, le=20)
     auto_retry: bool | None = None

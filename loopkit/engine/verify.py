@@ -216,7 +216,7 @@ async def verify_round(
                 *await run_tool_calls(run, f"verify.{name}", name, response, by_name),
             ]
         verdicts.append(parse_verdict(response.content, verify.effective_pass_score))
-    verdict = _combine(verdicts)
+    verdict = _combine(verdicts, verify.checkers)
     duration = (time.perf_counter() - started) * 1000
     await run.save_checkpoint(
         Checkpoint(
@@ -242,7 +242,8 @@ async def _checker_tools(run: Run, name: str) -> tuple[list[Tool], str]:
     return tools, await run.tool_provider.instructions_for(as_step, run.loop)
 
 
-def _combine(verdicts: list[Verdict]) -> Verdict:
+def _combine(verdicts: list[Verdict], names: list[str]) -> Verdict:
+    """Return the verdict of several checkers: all must pass; each issue names its checker."""
     if len(verdicts) == 1:
         return verdicts[0]
     scores = [v.score for v in verdicts]
@@ -250,6 +251,9 @@ def _combine(verdicts: list[Verdict]) -> Verdict:
     return Verdict(
         passed=all(v.passed for v in verdicts),
         score=min(known) if len(known) == len(scores) else None,
-        issues=[i for v in verdicts for i in v.issues],
-        reason="; ".join(v.reason for v in verdicts if v.reason) or None,
+        issues=[f"{name}: {i}" for name, v in zip(names, verdicts, strict=True) for i in v.issues],
+        reason="; ".join(
+            f"{name}: {v.reason}" for name, v in zip(names, verdicts, strict=True) if v.reason
+        )
+        or None,
     )
