@@ -94,8 +94,8 @@ class BudgetExceeded(RunError):
     """A hard budget limit would be or was exceeded.
 
     ``limit`` names the budget dimension (``maxTokens``, ``maxCostUsd``,
-    ``maxDurationMinutes``, ``maxIterations``); ``allowed`` and ``observed``
-    are in that dimension's unit.
+    ``maxDurationMinutes``, ``maxIterations``, ``maxModelCalls``); ``allowed``
+    and ``observed`` are in that dimension's unit.
     """
 
     limit: str = ""

@@ -98,6 +98,7 @@ function budgetDetail(budget: Json | undefined): string {
   if (b.maxCostUsd !== undefined) parts.push(`$${b.maxCostUsd}`);
   if (b.maxDurationMinutes !== undefined) parts.push(`${b.maxDurationMinutes} min`);
   if (b.maxIterations !== undefined) parts.push(`${b.maxIterations} iterations`);
+  if (b.maxModelCalls !== undefined) parts.push(`${b.maxModelCalls} calls`);
   return parts.join(" · ") || "no limits set";
 }
 

@@ -95,6 +95,8 @@ class RunResult:
     steps: int
     requests: int
     verdicts: list[Verdict]
+    #: Passes of the loop begun (``maxIterations`` counts them); ``requests`` are model calls.
+    iterations: int = 0
     error: str | None = None
     error_code: str | None = None
     limit: str | None = None
@@ -131,7 +133,7 @@ class Run:
         self.project = project
         self.id = self.options.run_id or new_run_id()
         self.seq = self.options.start_seq
-        self.budget = BudgetTracker(BudgetLimits.from_spec(loop.budget or _project_budget(project)))
+        self.budget = BudgetTracker(BudgetLimits.from_spec(spec.effective_budget(loop, project)))
         self.checkpoints: dict[str, Checkpoint] = {}
         self.makers: set[str] = set(loop.verify.maker) if loop.verify else set()
         self.prompts = {
@@ -283,7 +285,7 @@ class Run:
             round=round_,
             resumed=True,
         )
-        self.budget.record(tokens, checkpoint.cost, iterations=checkpoint.requests)
+        self.budget.record(tokens, checkpoint.cost, calls=checkpoint.requests)
         self.ctx.record(result)
         self.agent_runs += 1
         self.emit(StepStarted(key=key, label=checkpoint.label, kind="agent", round=round_))
@@ -446,6 +448,8 @@ class Run:
         verify = self.loop.verify
         round_, feedback = 1, list[str]()
         while True:
+            # One iteration: the pipeline and one verification round (a retry is the next).
+            self.budget.begin_iteration(round_)
             self.ctx.set_round(round_, feedback)
             await run_steps(self, self.loop.pipeline, "pipeline", round_)
             if verify is None:
@@ -457,7 +461,8 @@ class Run:
             self.rounds = round_
             self.verdicts.append(verdict)
             max_rounds = verify.effective_max_rounds
-            will_retry = not verdict.passed and verify.effective_auto_retry and round_ < max_rounds
+            retry = not verdict.passed and verify.effective_auto_retry and round_ < max_rounds
+            will_retry = retry and self.budget.allows_iteration(round_ + 1)
             self.emit(
                 VerificationRound(
                     round=round_,
@@ -475,6 +480,8 @@ class Run:
             )
             if verdict.passed:
                 return "succeeded"
+            if retry and not will_retry:
+                raise self.budget.iteration_exceeded(round_ + 1)
             if not will_retry:
                 return "verification_failed"
             feedback = verdict.issues or [verdict.reason or "the checker did not pass the work"]
@@ -522,7 +529,7 @@ class Run:
         rec.duration_ms = duration_ms
         rec.tokens = self.budget.tokens.as_dict()
         rec.cost = cost
-        rec.requests = self.budget.iterations
+        rec.requests = self.budget.calls
         rec.steps = self.agent_runs
         rec.rounds = self.rounds
         rec.error = error
@@ -544,7 +551,8 @@ class Run:
                 cost=self.budget.cost,
                 cost_known=self.budget.cost_known,
                 steps=self.agent_runs,
-                requests=self.budget.iterations,
+                requests=self.budget.calls,
+                iterations=self.budget.iterations,
                 rounds=self.rounds,
                 error=error,
                 error_code=code,
@@ -567,8 +575,9 @@ class Run:
             duration_ms=duration_ms,
             rounds=self.rounds,
             steps=self.agent_runs,
-            requests=self.budget.iterations,
+            requests=self.budget.calls,
             verdicts=self.verdicts,
+            iterations=self.budget.iterations,
             error=error,
             error_code=code,
             limit=limit,
@@ -650,10 +659,6 @@ def _text_fields(event: Event) -> tuple[str, ...]:
     return tuple(
         n for n in vars(event) if n not in _STRUCTURAL and declared.get(n) not in _NOT_TEXT
     )
-
-
-def _project_budget(project: spec.Project | None) -> spec.Budget | None:
-    return project.defaults.budget if project and project.defaults else None
 
 
 def new_run_id() -> str:
