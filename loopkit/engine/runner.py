@@ -320,6 +320,13 @@ class Run:
                 )
             if previous.status == "succeeded":
                 raise ConfigError(f"run '{self.id}' already succeeded; there is nothing to resume")
+            if previous.dry_run != self.llm.dry_run:
+                # One record, one kind of run: a dry pass must never complete a live one.
+                raise ConfigError(
+                    f"run '{self.id}' was a live run; resume it without --dry-run"
+                    if not previous.dry_run
+                    else f"run '{self.id}' was a dry run; resume it with --dry-run"
+                )
             self.record = previous
             self.seq = max(self.seq, previous.seq)
             self.budget.elapsed_before = previous.duration_ms / 1000.0
