@@ -537,6 +537,7 @@ class Run:
         rec.tokens = self.budget.tokens.as_dict()
         rec.cost = cost
         rec.requests = self.budget.calls
+        rec.iterations = self.budget.iterations
         rec.steps = self.agent_runs
         rec.rounds = self.rounds
         rec.error = error

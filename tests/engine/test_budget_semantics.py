@@ -243,6 +243,8 @@ async def test_a_resumed_run_counts_its_earlier_calls_and_passes_once(server: LL
 
     assert result.status == "succeeded"
     assert (result.requests, result.iterations, result.rounds) == (4, 2, 2)
+    record = store.get_run(first.id)
+    assert record is not None and (record.requests, record.iterations) == (4, 2)
     assert [e.resumed for e in sink.of_type("step_finished")] == [True, False]
     assert roles(server) == ["maker", "checker", "maker", "checker"]
 
