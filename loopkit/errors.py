@@ -73,6 +73,13 @@ class ConfigError(LoopKitError):
     code = "config_error"
 
 
+class ResumeRefused(ConfigError):
+    """A run cannot be resumed as asked: no such run, another loop's, already
+    succeeded, or a live run resumed dry (or the reverse). Its record is left as it was."""
+
+    code = "resume_refused"
+
+
 @dataclass
 class RunError(LoopKitError):
     """A run could not finish as asked."""

@@ -40,6 +40,7 @@ from loopkit.errors import (
     Cancelled,
     ConfigError,
     LoopKitError,
+    ResumeRefused,
     RunError,
 )
 from loopkit.llm import LLM, default_model
@@ -313,16 +314,18 @@ class Run:
         if self.options.resume:
             previous = await self._store(self.store.get_run, self.id) if self.store else None
             if previous is None:
-                raise ConfigError(f"there is no run '{self.id}' to resume (see 'loopkit status')")
+                raise ResumeRefused(f"there is no run '{self.id}' to resume (see 'loopkit status')")
             if previous.loop != self.loop.name:
-                raise ConfigError(
+                raise ResumeRefused(
                     f"run '{self.id}' belongs to loop '{previous.loop}', not '{self.loop.name}'"
                 )
             if previous.status == "succeeded":
-                raise ConfigError(f"run '{self.id}' already succeeded; there is nothing to resume")
+                raise ResumeRefused(
+                    f"run '{self.id}' already succeeded; there is nothing to resume"
+                )
             if previous.dry_run != self.llm.dry_run:
                 # One record, one kind of run: a dry pass must never complete a live one.
-                raise ConfigError(
+                raise ResumeRefused(
                     f"run '{self.id}' was a live run; resume it without --dry-run"
                     if not previous.dry_run
                     else f"run '{self.id}' was a dry run; resume it with --dry-run"

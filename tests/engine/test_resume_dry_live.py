@@ -53,7 +53,7 @@ async def test_a_failed_live_run_cannot_be_resumed_as_a_dry_run(server: LLMServe
         options=RunOptions(run_id=live.id, resume=True),
     )
 
-    assert (dry.status, dry.error_code) == ("failed", "config_error")
+    assert (dry.status, dry.error_code) == ("failed", "resume_refused")
     assert dry.error == f"run '{live.id}' was a live run; resume it without --dry-run"
     assert store.get_run(live.id) == before  # the live record is untouched
     assert before is not None and (before.status, before.dry_run) == ("failed", False)
@@ -74,7 +74,7 @@ async def test_a_stopped_dry_run_cannot_be_resumed_as_a_live_run(server: LLMServ
         options=RunOptions(run_id=dry.id, resume=True),
     )
 
-    assert live.status == "failed"
+    assert (live.status, live.error_code) == ("failed", "resume_refused")
     assert live.error == f"run '{dry.id}' was a dry run; resume it with --dry-run"
     assert server.requests == []
     record = store.get_run(dry.id)
@@ -137,3 +137,26 @@ def test_the_cli_refuses_a_dry_resume_of_a_failed_live_run_and_resumes_it_live(
     after = json.loads(record_file.read_text())
     assert (after["status"], after["dry_run"], after["requests"]) == ("succeeded", False, 2)
     assert server.count("Step A") == 1  # answered from its checkpoint on resume
+
+
+def test_the_transcript_resumes_a_dry_run_dry_and_offers_no_resume_after_a_refusal(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "loops").mkdir()
+    (tmp_path / "loops" / "three.yaml").write_text(THREE + "budget:\n  maxModelCalls: 1\n")
+
+    stopped = cli(tmp_path, "three", "--dry-run")
+    assert stopped.returncode == 1, stopped.stderr
+    (run_dir,) = (tmp_path / ".loopkit" / "state" / "runs").iterdir()
+    run_id = run_dir.name
+    assert stopped.stdout.splitlines()[-1] == (
+        f"Run: {run_id} (continue with: loopkit run three --dry-run --resume {run_id})"
+    )
+
+    refused = cli(tmp_path, "three", "--resume", run_id)
+    assert refused.returncode == 1
+    lines = refused.stdout.splitlines()
+    assert (
+        f"[x] Loop 'three' failed: run '{run_id}' was a dry run; resume it with --dry-run" in lines
+    )
+    assert not any("continue with" in line for line in lines)
