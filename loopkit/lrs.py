@@ -42,6 +42,9 @@ BLOCKED_CAP = 49
 #: What the one-click fixes propose.
 DEFAULT_BUDGET = {"maxTokens": 200000, "maxDurationMinutes": 30, "maxCostUsd": 5}
 DEFAULT_MAX_MODEL_CALLS = 50
+#: The fewest answer tokens the engine sends a call with (``loopkit.engine.budget.MIN_OUTPUT``,
+#: not imported: scoring stays free of the engine).
+MIN_OUTPUT = 64
 DEFAULT_TIMEOUT_SECONDS = 120
 DEFAULT_RETRIES = 2
 DEFAULT_SECRET_ENV = "LOOPKIT_WEBHOOK_SECRET"
@@ -414,7 +417,21 @@ def _budget(s: _Scorer) -> int:
             "a limit on tokens, cost and wall time each stops a different kind of runaway",
             Fix("Complete the budget", {"budget": missing}),
         )
-    return sum(_BUDGET_POINTS[d] for d in limits)
+    points = sum(_BUDGET_POINTS[d] for d in limits)
+    calls = sum(_calls_of_one_pass(s.loop))
+    least = calls * MIN_OUTPUT
+    if budget.max_tokens is not None and budget.max_tokens < least:
+        s.add(
+            "block",
+            "budget",
+            f"maxTokens {budget.max_tokens} is below the {least} tokens one pass needs at the "
+            f"least ({calls} model calls x {MIN_OUTPUT} answer tokens)",
+            f"the engine sends a call only with room for {MIN_OUTPUT} answer tokens, prompts "
+            "not counted: every run would stop as budget_exceeded before its first pass ends",
+            Fix("Raise maxTokens", {"budget": {"maxTokens": DEFAULT_BUDGET["maxTokens"]}}),
+        )
+        points -= _BUDGET_POINTS["maxTokens"]
+    return points
 
 
 # ── Termination: 10 ──────────────────────────────────────────────────────

@@ -431,3 +431,27 @@ def test_the_schema_documents_both_limits() -> None:
     assert budget["maxModelCalls"]["description"] == (
         "Model calls of the run (tool-use turns and checker calls included)."
     )
+
+
+def test_the_lrs_blocks_a_token_limit_too_small_for_one_pass() -> None:
+    loop = make_loop(
+        pipeline=agents("A", "B"),
+        verify={"maker": "B", "checker": "Adversarial Verifier", "maxRounds": 1},
+        budget={"maxTokens": 150, "maxCostUsd": 1, "maxDurationMinutes": 5},
+    )
+    report = lrs.score(loop)
+    (blocking,) = [f for f in report.findings if f.level == "block"]
+    assert (blocking.dimension, blocking.message) == (
+        "budget",
+        "maxTokens 150 is below the 192 tokens one pass needs at the least "
+        "(3 model calls x 64 answer tokens)",
+    )
+    assert {d.key: d.points for d in report.dimensions}["budget"] == 20 - 7
+    enough = loop.model_copy(update={"budget": spec.Budget(max_tokens=192)})
+    assert not lrs.score(enough).blocked
+
+
+def test_the_lrs_knows_the_engines_smallest_answer() -> None:
+    from loopkit.engine.budget import MIN_OUTPUT
+
+    assert lrs.MIN_OUTPUT == MIN_OUTPUT
