@@ -206,6 +206,8 @@ class _References:
             self.walk_all(node.else_, guards, in_for=in_for, in_macro=in_macro)
             return
         elif isinstance(node, nodes.Macro | nodes.CallBlock):
+            if isinstance(node, nodes.Macro):
+                self.local.add(node.name)
             self.walk_all(node.iter_child_nodes(), guards, in_for=in_for, in_macro=True)
             return
         self.walk_all(node.iter_child_nodes(), guards, in_for=in_for, in_macro=in_macro)
