@@ -36,7 +36,6 @@ b``, the chain ``X`` is known to exist. Only the last lookup is guarded:
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from typing import Any
 
 from jinja2 import nodes
 
-from loopkit import spec
+from loopkit import spec, webhooks
 from loopkit.errors import Problem
 from loopkit.templating import TemplateSyntaxError, environment
 
@@ -71,6 +70,7 @@ COMPLETION_PAYLOAD = ("loop", "run_id", "status", "depth")
 CUSTOM_EVENT_PAYLOAD = ("event", "data", "depth")
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _STR_ATTRIBUTES = frozenset(dir(str))
+_METHODS = _DICT_ATTRIBUTES | _STR_ATTRIBUTES | frozenset(dir(list))
 
 
 @dataclass(frozen=True)
@@ -502,13 +502,6 @@ def _did_you_mean(name: str, names: Iterable[str]) -> str | None:
     return f"did you mean '{match[0]}'?" if match else None
 
 
-def _webhooks() -> Any:
-    try:
-        return importlib.import_module("loopkit.webhooks")
-    except ImportError:
-        return None
-
-
 class _Checker:
     def __init__(self, loop: spec.Loop, timeline: _Timeline) -> None:
         self.loop = loop
@@ -705,28 +698,30 @@ def _field(ref: Ref, root: str) -> Found:
 
 
 def _webhook_path(ref: Ref, event: str, keys: tuple[Key, ...]) -> Found:
-    webhooks = _webhooks()
-    if webhooks is None:
-        return None
-    path: list[str] = []
+    """Check a webhook payload path against the GitHub event's schema (``loopkit.webhooks``)."""
+    path: list[str | int] = []
     for key in keys:
-        if not isinstance(key, str):
+        if key is None:
             break
         path.append(key)
         known = webhooks.has_path(event, path)
         if known is None:
-            return None
+            return None  # an event LoopKit has no schema for
         if not known:
-            if len(path) > 1 and key in _STR_ATTRIBUTES | _DICT_ATTRIBUTES:
-                return None
-            where = ".".join(path[:-1])
+            if len(path) > 1 and key in _METHODS:
+                return None  # .upper(), .get(...), .index(...): a method of the value
+            where = _payload_text(path[:-1])
             return (
-                f"{ref.text}: the '{event}' webhook payload has no '{key}'"
+                f"{ref.text}: the '{event}' webhook payload has no {key!r}"
                 + (f" under '{where}'" if where else ""),
-                _did_you_mean(key, webhooks.children(event, path[:-1])),
+                _did_you_mean(str(key), webhooks.children(event, path[:-1])),
                 "unknown_reference",
             )
     return None
+
+
+def _payload_text(path: list[str | int]) -> str:
+    return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
 
 
 def _output(ref: Ref, name: str, schema: dict[str, Any] | None, keys: tuple[Key, ...]) -> Found:

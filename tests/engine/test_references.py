@@ -613,3 +613,50 @@ def test_a_templates_references_are_read_once_and_remembered() -> None:
         ("memory", ("d",), (True,)),
     ]
     assert prompt_refs("plain text, no template") == ()
+
+
+PR = {"type": "webhook", "event": "pull_request"}
+
+
+def test_a_github_webhook_payload_path_is_checked_against_the_events_schema() -> None:
+    ok = (
+        "{{ trigger.payload.pull_request.title }} {{ trigger.payload.pull_request.user.login }} "
+        "{{ trigger.payload.action }} {{ trigger.payload.pull_request.title.upper() }} "
+        "{{ trigger.payload.pull_request.head.sha[:7] }}"
+    )
+    assert prompt(ok, trigger=PR) == []
+    assert prompt("{{ trigger.payload.pull_request.titel }}", trigger=PR) == [
+        (
+            "pipeline[0].prompt",
+            "trigger.payload.pull_request.titel: the 'pull_request' webhook payload has no "
+            "'titel' under 'pull_request'",
+            "did you mean 'title'?",
+        )
+    ]
+    assert prompt("{{ trigger.payload.pull_requets.number }}", trigger=PR)[0][1:] == (
+        "trigger.payload.pull_requets.number: the 'pull_request' webhook payload has no "
+        "'pull_requets'",
+        "did you mean 'pull_request'?",
+    )
+
+
+def test_array_items_of_a_webhook_payload_are_checked_by_index() -> None:
+    push = {"type": "webhook", "event": "push"}
+    assert prompt("{{ trigger.payload.commits[0].id }}", trigger=push) == []
+    assert prompt("{{ trigger.payload.commits[0].sah }}", trigger=push)[0][1] == (
+        "trigger.payload.commits[0].sah: the 'push' webhook payload has no 'sah' under 'commits[0]'"
+    )
+
+
+def test_a_when_on_a_webhook_payload_is_checked_too() -> None:
+    pipeline = [{"when": "trigger.payload.pull_request.merged_by.logn", "then": [agent("A")]}]
+    assert found(pipeline=pipeline, trigger=PR)[0][:2] == (
+        "pipeline[0].when",
+        "trigger.payload.pull_request.merged_by.logn: the 'pull_request' webhook payload has "
+        "no 'logn' under 'pull_request.merged_by'",
+    )
+
+
+def test_a_webhook_event_without_a_known_schema_is_not_checked() -> None:
+    custom = {"type": "webhook", "event": "deploy_finished"}
+    assert prompt("{{ trigger.payload.anything.at.all }}", trigger=custom) == []
