@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from jinja2 import nodes
@@ -327,6 +328,41 @@ def _defined(test: nodes.Node) -> frozenset[Chain]:
 # ── The run's timeline ───────────────────────────────────────────────────
 
 
+class _Finished:
+    """The steps finished so far, in run order: name -> (order, None or why it may not have run).
+
+    A template keeps ``(finished, count)`` rather than a copy: the steps it
+    sees are the first ``count`` (a sequence only ever adds to the end).
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict[str, tuple[int, str | None]] | None = None) -> None:
+        self.entries: dict[str, tuple[int, str | None]] = dict(entries or {})
+
+    def add(self, name: str, why: str | None) -> None:
+        if name not in self.entries:
+            self.entries[name] = (len(self.entries), why)
+
+    def copy(self) -> _Finished:
+        return _Finished(self.entries)
+
+    def since(self, count: int) -> list[tuple[str, str | None]]:
+        """Return the steps added after the first ``count``."""
+        return [(name, why) for name, (_, why) in islice(self.entries.items(), count, None)]
+
+    def seen(self) -> tuple[_Finished, int]:
+        return self, len(self.entries)
+
+
+def _finished(seen: tuple[_Finished, int], name: str) -> tuple[bool, str | None]:
+    """Return whether step ``name`` is among the steps ``seen``, and why it may not have run."""
+    entry = seen[0].entries.get(name)
+    if entry is None or entry[0] >= seen[1]:
+        return False, None
+    return True, entry[1]
+
+
 @dataclass
 class _Template:
     """One template to check, and what exists when it renders."""
@@ -334,8 +370,8 @@ class _Template:
     source: str
     path: str
     condition: bool
-    #: Steps finished before it: name -> None (certain) or why it may not have run.
-    done: dict[str, str | None]
+    #: The steps finished before it renders (see ``_Finished``).
+    done: tuple[_Finished, int]
     #: The step the template belongs to (its own output does not exist yet).
     owner: str | None
     owner_path: str
@@ -353,7 +389,7 @@ class _Timeline:
     #: Every step that can be read: name -> (its path, its output schema).
     steps: dict[str, tuple[str, dict[str, Any] | None]] = field(default_factory=dict)
     plans: list[str] = field(default_factory=list)
-    uses: dict[str, list[tuple[dict[str, str | None], str | None, str]]] = field(
+    uses: dict[str, list[tuple[tuple[_Finished, int], str | None, str]]] = field(
         default_factory=dict
     )
 
@@ -365,14 +401,14 @@ class _Timeline:
                 self.steps.setdefault(step.label or path, (path, schema))
                 if isinstance(step, spec.PlanStep):
                     self.plans.append(step.label or path)
-        done: dict[str, str | None] = {}
+        done = _Finished()
         self.sequence(self.loop.pipeline, "pipeline", done)
         for checker in self.loop.verify.checkers if self.loop.verify else []:
             self.use(checker, done, None, "verify")
         for name, agent in self.loop.subagents.items():
             if not agent.prompt:
                 continue
-            uses = self.uses.get(name) or [(done, None, "verify")]
+            uses = self.uses.get(name) or [(done.seen(), None, "verify")]
             for scope, owner, owner_path in uses:
                 note = f" (as the subagent of step '{owner}')" if owner else " (as the checker)"
                 self.templates.append(
@@ -387,66 +423,64 @@ class _Timeline:
                     )
                 )
 
-    def use(
-        self, subagent: str | None, done: dict[str, str | None], owner: str | None, path: str
-    ) -> None:
+    def use(self, subagent: str | None, done: _Finished, owner: str | None, path: str) -> None:
         if subagent is not None and subagent in self.loop.subagents:
-            self.uses.setdefault(subagent, []).append((dict(done), owner, path))
+            self.uses.setdefault(subagent, []).append((done.seen(), owner, path))
 
-    def sequence(self, steps: list[Any], path: str, done: dict[str, str | None]) -> None:
+    def sequence(self, steps: list[Any], path: str, done: _Finished) -> None:
         for index, step in enumerate(steps):
             self.step(step, f"{path}[{index}]", done)
 
-    def step(self, step: Any, path: str, done: dict[str, str | None]) -> None:
+    def step(self, step: Any, path: str, done: _Finished) -> None:
         if isinstance(step, spec.AgentStep):
             name = step.label or path
-            self.add(step.prompt, f"{path}.prompt", dict(done), name, path)
+            self.add(step.prompt, f"{path}.prompt", done.seen(), name, path)
             self.use(step.subagent, done, name, path)
-            done[name] = None
+            done.add(name, None)
         elif isinstance(step, spec.PlanStep):
             name = step.label or path
-            self.add(step.plan, f"{path}.plan", dict(done), name, path)
+            self.add(step.plan, f"{path}.plan", done.seen(), name, path)
             self.use(step.planner, done, name, path)
             for template_name, template in step.templates.items():
                 self.add(
                     template.prompt,
                     f"{path}.templates[{template_name!r}].prompt",
-                    dict(done),
+                    done.seen(),
                     name,
                     path,
                     extra=PLAN_TEMPLATE_NAMES,
                 )
                 self.use(template.subagent or step.executor, done, name, path)
-            done[name] = None
+            done.add(name, None)
         elif isinstance(step, spec.ApprovalStep):
-            self.add(step.approve, f"{path}.approve", dict(done), None, path)
+            self.add(step.approve, f"{path}.approve", done.seen(), None, path)
         elif isinstance(step, spec.SequentialStep):
             self.sequence(step.sequential, f"{path}.sequential", done)
         elif isinstance(step, spec.ParallelStep):
-            before = dict(done)
+            before = done.copy()
+            count = len(before.entries)
             for index, member in enumerate(step.parallel):
-                mine = dict(before)
+                mine = before.copy()
                 self.step(member, f"{path}.parallel[{index}]", mine)
-                for name, why in mine.items():
-                    if name not in before:
-                        done[name] = why
+                for name, why in mine.since(count):
+                    done.add(name, why)
         elif isinstance(step, spec.ConditionalStep):
-            self.add(step.when, f"{path}.when", dict(done), None, path, condition=True)
+            self.add(step.when, f"{path}.when", done.seen(), None, path, condition=True)
+            count = len(done.entries)
             for branch, members in (("then", step.then), ("else", step.else_ or [])):
-                mine = dict(done)
+                mine = done.copy()
                 self.sequence(members, f"{path}.{branch}", mine)
                 why = f"it runs only when the condition at {path}.when is " + (
                     "true" if branch == "then" else "false"
                 )
-                for name, inner in mine.items():
-                    if name not in done:
-                        done[name] = inner or why
+                for name, inner in mine.since(count):
+                    done.add(name, inner or why)
 
     def add(
         self,
         source: str,
         path: str,
-        done: dict[str, str | None],
+        done: tuple[_Finished, int],
         owner: str | None,
         owner_path: str,
         *,
@@ -606,8 +640,9 @@ class _Checker:
         template: _Template,
     ) -> str | None:
         """Say why step ``name`` may be missing when ``template`` renders (None: it is there)."""
-        if name in template.done:
-            return template.done[name]
+        finished, why = _finished(template.done, name)
+        if finished:
+            return why
         if known is None or planned:
             return "the planner chooses which planned steps run"
         if name == template.owner:
