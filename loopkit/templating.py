@@ -347,9 +347,10 @@ def render_bounded(chunks: Iterator[str]) -> str:
     deadline is set before its first chunk is made. Raise ``TemplateLimitError``.
     """
     token = _DEADLINE.set(time.monotonic() + MAX_RENDER_SECONDS)
+    parts: list[str] = []
+    append = parts.append
+    size = 0
     try:
-        parts = []
-        size = 0
         for chunk in chunks:
             size += len(chunk)
             if size > MAX_RENDER_CHARS:
@@ -357,11 +358,10 @@ def render_bounded(chunks: Iterator[str]) -> str:
                     f"rendered more than {MAX_RENDER_CHARS:,} characters "
                     f"(templates are limited to {MAX_RENDER_CHARS:,})"
                 )
-            parts.append(chunk)
-        _check_deadline()
-        return "".join(parts)
+            append(chunk)
     finally:
         _DEADLINE.reset(token)
+    return "".join(parts)
 
 
 @lru_cache(maxsize=8192)
