@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateRuntimeError, TemplateSyntaxError, nodes
-from jinja2.filters import do_center, do_indent, sync_do_join
+from jinja2.filters import do_center, do_indent, make_attrgetter, sync_do_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.utils import generate_lorem_ipsum, pass_eval_context
 from jinja2.visitor import NodeTransformer
@@ -162,11 +162,15 @@ def _indent(value: str, width: int | str = 4, first: bool = False, blank: bool =
 
 @pass_eval_context
 def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
-    items = list(value)
-    if attribute is None:
-        size = sum(len(str(item)) for item in items) + len(str(d)) * max(len(items) - 1, 0)
-        _check_size(size, "join")
-    return sync_do_join(eval_ctx, items, d, attribute)
+    if eval_ctx.autoescape:
+        return sync_do_join(eval_ctx, value, d, attribute)
+    if attribute is not None:
+        value = map(make_attrgetter(eval_ctx.environment, attribute), value)
+    parts = [str(item) for item in value]
+    separator = str(d)
+    if len(parts) > 1 or (parts and len(parts[0]) > MAX_RENDER_CHARS):
+        _check_size(sum(map(len, parts)) + len(separator) * (len(parts) - 1), "join")
+    return separator.join(parts)
 
 
 def _format(value: Any, *args: Any, **kwargs: Any) -> str:

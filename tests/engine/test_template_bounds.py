@@ -61,6 +61,10 @@ def too_big(size: str, what: str) -> str:
             too_big("1,048,576", "+"),
         ),
         ("{{ ['x' * 600000, 'y' * 600000]|join }}", too_big("1,200,000", "join")),
+        (
+            "{% set big = 'x' * 999999 %}{{ ([{'a': big}] * 1000)|join(attribute='a') }}",
+            too_big("999,999,000", "join"),
+        ),
         ("{{ 2 ** 100000000 }}", "would build an integer of more than 4,000 digits"),
         ("{{ 10 ** 5000 }}", "would build an integer of more than 4,000 digits"),
         ("{{ lipsum(100000000) }}", "lipsum() makes at most 100 paragraphs"),
@@ -81,10 +85,11 @@ def test_ordinary_templates_render_as_before() -> None:
         "{% for x in 'ab' %}{{ loop.index }}{{ x }}{{ loop.length }}{% endfor %}|"
         "{{ range(3)|list }}|{{ range(5)|length }}|{{ 3 in range(5) }}|{{ range(4)|reverse|list }}|"
         "{{ range(10)[2:4]|list }}|{{ 7 % 3 }}|{{ 'a' ~ 1 }}|{{ '%3s'|format('x') }}|"
-        "{{ 2 ** 10 }}|{{ 'ab' * 3 }}|{{ [1] + [2] }}|{{ 'x'|center(5) }}|{{ ['a', 'b']|join(',') }}"
+        "{{ 2 ** 10 }}|{{ 'ab' * 3 }}|{{ [1] + [2] }}|{{ 'x'|center(5) }}|{{ ['a', 'b']|join(',') }}|"
+        "{{ [{'n': 1}, {'n': 2}]|join('+', attribute='n') }}"
     )
     assert compile_prompt(source)({}) == (
-        "1a22b2|[0, 1, 2]|5|True|[3, 2, 1, 0]|[2, 3]|1|a1|  x|1024|ababab|[1, 2]|  x  |a,b"
+        "1a22b2|[0, 1, 2]|5|True|[3, 2, 1, 0]|[2, 3]|1|a1|  x|1024|ababab|[1, 2]|  x  |a,b|1+2"
     )
 
 
