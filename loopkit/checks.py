@@ -4,7 +4,7 @@ Labels are unique, makers name existing steps, the checker exists and is not a
 maker, subagents, skills and connectors that steps name are defined, every
 template (prompts, ``when:``, subagent prompts, approval questions, plan
 templates) compiles, and what each template reads will exist when it renders
-(``loopkit.references``). Every problem is returned at once.
+(``loopkit.template_context``). Every problem is returned at once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Collection
 
 from loopkit import spec
 from loopkit.errors import Problem
-from loopkit.references import check_templates, condition_refs, prompt_refs
+from loopkit.references import condition_refs, prompt_refs
+from loopkit.template_context import check_templates
 from loopkit.templating import TemplateSyntaxError
 
 

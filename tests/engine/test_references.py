@@ -1,4 +1,4 @@
-"""Static checking of what templates read: each rule, accepted and refused, with its message."""
+"""Static checking of what templates read (loopkit.references, loopkit.template_context)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from loopkit.errors import Problem, SpecError
-from loopkit.references import check_templates, prompt_refs
+from loopkit.references import prompt_refs
+from loopkit.template_context import check_templates
 from loopkit.yamlio import load_loop, load_loop_file, loop_from_data
 
 ROOT = Path(__file__).resolve().parents[2]
