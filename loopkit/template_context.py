@@ -118,6 +118,35 @@ class _Template:
     note: str = ""
 
 
+def memory_keys(loop: spec.Loop) -> list[str]:
+    """Return the memory keys a run of ``loop`` writes when it succeeds.
+
+    Each agent or plan step's output under its label (its path when it has
+    none), unless ``persistence: minimal``, and ``last_run``. A first run
+    reads them empty (``first_run_memory``), so a template may read them
+    unguarded.
+    """
+    memory = loop.memory
+    if memory is not None and memory.persistence == "minimal":
+        return ["last_run"]
+    names = [
+        step.label or path
+        for path, step in spec.iter_steps(loop.pipeline)
+        if isinstance(step, spec.AgentStep | spec.PlanStep)
+    ]
+    return [*dict.fromkeys(names), "last_run"]
+
+
+def first_run_memory(loop: spec.Loop) -> dict[str, Any]:
+    """Return what the keys ``loop`` writes hold before any run wrote them.
+
+    A step's output is ``""``; ``last_run`` has its fields, empty.
+    """
+    empty: dict[str, Any] = dict.fromkeys(memory_keys(loop), "")
+    empty["last_run"] = {"id": "", "status": "", "finished_at": None}
+    return empty
+
+
 @dataclass
 class _Timeline:
     """Every template of a loop, each with the steps finished before it renders."""
@@ -397,7 +426,7 @@ class _Checker:
             return None
         memory = self.loop.memory
         minimal = memory is not None and memory.persistence == "minimal"
-        written = ["last_run"] if minimal else [*self.timeline.steps, "last_run"]
+        written = memory_keys(self.loop)
         known = key in written or (
             not minimal and self.planned is not None and self.planned.fullmatch(key) is not None
         )

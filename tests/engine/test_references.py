@@ -661,3 +661,27 @@ def test_a_when_on_a_webhook_payload_is_checked_too() -> None:
 def test_a_webhook_event_without_a_known_schema_is_not_checked() -> None:
     custom = {"type": "webhook", "event": "deploy_finished"}
     assert prompt("{{ trigger.payload.anything.at.all }}", trigger=custom) == []
+
+
+async def test_a_first_run_reads_the_memory_keys_its_loop_writes_as_empty() -> None:
+    from loopkit.engine.runner import RunOptions, run_loop
+    from loopkit.llm import LiteLLMProvider
+    from loopkit.memory import InMemoryStore
+    from tests.engine.llm_server import LLMServer, Reply
+
+    loop = load_loop(
+        "name: remembers\n"
+        "model: openai/test\n"
+        "pipeline:\n"
+        "  - prompt: \"Earlier: [{{ memory['Report'] }}] by [{{ memory.last_run.id }}]\"\n"
+        "    label: Report\n"
+    )
+    store = InMemoryStore()
+    with LLMServer() as server:
+        server.default = Reply("the report")
+        llm = LiteLLMProvider(api_base=server.url)
+        first = await run_loop(loop, llm, store=store, options=RunOptions())
+        second = await run_loop(loop, llm, store=store, options=RunOptions())
+        prompts = [r.body["messages"][-1]["content"] for r in server.requests]
+    assert (first.status, second.status) == ("succeeded", "succeeded")
+    assert prompts == ["Earlier: [] by []", f"Earlier: [the report] by [{first.id}]"]
