@@ -299,11 +299,11 @@ def test_an_undeclared_input_in_a_prompt_is_reported_at_its_line_with_a_hint(
         "pipeline:\n"
         "  - prompt: Review {{ inputs.diff }}\n"
     )
-    done = loopkit("validate", str(path))
+    done = loopkit("validate", path.name, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stdout.splitlines() == [
         "review — invalid (1 error)",
-        f"  {path}:6:13: inputs.diff: no input 'diff' is declared (pipeline[0].prompt)",
+        "  review.yaml:6:13: inputs.diff: no input 'diff' is declared (pipeline[0].prompt)",
         "    hint: did you mean 'diffs'?",
     ]
 
@@ -313,12 +313,12 @@ def test_a_number_too_long_for_python_is_a_positioned_error_not_a_traceback(
 ) -> None:
     path = tmp_path / "huge.yaml"
     path.write_text(f"name: huge\npipeline:\n  - prompt: a\n    retries: {'9' * 5000}\n")
-    done = loopkit("validate", str(path))
+    done = loopkit("validate", path.name, cwd=tmp_path)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stdout.splitlines()[:3] == [
         "huge — invalid (1 error)",
-        f"  {path}:4:14: this number is too large (5,000 characters); numbers in a loop file "
+        "  huge.yaml:4:14: this number is too large (5,000 characters); numbers in a loop file "
         "are limited to 4,000 digits",
         "    hint: quote it to keep it as text",
     ]
