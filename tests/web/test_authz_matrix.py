@@ -146,13 +146,19 @@ def assert_outcome(case: Case, response: Any, outcome: str) -> None:
     elif outcome == "login":
         if case.is_api:
             assert status == 401, described
-            assert response.json() == {"message": "authentication required", "details": []}
+            assert response.json() == {
+                "code": "unauthenticated",
+                "message": "authentication required",
+                "details": [],
+            }
         else:
             assert status == 302 and location.startswith(LOGIN_PATH), described
     else:
         assert status == int(outcome), described
         if case.is_api:
-            assert set(response.json()) == {"message", "details"}, described
+            body = response.json()
+            assert set(body) == {"code", "message", "details"}, described
+            assert body["code"] == {403: "forbidden", 404: "not_found"}[status], described
 
 
 def _matrix() -> Iterator[Any]:
