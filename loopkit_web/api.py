@@ -26,7 +26,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.security import HttpBearer, SessionAuth
 
 from loopkit_web.accounts.models import ApiToken
-from loopkit_web.errors import ApiError, Unauthorized, code_for
+from loopkit_web.errors import INVALID_TOKEN_MESSAGE, ApiError, Unauthorized, code_for
 from loopkit_web.paths import register_id_converter
 
 register_id_converter()
@@ -34,7 +34,6 @@ register_id_converter()
 logger = logging.getLogger(__name__)
 
 
-INVALID_TOKEN_MESSAGE = "invalid or revoked API token"
 CSRF_MESSAGE = "csrf check failed: send the X-CSRFToken header, or use an API token"
 
 

@@ -23,6 +23,8 @@ from ninja import Schema
 # PostgreSQL a DataError).
 MAX_ID = 2**63 - 1
 
+INVALID_TOKEN_MESSAGE = "invalid or revoked API token"
+
 
 class ApiError(Exception):
     """A request the API refuses: an HTTP status, a stable code and a message.
