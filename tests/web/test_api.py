@@ -26,7 +26,7 @@ def test_an_unknown_api_path_is_a_json_404() -> None:
     response = Client().get("/api/nothing/here")
 
     assert response.status_code == 404
-    assert response.json() == {"message": "not found", "details": []}
+    assert response.json() == {"code": "not_found", "message": "not found", "details": []}
 
 
 def test_an_unknown_page_is_an_html_404() -> None:
