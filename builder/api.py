@@ -101,7 +101,7 @@ def validate(request: HttpRequest, body: ValidateIn) -> Any:
     return services.validate(body.yaml, body.spec).as_dict()
 
 
-@router.get("", response={200: list[LoopSummaryOut], **errors(404)})
+@router.get("", response={200: list[LoopSummaryOut], **errors()})
 def list_loops(request: HttpRequest) -> Any:
     """List the current team's loops (an API token's team for tokens)."""
     return Loop.objects.for_current_team(request).order_by("name")
