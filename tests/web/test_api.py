@@ -183,3 +183,26 @@ def test_an_invalid_bearer_token_is_a_json_401_not_a_csrf_403(
         "message": "invalid or revoked API token",
         "details": [],
     }
+
+
+def test_no_two_api_schemas_share_a_name() -> None:
+    """The OpenAPI keys components by class name: a second ``RunOut`` replaced the first."""
+    from ninja import Schema
+
+    from loopkit_web.api import api
+
+    api.get_openapi_schema()  # imports every router and its schemas
+    ours = ("builder", "dashboard", "runs", "loopkit_web")
+    seen: dict[str, list[str]] = {}
+    pending = list(Schema.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.split(".")[0] in ours:
+            seen.setdefault(cls.__name__, []).append(cls.__module__)
+    shared = {name: sorted(set(mods)) for name, mods in seen.items() if len(set(mods)) > 1}
+    assert shared == {}
+    documented = api.get_openapi_schema()["paths"]["/api/dashboard/runs"]["get"]
+    assert documented["responses"][200]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RunPageOut"
+    }
