@@ -199,6 +199,19 @@ def test_it_refuses_a_50_mb_upload_with_413(acme: Any) -> None:
     assert not Loop.objects.exists()
 
 
+def test_a_multipart_body_without_a_boundary_is_a_json_400(acme: Any) -> None:
+    _, _, client = acme
+
+    response = client.post("/api/loops/import", b"junk", content_type="multipart/form-data")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "bad_request",
+        "message": "the multipart body cannot be read: Invalid boundary in multipart: None",
+        "details": [],
+    }
+
+
 def test_a_json_import_may_use_the_whole_import_limit_not_the_request_limit(acme: Any) -> None:
     _, _, client = acme
     padding = "# " + "x" * 900_000 + "\n"  # under the 1 MB per-file limit
