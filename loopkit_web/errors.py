@@ -37,7 +37,7 @@ class ApiError(Exception):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, status: int | None = None, code: str | None = None, **extra: Any
+        self, message: str, status: int | None = None, *, code: str | None = None, **extra: Any
     ) -> None:
         super().__init__(message)
         self.message = message
