@@ -48,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) static/editor node_modules frontend/node_modules .loopkit
+	rm -rf $(VENV) loopkit_web/static/editor node_modules frontend/node_modules .loopkit
