@@ -29,6 +29,7 @@ _STRIPPED = (
     "DEBUG",
     "SECRET_KEY",
     "ALLOWED_HOSTS",
+    "LOOPKIT_HOME",
     "LOOPKIT_VAR_DIR",
     "LOOPKIT_HUEY_IMMEDIATE",
     "LOOPKIT_CHANNEL_LAYER",
@@ -40,10 +41,14 @@ def child_env(**overrides: str) -> dict[str, str]:
     """Return an environment for a child process: the machine's, minus test settings.
 
     ``LOOPKIT_CHILD_SETTINGS`` picks another settings module for children
-    (default ``loopkit_web.settings``).
+    (default ``loopkit_web.settings``). Children run in the development mode
+    (``DEBUG=true``, as ``make run``) with their files in the test process's
+    temporary ``LOOPKIT_HOME`` unless *overrides* say otherwise.
     """
     env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
     env["DJANGO_SETTINGS_MODULE"] = os.environ.get("LOOPKIT_CHILD_SETTINGS", "loopkit_web.settings")
+    env["DEBUG"] = "true"
+    env["LOOPKIT_HOME"] = os.environ.get("LOOPKIT_HOME") or os.environ.get("LOOPKIT_VAR_DIR", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(overrides)
     return env

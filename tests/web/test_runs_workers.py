@@ -79,7 +79,7 @@ class Db:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[str, str], Db]]:
     """Yield (child environment, database reader) for one deployment setting."""
     common = {
-        "LOOPKIT_VAR_DIR": str(tmp_path / "var"),
+        "LOOPKIT_HOME": str(tmp_path / "var"),
         "LOOPKIT_HUEY_IMMEDIATE": "false",
         "LOOPKIT_RUN_HEARTBEAT_SECONDS": "0.3",
         "LOOPKIT_RUN_STALE_SECONDS": "2",

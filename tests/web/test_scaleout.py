@@ -51,7 +51,7 @@ def test_scale_out_settings_migrate_serve_and_run_tasks(
     env = child_env(
         DATABASE_URL=pg_url,
         REDIS_URL=redis_url,
-        LOOPKIT_VAR_DIR=str(tmp_path / "var"),
+        LOOPKIT_HOME=str(tmp_path / "var"),
         LOOPKIT_HUEY_IMMEDIATE="false",
         CHANNEL_NAME=f"scaleout-{uuid.uuid4().hex}",
     )
