@@ -26,7 +26,11 @@ class BuildPyWithAssets(build_py):
 
     def run(self) -> None:
         if not getattr(self, "editable_mode", False):
-            missing = [str(BUNDLE_DIR / name) for name in BUNDLES if not (ROOT / BUNDLE_DIR / name).is_file()]
+            missing = [
+                str(BUNDLE_DIR / name)
+                for name in BUNDLES
+                if not (ROOT / BUNDLE_DIR / name).is_file()
+            ]
             if missing:
                 raise SystemExit(
                     f"error: {', '.join(missing)} missing: the wheel must carry the built editor "
