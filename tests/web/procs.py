@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,6 +77,27 @@ def manage(
 def shell(script: Path, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a Python file inside ``manage.py shell``."""
     return manage("shell", "-c", script.read_text(), env=env, **kwargs)
+
+
+def clone_like_copy(dest: Path) -> Path:
+    """Copy the files a clone of this working tree would have into *dest*."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        rel = raw.decode()
+        source = REPO / rel
+        if not source.is_file():
+            continue  # deleted in the working tree
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return dest
 
 
 def free_port() -> int:

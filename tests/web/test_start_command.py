@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,30 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .procs import REPO, child_env, free_port, manage
+from .procs import child_env, clone_like_copy, free_port, manage
 
 STARTUP_TIMEOUT = 90.0
-
-
-def clone_like_copy(dest: Path) -> Path:
-    """Copy the files a clone of this working tree would have into *dest*."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for raw in listed:
-        if not raw:
-            continue
-        rel = raw.decode()
-        source = REPO / rel
-        if not source.is_file():
-            continue  # deleted in the working tree
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    return dest
 
 
 def children_of(pid: int) -> list[int]:
