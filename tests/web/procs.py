@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+import service_urls
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: Where the scale-out tests make (and drop) their throw-away PostgreSQL databases.
-PG_ADMIN_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = service_urls.PG_ADMIN_URL
 
 # Variables of the test process that must not leak into a child's settings.
 _STRIPPED = (

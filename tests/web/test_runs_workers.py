@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import service_urls
 
 from loopkit import yamlio
 
 from .procs import REPO, child_env, fresh_pg_database, manage, shell, skip_or_fail
 
 SCRIPTS = Path(__file__).parent / "scripts"
-# Redis database 13: the foundation's scale-out test uses 12.
-REDIS_RUNS_URL = os.environ.get("LOOPKIT_TEST_RUNS_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_RUNS_URL = os.environ.get(
+    "LOOPKIT_TEST_RUNS_REDIS_URL", service_urls.redis_url("runs_workers")
+)
 
 CRASH_LOOP = yamlio.dump(
     yamlio.loop_from_data(

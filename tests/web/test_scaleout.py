@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import service_urls
 
 from .procs import REPO, child_env, fresh_pg_database, manage, shell, skip_or_fail
 
 pytestmark = pytest.mark.services
 
 SCRIPTS = Path(__file__).parent / "scripts"
-REDIS_TEST_URL = os.environ.get("LOOPKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_TEST_URL = os.environ.get("LOOPKIT_TEST_REDIS_URL", service_urls.redis_url("scaleout"))
 
 
 @pytest.fixture
