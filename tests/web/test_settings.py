@@ -128,7 +128,6 @@ def test_the_deploy_checklist_passes_with_tls_settings(tmp_path: Path) -> None:
         DEBUG="false",
         ALLOWED_HOSTS="loopkit.example.com",
         LOOPKIT_HTTPS="true",
-        LOOPKIT_HSTS_PRELOAD="true",
     )
 
     proc = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
