@@ -1,155 +1,48 @@
-"""The loops that ship in loops/: valid, canonical, realistic."""
+"""loopkit.examples: the example loops, read the same way from a checkout and from the wheel."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from loopkit import lrs, spec
-from loopkit.project import find_project
-from loopkit.templating import compile_prompt
-from loopkit.yamlio import dump, load_loop
+from loopkit import examples
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = sorted((ROOT / "loops").glob("*.yaml"))
-CONTEXT = find_project(ROOT)
 
 
-def load(path: Path) -> spec.Loop:
-    return load_loop(path.read_text(), str(path), skills=CONTEXT.skills().names())
+def test_it_lists_every_example_loop_of_the_checkout() -> None:
+    assert examples.names() == sorted(p.stem for p in (ROOT / "loops").glob("*.yaml"))
+    assert {"pr-review", "daily-triage"} <= set(examples.names())
 
 
-def test_there_are_the_seeds_two_loops_and_at_least_four_more() -> None:
-    names = {path.stem for path in FILES}
-    assert {"pr-review", "daily-triage"} <= names
-    assert len(names) >= 6
+def test_it_reads_an_example_by_name() -> None:
+    assert examples.read("pr-review") == (ROOT / "loops" / "pr-review.yaml").read_text()
+    assert examples.filename("daily-triage") == "daily-triage.yaml"
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_each_example_validates_and_round_trips_byte_identical(path: Path) -> None:
-    text = path.read_text()
-    loop = load(path)
-    assert loop.name == path.stem
-    assert dump(loop) == text
+def test_an_unknown_name_lists_the_examples() -> None:
+    with pytest.raises(LookupError) as caught:
+        examples.read("nope")
+
+    assert str(caught.value) == (
+        f"no example loop named 'nope': the examples are {', '.join(examples.names())}."
+    )
 
 
-def test_loops_that_remember_render_what_the_last_run_left() -> None:
-    loop = load(ROOT / "loops" / "daily-triage.yaml")
-    first = loop.pipeline[0]
-    assert isinstance(first, spec.AgentStep)
-    context = {"inputs": {"repository": "acme/app"}, "memory": {"Report": "#12 is urgent"}}
-    assert "#12 is urgent" in compile_prompt(first.prompt)(context)
-    assert "(no previous report)" in compile_prompt(first.prompt)({**context, "memory": {}})
+def test_loopkit_serve_without_the_web_extra_says_how_to_install_it() -> None:
+    script = (
+        "import sys; sys.modules['django'] = None; from loopkit.cli import main; "
+        "raise SystemExit(main(['serve']))"
+    )
 
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_each_prompt_renders_with_the_engines_context(path: Path) -> None:
-    loop = load(path)
-    labels = [s.label for _, s in spec.iter_steps(loop.pipeline) if getattr(s, "label", None)]
-    context = {
-        "trigger": {"type": loop.effective_trigger.type, "payload": _Anything()},
-        "inputs": {name: _Anything() for name in loop.inputs},
-        "steps": {label: {"output": "text"} for label in labels},
-        "memory": {},
-        "loop": {"name": loop.name},
-        "round": 1,
-        "feedback": "",
-    }
-    for _, step in spec.iter_steps(loop.pipeline):
-        if isinstance(step, spec.AgentStep):
-            assert compile_prompt(step.prompt)(context).strip()
-
-
-def test_pr_review_has_the_seeds_four_reviewers_as_makers() -> None:
-    loop = load(ROOT / "loops" / "pr-review.yaml")
-    assert loop.verify is not None
-    assert loop.verify.maker == [
-        "Bug Review",
-        "Security Review",
-        "Quality Review",
-        "Performance Review",
-    ]
-    assert loop.verify.checker == "Adversarial Verifier"
-    assert isinstance(loop.trigger, spec.WebhookTrigger) and loop.trigger.event == "pull_request"
-
-
-def test_daily_triage_is_the_seeds_cron_loop_without_verify_or_budget_limits() -> None:
-    loop = load(ROOT / "loops" / "daily-triage.yaml")
-    assert isinstance(loop.trigger, spec.CronTrigger)
-    assert loop.verify is None
-    assert loop.budget == spec.Budget(max_iterations=20)
-    assert lrs.score(loop).grade in ("C", "D", "F")
-
-
-def test_the_examples_use_every_primitive_between_them() -> None:
-    loops = [load(path) for path in FILES]
-    steps = [step for loop in loops for _, step in spec.iter_steps(loop.pipeline)]
-    kinds = {type(step) for step in steps}
-    assert {
-        spec.AgentStep,
-        spec.ParallelStep,
-        spec.SequentialStep,
-        spec.ConditionalStep,
-        spec.ApprovalStep,
-    } <= kinds
-    triggers = {type(loop.trigger) for loop in loops}
-    assert {
-        spec.WebhookTrigger,
-        spec.CronTrigger,
-        spec.EventTrigger,
-        spec.ManualTrigger,
-    } <= triggers
-    assert any(isinstance(lp.trigger, spec.CronTrigger) and lp.trigger.timezone for lp in loops)
-    assert any(loop.subagents for loop in loops)
-    assert {type(c).__name__ for loop in loops for c in loop.connectors.values()} == {
-        "HttpConnector",
-        "McpConnector",
-        "SqlConnector",
-    }
-
-
-class _Anything(dict):  # type: ignore[type-arg]
-    """A payload stand-in: every attribute, key and slice is another stand-in, and text."""
-
-    def __getattr__(self, name: str) -> _Anything:
-        return _Anything()
-
-    def __getitem__(self, key: object) -> _Anything:
-        return _Anything()
-
-    def __str__(self) -> str:
-        return "value"
-
-    def __bool__(self) -> bool:
-        return True
-
-
-def test_each_example_is_valid_against_the_json_schema() -> None:
-    import jsonschema
-    import yaml
-
-    validator = jsonschema.Draft202012Validator(spec.json_schema())
-    for path in FILES:
-        errors = [
-            error.message for error in validator.iter_errors(yaml.safe_load(path.read_text()))
-        ]
-        assert errors == [], path
-
-
-def test_the_json_schema_refuses_what_the_loader_refuses() -> None:
-    import jsonschema
-    import yaml
-
-    validator = jsonschema.Draft202012Validator(spec.json_schema())
-    for name in ("unknown-key", "wrong-type", "missing-checker"):
-        data = yaml.safe_load((ROOT / "tests" / "engine" / "broken" / f"{name}.yaml").read_text())
-        assert not validator.is_valid(data), name
-
-
-def test_the_reference_docs_opening_example_is_a_valid_loop() -> None:
-    import re
-
-    text = (ROOT / "docs" / "loop-yaml.md").read_text()
-    first = re.findall(r"```yaml\n(.*?)```", text, re.S)[0]
-    assert load_loop(first, "docs/loop-yaml.md").name == "pr-review"
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "loopkit serve needs the web app's dependencies: pip install 'loopkit-ai[web]'\n"
+    )
