@@ -22,6 +22,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from whitenoise.compress import Compressor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -274,6 +275,9 @@ STORAGES = {
 # In DEBUG the server finds static files without collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# Source maps (5 MB of Swagger UI's) are for developer tools only: compressing them
+# was most of collectstatic's time, which `loopkit serve` pays at its first start.
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = [*Compressor.SKIP_COMPRESS_EXTENSIONS, "map"]
 
 # --- Production safety ------------------------------------------------------------
 
