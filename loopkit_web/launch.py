@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -49,13 +51,23 @@ class Options:
 
 
 def prepare(options: Options, out: TextIO) -> None:
-    """Migrate, collect static files (DEBUG off), make the first admin and the demo team."""
-    call_command("migrate", interactive=False, verbosity=0)
-    if "channels" in settings.DATABASES:
-        call_command("migrate", database="channels", interactive=False, verbosity=0)
+    """Migrate and collect static files (DEBUG off): what must be done before serving.
+
+    The two are independent (one writes the database, the other files), so they
+    run side by side: on a first start that halves the wait.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        collected = None if settings.DEBUG else pool.submit(collect_static)
+        call_command("migrate", interactive=False, verbosity=0)
+        if "channels" in settings.DATABASES:
+            call_command("migrate", database="channels", interactive=False, verbosity=0)
+        if collected is not None:
+            collected.result()
     out.write("Database migrated.\n")
-    if not settings.DEBUG:
-        collect_static()
+
+
+def make_accounts(options: Options, out: TextIO) -> None:
+    """Make the first admin and (with --demo) the demo team: done while the children boot."""
     ensure_first_admin(out)
     if options.demo:
         account = ensure_demo_account()
@@ -173,8 +185,12 @@ def port_answers(host: str, port: int) -> bool:
         return False
 
 
-def serve(options: Options, out: TextIO, err: TextIO) -> int:
-    """Run the children until a signal or a child's exit; return the exit code."""
+def serve(options: Options, out: TextIO, err: TextIO, meanwhile: Callable[[], None]) -> int:
+    """Run the children until a signal or a child's exit; return the exit code.
+
+    *meanwhile* runs once the children are started (they take seconds to import
+    and bind); the URL is printed after it returned and the port answers.
+    """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"]}
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
@@ -188,6 +204,7 @@ def serve(options: Options, out: TextIO, err: TextIO) -> int:
     try:
         for name, cmd in child_commands(options).items():
             children[name] = subprocess.Popen(cmd, env=env)
+        meanwhile()
         announced = False
         started = time.monotonic()
         while not stopping:
@@ -247,7 +264,7 @@ def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         err.write("Interrupted before the server started.\n")
         return 130
     out.flush()
-    return serve(options, out, err)
+    return serve(options, out, err, lambda: make_accounts(options, out))
 
 
 def default_options(**given: Any) -> Options:
