@@ -176,6 +176,19 @@ def public_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Return True if nothing listens on (host, port) yet."""
+    address = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Daphne binds
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
 def port_answers(host: str, port: int) -> bool:
     target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     try:
@@ -200,10 +213,17 @@ def serve(options: Options, out: TextIO, err: TextIO, meanwhile: Callable[[], No
         nonlocal stopping
         stopping = True
 
+    if not port_is_free(options.host, options.port):
+        err.write(
+            f"port {options.port} on {options.host} is in use (another server?): "
+            "choose another with --port.\n"
+        )
+        return 1
+    commands = child_commands(options)
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for name, cmd in child_commands(options).items():
-            children[name] = subprocess.Popen(cmd, env=env)
+        # The server first: on a busy machine the worker's start would slow its own.
+        children["daphne"] = subprocess.Popen(commands.pop("daphne"), env=env)
         meanwhile()
         announced = False
         started = time.monotonic()
@@ -218,6 +238,8 @@ def serve(options: Options, out: TextIO, err: TextIO, meanwhile: Callable[[], No
                 break
             if not announced:
                 if port_answers(options.host, options.port):
+                    for name, cmd in commands.items():
+                        children[name] = subprocess.Popen(cmd, env=env)
                     url = public_url(options.host, options.port)
                     out.write(f"LoopKit is running at {url} (Ctrl-C to stop)\n")
                     out.flush()

@@ -198,7 +198,7 @@ def test_a_signal_stops_the_server_and_the_worker(
         httpx.get(f"{started.base_url}/api/health", timeout=2)
 
 
-def test_if_the_server_cannot_start_the_worker_is_stopped_too(tmp_path: Path) -> None:
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
     checkout = clone_like_copy(tmp_path / "loopkit")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -213,9 +213,14 @@ def test_if_the_server_cannot_start_the_worker_is_stopped_too(tmp_path: Path) ->
             timeout=STARTUP_TIMEOUT,
         )
 
-    assert proc.returncode != 0
-    assert "daphne exited with code" in proc.stderr
-    assert "Stopped." in proc.stdout
+    # Deliberately changed: the taken port is found before any child starts (a
+    # listener there would otherwise answer the readiness probe in Daphne's place).
+    assert proc.returncode == 1
+    assert (
+        f"port {port} on 127.0.0.1 is in use (another server?): choose another with --port.\n"
+        in proc.stderr
+    )
+    assert "LoopKit is running" not in proc.stdout
 
 
 def test_with_debug_off_it_serves_hashed_static_files_and_secure_cookies(tmp_path: Path) -> None:
