@@ -304,7 +304,7 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- LoopKit ----------------------------------------------------------------------
 
-# Callables "module.function" run by `manage.py loopkit_start` after the demo
+# Callables "module.function" run by `loopkit serve --demo` after the demo
 # team exists, each called as loader(team=..., user=..., stdout=...). The builder
 # app appends its example-loop loader here.
 LOOPKIT_DEMO_LOADERS: list[str] = ["builder.demo.load_example_loops"]
