@@ -60,7 +60,7 @@ def setup_django(postgres: str | None) -> str:
     var = tempfile.mkdtemp(prefix="loopkit-bench-dashboard-")
     os.environ.update(
         {
-            "LOOPKIT_VAR_DIR": var,
+            "LOOPKIT_HOME": var,
             "DEBUG": "false",
             "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
             "ALLOWED_HOSTS": "testserver",

@@ -76,7 +76,7 @@ def start_server(port: int, var_dir: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "loopkit_web.settings",
-        "LOOPKIT_VAR_DIR": var_dir,
+        "LOOPKIT_HOME": var_dir,
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1",

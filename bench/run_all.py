@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 #: script → (arguments with defaults, arguments for --quick)
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "validate_cold": ([], ["--runs", "3"]),
+    "serve_cold": ([], ["--runs", "1"]),
     "lrs_score": ([], []),
     "hostile_yaml": ([], []),
     "runtime_cold": ([], ["--repeat", "3"]),

@@ -23,8 +23,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("LOOPKIT_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("LOOPKIT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-_STRIPPED = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "LOOPKIT_VAR_DIR",
+sys.path.insert(0, str(REPO / "tests"))
+from service_urls import redis_url  # noqa: E402  (the Redis databases, named in one place)
+
+REDIS_URL = os.environ.get("LOOPKIT_BENCH_REDIS_URL", redis_url("bench"))
+_STRIPPED = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "LOOPKIT_HOME",
              "LOOPKIT_HUEY_IMMEDIATE", "LOOPKIT_CHANNEL_LAYER")  # fmt: skip
 
 SETUP = """
@@ -46,7 +49,8 @@ def deployment(setting: str, **extra: str) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
     env.update(
         DJANGO_SETTINGS_MODULE="loopkit_web.settings",
-        LOOPKIT_VAR_DIR=var,
+        DEBUG=os.environ.get("DEBUG", "true"),  # the development mode, as `make run`
+        LOOPKIT_HOME=var,
         LOOPKIT_HUEY_IMMEDIATE="false",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",

@@ -44,7 +44,7 @@ def setup_django() -> None:
     os.makedirs(os.path.join(var, "staticfiles"))  # the API needs none; whitenoise wants the folder
     os.environ.update(
         {
-            "LOOPKIT_VAR_DIR": var,
+            "LOOPKIT_HOME": var,
             "DEBUG": "false",
             "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
             "ALLOWED_HOSTS": "testserver",

@@ -1,4 +1,4 @@
-"""Load the example loops of ``loops/`` into the demo team (``make run``)."""
+"""Load the example loops (``loopkit.examples``) into the demo team (``loopkit serve --demo``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,20 @@ from django.db import transaction
 
 from builder import services
 from builder.models import Loop
+from loopkit import examples
 
 
-def examples_dir() -> Path:
-    return Path(getattr(settings, "LOOPKIT_EXAMPLE_LOOPS_DIR", settings.BASE_DIR / "loops"))
+def example_files() -> list[tuple[str, bytes]]:
+    """Return (file name, content) of each example loop, sorted by file name.
+
+    The package's examples (``loopkit.examples``), or the YAML files of
+    ``settings.LOOPKIT_EXAMPLE_LOOPS_DIR`` when that is set.
+    """
+    folder = getattr(settings, "LOOPKIT_EXAMPLE_LOOPS_DIR", None)
+    if folder is not None:
+        return [(p.name, p.read_bytes()) for p in sorted(Path(folder).glob("*.y*ml"))]
+    found = [(examples.filename(n), examples.read(n).encode()) for n in examples.names()]
+    return sorted(found)
 
 
 def load_example_loops(*, team: Any, user: Any, stdout: TextIO) -> None:
@@ -23,17 +33,17 @@ def load_example_loops(*, team: Any, user: Any, stdout: TextIO) -> None:
     and skipped, the others still load.
     """
     created = 0
-    for path in sorted(examples_dir().glob("*.y*ml")):
-        checked = services.validate(path.read_bytes(), file=f"loops/{path.name}")
+    for name, content in example_files():
+        checked = services.validate(content, file=f"loops/{name}")
         if not checked.ok or checked.loop is None:
             first = checked.errors[0] if checked.errors else {"message": "invalid"}
-            stdout.write(f"  skipped loops/{path.name}: {first['message']}\n")
+            stdout.write(f"  skipped loops/{name}: {first['message']}\n")
             continue
         if Loop.objects.filter(team=team, name=checked.loop.name).exists():
             continue
         with transaction.atomic():
             loop = Loop(team=team, created_by=user)
-            services._add_version(loop, checked, None, f"Example loop from loops/{path.name}")
+            services._add_version(loop, checked, None, f"Example loop from loops/{name}")
             loop.versions.filter(number=loop.version).update(
                 author=user, author_label=user.get_username()
             )

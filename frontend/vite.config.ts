@@ -1,5 +1,5 @@
 /**
- * Two self-contained builds into ../static/editor with fixed names (the Django
+ * Two self-contained builds into ../loopkit_web/static/editor with fixed names (the Django
  * templates load them by name): `vite build --mode editor` writes editor.js and
  * editor.css; `vite build --mode graph` writes graph.js and graph.css.
  */
@@ -12,7 +12,7 @@ export default defineConfig(({ mode }) => {
     plugins: [react()],
     define: { "process.env.NODE_ENV": JSON.stringify("production") },
     build: {
-      outDir: "../static/editor",
+      outDir: "../loopkit_web/static/editor",
       emptyOutDir: entry === "editor",
       cssCodeSplit: false,
       sourcemap: false,

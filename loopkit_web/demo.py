@@ -1,4 +1,4 @@
-"""The demo team and user that `manage.py loopkit_start` creates or refreshes.
+"""The demo team and user that `loopkit serve --demo` (and `make run`) creates or refreshes.
 
 After the team exists, every callable in ``settings.LOOPKIT_DEMO_LOADERS``
 (dotted paths) is called as ``loader(team=team, user=user, stdout=stdout)``:

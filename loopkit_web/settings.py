@@ -1,22 +1,28 @@
 """Django settings for the LoopKit web app, read from environment variables.
 
-Embedded default (no variables set): SQLite and SqliteHuey in ``var/``, a
-channel layer that crosses processes through SQLite (channels-lite), DEBUG on.
+Embedded default (no variables set): SQLite and SqliteHuey in ``LOOPKIT_HOME``
+(a user-data folder, ``~/.local/share/loopkit``), a channel layer that crosses
+processes through SQLite (channels-lite), DEBUG off, a secret key generated once
+into ``LOOPKIT_HOME``. ``loopkit serve --dev`` (``make run``) turns DEBUG on.
 
 Scale-out: ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL`` (RedisHuey and
-channels-redis). Production: ``DEBUG=false`` requires ``SECRET_KEY`` and
-``ALLOWED_HOSTS`` and turns on secure cookies. docs/deploy.md lists every
-variable.
+channels-redis). Served over HTTPS: ``LOOPKIT_HTTPS=true`` turns on secure
+cookies, HSTS and the redirect to HTTPS. docs/deploy.md lists every variable.
+
+Importing this module writes nothing but ``LOOPKIT_HOME`` and the secret key
+file in it; never inside the installed package.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from whitenoise.compress import Compressor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -42,27 +48,45 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+def default_home() -> Path:
+    """Return the user-data folder: ``$XDG_DATA_HOME/loopkit`` or ``~/.local/share/loopkit``."""
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip()
+    return Path(data_home or Path.home() / ".local" / "share") / "loopkit"
 
-# Where the embedded mode keeps its files (SQLite databases, collected static).
-VAR_DIR = Path(os.environ.get("LOOPKIT_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+def read_secret_key(home: Path) -> str:
+    """Return the secret key stored in *home*, generating it on first use (mode 0600)."""
+    path = home / "secret_key"
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if key:
+        return key
+    key = secrets.token_urlsafe(50)
+    try:
+        # O_EXCL: of two processes starting at once, one writes and both read its key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
+
+
+DEBUG = env_bool("DEBUG", False)
+
+# Where the embedded mode keeps its files: SQLite databases, the Huey queue, the
+# secret key, collected static files. LOOPKIT_VAR_DIR is its older name.
+VAR_DIR = Path(
+    os.environ.get("LOOPKIT_HOME") or os.environ.get("LOOPKIT_VAR_DIR") or default_home()
+).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is required when DEBUG is off: set it to a long random string "
-            '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
-        )
-    SECRET_KEY = "insecure-loopkit-development-key-do-not-use-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY", "") or read_secret_key(VAR_DIR)
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
-if not DEBUG and not ALLOWED_HOSTS:
-    raise ImproperlyConfigured(
-        "ALLOWED_HOSTS is required when DEBUG is off: set it to the comma-separated host "
-        "names the app is served under (e.g. loopkit.example.com)."
-    )
+# Served under other names than the local ones: set ALLOWED_HOSTS (loopkit.example.com).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # Apps of later issues append themselves here (e.g. "builder", "runs"); their
@@ -80,6 +104,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "huey.contrib.djhuey",
+    # Swagger UI's own files for /api/docs (no CDN: works on an offline server).
+    "ninja",
     "loopkit_web",
     "loopkit_web.accounts",
     "loopkit_web.teams",
@@ -105,7 +131,8 @@ WSGI_APPLICATION = "loopkit_web.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # Ahead of the apps' own (admin's registration/ pages are replaced).
+        "DIRS": [Path(__file__).resolve().parent / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -236,7 +263,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [p for p in [BASE_DIR / "static"] if p.is_dir()]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -249,25 +275,36 @@ STORAGES = {
 # In DEBUG the server finds static files without collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# Source maps (5 MB of Swagger UI's) are for developer tools only: compressing them
+# was most of collectstatic's time, which `loopkit serve` pays at its first start.
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = [*Compressor.SKIP_COMPRESS_EXTENSIONS, "map"]
 
 # --- Production safety ------------------------------------------------------------
 
-SECURE_COOKIES = env_bool("LOOPKIT_SECURE_COOKIES", not DEBUG)
+# LOOPKIT_HTTPS: browsers reach the app over HTTPS (a proxy terminates TLS and sets
+# X-Forwarded-Proto). Each setting it implies can be overridden on its own.
+HTTPS = env_bool("LOOPKIT_HTTPS", False)
+SECURE_COOKIES = env_bool("LOOPKIT_SECURE_COOKIES", HTTPS)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if env_bool("LOOPKIT_BEHIND_TLS_PROXY", False):
+if env_bool("LOOPKIT_BEHIND_TLS_PROXY", HTTPS):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("LOOPKIT_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = int(os.environ.get("LOOPKIT_HSTS_SECONDS", "0"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("LOOPKIT_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_SSL_REDIRECT = env_bool("LOOPKIT_SSL_REDIRECT", HTTPS)
+# /api/health answers plain HTTP: load balancers probe the app directly.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("LOOPKIT_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("LOOPKIT_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
 SECURE_HSTS_PRELOAD = env_bool("LOOPKIT_HSTS_PRELOAD", False)
+# Preloading is the domain owner's commitment (hstspreload.org), not a default: the
+# deploy check's reminder of it is not a finding.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- LoopKit ----------------------------------------------------------------------
 
-# Callables "module.function" run by `manage.py loopkit_start` after the demo
+# Callables "module.function" run by `loopkit serve --demo` after the demo
 # team exists, each called as loader(team=..., user=..., stdout=...). The builder
 # app appends its example-loop loader here.
 LOOPKIT_DEMO_LOADERS: list[str] = ["builder.demo.load_example_loops"]

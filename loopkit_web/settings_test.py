@@ -16,11 +16,13 @@ import os
 import shutil
 import tempfile
 
-if "LOOPKIT_VAR_DIR" not in os.environ:
+if "LOOPKIT_HOME" not in os.environ and "LOOPKIT_VAR_DIR" not in os.environ:
     # The process that makes the directory removes it; children inherit it.
     _var = tempfile.mkdtemp(prefix=f"loopkit-test-{os.getpid()}-")
-    os.environ["LOOPKIT_VAR_DIR"] = _var
+    os.environ["LOOPKIT_HOME"] = _var
     atexit.register(shutil.rmtree, _var, ignore_errors=True)
+# The development mode (`loopkit serve --dev`): static files without collectstatic.
+os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("LOOPKIT_HUEY_IMMEDIATE", "true")
 os.environ.setdefault("LOOPKIT_CHANNEL_LAYER", "memory")
 

@@ -2,7 +2,7 @@
 
 The loops are the seed's quick start (``pr-review`` and ``daily-triage``, the
 same files as the repository's loops/, shipped in the package as
-``loopkit/seed/``) and a small ``example``, so that ``loopkit init`` then
+``loopkit.examples``) and a small ``example``, so that ``loopkit init`` then
 ``loopkit-runtime --dry-run run pr-review`` works as the seed shows it.
 """
 
@@ -34,7 +34,7 @@ loopsDir: loops
 """
 
 EXAMPLE_NAME = "example"
-#: The seed's loops that ``loopkit init`` writes beside the example (files of loopkit/seed/).
+#: The seed's loops that ``loopkit init`` writes beside the example (``loopkit.examples``).
 SEED_LOOPS = ("pr-review", "daily-triage")
 
 EXAMPLE_LOOP = """\
@@ -116,10 +116,10 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _seed_loop(name: str) -> str:
-    """Return the text of one of the seed's loops, as the package ships it."""
-    from importlib.resources import files
+    """Return the text of one of the seed's loops: the example loop the package ships."""
+    from loopkit import examples
 
-    return (files("loopkit") / "seed" / f"{name}.yaml").read_text(encoding="utf-8")
+    return examples.read(name)
 
 
 def _project_name(root: Path) -> str:

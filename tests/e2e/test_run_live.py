@@ -64,7 +64,7 @@ GATED = yamlio.dump(
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Start LoopKit (server and worker) with a team, a user and the loops; yield its facts."""
     tmp_path = tmp_path_factory.mktemp("run-live")
-    env = child_env(LOOPKIT_VAR_DIR=str(tmp_path / "var"), LOOPKIT_HUEY_IMMEDIATE="false")
+    env = child_env(LOOPKIT_HOME=str(tmp_path / "var"), LOOPKIT_HUEY_IMMEDIATE="false")
     manage("migrate", "--no-input", env=env)
     proc = shell(
         SCRIPTS / "runs_setup.py",

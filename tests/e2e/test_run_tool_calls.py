@@ -24,7 +24,7 @@ LOOP = (ROOT / "loops" / "checkout-investigation.yaml").read_text()
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp_path = tmp_path_factory.mktemp("run-tools")
-    env = child_env(LOOPKIT_VAR_DIR=str(tmp_path / "var"), LOOPKIT_HUEY_IMMEDIATE="false")
+    env = child_env(LOOPKIT_HOME=str(tmp_path / "var"), LOOPKIT_HUEY_IMMEDIATE="false")
     manage("migrate", "--no-input", env=env)
     proc = shell(
         ROOT / "tests" / "web" / "scripts" / "runs_seed_tool_calls.py",

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from service_urls import PG_TEST_DB_URL
 
 from loopkit import spec
 from loopkit.connectors import ConnectorError, build
 from loopkit.connectors.sql import SqlConnector
 
-PG_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = PG_TEST_DB_URL
 
 
 def connector(url: str, **options: Any) -> SqlConnector:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,11 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+import service_urls
 
 REPO = Path(__file__).resolve().parents[2]
 
 #: Where the scale-out tests make (and drop) their throw-away PostgreSQL databases.
-PG_ADMIN_URL = os.environ.get("LOOPKIT_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = service_urls.PG_ADMIN_URL
 
 # Variables of the test process that must not leak into a child's settings.
 _STRIPPED = (
@@ -29,6 +31,7 @@ _STRIPPED = (
     "DEBUG",
     "SECRET_KEY",
     "ALLOWED_HOSTS",
+    "LOOPKIT_HOME",
     "LOOPKIT_VAR_DIR",
     "LOOPKIT_HUEY_IMMEDIATE",
     "LOOPKIT_CHANNEL_LAYER",
@@ -40,10 +43,14 @@ def child_env(**overrides: str) -> dict[str, str]:
     """Return an environment for a child process: the machine's, minus test settings.
 
     ``LOOPKIT_CHILD_SETTINGS`` picks another settings module for children
-    (default ``loopkit_web.settings``).
+    (default ``loopkit_web.settings``). Children run in the development mode
+    (``DEBUG=true``, as ``make run``) with their files in the test process's
+    temporary ``LOOPKIT_HOME`` unless *overrides* say otherwise.
     """
     env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
     env["DJANGO_SETTINGS_MODULE"] = os.environ.get("LOOPKIT_CHILD_SETTINGS", "loopkit_web.settings")
+    env["DEBUG"] = "true"
+    env["LOOPKIT_HOME"] = os.environ.get("LOOPKIT_HOME") or os.environ.get("LOOPKIT_VAR_DIR", "")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(overrides)
     return env
@@ -71,6 +78,27 @@ def manage(
 def shell(script: Path, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a Python file inside ``manage.py shell``."""
     return manage("shell", "-c", script.read_text(), env=env, **kwargs)
+
+
+def clone_like_copy(dest: Path) -> Path:
+    """Copy the files a clone of this working tree would have into *dest*."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        rel = raw.decode()
+        source = REPO / rel
+        if not source.is_file():
+            continue  # deleted in the working tree
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return dest
 
 
 def free_port() -> int:

@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import service_urls
 
 from loopkit import yamlio
 
 from .procs import REPO, child_env, fresh_pg_database, manage, shell, skip_or_fail
 
 SCRIPTS = Path(__file__).parent / "scripts"
-# Redis database 13: the foundation's scale-out test uses 12.
-REDIS_RUNS_URL = os.environ.get("LOOPKIT_TEST_RUNS_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_RUNS_URL = os.environ.get(
+    "LOOPKIT_TEST_RUNS_REDIS_URL", service_urls.redis_url("runs_workers")
+)
 
 CRASH_LOOP = yamlio.dump(
     yamlio.loop_from_data(
@@ -79,7 +81,7 @@ class Db:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[str, str], Db]]:
     """Yield (child environment, database reader) for one deployment setting."""
     common = {
-        "LOOPKIT_VAR_DIR": str(tmp_path / "var"),
+        "LOOPKIT_HOME": str(tmp_path / "var"),
         "LOOPKIT_HUEY_IMMEDIATE": "false",
         "LOOPKIT_RUN_HEARTBEAT_SECONDS": "0.3",
         "LOOPKIT_RUN_STALE_SECONDS": "2",

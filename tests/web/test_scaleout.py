@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import service_urls
 
 from .procs import REPO, child_env, fresh_pg_database, manage, shell, skip_or_fail
 
 pytestmark = pytest.mark.services
 
 SCRIPTS = Path(__file__).parent / "scripts"
-REDIS_TEST_URL = os.environ.get("LOOPKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_TEST_URL = os.environ.get("LOOPKIT_TEST_REDIS_URL", service_urls.redis_url("scaleout"))
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_scale_out_settings_migrate_serve_and_run_tasks(
     env = child_env(
         DATABASE_URL=pg_url,
         REDIS_URL=redis_url,
-        LOOPKIT_VAR_DIR=str(tmp_path / "var"),
+        LOOPKIT_HOME=str(tmp_path / "var"),
         LOOPKIT_HUEY_IMMEDIATE="false",
         CHANNEL_NAME=f"scaleout-{uuid.uuid4().hex}",
     )

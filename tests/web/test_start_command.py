@@ -1,9 +1,10 @@
-"""`manage.py loopkit_start` (what `make run` calls), run as a new user would.
+"""`loopkit serve --dev --demo` from a clone (what `make run` calls), run as a new user would.
 
 The project's files are copied as a clone would have them (tracked and
-not-ignored files, no var/, no database) into a temporary folder; the command
-runs there with the embedded defaults, serves the login page and the health
-endpoint, runs tasks in its worker, and stops both children on Ctrl-C.
+not-ignored files, no database) into a temporary folder; the command runs
+there with the embedded defaults and LOOPKIT_HOME in the temporary folder,
+serves the login page and the health endpoint, runs tasks in its worker, and
+stops both children on Ctrl-C. (The installed wheel: test_installed_package.)
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,30 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .procs import REPO, child_env, free_port, manage
+from .procs import child_env, clone_like_copy, free_port, manage
 
 STARTUP_TIMEOUT = 90.0
-
-
-def clone_like_copy(dest: Path) -> Path:
-    """Copy the files a clone of this working tree would have into *dest*."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for raw in listed:
-        if not raw:
-            continue
-        rel = raw.decode()
-        source = REPO / rel
-        if not source.is_file():
-            continue  # deleted in the working tree
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    return dest
 
 
 def children_of(pid: int) -> list[int]:
@@ -80,14 +59,18 @@ class Started:
     output: list[str]
 
 
-def start(tmp_path: Path, **env_vars: str) -> Iterator[Started]:
-    """Start loopkit_start in a clone-like copy; yield once it serves; kill what is left."""
+SERVE = [sys.executable, "-m", "loopkit.cli", "serve"]
+
+
+def start(
+    tmp_path: Path, args: tuple[str, ...] = ("--dev", "--demo"), **env_vars: str
+) -> Iterator[Started]:
+    """Start `loopkit serve` in a clone-like copy; yield once it serves; kill what is left."""
     checkout = clone_like_copy(tmp_path / "loopkit")
-    assert not (checkout / "var").exists()
     port = free_port()
-    env = child_env(LOOPKIT_PORT=str(port), **env_vars)
+    env = child_env(LOOPKIT_PORT=str(port), LOOPKIT_HOME=str(tmp_path / "home"), **env_vars)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "loopkit_start"],
+        [*SERVE, *args],
         cwd=checkout,
         env=env,
         stdout=subprocess.PIPE,
@@ -104,15 +87,13 @@ def start(tmp_path: Path, **env_vars: str) -> Iterator[Started]:
         while time.monotonic() < deadline:
             output.extend(proc.stdout.readlines())
             if proc.poll() is not None:
-                pytest.fail("loopkit_start exited early:\n" + "".join(output))
-            try:
-                if httpx.get(f"{base_url}/accounts/login/", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
+                pytest.fail("loopkit serve exited early:\n" + "".join(output))
+            # The URL is printed only once the port answers.
+            if "LoopKit is running at" in "".join(output):
+                break
+            time.sleep(0.1)
         else:
-            pytest.fail("loopkit_start did not serve within the timeout:\n" + "".join(output))
+            pytest.fail("loopkit serve did not serve within the timeout:\n" + "".join(output))
         yield Started(proc, base_url, checkout, env, output)
     finally:
         if proc.poll() is None:
@@ -142,8 +123,9 @@ def test_it_serves_the_login_page_health_and_the_demo_account(running: Started) 
     started = running
     output = _read(started)
     assert f"LoopKit is running at {started.base_url}/" in output
-    match = re.search(r"log in as (\S+) / (\S+)", output)
+    match = re.search(r"Demo team “Demo”: log in as (\S+) / (\S+)", output)
     assert match, output
+    assert "Admin account created: log in as admin / " in output
     username, password = match.groups()
 
     login_page = httpx.get(f"{started.base_url}/accounts/login/")
@@ -158,7 +140,8 @@ def test_it_serves_the_login_page_health_and_the_demo_account(running: Started) 
         "channel_layer": (True, "SQLiteChannelLayer"),
     }
     assert css.status_code == 200 and "--accent" in css.text
-    assert (started.checkout / "var" / "loopkit.sqlite3").is_file()
+    assert Path(started.env["LOOPKIT_HOME"], "loopkit.sqlite3").is_file()
+    assert not (started.checkout / "var").exists()
 
     with httpx.Client(base_url=started.base_url) as browser:
         browser.get("/accounts/login/")
@@ -215,41 +198,45 @@ def test_a_signal_stops_the_server_and_the_worker(
         httpx.get(f"{started.base_url}/api/health", timeout=2)
 
 
-def test_if_the_server_cannot_start_the_worker_is_stopped_too(tmp_path: Path) -> None:
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
     checkout = clone_like_copy(tmp_path / "loopkit")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "manage.py", "loopkit_start", "--port", str(port), "--no-demo"],
+            [*SERVE, "--dev", "--port", str(port)],
             cwd=checkout,
-            env=child_env(),
+            env=child_env(LOOPKIT_HOME=str(tmp_path / "home")),
             capture_output=True,
             text=True,
             timeout=STARTUP_TIMEOUT,
         )
 
-    assert proc.returncode != 0
-    assert "daphne exited with code" in proc.stderr
-    assert "Stopped." in proc.stdout
+    # Deliberately changed: the taken port is found before any child starts (a
+    # listener there would otherwise answer the readiness probe in Daphne's place).
+    assert proc.returncode == 1
+    assert (
+        f"port {port} on 127.0.0.1 is in use (another server?): choose another with --port.\n"
+        in proc.stderr
+    )
+    assert "LoopKit is running" not in proc.stdout
 
 
 def test_with_debug_off_it_serves_hashed_static_files_and_secure_cookies(tmp_path: Path) -> None:
-    production = {
-        "DEBUG": "false",
-        "SECRET_KEY": "k3y-" + "x9Qz" * 16,
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    with contextmanager(start)(tmp_path, **production) as started:
-        login = httpx.get(f"{started.base_url}/accounts/login/")
+    # Without --dev DEBUG is off; LOOPKIT_HTTPS: a TLS proxy in front sets X-Forwarded-Proto.
+    production = {"DEBUG": "", "ALLOWED_HOSTS": "127.0.0.1", "LOOPKIT_HTTPS": "true"}
+    https = {"X-Forwarded-Proto": "https"}
+    with contextmanager(start)(tmp_path, (), **production) as started:
+        login = httpx.get(f"{started.base_url}/accounts/login/", headers=https)
         css_url = re.search(r'href="(/static/loopkit_web/base\.[0-9a-f]{12}\.css)"', login.text)
         assert css_url, login.text
-        css = httpx.get(started.base_url + css_url.group(1))
+        css = httpx.get(started.base_url + css_url.group(1), headers=https)
 
         assert login.status_code == 200
         assert "Secure" in login.headers["set-cookie"]  # the CSRF cookie
         assert css.status_code == 200 and "--accent" in css.text
         assert "immutable" in css.headers["cache-control"]
         assert httpx.get(f"{started.base_url}/api/health").json()["status"] == "ok"
-        assert "log in as" not in _read(started)  # no demo account with a known password
+        assert "Demo team" not in _read(started)  # no demo account with a known password
+        assert httpx.get(f"{started.base_url}/accounts/login/").status_code == 301  # to HTTPS
