@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from builder.models import Loop
 from loopkit import spec
-from loopkit.errors import SpecError
-from loopkit.yamlio import load_loop
+from loopkit.document import analyze
 from loopkit_web.audit.services import record
 from loopkit_web.teams.models import ROLE_RANK, Membership
 from runs.models import (
@@ -40,10 +39,11 @@ class RunRefused(Exception):
 
 def parse_loop(text: str, name: str = "loop") -> spec.Loop:
     """Return the loop of a stored YAML text, or raise RunRefused with its problems."""
-    try:
-        return load_loop(text, f"{name}.yaml")
-    except SpecError as exc:
-        raise RunRefused(f"the loop '{name}' is invalid and cannot run: {exc}") from None
+    analysis = analyze(text, file=f"{name}.yaml")
+    if analysis.loop is None or not analysis.ok:
+        problems = "\n".join(str(p) for p in analysis.problems)
+        raise RunRefused(f"the loop '{name}' is invalid and cannot run: {problems}")
+    return analysis.loop
 
 
 def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
