@@ -15,6 +15,7 @@ from django.utils import timezone
 from builder.models import Loop
 from loopkit import spec
 from loopkit.document import analyze
+from loopkit.engine import context
 from loopkit_web.audit.services import record
 from loopkit_web.teams.models import ROLE_RANK, Membership
 from runs.models import (
@@ -106,7 +107,10 @@ def start_run(
 
     dry_run = dry_run or conf.dry_run_only()
     parsed = parse_loop(yaml_text, loop.name)
-    values = resolve_inputs(parsed, dict(inputs or {}))
+    given = dict(inputs or {})
+    if dry_run:  # as the engine runs it: declared defaults, else typed placeholders
+        given = context.resolve_inputs(parsed, given, dry_run=True)
+    values = resolve_inputs(parsed, given)
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         run = Run.objects.create(
