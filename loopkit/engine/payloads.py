@@ -33,6 +33,8 @@ class Placeholder:
 
     Any attribute or item of it is another placeholder, and it renders as
     its own path in angle brackets: ``<trigger.payload.pull_request.number>``.
+    It stands for data a real run has, so it is true (``{% if trigger.payload %}``
+    takes the branch a real run would), and an empty list to a ``for`` loop.
     """
 
     def __init__(self, path: str) -> None:
@@ -54,6 +56,9 @@ class Placeholder:
 
     def __len__(self) -> int:
         return 0
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def latest_due_time(trigger: spec.CronTrigger, now: datetime) -> datetime:

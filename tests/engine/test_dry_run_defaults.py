@@ -134,8 +134,16 @@ async def test_a_manual_or_unknown_trigger_reads_placeholders() -> None:
     assert isinstance(sample_payload(None), Placeholder)
     unknown = spec.WebhookTrigger(type="webhook", event="not_a_github_event")
     assert str(sample_payload(unknown)) == "<trigger.payload>"
-    loop = make_loop(pipeline=[{"prompt": "Ticket {{ trigger.payload.ticket.id }}"}])
-    assert await dry_run_prompt(loop) == "Ticket <trigger.payload.ticket.id>"
+    loop = make_loop(
+        pipeline=[
+            {
+                "prompt": "Ticket {{ trigger.payload.ticket.id }}"
+                "{% if trigger.payload.ticket %} (given){% endif %}"
+                "{% for tag in trigger.payload.tags %} #{{ tag }}{% endfor %}"
+            }
+        ]
+    )
+    assert await dry_run_prompt(loop) == "Ticket <trigger.payload.ticket.id> (given)"
 
 
 def test_an_input_default_must_have_the_declared_type() -> None:
