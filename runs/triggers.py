@@ -17,14 +17,13 @@ from django.utils import timezone
 
 from builder.models import Loop
 from loopkit import spec
+from loopkit.document import analyze
 from loopkit.engine.payloads import (
     completion_payload,
     cron_payload,
     custom_event_payload,
     latest_due_time,
 )
-from loopkit.errors import SpecError
-from loopkit.yamlio import load_loop
 from runs import conf
 from runs.models import CronFiring, Run, TriggerType
 from runs.services import RunRefused, start_run
@@ -48,10 +47,8 @@ def current_spec(loop: Loop) -> spec.Loop | None:
     key = (loop.pk, loop.version, loop.updated_at.isoformat())
     if key not in _SPECS:
         text = loop.current().yaml  # a database error propagates: it must not be cached
-        try:
-            parsed: spec.Loop | None = load_loop(text, f"{loop.name}.yaml", check=False)
-        except SpecError:  # an invalid saved loop just does not fire
-            parsed = None
+        # A saved loop that no longer loads just does not fire.
+        parsed = analyze(text, file=f"{loop.name}.yaml").loop
         if len(_SPECS) >= _SPECS_MAX:
             _SPECS.clear()
         _SPECS[key] = parsed
