@@ -2,8 +2,9 @@
 import { memo, type ReactNode } from "react";
 import { adopt, origin, pickable, type SharedMap, type TeamDefinitions } from "./definitions";
 import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErrors } from "./fields";
+import { LabelField } from "./LabelField";
 import { getAt, parsePath, setAt } from "./paths";
-import { asObject, asStringList, iterSteps, newStep, owningStep, renameLabel, stepKind, stepLabel } from "./steps";
+import { asObject, asStringList, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
 import type { Json, JsonObject, LoopData, SpecError, StepKind } from "./types";
 
 export interface Suggestions {
@@ -148,15 +149,7 @@ function StepForm(props: PanelProps & { path: string }) {
   const kind = stepKind(step);
   const set = setterFor(props, path);
   const f = (name: string) => ({ path: `${path}.${name}`, errors, disabled });
-  const common = (
-    <TextField
-      label="Label"
-      {...f("label")}
-      value={str(step.label)}
-      onChange={(v) => props.edit((d) => renameLabel(d, path, str(step.label), v))}
-      hint="Verification and the run page refer to steps by label."
-    />
-  );
+  const common = <LabelField key={path} data={data} path={path} label={str(step.label)} errors={errors} disabled={disabled} edit={props.edit} />;
   let body: ReactNode;
   const base = parsePath(path);
   const setSubagent = subagentSetter(props, base);

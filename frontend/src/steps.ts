@@ -223,14 +223,3 @@ export function owningStep(fieldPath: string): string | null {
   if (path[0] !== "pipeline" || last < 0) return null;
   return formatPath(path.slice(0, last + 1));
 }
-
-/** Set a step's label; the verify stage's makers follow the rename. */
-export function renameLabel(data: LoopData, path: string, before: string | undefined, after: string | undefined): LoopData {
-  let out = setAt(data, [...parsePath(path), "label"], after) as LoopData;
-  const verify = asObject(out.verify);
-  const makers = asStringList(verify?.maker);
-  if (before && after && makers.includes(before)) {
-    out = setAt(out, ["verify", "maker"], makers.map((m) => (m === before ? after : m))) as LoopData;
-  }
-  return out;
-}
