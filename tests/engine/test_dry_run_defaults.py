@@ -15,7 +15,7 @@ from loopkit.errors import RunError, SpecError
 from loopkit.llm import DryRunProvider
 from loopkit.memory import InMemoryStore
 from loopkit.webhooks import sample_payload as github_sample
-from loopkit.yamlio import load_loop, loop_from_data
+from loopkit.yamlio import dump, load_loop, loop_from_data
 
 
 def make_loop(**data: Any) -> spec.Loop:
@@ -161,4 +161,6 @@ def test_an_input_default_must_have_the_declared_type() -> None:
     assert raised.value.problems[0].message == (
         "the default True is not of the input's type 'number'"
     )
-    assert load_loop(text.replace("many", "5")).inputs["limit"].default == 5
+    typed = text.replace("many", "5")
+    assert load_loop(typed).inputs["limit"].default == 5
+    assert dump(load_loop(typed)) == typed
