@@ -128,6 +128,13 @@ class ControlFlow(LoopKitError):
     code = "control_flow"
 
 
+class WaitForRoom(ControlFlow):
+    """A call's output cap does not fit next to other calls' reservations yet: it waits
+    for them to commit (``BudgetTracker.room_freed``) instead of taking a fragment."""
+
+    code = "wait_for_room"
+
+
 class Cancelled(ControlFlow):
     """The run was asked to stop at the next safe point."""
 

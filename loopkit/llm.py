@@ -40,6 +40,9 @@ class LLMRequest:
     tools: list[dict[str, Any]] = field(default_factory=list)
     response_format: dict[str, Any] | None = None
     max_output_tokens: int | None = None
+    #: The JSON Schema the answer must match (a step with ``output: {schema: ...}``);
+    #: the prompt already says so, a client may also use it (the dry run answers with it).
+    output_schema: dict[str, Any] | None = None
     timeout: float | None = None
     step: str | None = None
     role: Role = "agent"
@@ -399,7 +402,8 @@ DEFAULT_DRY_RUN_SCORE = 0.95
 class DryRunProvider(LLM):
     """Deterministic answers with no network and no cost.
 
-    Makers answer a fixed text naming their step; the checker answers a JSON
+    Makers answer a fixed text naming their step (a step with an output
+    schema: a minimal JSON value that matches it); the checker answers a JSON
     verdict whose score is ``checker_scores[round - 1]`` (the last one
     repeats; default 0.95), passing at 0.8 and above with one issue
     otherwise. With ``latency_ms`` and a request that wants text pieces
@@ -433,6 +437,10 @@ class DryRunProvider(LLM):
                 else [f"dry run: the checker scored round {request.round} at {score:g}"]
             )
             text = json.dumps({"pass": passed, "score": score, "issues": issues})
+        elif request.output_schema is not None:
+            from loopkit.structured import minimal_instance
+
+            text = json.dumps(minimal_instance(request.output_schema))
         else:
             text = (
                 f"[dry run] {request.step or 'agent'}: no model was called (round {request.round})."

@@ -244,7 +244,19 @@ def _verification(s: _Scorer) -> int:
             continue
         agent = subagents.get(checker)
         if agent is None:
-            continue  # reported by checks.check_loop
+            # Any other name is the built-in adversarial verifier under that label
+            # (the first release's form); a near miss of a subagent's name is a typo.
+            near = _near_miss(checker, list(subagents))
+            if near:
+                points -= 3
+                s.add(
+                    "warn",
+                    "verification",
+                    f"Checker '{checker}' is not a subagent: the built-in adversarial verifier "
+                    f"runs under that name (did you mean '{near}'?)",
+                    f"write checker: {near} to use the subagent",
+                )
+            continue
         planners = [
             step.label or path
             for path, step in _plan_steps(s)
@@ -318,6 +330,16 @@ def _verification(s: _Scorer) -> int:
     elif points > 0:
         s.add("ok", "verification", "Maker/Checker verification configured")
     return points
+
+
+def _near_miss(name: str, names: list[str]) -> str | None:
+    """Return the one of ``names`` that ``name`` is most likely a typo of, if any."""
+    if not names:
+        return None
+    import difflib
+
+    match = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+    return match[0] if match else None
 
 
 def _step_model(

@@ -30,6 +30,7 @@ from loopkit.engine.events import (
     ApprovalResolved,
     BudgetWarning,
     Event,
+    OutputTruncated,
     PlanMade,
     RunFinished,
     RunStarted,
@@ -236,7 +237,7 @@ class ConsoleSink(Sink):
     """Print the run as the seed's transcript (``loopkit-runtime run``).
 
     With ``stream_text`` (``loopkit run --verbose``) it also prints the agents'
-    text as the model streams it, each piece after a ``   <step> | `` prefix
+    text as the model streams it, each piece after a ``    <step> | `` prefix
     whenever another step's text comes in between.
     """
 
@@ -266,9 +267,9 @@ class ConsoleSink(Sink):
         if self._streaming != current:
             if self._streaming is not None:
                 head = "\n"
-            head += f"   {e.label or e.key} | "
+            head += f"    {e.label or e.key} | "
             self._streaming = current
-        prefix = f"\n   {e.label or e.key} | "
+        prefix = f"\n    {e.label or e.key} | "
         self.stream.write(head + e.text.replace("\n", prefix))
         self.stream.flush()
 
@@ -280,31 +281,32 @@ class ConsoleSink(Sink):
     def _on_run_started(self, e: RunStarted) -> None:
         self._loop = e.loop
         self._print(BANNER)
-        self._print(f"Running Loop: {e.loop}" + (" (resumed)" if e.resumed else ""))
+        self._print(f"  Running Loop: {e.loop}" + (" (resumed)" if e.resumed else ""))
         self._print(BANNER)
         if e.config:
             self._print(f"Config: {e.config}")
         self._print(f"Pipeline: {e.pipeline_steps} step(s)")
         if e.makers:
-            self._print(f"Verification: Maker={e.makers!r} | Checker={e.checker}")
+            for line in verification_lines(e.makers, e.checker or ""):
+                self._print(line)
         self._print()
         self._print(rule("Pipeline Execution"))
 
     def _on_step_started(self, e: StepStarted) -> None:
         if e.kind == "parallel":
             if self._parallel_depth == 0:
-                self._print(f"Running {len(e.members)} agents in parallel...")
+                self._print(f"  Running {len(e.members)} agents in parallel...")
             self._parallel_depth += 1
         elif e.kind == "agent":
-            self._print(f"-> Agent: {e.label or e.key}...")
+            self._print(f"  -> Agent: {e.label or e.key}...")
         elif e.kind == "approval":
-            self._print(f"-> Approval: {e.label or e.key}...")
+            self._print(f"  -> Approval: {e.label or e.key}...")
         elif e.kind == "plan":
-            self._print(f"-> Planner: {e.label or e.key}...")
+            self._print(f"  -> Planner: {e.label or e.key}...")
 
     def _completed(self, e: StepFinished) -> str:
         return (
-            f"+ Completed ({format_ms(e.duration_ms)}, {e.tokens.up} up/{e.tokens.down} down "
+            f"    + Completed ({format_ms(e.duration_ms)}, {e.tokens.up} up/{e.tokens.down} down "
             f"tokens, {format_cost(e.cost)})"
         )
 
@@ -316,24 +318,29 @@ class ConsoleSink(Sink):
         elif e.kind == "agent" and self._parallel_depth == 0:
             self._print(self._completed(e) + (" [resumed]" if e.resumed else ""))
         elif e.kind == "conditional":
-            self._print(f"-> Condition {e.label or e.key}: took '{e.branch}'")
+            self._print(f"  -> Condition {e.label or e.key}: took '{e.branch}'")
 
     def _on_step_failed(self, e: StepFailed) -> None:
         if e.kind == "parallel":
             self._parallel_depth = max(self._parallel_depth - 1, 0)
         retry = f" (retrying, attempt {e.attempt + 1})" if e.will_retry else ""
-        self._print(f"[x] {e.label or e.key}: {e.error}{retry}")
+        self._print(f"    [x] {e.label or e.key}: {e.error}{retry}")
 
     def _on_tool_called(self, e: ToolCalled) -> None:
         mark = "[x]" if e.is_error else "[ok]"
-        self._print(f"   tool {e.name} {mark} ({format_ms(e.duration_ms)})")
+        self._print(f"    tool {e.name} {mark} ({format_ms(e.duration_ms)})")
+
+    def _on_output_truncated(self, e: OutputTruncated) -> None:
+        cap = f"the output cap of {e.limit} tokens" if e.limit else "the model's own output limit"
+        kept = " (allowed: the step keeps the cut answer)" if e.allowed else ""
+        self._print(f"[!] {e.label or e.key}: the answer was cut at {cap}{kept}")
 
     def _on_plan_made(self, e: PlanMade) -> None:
         chosen = ", ".join(s["template"] for s in e.steps) or "no more steps"
         done = " (done)" if e.done else ""
-        self._print(f"   plan {e.iteration}/{e.max_iterations}: {chosen}{done}")
+        self._print(f"    plan {e.iteration}/{e.max_iterations}: {chosen}{done}")
         if e.limit_reached:
-            self._print(f"[!] {e.reason}")
+            self._print(f"    [!] {e.reason}")
 
     def _on_verification_round(self, e: VerificationRound) -> None:
         if not self._verify_header:
@@ -341,32 +348,32 @@ class ConsoleSink(Sink):
             self._print()
             self._print(rule("Maker/Checker Verification"))
         if e.skipped:
-            self._print(f"Round {e.round}: [-] SKIPPED ({e.reason})")
+            self._print(f"  Round {e.round}: [-] SKIPPED ({e.reason})")
             return
         score = "?" if e.score is None else f"{e.score:.2f}"
         verdict = "[ok] PASS" if e.passed else "[x] FAIL"
-        self._print(f"Round {e.round}: {verdict} (score: {score})")
+        self._print(f"  Round {e.round}: {verdict} (score: {score})")
         if not e.passed:
             for issue in e.issues:
-                self._print(f"  - {issue}")
+                self._print(f"    - {issue}")
             if e.reason:
-                self._print(f"  reason: {e.reason}")
+                self._print(f"    reason: {e.reason}")
             if e.will_retry:
                 self._print(
-                    f"Retrying the makers with the checker's feedback (round {e.round + 1})..."
+                    f"  Retrying the makers with the checker's feedback (round {e.round + 1})..."
                 )
 
     def _on_budget_warning(self, e: BudgetWarning) -> None:
-        self._print(f"[!] Budget: {e.message}")
+        self._print(f"  [!] Budget: {e.message}")
 
     def _on_approval_requested(self, e: ApprovalRequested) -> None:
-        self._print(f"[?] Approval needed: {e.question}")
+        self._print(f"    [?] Approval needed: {e.question}")
 
     def _on_approval_resolved(self, e: ApprovalResolved) -> None:
         verdict = "approved" if e.approved else "rejected"
         by = f" by {e.by}" if e.by else ""
         why = f" ({e.reason})" if e.reason else ""
-        self._print(f"[{'ok' if e.approved else 'x'}] Approval {verdict}{by}{why}")
+        self._print(f"    [{'ok' if e.approved else 'x'}] Approval {verdict}{by}{why}")
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self._print()
@@ -382,19 +389,45 @@ class ConsoleSink(Sink):
             self._print(f"[x] Loop '{name}' cancelled ({e.error})")
         else:
             self._print(f"[x] Loop '{name}' failed: {e.error}")
-        self._print(f"Duration: {format_ms(e.duration_ms)}")
-        self._print(f"Steps: {e.steps}")
+        self._print(f"  Duration: {format_ms(e.duration_ms)}")
+        self._print(f"  Steps: {e.steps}")
         if e.cost_known:
             cost = format_cost(e.cost)
         elif not e.cost:
             cost = "unknown (LiteLLM has no price for the model)"
         else:
             cost = f"{format_cost(e.cost)} + unknown (LiteLLM has no price for a model)"
-        self._print(f"Est. Cost: {cost}")
+        self._print(f"  Est. Cost: {cost}")
         if e.projection is not None:
-            self._print(f"Projected live cost: {projection_text(e.projection)}")
+            self._print(f"  Projected live cost: {projection_text(e.projection)}")
         if e.status != "succeeded":
-            self._print(f"Run: {e.run_id} (continue with: loopkit run {name} --resume {e.run_id})")
+            self._print(
+                f"  Run: {e.run_id} (continue with: loopkit run {name} --resume {e.run_id})"
+            )
+
+
+def verification_lines(makers: list[str], checker: str, width: int = len(BANNER)) -> list[str]:
+    """Return the ``Verification: Maker=[...] | Checker=...`` line, wrapped as in the seed.
+
+    A line longer than the banner breaks between makers, the continuation
+    lines aligned under ``Maker=``, and ``| Checker=...`` goes on its own line.
+    """
+    head = "Verification: "
+    line = f"{head}Maker={makers!r} | Checker={checker}"
+    if len(line) <= width:
+        return [line]
+    indent = " " * len(head)
+    items = [repr(m) for m in makers]
+    lines = [f"{head}Maker=["]
+    for index, item in enumerate(items):
+        piece = item + ("]" if index == len(items) - 1 else ",")
+        current = lines[-1]
+        if current.endswith("[") or len(current) + 1 + len(piece) <= width:
+            lines[-1] = current + ("" if current.endswith("[") else " ") + piece
+        else:
+            lines.append(indent + piece)
+    lines.append(f"{indent}| Checker={checker}")
+    return lines
 
 
 def projection_text(p: dict[str, Any]) -> str:

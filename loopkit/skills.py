@@ -192,20 +192,50 @@ def _skill_files(folder: Path) -> list[Path]:
     return [f for f in found if not _hidden(f, folder)]
 
 
+def ref_key(ref: str) -> str:
+    """Return a skill reference in the form ``Catalog.aliases`` uses.
+
+    ``./skills/notes/``, ``skills\\notes`` and ``skills/notes/SKILL.md`` all
+    become ``skills/notes``.
+    """
+    key = ref.strip().replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    if key.endswith("/" + SKILL_FILE):
+        key = key[: -len(SKILL_FILE) - 1]
+    return key.rstrip("/")
+
+
 @dataclass
 class Catalog:
-    """The skills a project can use, by name, and the problems met finding them."""
+    """The skills a project can use, by name, and the problems met finding them.
+
+    ``aliases`` are the other ways a loop may name a project skill (the first
+    release named a skill by its folder): the folder's name, its path inside
+    the skills folder and its path from the project root, each mapped to the
+    skill's name.
+    """
 
     skills: dict[str, Skill] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         return sorted(self.skills)
 
-    def get(self, name: str) -> Skill | None:
-        return self.skills.get(name)
+    def refs(self) -> list[str]:
+        """Return every reference that names a skill here: the names, then the aliases."""
+        return [*self.names(), *sorted(a for a in self.aliases if a not in self.skills)]
 
-    def _add(self, path: Path, source: str) -> None:
+    def get(self, name: str) -> Skill | None:
+        """Return the skill a reference names (a skill name or an alias), or None."""
+        skill = self.skills.get(name)
+        if skill is None:
+            alias = self.aliases.get(ref_key(name))
+            skill = self.skills.get(alias) if alias is not None else None
+        return skill
+
+    def _add(self, path: Path, source: str, aliases: Iterable[str] = ()) -> None:
         try:
             skill = parse_skill(path, source)
         except SpecError as exc:
@@ -213,6 +243,8 @@ class Catalog:
             return
         if skill.name not in self.skills:
             self.skills[skill.name] = skill
+        for alias in aliases:
+            self.aliases.setdefault(alias, skill.name)
 
 
 def discover(
@@ -225,8 +257,13 @@ def discover(
     catalog = Catalog()
     if root is not None:
         for name in skills_dirs:
-            for path in _skill_files(root / name):
-                catalog._add(path, "project")
+            base = root / name
+            for path in _skill_files(base):
+                inside = path.parent.relative_to(base).as_posix()
+                aliases = [path.parent.name, ref_key(name)]
+                if inside != ".":
+                    aliases[1:] = [inside, ref_key(f"{name}/{inside}")]
+                catalog._add(path, "project", aliases)
     if packages:
         for source, folder in _package_folders():
             for path in _skill_files(folder):

@@ -42,6 +42,8 @@ DEFAULT_PASS_SCORE = 0.8
 DEFAULT_MEMORY_PATH = ".loopkit/state"
 #: The highest ``maxToolRounds`` a step or subagent may set.
 MAX_TOOL_ROUNDS_LIMIT = 100
+#: The highest ``maxOutputTokens`` a step may set.
+MAX_OUTPUT_TOKENS_LIMIT = 1_000_000
 
 RunStatus = Literal["succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled"]
 
@@ -230,6 +232,22 @@ class AgentStep(SpecModel):
         le=MAX_TOOL_ROUNDS_LIMIT,
         description="Tool rounds per execution of the step (default: its subagent's, else 10).",
     )
+    max_output_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_OUTPUT_TOKENS_LIMIT,
+        description=(
+            "The longest answer the step needs, sent as max_tokens. Without it, no cap is sent "
+            "(the provider's default applies) unless a token or cost budget needs one."
+        ),
+    )
+    allow_truncation: bool | None = Field(
+        default=None,
+        description=(
+            "Accept an answer the model cut at its output cap (finish_reason 'length'); "
+            "by default such an answer fails the step (output_truncated)."
+        ),
+    )
 
 
 class ParallelStep(SpecModel):
@@ -385,7 +403,8 @@ class Verify(SpecModel):
 
     maker: Names = Field(min_length=1, description="Labels of the steps whose output is checked.")
     checker: Annotated[str | list[str], BeforeValidator(_checker)] = Field(
-        description="A subagent name (role verifier) or the built-in 'Adversarial Verifier'."
+        description="A subagent (role verifier), or else the built-in adversarial verifier under "
+        "this name (e.g. 'Adversarial Verifier'); a list is several checkers that must all pass."
     )
     max_rounds: int | None = Field(default=None, ge=1, le=20)
     auto_retry: bool | None = None

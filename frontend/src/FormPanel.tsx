@@ -165,6 +165,8 @@ function StepForm(props: PanelProps & { path: string }) {
           <NumberField label="Timeout (seconds per call)" {...f("timeout")} value={num(step.timeout)} onChange={(v) => set("timeout", v)} />
           <NumberField label="Retries" step="1" min={0} {...f("retries")} value={num(step.retries)} onChange={(v) => set("retries", v)} />
           <NumberField label="Max tool rounds" step="1" min={1} max={100} {...f("maxToolRounds")} value={num(step.maxToolRounds)} onChange={(v) => set("maxToolRounds", v)} hint="Tool rounds per run of the step (1–100; default: its subagent's, else 10)." />
+          <NumberField label="Max output tokens" step="1" min={1} {...f("maxOutputTokens")} value={num(step.maxOutputTokens)} onChange={(v) => set("maxOutputTokens", v)} hint="The longest answer the step needs, sent as max_tokens (default: none; 4096 under a token or cost budget)." />
+          <TriStateField label="Allow truncation" {...f("allowTruncation")} value={bool(step.allowTruncation)} onChange={(x) => set("allowTruncation", x)} defaultText="(default: no, a cut answer fails the step)" />
         </>
       );
       break;

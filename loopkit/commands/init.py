@@ -1,4 +1,10 @@
-"""``loopkit init [DIR]``: create a project (loopkit.yaml, loops/ with an example)."""
+"""``loopkit init [DIR]``: create a project: loopkit.yaml and loops/ with the seed's loops.
+
+The loops are the seed's quick start (``pr-review`` and ``daily-triage``, the
+same files as the repository's loops/, shipped in the package as
+``loopkit/seed/``) and a small ``example``, so that ``loopkit init`` then
+``loopkit-runtime --dry-run run pr-review`` works as the seed shows it.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +34,8 @@ loopsDir: loops
 """
 
 EXAMPLE_NAME = "example"
+#: The seed's loops that ``loopkit init`` writes beside the example (files of loopkit/seed/).
+SEED_LOOPS = ("pr-review", "daily-triage")
 
 EXAMPLE_LOOP = """\
 name: example
@@ -67,7 +75,7 @@ memory:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder")
     parser.add_argument(
-        "--force", action="store_true", help="overwrite loopkit.yaml and the example loop"
+        "--force", action="store_true", help="overwrite loopkit.yaml and the loops init writes"
     )
 
 
@@ -77,8 +85,8 @@ def handle(args: argparse.Namespace) -> int:
         print(f"loopkit init: {root} exists and is not a folder", file=sys.stderr)
         return 1
     project_file = root / "loopkit.yaml"
-    example = root / "loops" / f"{EXAMPLE_NAME}.yaml"
-    existing = [p for p in (project_file, example) if p.exists()]
+    loops = {name: root / "loops" / f"{name}.yaml" for name in (*SEED_LOOPS, EXAMPLE_NAME)}
+    existing = [p for p in (project_file, *loops.values()) if p.exists()]
     if existing and not args.force:
         for path in existing:
             print(f"loopkit init: {path} already exists", file=sys.stderr)
@@ -86,22 +94,32 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     name = _project_name(root)
     try:
-        example.parent.mkdir(parents=True, exist_ok=True)
+        texts = {path: _seed_loop(loop) for loop, path in loops.items() if loop in SEED_LOOPS}
+        texts[loops[EXAMPLE_NAME]] = EXAMPLE_LOOP
+        loops[EXAMPLE_NAME].parent.mkdir(parents=True, exist_ok=True)
         project_file.write_text(PROJECT_TEMPLATE.format(name=_yaml_string(name)), encoding="utf-8")
-        example.write_text(EXAMPLE_LOOP, encoding="utf-8")
+        for path, text in texts.items():
+            path.write_text(text, encoding="utf-8")
         ignored = _ensure_ignored(root / ".gitignore")
     except OSError as exc:
         print(f"loopkit init: cannot write {exc.filename or root}: {exc.strerror}", file=sys.stderr)
         return 1
-    print(f"Created {project_file}")
-    print(f"Created {example}")
+    for path in (project_file, *loops.values()):
+        print(f"Created {path}")
     if ignored:
         print(f"Added {GITIGNORE_ENTRY} to {root / '.gitignore'}")
     where = "" if root.resolve() == Path.cwd().resolve() else f"cd {args.dir} && "
     print("\nNext:")
     print(f"  {where}loopkit validate")
-    print(f"  {where}loopkit-runtime --dry-run run {EXAMPLE_NAME}")
+    print(f"  {where}loopkit-runtime --dry-run run {SEED_LOOPS[0]}")
     return 0
+
+
+def _seed_loop(name: str) -> str:
+    """Return the text of one of the seed's loops, as the package ships it."""
+    from importlib.resources import files
+
+    return (files("loopkit") / "seed" / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def _project_name(root: Path) -> str:

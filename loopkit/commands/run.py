@@ -28,7 +28,10 @@ EXIT_CODES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "loop", metavar="LOOP", help="a loop name from loops/ or a path to a .yaml file"
+        "loop",
+        metavar="LOOP",
+        help="a loop name (from loops/ or written inline in loopkit.yaml) or a path to a "
+        ".yaml file",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="no model calls, no cost: a deterministic provider"
@@ -127,7 +130,7 @@ def _approver(args: argparse.Namespace, dry_run: bool) -> Approver:
 def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     """Load the loop, run it with the console (or JSON) sink, return the exit code."""
     from loopkit.errors import SpecError
-    from loopkit.project import find_project
+    from loopkit.project import find_project, is_project_file, open_project
 
     try:
         inputs = _inputs(args.input)
@@ -144,9 +147,12 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
             print(f"loopkit run: cannot read --payload {args.payload}: {exc}", file=sys.stderr)
             return 2
     try:
-        project = find_project()
-        path = project.resolve_loop(args.loop)
-        loop = project.load(str(path))
+        target = Path(args.loop)
+        if is_project_file(target) and target.is_file():
+            project = open_project(target)  # its one inline loop (the first release's form)
+        else:
+            project = find_project()
+        loop, path = project.locate(args.loop)
     except SpecError as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)

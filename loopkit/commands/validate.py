@@ -1,8 +1,10 @@
 """``loopkit validate [PATHS...]``: check loops and print their Loop Readiness Score.
 
-Paths are loop files, folders of them or loop names; without any, the project's loops
-folder (``loops/`` unless loopkit.yaml says otherwise) and the loops written
-inline in loopkit.yaml. Each loop prints as in the seed::
+Paths are loop files, folders of them, loop names or project files
+(``loopkit.yaml``, or the first release's ``loopcode.yaml``), a project file
+standing for its project; without any, the project's loops folder (``loops/``
+unless the project file says otherwise) and the loops written inline in the
+project file. Each loop prints as in the seed::
 
     pr-review — LRS: 85/100 (Grade B)
       [ok] Maker/Checker separation enforced
@@ -19,7 +21,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -91,34 +93,37 @@ def handle(args: argparse.Namespace) -> int:
         print("loopkit validate: --min-score must be between 0 and 100", file=sys.stderr)
         return 2
     results: list[Result] = []
-    try:
-        if args.paths:
-            files, missing = _collect(args.paths)
-            if missing:
-                for path in missing:
-                    print(
-                        f"loopkit validate: {path}: no such file, folder or loop", file=sys.stderr
-                    )
-                return 2
-            if not files:
-                shown = ", ".join(args.paths)
-                print(f"loopkit validate: no loop files in {shown}", file=sys.stderr)
-                return 1
-            results = [_validate_file(path) for path in files]
-        else:
+    empty: list[str] = []
+    if args.paths:
+        files, projects, inline, missing = _collect(args.paths)
+        if missing:
+            for path in missing:
+                print(f"loopkit validate: {path}: no such file, folder or loop", file=sys.stderr)
+            return 2
+        results = [_validate_file(path) for path in files]
+        for context, key in inline:
+            results += _validate_inline(context, [key])
+        for project_file in projects:
+            results += _validate_project(project_file, results, empty)
+        if not results and not empty:
+            shown = ", ".join(args.paths)
+            print(f"loopkit validate: no loop files in {shown}", file=sys.stderr)
+            return 1
+    else:
+        try:
             context = find_project()
-            files = context.loop_files()
-            results = [_validate_file(path, context) for path in files]
-            results += _validate_inline(context)
-            if not results:
+        except SpecError as exc:  # the project file itself is invalid
+            context = None
+            results.append(Result(file=_problem_file(exc), problems=exc.problems))
+        if context is not None:
+            results = _validate_context(context, [], empty)
+            if not results and not empty:
                 print(
                     f"loopkit validate: no loop files in {_show(context.loops_dir)} "
                     "(run 'loopkit init' to create a project)",
                     file=sys.stderr,
                 )
                 return 1
-    except SpecError as exc:  # the project file itself is invalid
-        results.append(Result(file=exc.problems[0].file or "loopkit.yaml", problems=exc.problems))
     _check_unique_names(results)
 
     below = [
@@ -136,6 +141,8 @@ def handle(args: argparse.Namespace) -> int:
         }
         out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
+        for shown in empty:
+            out.write(f"{shown} {_DASH[0]} a valid project file with no loops yet\n")
         _print_text(results, out, paint)
         _print_summary(results, failed, blocked, below, args.min_score, out, paint)
     return 1 if failed or blocked or below else 0
@@ -144,27 +151,38 @@ def handle(args: argparse.Namespace) -> int:
 # ── Collecting and validating ────────────────────────────────────────────
 
 
-def _collect(paths: list[str]) -> tuple[list[Path], list[str]]:
+def _collect(
+    paths: list[str],
+) -> tuple[list[Path], list[Path], list[tuple[ProjectContext, str]], list[str]]:
+    """Return the loop files, project files, inline loops named and paths that name nothing."""
+    from loopkit.project import is_project_file
+
     files: list[Path] = []
+    projects: list[Path] = []
+    inline: list[tuple[ProjectContext, str]] = []
     missing: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files += sorted(p for p in path.iterdir() if p.suffix in LOOP_SUFFIXES and p.is_file())
+        elif path.is_file() and is_project_file(path):
+            projects.append(path)
         elif path.is_file():
             files.append(path)
         elif (named := _by_name(raw)) is not None:
             files.append(named)
+        elif (written := _inline_by_name(raw)) is not None:
+            inline.append(written)
         else:
             missing.append(raw)
     seen: set[Path] = set()
     unique = []
     for file in files:
         key = file.resolve()
-        if key not in seen and file.name != "loopkit.yaml":
+        if key not in seen and not is_project_file(file):
             seen.add(key)
             unique.append(file)
-    return unique, missing
+    return unique, list({p.resolve(): p for p in projects}.values()), inline, missing
 
 
 def _by_name(name: str) -> Path | None:
@@ -178,6 +196,19 @@ def _by_name(name: str) -> Path | None:
         return find_project().resolve_loop(name)
     except SpecError:
         return None
+
+
+def _inline_by_name(name: str) -> tuple[ProjectContext, str] | None:
+    """Return the project and key of the loop called ``name`` written inline in its project file."""
+    from loopkit.errors import SpecError
+    from loopkit.project import find_project
+
+    try:
+        context = find_project()
+    except SpecError:
+        return None
+    key = context.inline_key(name)
+    return (context, key) if key is not None and context.file is not None else None
 
 
 _CONTEXTS: dict[Path, ProjectContext] = {}
@@ -250,39 +281,71 @@ def _skill_names(context: ProjectContext, *, packages: bool = True) -> list[str]
     key = (context.root, packages)
     if key not in _SKILLS:
         found = discover(context.root, context.project.effective_skills_dirs, packages=packages)
-        _SKILLS[key] = list(found.names())
+        _SKILLS[key] = found.refs()
     return _SKILLS[key]
 
 
-def _validate_inline(context: ProjectContext) -> list[Result]:
-    """Check the loops written inline in loopkit.yaml (the first release's form)."""
+def _validate_project(project_file: Path, done: list[Result], empty: list[str]) -> list[Result]:
+    """Validate the project a project file stands for (``loopkit validate loopkit.yaml``)."""
+    from loopkit.errors import SpecError
+    from loopkit.project import open_project
+
+    try:
+        context = open_project(project_file)
+    except SpecError as exc:
+        return [Result(file=_problem_file(exc), problems=exc.problems)]
+    except OSError as exc:
+        from loopkit.errors import Problem
+
+        shown = _show(project_file)
+        return [
+            Result(
+                file=shown,
+                problems=[Problem(f"cannot read the file: {exc.strerror}", file=shown, code="io")],
+            )
+        ]
+    return _validate_context(context, done, empty)
+
+
+def _validate_context(
+    context: ProjectContext, done: list[Result], empty: list[str]
+) -> list[Result]:
+    """Return the results of a project's loop files (but those in ``done``) and inline loops.
+
+    A project file holding no loops at all is noted in ``empty``: it is valid.
+    """
+    seen = {r.file for r in done}
+    files = context.loop_files()
+    results = [_validate_file(path, context) for path in files if _show(path) not in seen]
+    results += _validate_inline(context)
+    if not files and not context.project.loops and context.file is not None:
+        empty.append(_show(context.file))
+    return results
+
+
+def _problem_file(exc: Exception) -> str:
+    problems = getattr(exc, "problems", None) or []
+    return problems[0].file if problems and problems[0].file else "loopkit.yaml"
+
+
+def _validate_inline(context: ProjectContext, keys: list[str] | None = None) -> list[Result]:
+    """Check the loops written inline in the project file (the first release's form).
+
+    ``keys``: only these loops of the ``loops:`` map (default: every one).
+    """
     from loopkit import lrs
-    from loopkit.checks import check_loop
-    from loopkit.errors import Problem
-    from loopkit.yamlio import format_path, parse, parse_path
 
     if not context.project.loops:
         return []
     shown = _show(context.file) if context.file else "loopkit.yaml"
-    doc = parse(context.file.read_bytes(), shown) if context.file else None
     results = []
     for key, loop in context.project.loops.items():
-        problems = check_loop(loop, context.project, _skill_names(context))
+        if keys is not None and key not in keys:
+            continue
+        problems = context.inline_problems(key, _skill_names(context))
         result = Result(file=shown, name=loop.name)
         for p in problems:
-            where = ("loops", key, *parse_path(p.path))
-            pos = doc.position(where) if doc else None
-            result.problems.append(
-                Problem(
-                    p.message,
-                    path=format_path(where),
-                    file=shown,
-                    line=pos[0] if pos else None,
-                    column=pos[1] if pos else None,
-                    code=p.code,
-                    hint=p.hint,
-                )
-            )
+            result.problems.append(replace(p, file=shown))
         if not problems:
             result.report = lrs.score(loop, context.project)
         results.append(result)

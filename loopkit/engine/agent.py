@@ -1,18 +1,21 @@
 """An agent step: a tool-use loop around one model, with budget, retries and timeouts.
 
 ``call_model`` is the only place the engine talks to a model: it reserves the
-call's budget share, applies the timeout, retries transient failures with
-backoff (honouring ``Retry-After``) and commits the real usage. ``run_agent``
-renders the prompt, then asks the model until it answers without tool calls
-(at most ``maxToolRounds`` tool rounds: the step's, else its subagent's, else
+call's budget share (waiting while calls in flight hold the room its output
+cap needs), applies the timeout, retries transient failures with backoff
+(honouring ``Retry-After``), commits the real usage and refuses an answer cut
+at its output cap (unless the step allows it). ``run_agent`` renders the
+prompt, then asks the model until it answers without tool calls (at most
+``maxToolRounds`` tool rounds: the step's, else its subagent's, else
 ``RunOptions.max_tool_iterations``; each one a model call counted against the
-budget).
+budget); a step with an output schema asks again, with the validation error,
+until its answer matches (up to its ``retries``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import contextlib
 import json
 import random
 import time
@@ -22,17 +25,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from jinja2 import TemplateError, nodes
 
-from loopkit import secrets, spec
+from loopkit import secrets, spec, structured
 from loopkit.engine.budget import Reservation
 from loopkit.engine.context import StepResult
 from loopkit.engine.events import (
+    OutputTruncated,
     StepFailed,
     StepFinished,
     StepOutput,
     Tokens,
     ToolCalled,
 )
-from loopkit.errors import ProviderError, RunError
+from loopkit.errors import ProviderError, RunError, WaitForRoom
 from loopkit.llm import LLMRequest, LLMResponse, Role, TransientProviderError
 from loopkit.memory import Checkpoint
 from loopkit.templating import environment
@@ -49,8 +53,11 @@ def redact_text(text: str) -> str:
     return text
 
 
-#: How many calls may start together here (the product of enclosing parallel widths).
-FANOUT: contextvars.ContextVar[int] = contextvars.ContextVar("loopkit_fanout", default=1)
+def redact_value(value: Any) -> Any:
+    """``secrets.redact`` for parsed JSON, skipped when no secret has been resolved."""
+    if getattr(secrets.REGISTRY, "_values", True):
+        return secrets.redact(value)
+    return value
 
 
 class ToolProvider(ABC):
@@ -117,9 +124,12 @@ def _template(source: str) -> Any:
         else:
             env = environment()
             found = cast(Any, env.from_string(source))
+            tree = env.parse(source)
             found.loopkit_read_only = all(
-                isinstance(node, _READ_ONLY_NODES)
-                for node in env.parse(source).find_all(nodes.Node)
+                isinstance(node, _READ_ONLY_NODES) for node in tree.find_all(nodes.Node)
+            )
+            found.loopkit_uses_feedback = any(
+                node.name == "feedback" for node in tree.find_all(nodes.Name)
             )
         if len(_TEMPLATES) < 8192:
             _TEMPLATES[source] = found
@@ -165,8 +175,16 @@ def open_request(
     tools: list[dict[str, Any]] | None = None,
     response_format: dict[str, Any] | None = None,
     timeout: float | None = None,
+    output_cap: int | None = None,
+    output_schema: dict[str, Any] | None = None,
 ) -> tuple[Reservation, LLMRequest]:
-    """Reserve one call's share of the budget (or raise ``BudgetExceeded``); build its request."""
+    """Reserve one call's share of the budget and build its request.
+
+    Raise ``BudgetExceeded`` when the budget cannot hold the call, and
+    ``WaitForRoom`` while calls in flight hold the room its output cap needs
+    (``call_model`` waits for them). ``output_cap`` is the step's
+    ``maxOutputTokens``.
+    """
     run.cancel.raise_if_cancelled()
     budget = run.budget
     limits = budget.limits
@@ -177,7 +195,7 @@ def open_request(
         run.llm.count_tokens(model, messages) if limited else 0,
         input_price=prices[0] if prices else None,
         output_price=prices[1] if prices else None,
-        share=FANOUT.get(),
+        output_cap=output_cap,
         step=step_name,
     )
     if budget.has_warnings():
@@ -187,7 +205,8 @@ def open_request(
         messages=messages,
         tools=tools or [],
         response_format=response_format,
-        max_output_tokens=reservation.max_output if limited else None,
+        max_output_tokens=reservation.max_output,
+        output_schema=output_schema,
         timeout=timeout,
         step=step_name,
         role=role,
@@ -211,6 +230,9 @@ async def call_model(
     retries: int | None = None,
     stream: OutputStream | None = None,
     opened: tuple[Reservation, LLMRequest] | None = None,
+    output_cap: int | None = None,
+    output_schema: dict[str, Any] | None = None,
+    allow_truncation: bool = False,
 ) -> LLMResponse:
     """Send one request within the budget, retrying transient failures; return the response.
 
@@ -218,6 +240,10 @@ async def call_model(
     (``LLMRequest.on_text``); every attempt starts a new ``call`` of the stream.
     ``opened`` is the first attempt's reservation and request, made beforehand
     by ``open_request`` with the same arguments (a parallel group's preparation).
+    A call whose output cap does not fit beside the calls in flight waits for
+    them to commit. An answer cut at the output cap (``finish_reason``
+    ``length``) is an ``output_truncated`` event and, unless
+    ``allow_truncation``, a ``RunError`` (code ``output_truncated``).
     """
     opts = run.options
     retries = opts.retries if retries is None else retries
@@ -228,17 +254,24 @@ async def call_model(
         if opened is not None:
             (reservation, request), opened = opened, None
         else:
-            reservation, request = open_request(
-                run,
-                model=model,
-                messages=messages,
-                step_name=step_name,
-                role=role,
-                round_=round_,
-                tools=tools,
-                response_format=response_format,
-                timeout=timeout,
-            )
+            while True:
+                try:
+                    reservation, request = open_request(
+                        run,
+                        model=model,
+                        messages=messages,
+                        step_name=step_name,
+                        role=role,
+                        round_=round_,
+                        tools=tools,
+                        response_format=response_format,
+                        timeout=timeout,
+                        output_cap=output_cap,
+                        output_schema=output_schema,
+                    )
+                    break
+                except WaitForRoom:
+                    await run.budget.room_freed()
         if stream is not None:
             request.on_text = stream.begin()
         started = time.perf_counter()
@@ -292,7 +325,82 @@ async def call_model(
             run.budget.commit(reservation, response.tokens, response.cost, step=label or key)
         finally:
             run.flush_warnings()
+        if response.finish_reason == "length":
+            error: RunError | None = None
+            if not allow_truncation:
+                error = (
+                    # The rest of the budget was this answer's cap: it ran out mid-answer.
+                    run.budget.cut_short(reservation, step_name)
+                    if reservation.limited_by is not None
+                    else truncation_error(request, key, label, kind, output_cap)
+                )
+            truncated(run, request, response, key, label, kind, round_, error)
+            if error is not None:
+                raise error
         return response
+
+
+def truncated(
+    run: Run,
+    request: LLMRequest,
+    response: LLMResponse,
+    key: str,
+    label: str | None,
+    kind: str,
+    round_: int,
+    error: RunError | None,
+) -> None:
+    """Report an answer cut at its output cap (``output_truncated``), and the step's
+    failure (``step_failed``) when it does not accept the cut answer (``error``)."""
+    run.emit(
+        OutputTruncated(
+            key=key,
+            label=label,
+            kind=kind,  # type: ignore[arg-type]
+            round=round_,
+            limit=request.max_output_tokens,
+            output_tokens=response.tokens.down,
+            allowed=error is None,
+        )
+    )
+    if error is not None:
+        run.emit(
+            StepFailed(
+                key=key,
+                label=label,
+                kind=kind,  # type: ignore[arg-type]
+                round=round_,
+                error=error.message,
+                code=error.code,
+            )
+        )
+
+
+def truncation_error(
+    request: LLMRequest, key: str, label: str | None, kind: str, output_cap: int | None
+) -> RunError:
+    """Return the error of an answer cut at its cap, saying how to allow a longer one."""
+    name = label or key
+    cap = request.max_output_tokens
+    if cap is None:
+        where = "the model's own output limit (no max_tokens was sent)"
+        fix = "ask for a shorter answer"
+    elif output_cap is not None:
+        where = f"maxOutputTokens ({cap} tokens)"
+        fix = "raise maxOutputTokens on the step"
+    elif kind == "agent":
+        where = f"the output cap of {cap} tokens the budget reserved"
+        fix = "set maxOutputTokens on the step to reserve room for a longer answer"
+    else:  # a checker's or planner's cap comes from the budget alone
+        where = f"the output cap of {cap} tokens the budget reserved"
+        fix = "ask for a shorter answer"
+    if kind == "agent":
+        fix += ", or set allowTruncation: true to accept a cut answer"
+    return RunError(
+        f"{name}: the answer was cut at {where} (finish_reason 'length'); {fix}",
+        step=name,
+        code="output_truncated",
+    )
 
 
 class OutputStream:
@@ -407,25 +515,35 @@ def maker_messages(run: Run, step: spec.AgentStep, prompt: str, key: str) -> lis
         messages.append(
             {"role": "system", "content": render(run, agent.prompt, key, "subagent prompt")}
         )
-    if isinstance(step.output, spec.OutputSchema):
-        prompt += "\n\nAnswer with one JSON object matching this JSON Schema:\n" + json.dumps(
-            step.output.json_schema
-        )
     name = step.label or key
     ctx = run.ctx
+    if name in run.makers:  # what the checker is shown as the maker's instruction
+        ctx.instructions[name] = prompt
+    schema = _schema(step)
+    if schema is not None:
+        what = "object" if schema.get("type", "object") == "object" else "value"
+        prompt += f"\n\nAnswer with one JSON {what} matching this JSON Schema:\n" + json.dumps(
+            schema
+        )
     if ctx.round > 1 and name in run.makers and ctx.feedback:
         previous = run.previous_output(name)
-        note = ctx.feedback_note
-        if note is None:  # the same for every maker of the round: built once
-            note = ctx.feedback_note = (
-                f"\n\nA reviewer rejected the previous answer (round {ctx.round - 1}). "
-                "Address every issue:\n" + "\n".join(f"- {issue}" for issue in ctx.feedback)
-            )
-        prompt += note
+        if not uses_feedback(step.prompt):  # else the template has shown it already
+            note = ctx.feedback_note
+            if note is None:  # the same for every maker of the round: built once
+                note = ctx.feedback_note = (
+                    f"\n\nA reviewer rejected the previous answer (round {ctx.round - 1}). "
+                    f"Address every issue:\n{ctx.feedback}"
+                )
+            prompt += note
         if previous:
             prompt += f"\n\nYour previous answer:\n{previous}"
     messages.append({"role": "user", "content": prompt})
     return messages
+
+
+def uses_feedback(source: str) -> bool:
+    """Return whether a prompt template reads ``feedback`` itself."""
+    return bool(getattr(_template(source), "loopkit_uses_feedback", False))
 
 
 async def run_tool_calls(
@@ -537,7 +655,14 @@ def prepare_agent(
     if run.checkpoints:  # nothing to resume in a fresh run: no key to build before the call
         checkpoint = run.checkpoints.get(f"r{round_}:{key}")
         if checkpoint is not None:
-            return run.resume_step(checkpoint, key, "agent", round_)
+            result = run.resume_step(checkpoint, key, "agent", round_)
+            if isinstance(step.output, spec.OutputSchema):
+                # The checkpoint keeps the parsed answer as JSON text: the same value again
+                # (a checkpoint from before answers were parsed stays text).
+                with contextlib.suppress(ValueError):
+                    result.value, result.structured = json.loads(result.output), True
+                    run.ctx.record(result)
+            return result
 
     run.cancel.raise_if_cancelled()
     agent = run.subagent(step.subagent)
@@ -546,19 +671,44 @@ def prepare_agent(
     run.announce_step(key, step.label, round_, model, later=open_call)
     call = AgentCall(step, key, round_, model, messages)
     if open_call and run.tool_provider is None:
-        call.opened = open_request(
-            run,
-            model=model,
-            messages=messages,
-            step_name=call.name,
-            role=_role(run, call.name),
-            round_=round_,
-            response_format=(
-                {"type": "json_object"} if isinstance(step.output, spec.OutputSchema) else None
-            ),
-            timeout=_timeout(run, step),
-        )
+        schema = _schema(step)
+        with contextlib.suppress(WaitForRoom):  # then its call waits in ``call_model``
+            call.opened = open_request(
+                run,
+                model=model,
+                messages=messages,
+                step_name=call.name,
+                role=_role(run, call.name),
+                round_=round_,
+                response_format=_response_format(schema),
+                timeout=_timeout(run, step),
+                output_cap=step.max_output_tokens,
+                output_schema=schema,
+            )
     return call
+
+
+def check_output(name: str, schema: dict[str, Any], text: str) -> tuple[Any, str | None]:
+    """Return an answer's parsed value and ``None``, or ``None`` and what is wrong with it."""
+    try:
+        return structured.check(text, schema)
+    except structured.BadSchema as exc:
+        raise RunError(
+            f"{name}: the step's output schema is not a valid JSON Schema: {exc}",
+            step=name,
+            code="invalid_schema",
+        ) from None
+
+
+def _schema(step: spec.AgentStep) -> dict[str, Any] | None:
+    return step.output.json_schema if isinstance(step.output, spec.OutputSchema) else None
+
+
+def _response_format(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """JSON mode for a schema whose answer is an object (JSON mode answers objects only)."""
+    if schema is None or schema.get("type", "object") != "object":
+        return None
+    return {"type": "json_object"}
 
 
 def tool_round_limit(run: Run, own: int | None, subagent: str | None) -> int:
@@ -615,7 +765,8 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
                 messages.insert(0, {"role": "system", "content": extra})
         by_name = {t.name: t for t in tools}
         schemas = [t.openai_schema() for t in tools]
-    wants_json = isinstance(step.output, spec.OutputSchema)
+    schema = _schema(step)
+    retries = step.retries if step.retries is not None else run.options.retries
 
     started = call.started
     tokens, cost, requests = Tokens(), 0.0, 0
@@ -623,6 +774,7 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
     iteration = 0
     max_rounds = tool_round_limit(run, step.max_tool_rounds, step.subagent)
     stream = OutputStream(run, key, label, round_) if run.stream_output else None
+    answers = 1
     while True:
         opened, call.opened = call.opened, None
         response = await call_model(
@@ -634,36 +786,78 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
             role=_role(run, name),
             round_=round_,
             tools=schemas,
-            response_format={"type": "json_object"} if wants_json and not schemas else None,
+            response_format=None if schemas else _response_format(schema),
             timeout=_timeout(run, step),
             retries=step.retries,
             stream=stream,
             opened=opened,
+            output_cap=step.max_output_tokens,
+            output_schema=schema,
+            allow_truncation=bool(step.allow_truncation),
         )
         requests += 1
         tokens.add(response.tokens)
         cost_total = add_cost(cost_total, response.cost)
-        if not response.tool_calls:
+        if response.tool_calls:
+            iteration += 1
+            if iteration > max_rounds:
+                where = "the step"
+                if step.max_tool_rounds is None and step.subagent:
+                    where = f"the step or on its subagent '{step.subagent}'"
+                raise tool_rounds_exceeded(f"{name}: the model", name, max_rounds, where)
+            messages += await run_tool_calls(run, key, label, response, by_name)
+            continue
+        if schema is None:
             break
-        iteration += 1
-        if iteration > max_rounds:
-            where = "the step"
-            if step.max_tool_rounds is None and step.subagent:
-                where = f"the step or on its subagent '{step.subagent}'"
-            raise tool_rounds_exceeded(f"{name}: the model", name, max_rounds, where)
-        messages += await run_tool_calls(run, key, label, response, by_name)
+        value, problem = check_output(name, schema, response.content)
+        if problem is None:
+            break
+        # A model's mistake: shown to it with the schema's complaint, up to the step's retries.
+        will_retry = answers <= retries
+        error = f"{name}: the answer does not match the step's output schema: {problem}"
+        run.emit(
+            StepFailed(
+                key=key,
+                label=label,
+                kind="agent",
+                round=round_,
+                error=error,
+                code="invalid_output",
+                duration_ms=(time.perf_counter() - started) * 1000,
+                attempt=answers,
+                will_retry=will_retry,
+            )
+        )
+        if not will_retry:
+            raise RunError(
+                f"{error} (after {answers} answer{'s' if answers != 1 else ''})",
+                step=name,
+                code="invalid_output",
+            )
+        messages += [
+            {"role": "assistant", "content": response.content},
+            {
+                "role": "user",
+                "content": "Your answer does not match the JSON Schema: "
+                f"{problem}\nAnswer again with only the corrected JSON.",
+            },
+        ]
+        answers += 1
 
-    result = StepResult(
-        key=key,
-        label=label,
-        # A resolved secret never reaches checkpoints, memory or later prompts.
-        output=redact_text(response.content),
-        tokens=tokens,
-        cost=cost_total,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        requests=requests,
-        round=round_,
-    )
+    # A resolved secret never reaches checkpoints, memory or later prompts.
+    if schema is None:
+        result = StepResult(key=key, label=label, output=redact_text(response.content))
+    else:
+        value = redact_value(value)
+        result = StepResult(
+            key=key,
+            label=label,
+            output=json.dumps(value, ensure_ascii=False),
+            value=value,
+            structured=True,
+        )
+    result.tokens, result.cost, result.requests, result.round = tokens, cost_total, requests, round_
+    result.duration_ms = (time.perf_counter() - started) * 1000
     run.ctx.record(result)
     run.agent_runs += 1
     if run.store is not None:

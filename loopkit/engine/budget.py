@@ -2,12 +2,17 @@
 
 A call first *reserves* its estimated share: input tokens counted from the
 rendered messages (with a margin), an output cap, its estimated cost and one
-iteration. The output cap is what the provider is told (``max_tokens``), so a
-provider that honours it can never push a run past ``maxTokens``; a wide
-parallel fan-out cannot overshoot either, because every member's reservation
-is held until its response is committed. When a call's share does not leave room for ``MIN_OUTPUT`` output tokens,
-``reserve`` raises ``BudgetExceeded`` *before* the request is sent, naming the
-limit and the observed value. ``commit`` replaces the reservation by the real
+iteration. Under a token or cost limit the output cap is what the provider is
+told (``max_tokens``), so a provider that honours it can never push a run past
+``maxTokens``; a wide parallel fan-out cannot overshoot either, because every
+member's reservation is held until its response is committed. The cap is what
+the call needs (the step's ``maxOutputTokens``, else ``DEFAULT_OUTPUT_CAP``,
+else the rest of a smaller budget), never a fragment of it: a call that does
+not fit beside the calls in flight waits for them (``WaitForRoom``,
+``room_freed``), and a call the rest of the budget cannot hold (its
+``maxOutputTokens``, or ``MIN_OUTPUT`` tokens) makes ``reserve`` raise
+``BudgetExceeded`` *before* the request is sent, naming the limit and the
+observed value. ``commit`` replaces the reservation by the real
 usage and cost and raises if the real figures passed a limit after all
 (an input estimate that was too low); ``warnings`` reports each dimension once
 when it passes 80 %.
@@ -15,18 +20,21 @@ when it passes 80 %.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from loopkit import spec
 from loopkit.engine.events import Tokens
-from loopkit.errors import BudgetExceeded
+from loopkit.errors import BudgetExceeded, WaitForRoom
 
-#: Output tokens a call may produce when the budget does not constrain it further.
+#: The output cap of a call under a token or cost limit when its step sets no
+#: ``maxOutputTokens`` (without a limit, no cap is sent).
 DEFAULT_OUTPUT_CAP = 4096
-#: A call whose share of the budget leaves room for fewer output tokens is not sent.
+#: A call the rest of the budget leaves fewer output tokens than this is not sent.
 MIN_OUTPUT = 64
 #: The fraction of a limit at which a ``budget_warning`` is emitted.
 WARN_AT = 0.8
@@ -78,6 +86,9 @@ class Reservation:
     max_output: int | None
     iterations: int = 1
     open: bool = True
+    #: The limit whose rest set ``max_output`` (below ``DEFAULT_OUTPUT_CAP``), if any:
+    #: an answer cut there ran out of budget (``BudgetTracker.cut_short``).
+    limited_by: str | None = None
 
 
 @dataclass
@@ -102,9 +113,12 @@ class BudgetTracker:
     reserved_tokens: int = 0
     reserved_cost: float = 0.0
     reserved_iterations: int = 0
+    #: Reservations not yet committed or released (the calls in flight).
+    in_flight: int = 0
     elapsed_before: float = 0.0
     _warned: set[str] = field(default_factory=set)
     _pending: list[Warning] = field(default_factory=list)
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.started < 0:
@@ -162,17 +176,24 @@ class BudgetTracker:
         *,
         input_price: float | None = None,
         output_price: float | None = None,
-        output_cap: int = DEFAULT_OUTPUT_CAP,
-        share: int = 1,
+        output_cap: int | None = None,
         step: str | None = None,
     ) -> Reservation:
         """Hold a call's share of the budget, or raise ``BudgetExceeded`` before it is sent.
 
         ``input_tokens`` is the estimate of the prompt; prices are USD per
-        token (``None`` when unknown). The returned ``max_output`` is the
-        largest answer the budget allows, never more than ``output_cap``;
-        ``share`` is how many calls start together (a parallel group's
-        width), so that each takes only its share of what is left.
+        token (``None`` when unknown); ``output_cap`` is the answer the call
+        needs room for (a step's ``maxOutputTokens``; ``None``: not said).
+
+        The returned ``max_output`` is the cap to send. Without a token or
+        (priced) cost limit it is ``output_cap`` (``None``: send none). Under
+        one, it is ``output_cap``, else ``DEFAULT_OUTPUT_CAP``, else (when the
+        rest of the budget is smaller) all that is left. A budget never
+        shrinks it to a fragment of that: when calls in flight hold the room
+        it needs, ``WaitForRoom`` is raised (await ``room_freed()`` and try
+        again); when even the whole rest of the budget is too small (for
+        ``output_cap``, or ``MIN_OUTPUT`` tokens without one),
+        ``BudgetExceeded``.
         """
         lim = self.limits
         if lim.max_duration_s is not None:
@@ -189,25 +210,23 @@ class BudgetTracker:
                     allowed=lim.max_iterations,
                     observed=wanted,
                 )
-        cap = output_cap
+        return self._reserve_output(input_tokens, input_price, output_price, output_cap, step)
+
+    def _reserve_output(
+        self,
+        input_tokens: int,
+        input_price: float | None,
+        output_price: float | None,
+        output_cap: int | None,
+        step: str | None,
+    ) -> Reservation:
+        """Hold the call's input and output cap (see ``reserve``)."""
+        lim = self.limits
+        # Output tokens the rest of each limit could pay for, other calls' reservations aside.
+        tokens_rest = cost_rest = None
         if lim.max_tokens is not None:
-            used = self.tokens.total
-            available = lim.max_tokens - used - self.reserved_tokens - input_tokens
-            least = min(MIN_OUTPUT, output_cap)
-            each = available // max(share, 1)
-            if each < least:
-                observed = used + self.reserved_tokens + input_tokens + least
-                raise BudgetExceeded(
-                    f"Stopping before a call that would exceed the maxTokens limit of "
-                    f"{lim.max_tokens} (tokens={observed}: used {used}, "
-                    f"reserved {self.reserved_tokens}, this call needs at least {input_tokens + least})",
-                    step=step,
-                    limit="maxTokens",
-                    allowed=lim.max_tokens,
-                    observed=observed,
-                )
-            cap = min(cap, each)
-        est_cost = 0.0
+            tokens_rest = lim.max_tokens - self.tokens.total - input_tokens
+        cost_room = 0.0
         if lim.max_cost_usd is not None:
             if input_price is None or output_price is None:
                 self._warn_once(
@@ -221,28 +240,106 @@ class BudgetTracker:
                     ),
                 )
             else:
-                spent = self.cost + self.reserved_cost
-                room = lim.max_cost_usd - spent - input_tokens * input_price
-                least = min(MIN_OUTPUT, output_cap)
-                min_cost = spent + input_tokens * input_price + least * output_price
-                if room / max(share, 1) < least * output_price:
-                    raise BudgetExceeded(
-                        f"Stopping before a call that would exceed the maxCostUsd limit of "
-                        f"{lim.max_cost_usd:g} (cost={min_cost:.6f}: spent {self.cost:.6f}, "
-                        f"reserved {self.reserved_cost:.6f})",
-                        step=step,
-                        limit="maxCostUsd",
-                        allowed=lim.max_cost_usd,
-                        observed=min_cost,
-                    )
+                cost_room = lim.max_cost_usd - self.cost - input_tokens * input_price
                 if output_price > 0:
-                    cap = min(cap, int(room / output_price / max(share, 1)))
-                est_cost = input_tokens * input_price + cap * output_price
-        held = input_tokens + cap if lim.max_tokens is not None else 0
+                    cost_rest = math.floor(cost_room / output_price)
+                elif cost_room < 0:
+                    cost_rest = -1
+        if tokens_rest is None and cost_rest is None:  # no limit constrains this answer
+            self.reserved_iterations += 1
+            self.in_flight += 1
+            return Reservation(tokens=0, cost=0.0, max_output=output_cap)
+        if cost_rest is None or (tokens_rest is not None and tokens_rest <= cost_rest):
+            limit, rest = "maxTokens", cast(int, tokens_rest)
+        else:
+            limit, rest = "maxCostUsd", cost_rest
+        least = output_cap if output_cap is not None else MIN_OUTPUT
+        if rest < least:
+            raise self._cannot_afford(
+                limit, input_tokens, least, output_cap, input_price, output_price, step
+            )
+        need = output_cap if output_cap is not None else min(DEFAULT_OUTPUT_CAP, rest)
+        held = input_tokens + need if tokens_rest is not None else 0
+        est_cost = (
+            input_tokens * input_price + need * output_price
+            if input_price is not None and output_price is not None
+            else 0.0
+        )
+        fits = (tokens_rest is None or tokens_rest - self.reserved_tokens >= need) and (
+            cost_rest is None or cost_room - self.reserved_cost >= need * (output_price or 0)
+        )
+        # Never a fragment: the room other calls hold comes back when they commit.
+        if not fits and self.in_flight > 0:
+            raise WaitForRoom()
         self.reserved_tokens += held
         self.reserved_cost += est_cost
         self.reserved_iterations += 1
-        return Reservation(tokens=held, cost=est_cost, max_output=cap)
+        self.in_flight += 1
+        by = limit if output_cap is None and rest < DEFAULT_OUTPUT_CAP else None
+        return Reservation(tokens=held, cost=est_cost, max_output=need, limited_by=by)
+
+    def cut_short(self, reservation: Reservation, step: str | None = None) -> BudgetExceeded:
+        """Return the error of an answer cut at the rest of the budget (``limited_by``)."""
+        limit = reservation.limited_by or "maxTokens"
+        if limit == "maxTokens":
+            allowed, observed = float(self.limits.max_tokens or 0), float(self.tokens.total)
+            shown = f"tokens={self.tokens.total}"
+        else:
+            allowed, observed = self.limits.max_cost_usd or 0.0, self.cost
+            shown = f"cost={self.cost:.6f}"
+        return BudgetExceeded(
+            f"{step or 'a call'}: the answer was cut at the {reservation.max_output} output "
+            f"tokens left within the {limit} limit of {allowed:g} ({shown})",
+            step=step,
+            limit=limit,
+            allowed=allowed,
+            observed=observed,
+        )
+
+    def _cannot_afford(
+        self,
+        limit: str,
+        input_tokens: int,
+        least: int,
+        output_cap: int | None,
+        input_price: float | None,
+        output_price: float | None,
+        step: str | None,
+    ) -> BudgetExceeded:
+        lim = self.limits
+        cap = f": its input and maxOutputTokens {output_cap}" if output_cap is not None else ""
+        if limit == "maxTokens":
+            used = self.tokens.total
+            observed: float = used + input_tokens + least
+            return BudgetExceeded(
+                f"Stopping before a call that would exceed the maxTokens limit of "
+                f"{lim.max_tokens} (tokens={observed}: used {used}, "
+                f"this call needs at least {input_tokens + least}{cap})",
+                step=step,
+                limit="maxTokens",
+                allowed=float(lim.max_tokens or 0),
+                observed=observed,
+            )
+        observed = self.cost + input_tokens * (input_price or 0) + least * (output_price or 0)
+        return BudgetExceeded(
+            f"Stopping before a call that would exceed the maxCostUsd limit of "
+            f"{lim.max_cost_usd:g} (cost={observed:.6f}: spent {self.cost:.6f}, "
+            f"this call needs at least {observed - self.cost:.6f}{cap})",
+            step=step,
+            limit="maxCostUsd",
+            allowed=lim.max_cost_usd or 0.0,
+            observed=observed,
+        )
+
+    async def room_freed(self) -> None:
+        """Wait until a reservation is given back (after ``reserve`` raised ``WaitForRoom``)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     # ── After a call ─────────────────────────────────────────────────────
 
@@ -253,6 +350,11 @@ class BudgetTracker:
             self.reserved_tokens -= reservation.tokens
             self.reserved_cost -= reservation.cost
             self.reserved_iterations -= reservation.iterations
+            self.in_flight -= 1
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def commit(
         self,

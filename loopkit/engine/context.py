@@ -10,7 +10,11 @@ Templates see these names:
   ``{"output", "tokens", "cost", "round"}``;
 - ``memory``: the loop's key-value memory from earlier runs;
 - ``loop``: ``{"name", "description"}``; ``run``: ``{"id", "round"}``;
-- ``feedback``: the checker's issues from the previous round (empty in round 1).
+- ``round``: the Maker/Checker round, 1, 2, ... (the same as ``run.round``);
+- ``feedback``: the checker's issues from the previous round (empty in round 1),
+  a list that renders as one ``- issue`` line per issue (``Feedback``).
+
+A step with an output schema has its parsed JSON value as ``steps[...].output``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,26 @@ from loopkit.engine.events import Tokens
 from loopkit.engine.payloads import sample_payload
 
 
+class Feedback(list[str]):
+    """The checker's issues: a list that renders as readable lines.
+
+    ``{{ feedback }}`` gives ``- issue one`` and ``- issue two`` on their own
+    lines; ``feedback | length``, ``{% for issue in feedback %}`` and
+    ``{% if feedback %}`` work as on any list.
+    """
+
+    def __str__(self) -> str:
+        return "\n".join(f"- {issue}" for issue in self)
+
+
 @dataclass
 class StepResult:
-    """A finished agent step (live or from a checkpoint)."""
+    """A finished agent step (live or from a checkpoint).
+
+    ``output`` is the answer's text; for a step with an output schema it is
+    the parsed answer as JSON text, and ``value`` the parsed value
+    (``structured`` says which templates see as ``steps[...].output``).
+    """
 
     key: str
     label: str | None
@@ -36,6 +57,8 @@ class StepResult:
     requests: int = 0
     round: int = 1
     resumed: bool = False
+    value: Any = None
+    structured: bool = False
 
 
 class RunContext:
@@ -52,9 +75,11 @@ class RunContext:
         self.loop = loop
         self.results: dict[str, StepResult] = {}
         self.round = 1
-        self.feedback: list[str] = []
+        self.feedback = Feedback()
         #: The makers' "address every issue" note for this round (built once a round).
         self.feedback_note: str | None = None
+        #: Each maker's instruction this round: its prompt as rendered (what the checker sees).
+        self.instructions: dict[str, str] = {}
         self._steps: dict[str, dict[str, Any]] = {}
         self._run = {"id": run_id, "round": 1}
         # One dict shared by every render: updated in place, never rebuilt.
@@ -65,6 +90,7 @@ class RunContext:
             "memory": memory or {},
             "loop": {"name": loop.name, "description": loop.description or ""},
             "run": self._run,
+            "round": 1,
             "feedback": self.feedback,
         }
         from loopkit.templating import environment
@@ -82,6 +108,8 @@ class RunContext:
     def set_round(self, round_: int, feedback: list[str]) -> None:
         self.round = round_
         self._run["round"] = round_
+        # ``render_vars`` is a merged copy (and the shared Jinja context reads it): both change.
+        self.variables["round"] = self.render_vars["round"] = round_
         self.feedback[:] = feedback
         self.feedback_note = None
 
@@ -89,7 +117,7 @@ class RunContext:
         name = result.label or result.key
         self.results[name] = result
         self._steps[name] = {
-            "output": result.output,
+            "output": result.value if result.structured else result.output,
             "tokens": result.tokens.total,
             "cost": result.cost,
             "round": result.round,

@@ -19,6 +19,11 @@ Event types (``type``):
   ``call`` starts the text again). Emitted only when a sink wants deltas and
   the provider streams; ``step_finished`` still carries the whole output.
 - ``tool_called``: one tool call inside an agent step's tool-use loop.
+- ``output_truncated``: the model stopped at the output cap (``finish_reason``
+  ``length``): ``limit`` is the ``max_tokens`` sent (``None``: none was sent,
+  the provider's own limit), ``output_tokens`` those of the cut answer,
+  ``allowed`` whether the step accepts it (``allowTruncation``); when it does
+  not, the step fails (``output_truncated``).
 - ``plan_made``: a plan step's planner chose the next steps (or finished,
   or asked for more than ``maxIterations`` allows: ``limit_reached``).
 - ``verification_round``: one Maker/Checker round with its verdict (``skipped``
@@ -196,6 +201,18 @@ class ToolCalled(Event):
 
 
 @dataclass(kw_only=True)
+class OutputTruncated(Event):
+    type: ClassVar[str] = "output_truncated"
+    key: str
+    label: str | None
+    kind: StepKind = "agent"
+    round: int = 1
+    limit: int | None = None
+    output_tokens: int = 0
+    allowed: bool = False
+
+
+@dataclass(kw_only=True)
 class PlanMade(Event):
     type: ClassVar[str] = "plan_made"
     key: str
@@ -285,6 +302,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepFailed,
         StepOutput,
         ToolCalled,
+        OutputTruncated,
         PlanMade,
         VerificationRound,
         BudgetWarning,

@@ -14,7 +14,6 @@ from jinja2 import TemplateError
 
 from loopkit import spec
 from loopkit.engine.agent import (
-    FANOUT,
     AgentCall,
     add_cost,
     complete_agent,
@@ -155,17 +154,16 @@ async def _run_members(
 ) -> list[Outcome | StepResult | BaseException]:
     """Run a group's members concurrently; return each one's result or exception, in order.
 
-    Each member runs in its own task, which copies the context as it is made:
-    ``FANOUT`` tells a member's budget reservation how many calls may start
-    together with it (it shares what is left of the budget with the members
-    that start after it). Without a concurrency gate, agent members are
+    Each member runs in its own task. Under a token or cost budget a member
+    whose output cap does not fit beside the calls in flight waits for them
+    (``call_model``), so members never split the budget into fragments.
+    Without a concurrency gate, agent members are
     prepared here (``prepare_agent``: prompt, messages, ``step_started``)
     ``PREPARE_BATCH`` at a time, and each batch's calls start before the next
     batch is prepared: preparing many members in one loop is cheaper than
     interleaving each with the event loop's work, and the calls (and so
     their answers) stay spread out as they would be otherwise.
     """
-    outer = FANOUT.get()
     event_loop = asyncio.get_running_loop()
     slots: list[Any] = []  # per member: its task, or its result or exception already
     tasks: list[asyncio.Task[Any]] = []
@@ -173,7 +171,6 @@ async def _run_members(
     prepared = 0
     try:
         for index, (member_key, member) in enumerate(members):
-            FANOUT.set(outer * min(limit, len(members) - index))
             work: Coroutine[Any, Any, Outcome | StepResult]
             if gate is not None:
                 work = _gated(gate, run_step(run, member, member_key, round_))
@@ -195,14 +192,11 @@ async def _run_members(
             tasks.append(task)
             slots.append(task)
             if prepared == PREPARE_BATCH and index + 1 < len(members):
-                FANOUT.set(outer)
                 prepared = 0
                 await asyncio.sleep(0)  # this batch's calls start now
-        FANOUT.set(outer)
         run.deliver_announced()  # after the last batch's calls have started
         await asyncio.gather(*tasks, return_exceptions=True)
     except BaseException:
-        FANOUT.set(outer)
         run.deliver_announced()
         for task in tasks:
             task.cancel()

@@ -1,7 +1,10 @@
 """Maker/Checker verification: the checker judges the makers' outputs.
 
 The checker is a subagent with the role ``verifier`` (its own prompt and
-model) or the built-in adversarial verifier. It is asked for a JSON verdict
+model) or the built-in adversarial verifier. It is shown the task, the run's
+inputs (clipped), and each maker's instruction as rendered for it this round
+(its prompt template rendered, without what the engine appended: the schema,
+the feedback note, the previous answer) and output. It is asked for a JSON verdict
 ``{"pass": bool, "score": 0..1, "issues": [str]}`` (``response_format`` where
 the provider supports it) and the answer is parsed defensively: an
 unparseable verdict is a failed round with the reason, never a crash. A
@@ -10,8 +13,8 @@ round passes when the checker says pass *and* the score reaches ``passScore``.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +29,9 @@ from loopkit.engine.agent import (
     tool_rounds_exceeded,
 )
 from loopkit.engine.events import Tokens
+from loopkit.errors import RunError
 from loopkit.memory import Checkpoint
+from loopkit.structured import json_object
 from loopkit.tools import Tool
 
 if TYPE_CHECKING:
@@ -61,26 +66,9 @@ class Verdict:
         }
 
 
-def _json_object(text: str) -> Any:
-    text = text.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    candidates = [text]
-    if fenced:
-        candidates.insert(0, fenced.group(1).strip())
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        candidates.append(text[start : end + 1])
-    for candidate in candidates:
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            continue
-    return None
-
-
 def parse_verdict(text: str, pass_score: float) -> Verdict:
     """Read a checker's answer into a ``Verdict``; never raise."""
-    data = _json_object(text or "")
+    data = json_object(text or "")
     if not isinstance(data, dict):
         snippet = (text or "").strip().replace("\n", " ")[:120]
         return Verdict(False, None, [], f"the checker's verdict is not JSON: {snippet!r}")
@@ -127,11 +115,17 @@ def checker_messages(run: Run, verify: spec.Verify, name: str) -> tuple[str, lis
     model = run.model_for(agent.model if agent else None, checker=True)
     task = run.loop.description or f"the loop '{run.loop.name}'"
     parts = [f"Task: {task}", ""]
+    inputs = run.ctx.inputs
+    if inputs:
+        parts.append("Inputs:")
+        parts.extend(f"- {name}: {_clip(value)}" for name, value in inputs.items())
+        parts.append("")
     for maker in verify.maker:
-        prompt = run.prompts.get(maker, "")
+        instruction = _instruction(run, maker)
         parts.append(f"## {maker}")
-        if prompt:
-            parts.append(f"Instruction: {prompt}")
+        if instruction:
+            parts.append("Instruction:")
+            parts.append(instruction)
         parts.append("Output:")
         parts.append(run.ctx.output_of(maker) or "(no output)")
         parts.append("")
@@ -140,6 +134,28 @@ def checker_messages(run: Run, verify: spec.Verify, name: str) -> tuple[str, lis
         {"role": "system", "content": system},
         {"role": "user", "content": "\n".join(parts)},
     ]
+
+
+#: How much of one input value the checker is shown (the makers' instructions
+#: already hold what they read of it).
+INPUT_CHARS = 1000
+
+
+def _clip(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= INPUT_CHARS:
+        return text
+    return f"{text[:INPUT_CHARS]}... ({len(text) - INPUT_CHARS} more characters)"
+
+
+def _instruction(run: Run, maker: str) -> str:
+    """Return the maker's prompt as rendered for its last run (rendered now if it was
+    answered from a checkpoint; empty for a group or a prompt that cannot render)."""
+    found = run.ctx.instructions.get(maker)
+    if found is None and maker in run.prompts:
+        with contextlib.suppress(RunError):
+            found = render(run, run.prompts[maker], maker)
+    return found or ""
 
 
 async def verify_round(
@@ -200,7 +216,7 @@ async def verify_round(
                 *await run_tool_calls(run, f"verify.{name}", name, response, by_name),
             ]
         verdicts.append(parse_verdict(response.content, verify.effective_pass_score))
-    verdict = _combine(verdicts)
+    verdict = _combine(verdicts, verify.checkers)
     duration = (time.perf_counter() - started) * 1000
     await run.save_checkpoint(
         Checkpoint(
@@ -226,7 +242,8 @@ async def _checker_tools(run: Run, name: str) -> tuple[list[Tool], str]:
     return tools, await run.tool_provider.instructions_for(as_step, run.loop)
 
 
-def _combine(verdicts: list[Verdict]) -> Verdict:
+def _combine(verdicts: list[Verdict], names: list[str]) -> Verdict:
+    """Return the verdict of several checkers: all must pass; each issue names its checker."""
     if len(verdicts) == 1:
         return verdicts[0]
     scores = [v.score for v in verdicts]
@@ -234,6 +251,9 @@ def _combine(verdicts: list[Verdict]) -> Verdict:
     return Verdict(
         passed=all(v.passed for v in verdicts),
         score=min(known) if len(known) == len(scores) else None,
-        issues=[i for v in verdicts for i in v.issues],
-        reason="; ".join(v.reason for v in verdicts if v.reason) or None,
+        issues=[f"{name}: {i}" for name, v in zip(names, verdicts, strict=True) for i in v.issues],
+        reason="; ".join(
+            f"{name}: {v.reason}" for name, v in zip(names, verdicts, strict=True) if v.reason
+        )
+        or None,
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +97,82 @@ def test_schema_writes_a_file(tmp_path: Path) -> None:
     target = tmp_path / "loop.schema.json"
     assert main(["schema", "-o", str(target)]) == 0
     assert json.loads(target.read_text())["title"] == "LoopKit loop"
+
+
+# ── The seed's quick start, verbatim ─────────────────────────────────────
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+TRANSCRIPT = (
+    Path(__file__).resolve().parent / "fixtures" / "first-release" / "README-transcript.txt"
+)
+
+
+def run(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOOPKIT_")}
+    return subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def without_figures(line: str) -> str:
+    """Return a transcript line with its durations and path separators made neutral."""
+    return re.sub(r"\d+ms", "<ms>", line).replace("loops\\", "loops/")
+
+
+def test_init_writes_the_seeds_loops_as_the_repository_has_them(tmp_path: Path) -> None:
+    assert main(["init", str(tmp_path)]) == 0
+
+    for name in ("pr-review", "daily-triage"):
+        written = (tmp_path / "loops" / f"{name}.yaml").read_bytes()
+        assert written == (REPO / "loops" / f"{name}.yaml").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "loops").iterdir()) == [
+        "daily-triage.yaml",
+        "example.yaml",
+        "pr-review.yaml",
+    ]
+
+
+def test_the_quick_start_dry_run_prints_the_first_release_transcript(tmp_path: Path) -> None:
+    init = run("loopkit", "init", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.endswith(
+        "Next:\n  loopkit validate\n  loopkit-runtime --dry-run run pr-review\n"
+    )
+
+    done = run("loopkit-runtime", "--dry-run", "run", "pr-review", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = TRANSCRIPT.read_text(encoding="utf-8").split("```\n")[2]
+    expected = [without_figures(line) for line in text.splitlines()]
+    got = [without_figures(line) for line in done.stdout.splitlines()]
+    assert got[: len(expected)] == expected
+    assert got[len(expected) :] == [
+        "  Projected live cost: unknown (no model configured: set 'model:' or LOOPKIT_MODEL)"
+    ]
+    assert done.stderr == ""
+
+
+def test_loopkit_validate_in_a_fresh_project_scores_every_loop_in_the_seeds_layout(
+    tmp_path: Path,
+) -> None:
+    assert run("loopkit", "init", cwd=tmp_path).returncode == 0
+
+    done = run("loopkit", "validate", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    heads = [line for line in lines if " — LRS: " in line]
+    assert [h.split(" — ")[0] for h in heads] == ["daily-triage", "example", "pr-review"]
+    for head in heads:
+        assert re.fullmatch(r"[a-z-]+ — LRS: \d{1,3}/100 \(Grade [A-F]\)", head), head
+    assert "example — LRS: 100/100 (Grade A)" in heads
+    findings = [line for line in lines if line.startswith("  [")]
+    assert findings and all(re.match(r"  \[(ok|!)\] \S", line) for line in findings)
+    assert lines[-1] == "3 loops, 3 valid"

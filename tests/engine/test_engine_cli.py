@@ -46,29 +46,30 @@ def server() -> Iterator[LLMServer]:
 
 SEED = [
     "============================================================",
-    "Running Loop: pr-review",
+    "  Running Loop: pr-review",
     "============================================================",
     "Config: loops/pr-review.yaml",
     "Pipeline: 1 step(s)",
-    "Verification: Maker=['Bug Review', 'Security Review', 'Quality Review', 'Performance Review']"
-    " | Checker=Adversarial Verifier",
+    "Verification: Maker=['Bug Review', 'Security Review',",
+    "              'Quality Review', 'Performance Review']",
+    "              | Checker=Adversarial Verifier",
     "",
     "── Pipeline Execution ────────────────────────────────",
-    "Running 4 agents in parallel...",
-    "-> Agent: Bug Review...",
-    "-> Agent: Security Review...",
-    "-> Agent: Quality Review...",
-    "-> Agent: Performance Review...",
-    re.compile(r"\+ Completed \(\d+ms, 0 up/0 down tokens, \$0\.0000\)"),
+    "  Running 4 agents in parallel...",
+    "  -> Agent: Bug Review...",
+    "  -> Agent: Security Review...",
+    "  -> Agent: Quality Review...",
+    "  -> Agent: Performance Review...",
+    re.compile(r"    \+ Completed \(\d+ms, 0 up/0 down tokens, \$0\.0000\)"),
     "",
     "── Maker/Checker Verification ────────────────────────",
-    "Round 1: [ok] PASS (score: 0.95)",
+    "  Round 1: [ok] PASS (score: 0.95)",
     "",
     "── Results ───────────────────────────────────────────",
     "[ok] Loop 'pr-review' completed successfully",
-    re.compile(r"Duration: \d+ms"),
-    "Steps: 4",
-    "Est. Cost: $0.0000",
+    re.compile(r"  Duration: \d+ms"),
+    "  Steps: 4",
+    "  Est. Cost: $0.0000",
 ]
 
 
@@ -94,7 +95,7 @@ def test_the_runtime_dry_run_prints_the_seed_transcript(project: Path) -> None:
     lines = done.stdout.splitlines()
     assert_lines(lines, SEED)
     assert lines[len(SEED)] == (
-        "Projected live cost: unknown (no model configured: set 'model:' or LOOPKIT_MODEL)"
+        "  Projected live cost: unknown (no model configured: set 'model:' or LOOPKIT_MODEL)"
     )
     assert done.stderr == ""
 
@@ -111,7 +112,7 @@ def test_a_dry_run_projects_the_live_cost_of_the_configured_model(project: Path)
     assert done.returncode == 0, done.stderr
     projected = done.stdout.splitlines()[len(SEED)]
     assert re.fullmatch(
-        r"Projected live cost: \$0\.\d{4} \(gpt-4o-mini; [\d,]+ input tokens counted, "
+        r"  Projected live cost: \$0\.\d{4} \(gpt-4o-mini; [\d,]+ input tokens counted, "
         r"~2,150 output tokens estimated\)",
         projected,
     ), projected
@@ -131,10 +132,11 @@ def test_a_dry_run_can_demonstrate_failing_rounds(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert (
-        "Round 1: [x] FAIL (score: 0.50)\n  - dry run: the checker scored round 1 at 0.5\n" in out
+        "  Round 1: [x] FAIL (score: 0.50)\n    - dry run: the checker scored round 1 at 0.5\n"
+        in out
     )
-    assert "Round 2: [ok] PASS (score: 0.90)" in out
-    assert "Steps: 8" in out
+    assert "  Round 2: [ok] PASS (score: 0.90)" in out
+    assert "  Steps: 8" in out
 
 
 def test_json_output_is_one_numbered_event_per_line(project: Path) -> None:

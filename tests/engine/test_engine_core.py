@@ -26,7 +26,7 @@ from loopkit.engine import (
     run_loop_sync,
 )
 from loopkit.engine.events import Tokens
-from loopkit.errors import BudgetExceeded, ProviderError
+from loopkit.errors import BudgetExceeded, ProviderError, WaitForRoom
 from loopkit.llm import DryRunProvider, LLMRequest, LLMResponse, ScriptedLLM
 from loopkit.memory import (
     Checkpoint,
@@ -177,20 +177,24 @@ def test_verdicts_are_parsed_defensively(
 # ── Budgets ──────────────────────────────────────────────────────────────
 
 
-def test_a_reservation_that_does_not_fit_names_the_limit_and_the_observed_value() -> None:
+def test_a_reservation_waits_for_calls_in_flight_and_stops_when_the_rest_cannot_hold_it() -> None:
     budget = BudgetTracker(BudgetLimits(max_tokens=1000))
     first = budget.reserve(100)
     assert first.max_output == 1000 - 113
+    with pytest.raises(WaitForRoom):  # the first call holds the room: no fragment for this one
+        budget.reserve(100)
+    budget.commit(first, Tokens(input=100, output=50), 0.0)
+    second = budget.reserve(100)
+    assert second.max_output == 1000 - 150 - 113
+    budget.commit(second, Tokens(input=100, output=700), 0.0)
     with pytest.raises(BudgetExceeded) as caught:
         budget.reserve(100)
     error = caught.value
-    assert (error.limit, error.allowed, error.observed) == ("maxTokens", 1000, 1177)
+    assert (error.limit, error.allowed, error.observed) == ("maxTokens", 1000, 1127)
     assert str(error) == (
         "Stopping before a call that would exceed the maxTokens limit of 1000 "
-        "(tokens=1177: used 0, reserved 1000, this call needs at least 177)"
+        "(tokens=1127: used 950, this call needs at least 177)"
     )
-    budget.commit(first, Tokens(input=100, output=50), 0.0)
-    assert budget.reserve(100).max_output == 1000 - 150 - 113
 
 
 def test_a_budget_warns_once_at_80_percent() -> None:
@@ -344,11 +348,16 @@ async def test_a_group_wider_than_a_preparation_batch_runs_every_member_once(
     assert all(started[label] < finished[label] for label in labels)
 
 
-async def test_a_wide_group_shares_a_token_budget_without_overshooting() -> None:
+async def test_a_wide_group_under_a_token_budget_gets_whole_answers_then_stops() -> None:
     def answer(request: LLMRequest) -> LLMResponse:
-        # The input the engine estimates for "Do M12." (with its margin); all the output allowed.
-        out = min(400, request.max_output_tokens or 400)
-        return LLMResponse(content="x", tokens=Tokens(input=14, output=out), model=request.model)
+        # 400 output tokens, cut (as a provider cuts) when the cap is smaller.
+        cap = request.max_output_tokens or 400
+        return LLMResponse(
+            content="x",
+            tokens=Tokens(input=14, output=min(400, cap)),
+            model=request.model,
+            finish_reason="length" if cap < 400 else "stop",
+        )
 
     labels = [f"M{i}" for i in range(48)]
     loop = make_loop(
@@ -356,13 +365,15 @@ async def test_a_wide_group_shares_a_token_budget_without_overshooting() -> None
         budget={"maxTokens": 6000},
     )
     llm = ScriptedLLM(answer, latency=0.01)
-    result = await run_loop(loop, llm, options=RunOptions(concurrency=64))
+    result = await asyncio.wait_for(run_loop(loop, llm, options=RunOptions(concurrency=64)), 30)
     assert result.status == "budget_exceeded"
     assert result.limit == "maxTokens"
     assert result.tokens.total <= 6000
-    first = [r for r in llm.requests if r.step in labels]
-    assert len(first) == 48  # every member of the group got its share
-    assert all((r.max_output_tokens or 0) >= 64 for r in first)
+    # Members wait for the room the calls in flight hold: none gets a fragment of a share.
+    caps = [r.max_output_tokens or 0 for r in llm.requests]
+    assert caps[:4] == [4096] * 4
+    assert all(cap >= 400 for cap in caps[:-1])
+    assert len(result.outputs) == len(caps) - 1  # every answer but the one the budget cut
     assert "After" not in result.outputs
 
 

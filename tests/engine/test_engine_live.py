@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -199,14 +200,25 @@ async def test_max_tokens_stops_a_wide_fanout_without_overshooting(server: LLMSe
     )
     result, sink, _ = await run(server, loop)
     assert result.status == "budget_exceeded"
-    first = [r for r in server.completed() if "of M" in r.text]
-    assert len(first) == 8  # every member of the first group got its share
-    assert min(r.body["max_tokens"] for r in first) >= 64
     assert result.limit == "maxTokens"
     assert result.tokens.total <= 1500
-    served = sum(20 + min(400, r.body["max_tokens"]) for r in server.completed())
+    # Each call holds the whole rest of this small budget: the members run one after the
+    # other, each answer whole, until the rest cuts one (never a fragment passed on).
+    calls = server.completed()
+    assert [r.body["max_tokens"] >= 400 for r in calls] == [True, True, True, False]
+    assert all(a.finished <= b.started for a, b in itertools.pairwise(calls))
+    assert len(result.outputs) == len(calls) - 1 == 3
+    assert set(result.outputs.values()) == {"x" * 4000}
+    served = sum(20 + min(400, r.body["max_tokens"]) for r in calls)
     assert served == result.tokens.total
+    assert result.error == (
+        f"{calls[-1].body['messages'][0]['content'][len('Do the work of ') : -1]}: the answer "
+        f"was cut at the {calls[-1].body['max_tokens']} output tokens left within the "
+        f"maxTokens limit of 1500 (tokens={result.tokens.total})"
+    )
     assert any(e.limit == "maxTokens" for e in sink.of_type("budget_warning"))
+    (cut,) = sink.of_type("output_truncated")
+    assert (cut.limit, cut.allowed) == (calls[-1].body["max_tokens"], False)
     finished = sink.events[-1]
     assert finished.type == "run_finished" and finished.limit == "maxTokens"
 

@@ -230,7 +230,7 @@ async def test_the_jsonl_sink_writes_deltas_and_the_verbose_console_prints_them(
     assert "".join(d["text"] for d in deltas) == final["output"]
     assert [d["chars"] for d in deltas] == sorted(d["chars"] for d in deltas)
     text = console.getvalue()
-    assert f"   Writer | {final['output']}\n+ Completed" in text
+    assert f"    Writer | {final['output']}\n    + Completed" in text
     quiet = io.StringIO()
     await run_loop(loop, DryRunProvider(latency_ms=80), sinks=[ConsoleSink(quiet)])
     assert "Writer |" not in quiet.getvalue()
@@ -269,8 +269,8 @@ def test_loopkit_run_verbose_prints_the_streamed_text_and_json_writes_it(
     verbose = cli(server, project, "--verbose")
     assert verbose.returncode == 0, verbose.stderr
     assert (
-        "-> Agent: Writer...\n   Writer | First line of the answer.\n   Writer | Second line.\n"
-        "+ Completed"
+        "  -> Agent: Writer...\n    Writer | First line of the answer.\n"
+        "    Writer | Second line.\n    + Completed"
     ) in verbose.stdout
     lines = [json.loads(line) for line in cli(server, project, "--json").stdout.splitlines()]
     deltas = [line for line in lines if line["type"] == "step_output"]

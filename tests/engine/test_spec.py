@@ -279,13 +279,13 @@ def test_the_checker_cannot_be_a_maker() -> None:
     ]
 
 
-def test_an_undefined_checker_is_an_error() -> None:
+def test_a_checker_that_is_no_subagent_is_the_built_in_verifier_under_that_name() -> None:
     text = (
-        "name: x\npipeline:\n  - prompt: a\n    label: A\nverify:\n  maker: [A]\n  checker: judge\n"
+        "name: x\npipeline:\n  - prompt: a\n    label: A\nverify:\n  maker: [A]\n"
+        "  checker: Triage Verifier\n"
     )
-    assert [p.split(" Hint")[0] for p in problems(text)] == [
-        "x.yaml:7:12: checker 'judge' is not defined (verify.checker)"
-    ]
+    loop = load_loop(text, "x.yaml")
+    assert loop.verify is not None and loop.verify.checkers == ["Triage Verifier"]
 
 
 def test_undefined_connectors_and_subagents_are_errors_reported_together() -> None:

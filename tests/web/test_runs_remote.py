@@ -74,7 +74,7 @@ def test_it_says_which_variables_it_needs() -> None:
     assert "LOOPKIT_SERVER" in str(error.value) and "LOOPKIT_TOKEN" in str(error.value)
 
 
-SUMMARY = "   Summary | [dry run] Summary: no model was called (round 1).\n"
+SUMMARY = "    Summary | [dry run] Summary: no model was called (round 1).\n"
 
 
 @pytest.fixture
@@ -95,9 +95,9 @@ def test_verbose_prints_the_agents_streamed_text_as_a_local_verbose_run(
     assert status == "succeeded"
     text = out.getvalue()
     assert SUMMARY in text
-    assert "-> Agent: Summary...\n" + SUMMARY in text
+    assert "  -> Agent: Summary...\n" + SUMMARY in text
     for maker in ("Bug Review", "Security Review"):
-        assert f"   {maker} | [dry run] " in text
+        assert f"    {maker} | [dry run] " in text
     assert "[ok] Loop 'streamed' completed successfully" in text
 
 

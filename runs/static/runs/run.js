@@ -270,6 +270,9 @@
       case "step_finished": return `${p.label || p.key} finished${p.resumed ? " (from checkpoint)" : ""}`;
       case "step_failed": return `${p.label || p.key} failed: ${p.error}`;
       case "step_output": return `${p.label || p.key} output +${(p.text || "").length} chars`;
+      case "output_truncated": return `${p.label || p.key}: answer cut at ` +
+        (p.limit ? `the output cap of ${p.limit} tokens` : "the model's own output limit") +
+        (p.allowed ? " (allowed)" : "");
       case "verification_round": return p.skipped ? `round ${p.round}: skipped (no maker ran)` :
         `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})`;
       case "run_finished": return `finished: ${p.status}${p.error ? " — " + p.error : ""}`;
