@@ -73,6 +73,13 @@ class ConfigError(LoopKitError):
     code = "config_error"
 
 
+class ResumeRefused(ConfigError):
+    """A run cannot be resumed as asked: no such run, another loop's, already
+    succeeded, or a live run resumed dry (or the reverse). Its record is left as it was."""
+
+    code = "resume_refused"
+
+
 @dataclass
 class RunError(LoopKitError):
     """A run could not finish as asked."""
@@ -94,8 +101,8 @@ class BudgetExceeded(RunError):
     """A hard budget limit would be or was exceeded.
 
     ``limit`` names the budget dimension (``maxTokens``, ``maxCostUsd``,
-    ``maxDurationMinutes``, ``maxIterations``); ``allowed`` and ``observed``
-    are in that dimension's unit.
+    ``maxDurationMinutes``, ``maxIterations``, ``maxModelCalls``); ``allowed``
+    and ``observed`` are in that dimension's unit.
     """
 
     limit: str = ""

@@ -41,7 +41,10 @@ BLOCKED_CAP = 49
 
 #: What the one-click fixes propose.
 DEFAULT_BUDGET = {"maxTokens": 200000, "maxDurationMinutes": 30, "maxCostUsd": 5}
-DEFAULT_MAX_ITERATIONS = 50
+DEFAULT_MAX_MODEL_CALLS = 50
+#: The fewest answer tokens the engine sends a call with (``loopkit.engine.budget.MIN_OUTPUT``,
+#: not imported: scoring stays free of the engine).
+MIN_OUTPUT = 64
 DEFAULT_TIMEOUT_SECONDS = 120
 DEFAULT_RETRIES = 2
 DEFAULT_SECRET_ENV = "LOOPKIT_WEBHOOK_SECRET"
@@ -406,20 +409,8 @@ def _scope(s: _Scorer, step: spec.AgentStep) -> tuple[list[str], list[str]]:
 _BUDGET_POINTS = {"maxTokens": 7, "maxCostUsd": 7, "maxDurationMinutes": 6}
 
 
-def _effective_budget(s: _Scorer) -> spec.Budget:
-    inherited = s.defaults.budget if s.defaults and s.defaults.budget else None
-    own = s.loop.budget
-    if inherited is None:
-        return own or spec.Budget()
-    if own is None:
-        return inherited
-    merged = inherited.model_dump()
-    merged.update({k: v for k, v in own.model_dump().items() if v is not None})
-    return spec.Budget(**merged)
-
-
 def _budget(s: _Scorer) -> int:
-    budget = _effective_budget(s)
+    budget = spec.effective_budget(s.loop, s.project)
     dims = budget.dimensions()
     limits = [d for d in dims if d in _BUDGET_POINTS]
     missing = {k: v for k, v in DEFAULT_BUDGET.items() if k not in limits}
@@ -448,7 +439,21 @@ def _budget(s: _Scorer) -> int:
             "a limit on tokens, cost and wall time each stops a different kind of runaway",
             Fix("Complete the budget", {"budget": missing}),
         )
-    return sum(_BUDGET_POINTS[d] for d in limits)
+    points = sum(_BUDGET_POINTS[d] for d in limits)
+    calls = sum(_calls_of_one_pass(s.loop))
+    least = calls * MIN_OUTPUT
+    if budget.max_tokens is not None and budget.max_tokens < least:
+        s.add(
+            "block",
+            "budget",
+            f"maxTokens {budget.max_tokens} is below the {least} tokens one pass needs at the "
+            f"least ({calls} model calls x {MIN_OUTPUT} answer tokens)",
+            f"the engine sends a call only with room for {MIN_OUTPUT} answer tokens, prompts "
+            "not counted: every run would stop as budget_exceeded before its first pass ends",
+            Fix("Raise maxTokens", {"budget": {"maxTokens": DEFAULT_BUDGET["maxTokens"]}}),
+        )
+        points -= _BUDGET_POINTS["maxTokens"]
+    return points
 
 
 # ── Termination: 10 ──────────────────────────────────────────────────────
@@ -456,7 +461,7 @@ def _budget(s: _Scorer) -> int:
 
 def _termination(s: _Scorer) -> int:
     points = 0
-    budget = _effective_budget(s)
+    budget = spec.effective_budget(s.loop, s.project)
     for path, plan in _plan_steps(s):
         name = plan.label or path
         if plan.max_iterations is None or plan.max_steps is None:
@@ -475,20 +480,8 @@ def _termination(s: _Scorer) -> int:
                 f"Plan step '{name}' is bounded (at most {plan.max_iterations * plan.max_steps} "
                 "planned steps)",
             )
-    if budget.max_iterations is not None:
-        points += 6
-        s.add("ok", "termination", "Max iterations set")
-    else:
-        capped_by_time = budget.max_duration_minutes is not None
-        points += 3 if capped_by_time else 0
-        s.add(
-            "warn",
-            "termination",
-            "Max iterations not set"
-            + (" (only wall time bounds the run)" if capped_by_time else ""),
-            "set budget.maxIterations to cap the model calls (tool-use turns included) of a run",
-            Fix("Cap iterations", {"budget": {"maxIterations": DEFAULT_MAX_ITERATIONS}}),
-        )
+    short_of_rounds = _iterations(s, budget)
+    points += _model_calls(s, budget)
     verify = s.loop.verify
     if verify is None:
         points += 4  # no retry loop to bound
@@ -504,7 +497,106 @@ def _termination(s: _Scorer) -> int:
             "say verify.maxRounds explicitly so that readers know when the loop gives up",
             Fix("Set maxRounds", {"verify": {"maxRounds": spec.DEFAULT_MAX_ROUNDS}}),
         )
-    return points
+    return points - (2 if short_of_rounds else 0)
+
+
+def _iterations(s: _Scorer, budget: spec.Budget) -> bool:
+    """Judge ``maxIterations`` against the rounds; return whether it cuts them short."""
+    limit = budget.max_iterations
+    if limit is None:
+        return False
+    verify = s.loop.verify
+    rounds = verify.effective_max_rounds if verify and verify.effective_auto_retry else 1
+    if limit < rounds:
+        s.add(
+            "warn",
+            "termination",
+            f"maxIterations {limit} is below maxRounds {rounds}: the run stops "
+            "before a retry round",
+            "an iteration is one pass of the loop (the pipeline and one verification round); "
+            "a failed round that wants a retry ends the run as budget_exceeded instead. "
+            "Raise maxIterations to maxRounds, or lower maxRounds",
+            Fix("Allow every round", {"budget": {"maxIterations": rounds}}),
+        )
+        return True
+    s.add("ok", "termination", "Max iterations set")
+    return False
+
+
+def _model_calls(s: _Scorer, budget: spec.Budget) -> int:
+    """Score ``maxModelCalls``: 6 when it caps the run and one pass fits under it."""
+    limit = budget.max_model_calls
+    if limit is None:
+        capped_by_time = budget.max_duration_minutes is not None
+        s.add(
+            "warn",
+            "termination",
+            "Model calls not capped"
+            + (" (only wall time bounds the run)" if capped_by_time else ""),
+            "set budget.maxModelCalls to cap the model calls (tool-use turns and checkers "
+            "included) of a run",
+            Fix("Cap model calls", {"budget": {"maxModelCalls": DEFAULT_MAX_MODEL_CALLS}}),
+        )
+        return 3 if capped_by_time else 0
+    steps, checkers = _calls_of_one_pass(s.loop)
+    needed = steps + checkers
+    if limit < needed:
+        rounds = s.loop.verify.effective_max_rounds if s.loop.verify else 1
+        what = f"{steps} agent step{'s' if steps != 1 else ''}" + (
+            f", {checkers} checker{'s' if checkers != 1 else ''}" if checkers else ""
+        )
+        s.add(
+            "block",
+            "termination",
+            f"maxModelCalls {limit} is below the {needed} model calls one pass needs ({what})",
+            "every run would stop as budget_exceeded before its first pass ends; tool-use "
+            "turns, retries and retry rounds need more",
+            Fix(
+                "Allow the calls",
+                {"budget": {"maxModelCalls": max(DEFAULT_MAX_MODEL_CALLS, needed * rounds)}},
+            ),
+        )
+        return 0
+    s.add("ok", "termination", f"Model calls capped (maxModelCalls: {limit})")
+    return 6
+
+
+def _calls_of_one_pass(loop: spec.Loop) -> tuple[int, int]:
+    """Return the fewest model calls any first pass makes: agent steps, checkers.
+
+    A step counts once (a plan step: its planner's call), a ``when:`` its
+    smaller branch; the checkers count when some maker always runs (the
+    engine skips a checker that has no maker output to judge).
+    """
+    always: set[str] = set()
+
+    def fewest(steps: list[Any], certain: bool) -> int:
+        total = 0
+        for step in steps:
+            if isinstance(step, spec.AgentStep | spec.PlanStep):
+                total += 1
+                if certain and step.label:
+                    always.add(step.label)
+            elif isinstance(step, spec.ParallelStep):
+                total += fewest(step.parallel, certain)
+            elif isinstance(step, spec.SequentialStep):
+                total += fewest(step.sequential, certain)
+            elif isinstance(step, spec.ConditionalStep):
+                total += min(fewest(step.then, False), fewest(step.else_ or [], False))
+        return total
+
+    steps = fewest(loop.pipeline, True)
+    verify = loop.verify
+    if verify is None:
+        return steps, 0
+    agents = {
+        step.label
+        for _, step in spec.iter_steps(loop.pipeline)
+        if isinstance(step, spec.AgentStep) and step.label
+    }
+    # A maker naming a group or a plan step is always judged (as the engine does).
+    judged = any(maker in always or maker not in agents for maker in verify.maker)
+    return steps, len(verify.checkers) if judged else 0
 
 
 # ── State persistence: 10 ────────────────────────────────────────────────

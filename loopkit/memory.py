@@ -37,7 +37,8 @@ class RunRecord:
     """One run's history entry. ``status`` is ``running``, ``waiting_for_approval``
     or a final status; ``seq`` is the last event's sequence number (a resumed run
     continues from it); ``tokens`` is ``Tokens.as_dict()``; ``cost`` is ``None``
-    when some price was unknown."""
+    when some price was unknown; ``requests`` counts model calls, ``iterations``
+    passes of the loop."""
 
     id: str
     loop: str
@@ -48,6 +49,7 @@ class RunRecord:
     tokens: dict[str, int] = field(default_factory=dict)
     cost: float | None = 0.0
     requests: int = 0
+    iterations: int = 0
     steps: int = 0
     rounds: int = 0
     dry_run: bool = False

@@ -10,6 +10,10 @@ The first release (schema version 1, usually unmarked) wrote:
 as a list, and a project file with ``version: "1"``, ``settings:``
 (``defaultBudget``, ``defaultMemory``, ``enforceMakerChecker``) and an inline
 ``loops:`` map.
+
+``budget.maxIterations`` is not migrated: the first release left its unit
+unsaid and its authors read it as passes of the loop, which is what it means
+today (``maxModelCalls`` caps model calls).
 """
 
 from __future__ import annotations

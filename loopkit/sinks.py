@@ -251,6 +251,7 @@ class ConsoleSink(Sink):
         self._parallel_depth = 0
         self._verify_header = False
         self._loop = ""
+        self._dry_run = False
 
     def _print(self, line: str = "") -> None:
         if self._streaming is not None:  # end the streamed text's line first
@@ -280,6 +281,7 @@ class ConsoleSink(Sink):
 
     def _on_run_started(self, e: RunStarted) -> None:
         self._loop = e.loop
+        self._dry_run = e.dry_run
         self._print(BANNER)
         self._print(f"  Running Loop: {e.loop}" + (" (resumed)" if e.resumed else ""))
         self._print(BANNER)
@@ -400,9 +402,11 @@ class ConsoleSink(Sink):
         self._print(f"  Est. Cost: {cost}")
         if e.projection is not None:
             self._print(f"  Projected live cost: {projection_text(e.projection)}")
-        if e.status != "succeeded":
+        if e.status != "succeeded" and e.error_code != "resume_refused":
+            # A dry run is resumed dry, a live run live (the engine refuses a mix).
+            dry = " --dry-run" if self._dry_run else ""
             self._print(
-                f"  Run: {e.run_id} (continue with: loopkit run {name} --resume {e.run_id})"
+                f"  Run: {e.run_id} (continue with: loopkit run {name}{dry} --resume {e.run_id})"
             )
 
 

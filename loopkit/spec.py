@@ -428,12 +428,34 @@ class Verify(SpecModel):
 
 
 class Budget(SpecModel):
-    """Hard limits for one run. A run that would pass one stops as budget_exceeded."""
+    """Hard limits for one run. A run that would pass one stops as budget_exceeded.
 
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_duration_minutes: Number | None = Field(default=None, gt=0)
-    max_cost_usd: Number | None = Field(default=None, gt=0)
-    max_iterations: int | None = Field(default=None, ge=1)
+    A loop's keys override its project's ``defaults.budget`` one by one
+    (``effective_budget``).
+    """
+
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Prompt and completion tokens of the run."
+    )
+    max_duration_minutes: Number | None = Field(
+        default=None, gt=0, description="Wall time of the run, in minutes."
+    )
+    max_cost_usd: Number | None = Field(
+        default=None, gt=0, description="Cost of the run in USD (LiteLLM's prices)."
+    )
+    max_iterations: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Passes of the loop: the pipeline and one verification round are one "
+            "iteration; each retry round is the next."
+        ),
+    )
+    max_model_calls: int | None = Field(
+        default=None,
+        ge=1,
+        description="Model calls of the run (tool-use turns and checker calls included).",
+    )
 
     def dimensions(self) -> list[str]:
         """Return the camelCase names of the limits that are set."""
@@ -657,6 +679,19 @@ class Project(SpecModel):
     @property
     def effective_skills_dirs(self) -> list[str]:
         return self.skills_dirs or ["skills"]
+
+
+def effective_budget(loop: Loop, project: Project | None = None) -> Budget:
+    """Return the limits a run of ``loop`` obeys: its project's ``defaults.budget``,
+    overridden key by key by the loop's own ``budget:`` (the engine, the LRS and
+    the ``run_started`` event all read this)."""
+    inherited = project.defaults.budget if project and project.defaults else None
+    own = loop.budget
+    if inherited is None:
+        return own or Budget()
+    if own is None:
+        return inherited
+    return inherited.model_copy(update=own.model_dump(exclude_none=True))
 
 
 def iter_steps(steps: list[Any], path: str = "pipeline") -> Any:

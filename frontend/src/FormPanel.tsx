@@ -418,7 +418,8 @@ function BudgetSection(props: PanelProps) {
       <NumberField label="Max tokens" step="1" min={1} {...f("maxTokens")} value={num(b?.maxTokens)} onChange={(v) => set("maxTokens", v)} />
       <NumberField label="Max cost (USD)" {...f("maxCostUsd")} value={num(b?.maxCostUsd)} onChange={(v) => set("maxCostUsd", v)} />
       <NumberField label="Max duration (minutes)" {...f("maxDurationMinutes")} value={num(b?.maxDurationMinutes)} onChange={(v) => set("maxDurationMinutes", v)} />
-      <NumberField label="Max iterations" step="1" min={1} {...f("maxIterations")} value={num(b?.maxIterations)} onChange={(v) => set("maxIterations", v)} />
+      <NumberField label="Max iterations (passes of the loop)" step="1" min={1} {...f("maxIterations")} value={num(b?.maxIterations)} onChange={(v) => set("maxIterations", v)} />
+      <NumberField label="Max model calls" step="1" min={1} {...f("maxModelCalls")} value={num(b?.maxModelCalls)} onChange={(v) => set("maxModelCalls", v)} />
     </Section>
   );
 }

@@ -97,7 +97,8 @@ function budgetDetail(budget: Json | undefined): string {
   if (b.maxTokens !== undefined) parts.push(`${Number(b.maxTokens).toLocaleString("en")} tokens`);
   if (b.maxCostUsd !== undefined) parts.push(`$${b.maxCostUsd}`);
   if (b.maxDurationMinutes !== undefined) parts.push(`${b.maxDurationMinutes} min`);
-  if (b.maxIterations !== undefined) parts.push(`${b.maxIterations} iterations`);
+  if (b.maxIterations !== undefined) parts.push(`${b.maxIterations} iteration${Number(b.maxIterations) === 1 ? "" : "s"}`);
+  if (b.maxModelCalls !== undefined) parts.push(`${b.maxModelCalls} call${Number(b.maxModelCalls) === 1 ? "" : "s"}`);
   return parts.join(" · ") || "no limits set";
 }
 

@@ -65,7 +65,7 @@ budget:
   maxTokens: 50000
   maxDurationMinutes: 5
   maxCostUsd: 0.5
-  maxIterations: 10
+  maxModelCalls: 10
 memory:
   store: filesystem
   path: .loopkit/state

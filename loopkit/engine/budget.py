@@ -16,6 +16,11 @@ observed value. ``commit`` replaces the reservation by the real
 usage and cost and raises if the real figures passed a limit after all
 (an input estimate that was too low); ``warnings`` reports each dimension once
 when it passes 80 %.
+
+Iterations are passes of the loop, not calls: the run starts each one with
+``begin_iteration`` (the pipeline and one verification round are iteration 1,
+each retry round the next), which raises before a pass that ``maxIterations``
+does not allow. ``maxModelCalls`` caps the calls themselves.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class BudgetLimits:
     max_cost_usd: float | None = None
     max_duration_s: float | None = None
     max_iterations: int | None = None
+    max_model_calls: int | None = None
 
     @classmethod
     def from_spec(cls, budget: spec.Budget | None) -> BudgetLimits:
@@ -62,6 +68,7 @@ class BudgetLimits:
                 else float(budget.max_duration_minutes) * 60.0
             ),
             max_iterations=budget.max_iterations,
+            max_model_calls=budget.max_model_calls,
         )
 
     def as_dict(self) -> dict[str, float]:
@@ -74,6 +81,8 @@ class BudgetLimits:
             out["maxDurationMinutes"] = self.max_duration_s / 60.0
         if self.max_iterations is not None:
             out["maxIterations"] = self.max_iterations
+        if self.max_model_calls is not None:
+            out["maxModelCalls"] = self.max_model_calls
         return out
 
 
@@ -84,7 +93,7 @@ class Reservation:
     tokens: int
     cost: float
     max_output: int | None
-    iterations: int = 1
+    calls: int = 1
     open: bool = True
     #: The limit whose rest set ``max_output`` (below ``DEFAULT_OUTPUT_CAP``), if any:
     #: an answer cut there ran out of budget (``BudgetTracker.cut_short``).
@@ -109,10 +118,12 @@ class BudgetTracker:
     tokens: Tokens = field(default_factory=Tokens)
     cost: float = 0.0
     cost_known: bool = True
+    #: Model calls made (answered), and passes of the loop begun.
+    calls: int = 0
     iterations: int = 0
     reserved_tokens: int = 0
     reserved_cost: float = 0.0
-    reserved_iterations: int = 0
+    reserved_calls: int = 0
     #: Reservations not yet committed or released (the calls in flight).
     in_flight: int = 0
     elapsed_before: float = 0.0
@@ -199,15 +210,15 @@ class BudgetTracker:
         if lim.max_duration_s is not None:
             self.check_time()
         input_tokens = math.ceil(input_tokens * 1.05) + 8
-        if lim.max_iterations is not None:
-            wanted = self.iterations + self.reserved_iterations + 1
-            if wanted > lim.max_iterations:
+        if lim.max_model_calls is not None:
+            wanted = self.calls + self.reserved_calls + 1
+            if wanted > lim.max_model_calls:
                 raise BudgetExceeded(
-                    f"Stopping before call {wanted}: it would exceed the maxIterations limit "
-                    f"of {lim.max_iterations} (iterations={wanted})",
+                    f"Stopping before call {wanted}: it would exceed the maxModelCalls limit "
+                    f"of {lim.max_model_calls} (calls={wanted})",
                     step=step,
-                    limit="maxIterations",
-                    allowed=lim.max_iterations,
+                    limit="maxModelCalls",
+                    allowed=lim.max_model_calls,
                     observed=wanted,
                 )
         return self._reserve_output(input_tokens, input_price, output_price, output_cap, step)
@@ -246,7 +257,7 @@ class BudgetTracker:
                 elif cost_room < 0:
                     cost_rest = -1
         if tokens_rest is None and cost_rest is None:  # no limit constrains this answer
-            self.reserved_iterations += 1
+            self.reserved_calls += 1
             self.in_flight += 1
             return Reservation(tokens=0, cost=0.0, max_output=output_cap)
         if cost_rest is None or (tokens_rest is not None and tokens_rest <= cost_rest):
@@ -273,7 +284,7 @@ class BudgetTracker:
             raise WaitForRoom()
         self.reserved_tokens += held
         self.reserved_cost += est_cost
-        self.reserved_iterations += 1
+        self.reserved_calls += 1
         self.in_flight += 1
         by = limit if output_cap is None and rest < DEFAULT_OUTPUT_CAP else None
         return Reservation(tokens=held, cost=est_cost, max_output=need, limited_by=by)
@@ -349,7 +360,7 @@ class BudgetTracker:
             reservation.open = False
             self.reserved_tokens -= reservation.tokens
             self.reserved_cost -= reservation.cost
-            self.reserved_iterations -= reservation.iterations
+            self.reserved_calls -= reservation.calls
             self.in_flight -= 1
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
@@ -367,13 +378,13 @@ class BudgetTracker:
         """Record a call's real usage; raise ``BudgetExceeded`` if a limit is now passed."""
         if reservation is not None:
             self.release(reservation)
-        self.record(tokens, cost, iterations=1)
+        self.record(tokens, cost, calls=1)
         self.check_after(step)
 
-    def record(self, tokens: Tokens, cost: float | None, iterations: int = 0) -> None:
+    def record(self, tokens: Tokens, cost: float | None, calls: int = 0) -> None:
         """Add usage without checking (a resumed run's earlier steps)."""
         self.tokens.add(tokens)
-        self.iterations += iterations
+        self.calls += calls
         if cost is None:
             self.cost_known = False
         else:
@@ -404,15 +415,46 @@ class BudgetTracker:
             self._maybe_warn(
                 "maxCostUsd", self.cost / lim.max_cost_usd, lim.max_cost_usd, self.cost
             )
-        if lim.max_iterations is not None:
+        if lim.max_model_calls is not None:
             self._maybe_warn(
-                "maxIterations",
-                self.iterations / lim.max_iterations,
-                lim.max_iterations,
-                self.iterations,
+                "maxModelCalls",
+                self.calls / lim.max_model_calls,
+                lim.max_model_calls,
+                self.calls,
             )
         if lim.max_duration_s is not None and self.elapsed >= lim.max_duration_s:
             raise self.exceeded_time()
+
+    # ── Iterations ───────────────────────────────────────────────────────
+
+    def allows_iteration(self, number: int) -> bool:
+        """Return whether ``maxIterations`` lets pass ``number`` (1-based) start."""
+        return self.limits.max_iterations is None or number <= self.limits.max_iterations
+
+    def iteration_exceeded(self, number: int) -> BudgetExceeded:
+        allowed = self.limits.max_iterations or 0
+        return BudgetExceeded(
+            f"Stopping before iteration {number}: it would exceed the maxIterations limit "
+            f"of {allowed} (iterations={number})",
+            limit="maxIterations",
+            allowed=allowed,
+            observed=number,
+        )
+
+    def begin_iteration(self, number: int) -> None:
+        """Start pass ``number`` of the loop, or raise ``BudgetExceeded`` before it.
+
+        ``number`` is the pass itself, not an increment: a resumed run replays
+        its passes from the first and counts each once. A retry pass that
+        brings the count to 80 % of the limit is warned about (a first pass
+        never is: ``maxIterations: 1`` is a choice, not a runaway).
+        """
+        if not self.allows_iteration(number):
+            raise self.iteration_exceeded(number)
+        self.iterations = number
+        lim = self.limits.max_iterations
+        if lim is not None and number > 1:
+            self._maybe_warn("maxIterations", number / lim, lim, number)
 
     def _maybe_warn(self, limit: str, ratio: float, allowed: float | None, observed: float) -> None:
         if ratio >= WARN_AT:

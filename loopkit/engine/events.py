@@ -286,6 +286,7 @@ class RunFinished(Event):
     cost_known: bool = True
     steps: int = 0
     requests: int = 0
+    iterations: int = 0
     rounds: int = 0
     error: str | None = None
     error_code: str | None = None

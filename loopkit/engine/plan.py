@@ -178,7 +178,7 @@ async def _ask_planner(
     saved = run.checkpoints.get(ck)
     if saved is not None:
         tokens = Tokens.from_dict(saved.tokens)
-        run.budget.record(tokens, saved.cost, iterations=saved.requests)
+        run.budget.record(tokens, saved.cost, calls=saved.requests)
         plan = parse_plan(json.dumps(saved.data["plan"]), step.templates, step.effective_max_steps)
         return plan, tokens, saved.cost, saved.requests
     tokens, cost, requests = Tokens(), 0.0, 0

@@ -40,6 +40,7 @@ from loopkit.errors import (
     Cancelled,
     ConfigError,
     LoopKitError,
+    ResumeRefused,
     RunError,
 )
 from loopkit.llm import LLM, default_model
@@ -95,6 +96,8 @@ class RunResult:
     steps: int
     requests: int
     verdicts: list[Verdict]
+    #: Passes of the loop begun (``maxIterations`` counts them); ``requests`` are model calls.
+    iterations: int = 0
     error: str | None = None
     error_code: str | None = None
     limit: str | None = None
@@ -131,7 +134,7 @@ class Run:
         self.project = project
         self.id = self.options.run_id or new_run_id()
         self.seq = self.options.start_seq
-        self.budget = BudgetTracker(BudgetLimits.from_spec(loop.budget or _project_budget(project)))
+        self.budget = BudgetTracker(BudgetLimits.from_spec(spec.effective_budget(loop, project)))
         self.checkpoints: dict[str, Checkpoint] = {}
         self.makers: set[str] = set(loop.verify.maker) if loop.verify else set()
         self.prompts = {
@@ -283,7 +286,7 @@ class Run:
             round=round_,
             resumed=True,
         )
-        self.budget.record(tokens, checkpoint.cost, iterations=checkpoint.requests)
+        self.budget.record(tokens, checkpoint.cost, calls=checkpoint.requests)
         self.ctx.record(result)
         self.agent_runs += 1
         self.emit(StepStarted(key=key, label=checkpoint.label, kind="agent", round=round_))
@@ -311,13 +314,22 @@ class Run:
         if self.options.resume:
             previous = await self._store(self.store.get_run, self.id) if self.store else None
             if previous is None:
-                raise ConfigError(f"there is no run '{self.id}' to resume (see 'loopkit status')")
+                raise ResumeRefused(f"there is no run '{self.id}' to resume (see 'loopkit status')")
             if previous.loop != self.loop.name:
-                raise ConfigError(
+                raise ResumeRefused(
                     f"run '{self.id}' belongs to loop '{previous.loop}', not '{self.loop.name}'"
                 )
             if previous.status == "succeeded":
-                raise ConfigError(f"run '{self.id}' already succeeded; there is nothing to resume")
+                raise ResumeRefused(
+                    f"run '{self.id}' already succeeded; there is nothing to resume"
+                )
+            if previous.dry_run != self.llm.dry_run:
+                # One record, one kind of run: a dry pass must never complete a live one.
+                raise ResumeRefused(
+                    f"run '{self.id}' was a live run; resume it without --dry-run"
+                    if not previous.dry_run
+                    else f"run '{self.id}' was a dry run; resume it with --dry-run"
+                )
             self.record = previous
             self.seq = max(self.seq, previous.seq)
             self.budget.elapsed_before = previous.duration_ms / 1000.0
@@ -445,6 +457,8 @@ class Run:
         verify = self.loop.verify
         round_, feedback = 1, list[str]()
         while True:
+            # One iteration: the pipeline and one verification round (a retry is the next).
+            self.budget.begin_iteration(round_)
             self.ctx.set_round(round_, feedback)
             await run_steps(self, self.loop.pipeline, "pipeline", round_)
             if verify is None:
@@ -456,7 +470,8 @@ class Run:
             self.rounds = round_
             self.verdicts.append(verdict)
             max_rounds = verify.effective_max_rounds
-            will_retry = not verdict.passed and verify.effective_auto_retry and round_ < max_rounds
+            retry = not verdict.passed and verify.effective_auto_retry and round_ < max_rounds
+            will_retry = retry and self.budget.allows_iteration(round_ + 1)
             self.emit(
                 VerificationRound(
                     round=round_,
@@ -474,6 +489,8 @@ class Run:
             )
             if verdict.passed:
                 return "succeeded"
+            if retry and not will_retry:
+                raise self.budget.iteration_exceeded(round_ + 1)
             if not will_retry:
                 return "verification_failed"
             feedback = verdict.issues or [verdict.reason or "the checker did not pass the work"]
@@ -521,7 +538,8 @@ class Run:
         rec.duration_ms = duration_ms
         rec.tokens = self.budget.tokens.as_dict()
         rec.cost = cost
-        rec.requests = self.budget.iterations
+        rec.requests = self.budget.calls
+        rec.iterations = self.budget.iterations
         rec.steps = self.agent_runs
         rec.rounds = self.rounds
         rec.error = error
@@ -543,7 +561,8 @@ class Run:
                 cost=self.budget.cost,
                 cost_known=self.budget.cost_known,
                 steps=self.agent_runs,
-                requests=self.budget.iterations,
+                requests=self.budget.calls,
+                iterations=self.budget.iterations,
                 rounds=self.rounds,
                 error=error,
                 error_code=code,
@@ -566,8 +585,9 @@ class Run:
             duration_ms=duration_ms,
             rounds=self.rounds,
             steps=self.agent_runs,
-            requests=self.budget.iterations,
+            requests=self.budget.calls,
             verdicts=self.verdicts,
+            iterations=self.budget.iterations,
             error=error,
             error_code=code,
             limit=limit,
@@ -649,10 +669,6 @@ def _text_fields(event: Event) -> tuple[str, ...]:
     return tuple(
         n for n in vars(event) if n not in _STRUCTURAL and declared.get(n) not in _NOT_TEXT
     )
-
-
-def _project_budget(project: spec.Project | None) -> spec.Budget | None:
-    return project.defaults.budget if project and project.defaults else None
 
 
 def new_run_id() -> str:

@@ -166,7 +166,7 @@ async def verify_round(
     checkpoint = run.checkpoints.get(ck)
     if checkpoint is not None:
         tokens = Tokens.from_dict(checkpoint.tokens)
-        run.budget.record(tokens, checkpoint.cost, iterations=checkpoint.requests)
+        run.budget.record(tokens, checkpoint.cost, calls=checkpoint.requests)
         v = checkpoint.data
         return (
             Verdict(v["passed"], v["score"], list(v["issues"]), v.get("reason")),

@@ -143,18 +143,19 @@ def test_it_follows_a_budget_typed_into_the_yaml(
     loop = import_example(api, "daily-triage")
     open_editor(page, live_server.url, loop["id"])
     score_before = page.get_by_test_id("lrs-score").inner_text()
-    assert node(page, "budget").inner_text().endswith("20 iterations")
+    assert node(page, "budget").inner_text().endswith("1 iteration · 20 calls")
     page.get_by_text("Add budget controls for production").wait_for()
 
-    go_to_line(page, "maxIterations: 20")
+    go_to_line(page, "maxModelCalls: 20")
     page.keyboard.press("Enter")
     page.keyboard.type("maxTokens: 100000")
 
-    node(page, "budget").get_by_text("100,000 tokens · 20 iterations").wait_for()
+    node(page, "budget").get_by_text("100,000 tokens · 1 iteration · 20 calls").wait_for()
     page.get_by_text("Add budget controls for production").wait_for(state="detached")
     assert page.get_by_test_id("lrs-score").inner_text() != score_before
     # The user's text stays as typed (canonical YAML would put maxTokens first).
-    assert "budget:\n  maxIterations: 20\n  maxTokens: 100000\n" in yaml_text(page)
+    typed = "budget:\n  maxIterations: 1\n  maxModelCalls: 20\n  maxTokens: 100000\n"
+    assert typed in yaml_text(page)
     node(page, "budget").click()
     assert page.get_by_label("Max tokens").input_value() == "100000"
     screenshot(page, "editor-budget-typed")
@@ -305,7 +306,7 @@ def test_a_one_click_fix_adds_budget_controls(signed_in: Any, live_server: Any, 
     assert int(page.get_by_test_id("lrs-score").inner_text()) > score_before
     text = yaml_text(page)
     budget = text[text.index("budget:") :]
-    assert "maxTokens:" in budget and "maxIterations: 20" in budget
+    assert "maxTokens:" in budget and "maxModelCalls: 20" in budget
 
 
 def test_it_reorders_parallel_branches_by_drag(signed_in: Any, live_server: Any, api: Any) -> None:

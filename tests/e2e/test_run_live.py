@@ -40,7 +40,7 @@ LOOP = yamlio.dump(
                 "maker": ["Bug Review", "Security Review"],
                 "checker": "Adversarial Verifier",
             },
-            "budget": {"maxTokens": 20000, "maxIterations": 10},
+            "budget": {"maxTokens": 20000, "maxIterations": 10, "maxModelCalls": 10},
             "dryRun": {"latencyMs": 900},
         }
     )
@@ -146,7 +146,9 @@ def test_a_dry_run_from_the_loop_page_is_watched_live_and_survives_a_reload(
     assert shown_events(page) == [seq for seq, _ in stored] == list(range(1, len(stored) + 1))
     assert stored[-1][1] == "run_finished"
     assert page.inner_text("#outputs").count("[dry run]") == 3
-    assert page.inner_text('#budget tr[data-limit="maxIterations"]').split("\t")[1] == "4 / 10"
+    # Four model calls (three agents, one checker) in one pass of the loop.
+    assert page.inner_text('#budget tr[data-limit="maxModelCalls"]').split("\t")[1] == "4 / 10"
+    assert page.inner_text('#budget tr[data-limit="maxIterations"]').split("\t")[1] == "1 / 10"
     screenshot(page, "run-live-finished")
 
 

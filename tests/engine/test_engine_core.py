@@ -198,13 +198,45 @@ def test_a_reservation_waits_for_calls_in_flight_and_stops_when_the_rest_cannot_
 
 
 def test_a_budget_warns_once_at_80_percent() -> None:
-    budget = BudgetTracker(BudgetLimits(max_iterations=5))
+    budget = BudgetTracker(BudgetLimits(max_model_calls=5))
     for _ in range(4):
         budget.commit(budget.reserve(0), Tokens(), 0.0)
     (warning,) = budget.warnings()
+    assert (warning.limit, warning.observed) == ("maxModelCalls", 4)
+    assert warning.message == "maxModelCalls is at 80% of its limit (4 of 5)"
+    budget.commit(budget.reserve(0), Tokens(), 0.0)
+    assert budget.warnings() == []
+
+
+def test_iterations_warn_at_80_percent_on_a_retry_pass_and_never_on_the_first() -> None:
+    budget = BudgetTracker(BudgetLimits(max_iterations=5))
+    budget.begin_iteration(1)
+    assert budget.warnings() == []
+    budget.begin_iteration(2)
+    budget.begin_iteration(3)
+    assert budget.warnings() == []
+    budget.begin_iteration(4)
+    (warning,) = budget.warnings()
     assert (warning.limit, warning.observed) == ("maxIterations", 4)
     assert warning.message == "maxIterations is at 80% of its limit (4 of 5)"
-    budget.commit(budget.reserve(0), Tokens(), 0.0)
+    budget.begin_iteration(5)
+    assert budget.warnings() == []
+    with pytest.raises(BudgetExceeded) as caught:
+        budget.begin_iteration(6)
+    assert (caught.value.limit, caught.value.allowed, caught.value.observed) == (
+        "maxIterations",
+        5,
+        6,
+    )
+    assert str(caught.value) == (
+        "Stopping before iteration 6: it would exceed the maxIterations limit of 5 (iterations=6)"
+    )
+    assert budget.iterations == 5
+
+
+def test_a_one_pass_limit_never_warns() -> None:
+    budget = BudgetTracker(BudgetLimits(max_iterations=1))
+    budget.begin_iteration(1)
     assert budget.warnings() == []
 
 

@@ -240,14 +240,14 @@ async def test_max_cost_stops_a_run_before_it_spends_more(server: LLMServer) -> 
     assert calls[1].body["max_tokens"] < 300
 
 
-async def test_max_iterations_stops_a_run_at_the_limit(server: LLMServer) -> None:
-    loop = make_loop(pipeline=agents("S1", "S2", "S3", "S4", "S5"), budget={"maxIterations": 3})
+async def test_max_model_calls_stops_a_run_at_the_limit(server: LLMServer) -> None:
+    loop = make_loop(pipeline=agents("S1", "S2", "S3", "S4", "S5"), budget={"maxModelCalls": 3})
     result, _, _ = await run(server, loop)
     assert result.status == "budget_exceeded"
-    assert result.limit == "maxIterations"
+    assert result.limit == "maxModelCalls"
     assert len(server.requests) == 3
     assert result.error == (
-        "Stopping before call 4: it would exceed the maxIterations limit of 3 (iterations=4)"
+        "Stopping before call 4: it would exceed the maxModelCalls limit of 3 (calls=4)"
     )
 
 

@@ -78,7 +78,7 @@ def test_daily_triage_is_the_seeds_cron_loop_without_verify_or_budget_limits() -
     loop = load(ROOT / "loops" / "daily-triage.yaml")
     assert isinstance(loop.trigger, spec.CronTrigger)
     assert loop.verify is None
-    assert loop.budget == spec.Budget(max_iterations=20)
+    assert loop.budget == spec.Budget(max_iterations=1, max_model_calls=20)
     assert lrs.score(loop).grade in ("C", "D", "F")
 
 

@@ -94,7 +94,7 @@ def test_the_seeds_own_pr_review_scores_a_c_for_its_unsigned_webhook_and_bare_st
         "[ok] Maker/Checker separation enforced",
         "[ok] Budget controls configured (2 dimensions)",
         "[!] Budget has no limit on maxCostUsd",
-        "[!] Max iterations not set (only wall time bounds the run)",
+        "[!] Model calls not capped (only wall time bounds the run)",
         "[ok] Verification rounds capped (maxRounds: 3)",
         "[ok] State persisted (filesystem: .loopkit/state)",
         "[!] Unsigned webhook: anyone who finds the URL can start runs",

@@ -203,12 +203,12 @@ async def test_a_plan_longer_than_max_steps_is_refused(server: LLMServer) -> Non
 async def test_the_run_budget_stops_a_plan_midway(server: LLMServer) -> None:
     server.when(PLANNER, plan_reply([("search", "a"), ("search", "b"), ("search", "c")], done=True))
     loop = triage_loop()
-    loop.budget = spec.Budget(max_iterations=3)
+    loop.budget = spec.Budget(max_model_calls=3)
 
     result, sink = await run(server, loop)
 
     assert result.status == "budget_exceeded"
-    assert result.limit == "maxIterations"
+    assert result.limit == "maxModelCalls"
     assert len(server.completed()) == 3  # the plan and two of its steps
     assert [e.label for e in sink.of_type("step_finished")] == [
         "Triage 1.1 search",

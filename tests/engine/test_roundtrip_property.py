@@ -196,6 +196,7 @@ budgets = st.fixed_dictionaries(
         "maxDurationMinutes": numbers,
         "maxCostUsd": numbers,
         "maxIterations": st.integers(1, 1000),
+        "maxModelCalls": st.integers(1, 1000),
     },
 )
 

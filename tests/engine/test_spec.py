@@ -347,6 +347,7 @@ def test_the_json_schema_describes_the_camel_case_keys() -> None:
         "maxDurationMinutes",
         "maxCostUsd",
         "maxIterations",
+        "maxModelCalls",
     }
     assert schema["$defs"]["Budget"]["additionalProperties"] is False
     json.dumps(schema)  # serialisable as is

@@ -10,7 +10,8 @@
   let status = page.status;
   let socket = null;
   let retryMs = 250;
-  const totals = { in: 0, out: 0, cost: 0, costKnown: true, requests: 0, started: null };
+  // requests: model calls (maxModelCalls); iterations: passes of the loop, one per round (maxIterations).
+  const totals = { in: 0, out: 0, cost: 0, costKnown: true, requests: 0, iterations: 0, started: null };
   const $ = (id) => document.getElementById(id);
 
   let graph = null;
@@ -196,7 +197,8 @@
       maxTokens: totals.in + totals.out,
       maxCostUsd: totals.costKnown ? totals.cost : null,
       maxDurationMinutes: totals.started ? (Date.now() / 1000 - totals.started) / 60 : 0,
-      maxIterations: totals.requests,
+      maxIterations: totals.iterations,
+      maxModelCalls: totals.requests,
     };
     for (const [name, limit] of Object.entries(limits || {})) {
       const u = used[name];
@@ -344,6 +346,7 @@
         break;
       case "step_started":
         setNode(p, "running");
+        totals.iterations = Math.max(totals.iterations, p.round || 1);
         break;
       case "step_finished": {
         const t = p.tokens || {};
@@ -399,6 +402,8 @@
       case "run_finished": {
         const t = p.tokens || {};
         if (t.input !== undefined) { totals.in = t.input; totals.out = t.output; }
+        if (p.requests !== undefined) totals.requests = p.requests;
+        if (p.iterations !== undefined) totals.iterations = p.iterations;
         if ("cost" in p) { totals.costKnown = p.cost !== null && p.cost_known !== false; totals.cost = p.cost || 0; }
         setStatus(p.status);
         if (p.error) { $("run-error").textContent = p.error; $("run-error").hidden = false; }
