@@ -150,7 +150,7 @@ def test_the_transcript_resumes_a_dry_run_dry_and_offers_no_resume_after_a_refus
     (run_dir,) = (tmp_path / ".loopkit" / "state" / "runs").iterdir()
     run_id = run_dir.name
     assert stopped.stdout.splitlines()[-1] == (
-        f"Run: {run_id} (continue with: loopkit run three --dry-run --resume {run_id})"
+        f"  Run: {run_id} (continue with: loopkit run three --dry-run --resume {run_id})"
     )
 
     refused = cli(tmp_path, "three", "--resume", run_id)
