@@ -56,6 +56,7 @@ def make_loop(n: int, rounds: int) -> object:
         {
             "name": "fanout",
             "model": "bench-model",
+            "inputs": {"target": {"required": True}},
             "pipeline": [
                 {
                     "parallel": [

@@ -30,7 +30,7 @@ CASES = {
     + "a" * (MAX_BYTES - 64)
     + "'\n",
     "60,000 keys": "name: x\n" + "".join(f"k{i}: v\n" for i in range(60_000)),
-    "999 steps with templates": "name: x\npipeline:\n"
+    "999 steps with templates": "name: x\ninputs:\n  x:\n    default: v\npipeline:\n"
     + "".join(f"  - prompt: step {i} {{{{ inputs.x }}}}\n" for i in range(999)),
     "5,000 steps": "name: x\npipeline:\n" + "".join(f"  - prompt: s{i}\n" for i in range(5000)),
     "20,000 template tags": "name: x\npipeline:\n  - prompt: '" + "{{ a }}" * 20_000 + "'\n",

@@ -24,7 +24,7 @@ def make_loop(steps: int, *, tidy: bool) -> dict[str, object]:
         {
             "parallel": [
                 {
-                    "prompt": f"Review part {i}-{j} of {{{{ trigger.payload.x }}}}",
+                    "prompt": f"Review part {i}-{j} of {{{{ trigger.payload.pull_request.title }}}}",
                     "label": f"S{i}-{j}",
                     **extra,
                 }

@@ -73,7 +73,7 @@ def loop_data(steps: int) -> dict[str, Any]:
         nonlocal n
         n += 1
         return {
-            "prompt": f"Step {n}: review part {n} of {{{{ trigger.payload.title }}}} and list problems.",
+            "prompt": f"Step {n}: review part {n} of the {{{{ trigger.payload.due_time }}}} changes and list problems.",
             "label": f"Step {n}",
             "timeout": 120,
             "retries": 2,
@@ -117,10 +117,11 @@ def edited(text: str, mode: str, i: int) -> str:
 
 def forget() -> None:
     """Forget every template and condition the engine has checked."""
-    from loopkit import templating
+    from loopkit import references, templating
 
     templating.check_prompt.cache_clear()
     templating.check_condition.cache_clear()
+    references.clear_caches()
 
 
 def percentile(values: list[float], p: float) -> float:

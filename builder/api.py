@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.text import slugify
-from ninja import Query, Router, Schema, Status
-from ninja.errors import HttpError
+from ninja import Query, Router, Status
 from pydantic import ValidationError as PydanticValidationError
 
 from builder import gitsync, services
@@ -36,15 +36,12 @@ from builder.schemas import (
     VersionOut,
     VersionSummaryOut,
 )
+from loopkit_web.errors import MAX_ID, BadRequest, Invalid, NotFound, errors
+from loopkit_web.openapi import DOWNLOAD, inline_refs
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, require_role
 
 API_PREFIX = "/loops"
 router = Router(tags=["loops"])
-
-
-class Refusal(Schema):
-    message: str
-    details: list[Any] = []
 
 
 def loop_out(
@@ -96,31 +93,28 @@ def _team(request: HttpRequest, role: str) -> Any:
     return team
 
 
-REFUSALS = {400: Refusal, 401: Refusal, 403: Refusal, 404: Refusal, 409: Refusal, 422: Refusal}
-
-
-@router.post("/validate", response={200: ValidateOut, **REFUSALS})
+@router.post("/validate", response={200: ValidateOut, **errors(400, 403, 413, 422)})
 def validate(request: HttpRequest, body: ValidateIn) -> Any:
     """Validate a loop (YAML or JSON) and score it, with the engine itself."""
     if (body.yaml is None) == (body.spec is None):
-        raise HttpError(422, "send exactly one of 'yaml' or 'spec'")
+        raise Invalid("send exactly one of 'yaml' or 'spec'")
     return services.validate(body.yaml, body.spec).as_dict()
 
 
-@router.get("", response={200: list[LoopSummaryOut], **REFUSALS})
+@router.get("", response={200: list[LoopSummaryOut], **errors()})
 def list_loops(request: HttpRequest) -> Any:
     """List the current team's loops (an API token's team for tokens)."""
     return Loop.objects.for_current_team(request).order_by("name")
 
 
-@router.post("", response={201: LoopOut, **REFUSALS})
+@router.post("", response={201: LoopOut, **errors(400, 403, 404, 409, 413, 422)})
 def create_loop(request: HttpRequest, body: LoopCreateIn) -> Any:
     team = _team(request, "editor")
     loop, version = services.create_loop(request, team, body.yaml, body.message)
     return Status(201, loop_out(loop, version))
 
 
-@router.get("/export", response={200: None, **REFUSALS})
+@router.get("/export", response={200: None, **errors(404)}, openapi_extra=DOWNLOAD["zip"])
 def export_all(request: HttpRequest) -> HttpResponse:
     """Download every loop of the current team as a zip of loops/<name>.yaml."""
     team = _team(request, "viewer")
@@ -144,25 +138,28 @@ def export_all(request: HttpRequest) -> HttpResponse:
 
 @router.post(
     "/import",
-    response={200: ImportOut, **REFUSALS, 413: Refusal},
+    response={200: ImportOut, **errors(400, 403, 404, 409, 413, 422)},
     openapi_extra={
         "requestBody": {
+            "required": True,
             "content": {
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
+                        "required": ["files"],
                         "properties": {
                             "files": {
                                 "type": "array",
+                                "minItems": 1,
                                 "items": {"type": "string", "format": "binary"},
                             },
                             "overwrite": {"type": "boolean"},
-                            "message": {"type": "string"},
+                            "message": {"type": "string", "maxLength": 500},
                         },
                     }
                 },
-                "application/json": {"schema": ImportJsonIn.model_json_schema()},
-            }
+                "application/json": {"schema": inline_refs(ImportJsonIn.model_json_schema())},
+            },
         }
     },
 )
@@ -174,14 +171,23 @@ def import_files(request: HttpRequest) -> Any:
     if declared > services.max_upload_bytes():
         raise services.too_large(declared)  # refused before the body is read
     if request.content_type == "application/json":
+        # Read the stream, not request.body: that one stops at DATA_UPLOAD_MAX_MEMORY_SIZE
+        # (2.5 MB), below the import limit checked above.
+        raw = request.read(services.max_upload_bytes() + 1)
+        if len(raw) > services.max_upload_bytes():
+            raise services.too_large(len(raw))
         try:
-            body = ImportJsonIn.model_validate_json(request.body)
+            body = ImportJsonIn.model_validate_json(raw)
         except PydanticValidationError as exc:
-            raise HttpError(422, f"invalid import body: {exc.errors()[0]['msg']}") from None
+            raise Invalid(f"invalid import body: {exc.errors()[0]['msg']}") from None
         uploads = [(f.name, f.content.encode()) for f in body.files]
         overwrite, message = body.overwrite, body.message
     else:
-        uploads = [(f.name or "upload", f.read()) for f in request.FILES.getlist("files")]
+        try:
+            uploaded = request.FILES.getlist("files")
+        except MultiPartParserError as exc:
+            raise BadRequest(f"the multipart body cannot be read: {exc}") from None
+        uploads = [(f.name or "upload", f.read()) for f in uploaded]
         overwrite = str(request.POST.get("overwrite", "")).lower() in ("1", "true", "on", "yes")
         message = request.POST.get("message", "")
     files = services.expand_uploads(uploads)
@@ -189,33 +195,37 @@ def import_files(request: HttpRequest) -> Any:
     return result.as_dict()
 
 
-@router.get("/repository", response={200: RepositoryOut, **REFUSALS})
+@router.get("/repository", response={200: RepositoryOut, **errors(404)})
 def get_repository(request: HttpRequest) -> Any:
     team = _team(request, "viewer")
     return get_scoped_or_404(GitRepository, request, team=team)
 
 
-@router.put("/repository", response={200: RepositoryOut, **REFUSALS})
+@router.put("/repository", response={200: RepositoryOut, **errors(400, 403, 404, 413, 422)})
 def put_repository(request: HttpRequest, body: RepositoryIn) -> Any:
     team = _team(request, "admin")
     return gitsync.configure(request, team, body.dict())
 
 
-@router.delete("/repository", response={204: None, **REFUSALS})
+@router.delete("/repository", response={204: None, **errors(403, 404)})
 def delete_repository(request: HttpRequest) -> Any:
     team = _team(request, "admin")
     gitsync.remove(request, get_scoped_or_404(GitRepository, request, team=team))
     return Status(204, None)
 
 
-@router.post("/repository/export", response={200: GitExportOut, **REFUSALS, 502: Refusal})
+@router.post(
+    "/repository/export", response={200: GitExportOut, **errors(400, 403, 404, 413, 422, 502)}
+)
 def git_export(request: HttpRequest, body: GitExportIn) -> Any:
     team = _team(request, "editor")
     repo = get_scoped_or_404(GitRepository, request, team=team)
     return gitsync.export_to_repository(request, repo, body.message)
 
 
-@router.post("/repository/import", response={200: GitImportOut, **REFUSALS, 502: Refusal})
+@router.post(
+    "/repository/import", response={200: GitImportOut, **errors(400, 403, 404, 409, 413, 422, 502)}
+)
 def git_import(request: HttpRequest, body: GitImportIn) -> Any:
     team = _team(request, "editor")
     repo = get_scoped_or_404(GitRepository, request, team=team)
@@ -223,12 +233,12 @@ def git_import(request: HttpRequest, body: GitImportIn) -> Any:
     return {**result.as_dict(), "commit": commit}
 
 
-@router.get("/{int:loop_id}", response={200: LoopOut, **REFUSALS})
+@router.get("/{id:loop_id}", response={200: LoopOut, **errors(404)})
 def get_loop(request: HttpRequest, loop_id: int) -> Any:
     return loop_out(_loop(request, loop_id))
 
 
-@router.put("/{int:loop_id}", response={200: LoopOut, **REFUSALS})
+@router.put("/{id:loop_id}", response={200: LoopOut, **errors(400, 403, 404, 409, 413, 422)})
 def save_loop(request: HttpRequest, loop_id: int, body: LoopSaveIn) -> Any:
     """Save a new version; 409 with the other change when ``base_version`` is stale."""
     loop = _loop(request, loop_id, "editor")
@@ -238,13 +248,15 @@ def save_loop(request: HttpRequest, loop_id: int, body: LoopSaveIn) -> Any:
     return loop_out(loop, version, saved=created)
 
 
-@router.delete("/{int:loop_id}", response={204: None, **REFUSALS})
+@router.delete("/{id:loop_id}", response={204: None, **errors(403, 404)})
 def delete_loop(request: HttpRequest, loop_id: int) -> Any:
     services.delete_loop(request, _loop(request, loop_id, "editor"))
     return Status(204, None)
 
 
-@router.get("/{int:loop_id}/export", response={200: None, **REFUSALS})
+@router.get(
+    "/{id:loop_id}/export", response={200: None, **errors(404)}, openapi_extra=DOWNLOAD["yaml"]
+)
 def export_one(request: HttpRequest, loop_id: int) -> HttpResponse:
     """Download the current version's YAML."""
     from loopkit_web.audit.services import record
@@ -257,25 +269,25 @@ def export_one(request: HttpRequest, loop_id: int) -> HttpResponse:
     return response
 
 
-@router.get("/{int:loop_id}/versions", response={200: list[VersionSummaryOut], **REFUSALS})
+@router.get("/{id:loop_id}/versions", response={200: list[VersionSummaryOut], **errors(404)})
 def list_versions(request: HttpRequest, loop_id: int) -> Any:
     loop = _loop(request, loop_id)
     return [_version_out(v) for v in loop.versions.order_by("-number")]
 
 
-@router.get("/{int:loop_id}/versions/{int:number}", response={200: VersionOut, **REFUSALS})
+@router.get("/{id:loop_id}/versions/{id:number}", response={200: VersionOut, **errors(404)})
 def get_version(request: HttpRequest, loop_id: int, number: int) -> Any:
     version = get_scoped_or_404(LoopVersion, request, loop_id=loop_id, number=number)
     require_role(request, "viewer", team=version.loop.team)
     return _version_out(version, full=True)
 
 
-@router.get("/{int:loop_id}/diff", response={200: DiffOut, **REFUSALS})
+@router.get("/{id:loop_id}/diff", response={200: DiffOut, **errors(404, 422)})
 def diff(
     request: HttpRequest,
     loop_id: int,
-    from_: int | None = Query(None, alias="from"),  # type: ignore[type-arg]
-    to: int | None = None,
+    from_: int | None = Query(None, alias="from", ge=1, le=MAX_ID),  # type: ignore[type-arg]
+    to: int | None = Query(None, ge=1, le=MAX_ID),  # type: ignore[type-arg]
 ) -> Any:
     """Compare two versions (default: the previous and the current one)."""
     loop = _loop(request, loop_id)
@@ -284,7 +296,7 @@ def diff(
     versions = {v.number: v for v in loop.versions.filter(number__in=[from_, to])}
     missing = [n for n in (from_, to) if n not in versions]
     if missing:
-        raise HttpError(404, f"'{loop.name}' has no version {missing[0]}")
+        raise NotFound(f"'{loop.name}' has no version {missing[0]}")
     old, new = versions[from_], versions[to]
     return {
         "from_version": from_,
@@ -297,11 +309,13 @@ def diff(
     }
 
 
-@router.post("/{int:loop_id}/versions/{int:number}/restore", response={200: LoopOut, **REFUSALS})
+@router.post(
+    "/{id:loop_id}/versions/{id:number}/restore", response={200: LoopOut, **errors(403, 404, 409)}
+)
 def restore(request: HttpRequest, loop_id: int, number: int) -> Any:
     """Make a new version with the YAML of version ``number``."""
     loop = _loop(request, loop_id, "editor")
     if not loop.versions.filter(number=number).exists():
-        raise HttpError(404, f"'{loop.name}' has no version {number}")
+        raise NotFound(f"'{loop.name}' has no version {number}")
     loop, version = services.restore_version(request, loop, number)
     return loop_out(loop, version)

@@ -41,6 +41,7 @@ class GitError(BuilderError):
     """A git command failed (unreachable remote, rejected push, ...)."""
 
     status = 502
+    code = "upstream_failed"
 
 
 def local_paths_allowed() -> bool:

@@ -7,18 +7,15 @@ from typing import Any
 
 from ninja import Field, Schema
 
+from loopkit_web.errors import MAX_ID, ProblemOut
+from loopkit_web.openapi import exactly_one_of
 
-class ProblemOut(Schema):
-    message: str
-    path: str = ""
-    line: int | None = None
-    column: int | None = None
-    code: str = "invalid"
-    hint: str | None = None
-    file: str | None = None
+__all__ = ["ProblemOut"]  # re-exported: the validate API's problems are the errors' problems
 
 
 class ValidateIn(Schema):
+    model_config = exactly_one_of("yaml", "spec")
+
     yaml: str | None = Field(None, description="The loop as YAML text.")
     spec: dict[str, Any] | None = Field(None, description="The loop as JSON data (camelCase).")
 
@@ -38,7 +35,7 @@ class LoopCreateIn(Schema):
 
 class LoopSaveIn(Schema):
     yaml: str
-    base_version: int
+    base_version: int = Field(ge=1, le=MAX_ID)
     message: str = Field("", max_length=500)
 
 

@@ -28,36 +28,28 @@ from loopkit import spec, yamlio
 from loopkit.document import Analysis, analyze
 from loopkit.errors import Problem
 from loopkit_web.audit.services import record, snapshot
+from loopkit_web.errors import ApiError
 
 AUDITED = ["name", "version", "lrs_score", "lrs_grade"]
 
 
-class BuilderError(Exception):
-    """A request the builder refuses, with the HTTP status and JSON body to answer."""
-
-    status = 400
-
-    def __init__(self, message: str, *, status: int | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"message": self.message, "details": [], **self.extra}
+class BuilderError(ApiError):
+    """A request the builder refuses (400 unless the kind or ``status=`` says otherwise)."""
 
 
 class InvalidLoop(BuilderError):
     status = 422
+    code = "invalid_loop"
 
 
 class NameClash(BuilderError):
     status = 409
+    code = "name_taken"
 
 
 class StaleVersion(BuilderError):
     status = 409
+    code = "stale_version"
 
 
 # ── Validation ────────────────────────────────────────────────────────────

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from builder import definitions, gitsync, services
 from builder.models import GitRepository, Loop
+from loopkit_web.accounts.decorators import download_view
 from loopkit_web.audit.services import record
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, membership_for, require_role
@@ -280,7 +281,7 @@ def loop_delete(request: HttpRequest, loop_id: int) -> HttpResponse:
     return redirect("builder:loop_list")
 
 
-@login_required
+@download_view
 def export_one(request: HttpRequest, loop_id: int) -> HttpResponse:
     loop = _loop(request, loop_id)
     version = loop.current()
@@ -290,7 +291,7 @@ def export_one(request: HttpRequest, loop_id: int) -> HttpResponse:
     return response
 
 
-@login_required
+@download_view
 def export_all(request: HttpRequest) -> HttpResponse:
     team = _team(request, "viewer")
     loops = list(Loop.objects.for_team(team).order_by("name"))

@@ -9,15 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
-from ninja.errors import HttpError
+from ninja import Query, Router
 
 from builder.models import Loop
 from dashboard import services
 from dashboard.filters import RunFilter
 from dashboard.periods import Period, PeriodError, parse_period
 from dashboard.schemas import DashboardOut, LoopFiguresOut, RunPageOut
-from loopkit_web.api import ERRORS
+from loopkit_web.errors import MAX_ID, Invalid, errors
 from loopkit_web.teams.scoping import get_scoped_or_404, require_role
 
 router = Router(tags=["dashboard"])
@@ -29,26 +28,28 @@ def _period(request: HttpRequest) -> Period:
     try:
         return parse_period(request.GET)
     except PeriodError as exc:
-        raise HttpError(422, str(exc)) from None
+        raise Invalid(str(exc)) from None
 
 
-@router.get("", response={200: DashboardOut, **ERRORS})
+@router.get("", response={200: DashboardOut, **errors(404, 422)})
 def figures(request: HttpRequest) -> Any:
     """Return every figure of the dashboard for ``period`` (24h, 7d, 30d, or custom with since/until)."""
     team = require_role(request, "viewer").team
     return services.dashboard(team, _period(request))
 
 
-@router.get("/runs", response={200: RunPageOut, **ERRORS})
-def runs(request: HttpRequest, limit: int = 100, offset: int = 0) -> Any:
+@router.get("/runs", response={200: RunPageOut, **errors(404, 422)})
+def runs(
+    request: HttpRequest,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),  # type: ignore[type-arg]
+    offset: int = Query(0, ge=0, le=MAX_ID),  # type: ignore[type-arg]
+) -> Any:
     """Return the runs list with the page's filters (loop, status, trigger, user, model,
     since, until, verified, cost) and ``sort``; ``limit`` at most 500."""
     team = require_role(request, "viewer").team
     f = RunFilter.from_params(request.GET)
     if f.errors:
-        raise HttpError(422, "; ".join(f.errors.values()))
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise HttpError(422, f"limit must be 1-{MAX_LIMIT} and offset 0 or more")
+        raise Invalid("; ".join(f.errors.values()))
     qs = f.apply(services.team_runs(team).defer(*services.HEAVY_FIELDS), team)
     return {
         "count": f.count(qs, team),
@@ -58,7 +59,7 @@ def runs(request: HttpRequest, limit: int = 100, offset: int = 0) -> Any:
     }
 
 
-@router.get("/loops/{loop_id}", response={200: LoopFiguresOut, **ERRORS})
+@router.get("/loops/{id:loop_id}", response={200: LoopFiguresOut, **errors(404, 422)})
 def loop_figures(request: HttpRequest, loop_id: int) -> Any:
     """Return one loop's runs over time, cost per run trend, pass rate and current LRS."""
     loop = get_scoped_or_404(Loop, request, pk=loop_id)

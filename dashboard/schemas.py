@@ -73,7 +73,7 @@ class BudgetRowOut(Schema):
     max_tokens: int | None
 
 
-class RunOut(Schema):
+class RunRowOut(Schema):
     id: int
     loop_id: int | None
     loop_name: str
@@ -112,7 +112,7 @@ class DashboardOut(Schema):
     by_loop: list[LoopRowOut]
     by_model: list[ModelRowOut]
     budgets: list[BudgetRowOut]
-    most_expensive: list[RunOut]
+    most_expensive: list[RunRowOut]
     low_lrs: list[LowLrsOut]
 
 
@@ -130,4 +130,4 @@ class RunPageOut(Schema):
     count: int
     limit: int
     offset: int
-    runs: list[RunOut]
+    runs: list[RunRowOut]

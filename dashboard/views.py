@@ -19,6 +19,7 @@ from dashboard.exports import RUN_COLUMNS, TABLES, csv_response, run_row, table_
 from dashboard.filters import STATUSES, RunFilter
 from dashboard.models import ModelHour
 from dashboard.periods import PRESET_LABELS, Period, PeriodError, parse_period
+from loopkit_web.accounts.decorators import download_view
 from loopkit_web.teams.models import Membership
 from loopkit_web.teams.scoping import require_role
 from runs.models import Status, TriggerType
@@ -89,7 +90,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/run_list.html", context)
 
 
-@login_required
+@download_view
 def run_list_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     team, _, qs = _filtered(request)
     return csv_response(
@@ -188,7 +189,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/dashboard.html", context)
 
 
-@login_required
+@download_view
 def dashboard_csv(request: HttpRequest, dashboard_table: str) -> HttpResponse:
     table = dashboard_table
     if table not in TABLES:

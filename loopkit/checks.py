@@ -1,7 +1,10 @@
 """Cross-reference checks on a loop that passed schema validation.
 
-Labels are unique, makers name existing steps, no checker is a maker, subagents, skills and connectors that steps name are defined, and
-prompts and ``when:`` expressions compile. Every problem is returned at once.
+Labels are unique, makers name existing steps, no checker is a
+maker, subagents, skills and connectors that steps name are defined, every
+template (prompts, ``when:``, subagent prompts, approval questions, plan
+templates) compiles, and what each template reads will exist when it renders
+(``loopkit.template_context``). Every problem is returned at once.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from collections.abc import Collection
 
 from loopkit import spec
 from loopkit.errors import Problem
-from loopkit.templating import TemplateSyntaxError, check_condition, check_prompt
+from loopkit.references import condition_refs, prompt_refs
+from loopkit.template_context import check_templates
+from loopkit.templating import TemplateSyntaxError
 
 
 def _close(name: str, names: list[str]) -> str | None:
@@ -90,9 +95,11 @@ def check_loop(
             problems += _check_agent(step, path, subagents, connectors, declared)
         elif isinstance(step, spec.PlanStep):
             problems += _check_plan(step, path, subagents, connectors, declared)
+        elif isinstance(step, spec.ApprovalStep):
+            problems += _template_problems(step.approve, "the question", f"{path}.approve")
         elif isinstance(step, spec.ConditionalStep):
             try:
-                check_condition(step.when)
+                condition_refs(step.when)
             except TemplateSyntaxError as exc:
                 problems.append(
                     Problem(
@@ -107,6 +114,10 @@ def check_loop(
     if loop.verify is not None:
         problems += _check_verify(loop.verify, labels)
     for name, agent in loop.subagents.items():
+        if agent.prompt:
+            problems += _template_problems(
+                agent.prompt, "the prompt", f"subagents[{name!r}].prompt"
+            )
         for index, ref in enumerate(agent.connectors):
             if ref not in connectors:
                 problems.append(
@@ -117,13 +128,14 @@ def check_loop(
                         hint=_close(ref, list(connectors)),
                     )
                 )
+    problems += check_templates(loop)
     return problems
 
 
 def _template_problems(source: str, what: str, path: str, hint: str | None = None) -> list[Problem]:
     """Return the problem of a template that does not parse (none when it does)."""
     try:
-        check_prompt(source)
+        prompt_refs(source)
     except TemplateSyntaxError as exc:
         return [
             Problem(

@@ -28,6 +28,10 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 #: A real loop holds a few thousand values at most; this bounds parse time on hostile input.
 MAX_NODES = 20_000
+#: Integers longer than this are refused (Python converts at most 4,300 digits).
+MAX_INT_DIGITS = 4000
+_INT_LIMIT = 10**MAX_INT_DIGITS
+_REFUSED = object()
 
 # libyaml's parser is about 20 times faster than the pure-Python one; both give
 # the same events, and neither constructs objects here.
@@ -89,9 +93,9 @@ def format_path(path: PathKey) -> str:
 
 
 class _Refused(Exception):
-    def __init__(self, message: str, mark: Any, code: str) -> None:
+    def __init__(self, message: str, mark: Any, code: str, hint: str | None = None) -> None:
         super().__init__(message)
-        self.message, self.mark, self.code = message, mark, code
+        self.message, self.mark, self.code, self.hint = message, mark, code, hint
 
 
 def _pos(mark: Any) -> tuple[int, int]:
@@ -124,7 +128,16 @@ def parse(text: str | bytes, file: str | None = None) -> Document:
     except _Refused as exc:
         at_line, at_column = _pos(exc.mark)
         raise SpecError(
-            [Problem(exc.message, file=file, line=at_line, column=at_column, code=exc.code)]
+            [
+                Problem(
+                    exc.message,
+                    file=file,
+                    line=at_line,
+                    column=at_column,
+                    code=exc.code,
+                    hint=exc.hint,
+                )
+            ]
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -391,7 +404,19 @@ def _scalar(loader: Any, event: yaml.ScalarEvent) -> Any:
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)  # type: ignore[arg-type]
     if tag == "tag:yaml.org,2002:timestamp":
         return event.value  # keep dates as written: loops hold text, not datetimes
-    return loader.construct_object(node, deep=True)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except ValueError:  # Python converts at most 4,300 digits to an int
+        value = _REFUSED
+    if value is not _REFUSED and (not isinstance(value, int) or -_INT_LIMIT < value < _INT_LIMIT):
+        return value
+    raise _Refused(
+        f"this number is too large ({len(event.value):,} characters); numbers in a loop file "
+        f"are limited to {MAX_INT_DIGITS:,} digits",
+        event.start_mark,
+        "invalid_number",
+        hint="quote it to keep it as text",
+    )
 
 
 # ── Validation ───────────────────────────────────────────────────────────

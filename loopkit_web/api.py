@@ -2,7 +2,8 @@
 
 Authentication: the browser's session (with CSRF on unsafe methods) or
 ``Authorization: Bearer <token>`` with an API token, which acts inside its
-team only. Every error is JSON ``{"message": ..., "details": [...]}``.
+team only. Every error is JSON ``{"code": ..., "message": ..., "details": [...]}``,
+raised as a loopkit_web.errors.ApiError and answered by one handler here.
 
 Apps mount their router with one line (done for every app in
 ``settings.LOOPKIT_APPS`` that has an ``api.py`` with ``router``)::
@@ -20,16 +21,21 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from django.http.multipartparser import MultiPartParserError
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from ninja.security import HttpBearer, SessionAuth
 
 from loopkit_web.accounts.models import ApiToken
+from loopkit_web.errors import INVALID_TOKEN_MESSAGE, ApiError, Unauthorized, code_for
+from loopkit_web.paths import register_id_converter
+
+register_id_converter()
 
 logger = logging.getLogger(__name__)
 
 
-INVALID_TOKEN_MESSAGE = "invalid or revoked API token"
+CSRF_MESSAGE = "csrf check failed: send the X-CSRFToken header, or use an API token"
 
 
 class BearerTokenAuth(HttpBearer):
@@ -43,23 +49,10 @@ class BearerTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         api_token = ApiToken.authenticate(token)
         if api_token is None:
-            raise HttpError(401, INVALID_TOKEN_MESSAGE)
+            raise Unauthorized(INVALID_TOKEN_MESSAGE, code="invalid_token")
         request.user = api_token.user
         request.api_token = api_token  # type: ignore[attr-defined]
         return api_token.user
-
-
-class ErrorDetail(Schema):
-    loc: list[str | int] = []
-    msg: str
-    type: str = "error"
-
-
-class ErrorOut(Schema):
-    """The body of every error response."""
-
-    message: str
-    details: list[ErrorDetail] = []
 
 
 AUTH = [BearerTokenAuth(), SessionAuth(csrf=True)]
@@ -69,24 +62,25 @@ api = NinjaAPI(
     version="1",
     description=(
         "Session auth (with CSRF) for the browser, `Authorization: Bearer <token>` for "
-        "scripts and CI. Errors are JSON: `{message, details}`."
+        "scripts and CI. Errors are JSON: `{code, message, details}` (docs/api.md)."
     ),
     auth=AUTH,
     urls_namespace="api",
     docs_url="/docs",
 )
 
-# Error responses every operation can return, for the OpenAPI schema.
-ERRORS: dict[int, type[Schema]] = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
-
 
 def error_response(
-    request: HttpRequest, status: int, message: str, details: list[dict[str, Any]] | None = None
+    request: HttpRequest,
+    status: int,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    *,
+    code: str | None = None,
 ) -> HttpResponse:
     """Return the JSON error body used by the whole API."""
-    return api.create_response(
-        request, {"message": message, "details": details or []}, status=status
-    )
+    body = {"code": code or code_for(status), "message": message, "details": details or []}
+    return api.create_response(request, body, status=status)
 
 
 def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -98,6 +92,11 @@ def _validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for e in errors
     ]
+
+
+@api.exception_handler(ApiError)
+def on_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return api.create_response(request, exc.body(), status=exc.status)
 
 
 @api.exception_handler(ValidationError)
@@ -117,7 +116,12 @@ def on_authorization_error(request: HttpRequest, exc: AuthorizationError) -> Htt
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(request, exc.status_code, str(exc))
+    message = str(exc)
+    if message.startswith("Cannot parse request body"):  # ninja's words for malformed JSON
+        message = "the request body is not valid JSON"
+    elif message == "CSRF check Failed":  # ninja's session auth
+        message = CSRF_MESSAGE
+    return error_response(request, exc.status_code, message)
 
 
 @api.exception_handler(Http404)
@@ -134,6 +138,11 @@ def on_permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpRes
 def on_request_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
     return error_response(request, 413, f"the request body is larger than {limit:,} bytes")
+
+
+@api.exception_handler(MultiPartParserError)
+def on_unreadable_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+    return error_response(request, 400, f"the multipart body cannot be read: {exc}")
 
 
 @api.exception_handler(Exception)

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.defaults import page_not_found, server_error
 
+from loopkit_web.errors import ApiError, NotFound
 from loopkit_web.teams.models import Membership
 from loopkit_web.teams.scoping import current_team
 
@@ -25,11 +26,12 @@ def _is_api(request: HttpRequest) -> bool:
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Answer unknown /api/ paths in JSON like the rest of the API."""
     if _is_api(request):
-        return JsonResponse({"message": "not found", "details": []}, status=404)
+        return JsonResponse(NotFound("not found").body(), status=404)
     return page_not_found(request, exception)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse({"message": "internal server error", "details": []}, status=500)
+        body = ApiError("internal server error", status=500).body()
+        return JsonResponse(body, status=500)
     return server_error(request)

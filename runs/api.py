@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
-from ninja.errors import HttpError
+from ninja import Field, Query, Router, Schema, Status
 
 from builder.models import Loop
+from loopkit_web.errors import MAX_ID, Conflict, Invalid, NotFound, errors
+from loopkit_web.openapi import exactly_one_of
 from loopkit_web.teams.scoping import (
     current_team,
     get_scoped_or_404,
@@ -30,7 +31,9 @@ router = Router(tags=["runs"])
 
 
 class StartIn(Schema):
-    loop_id: int | None = None
+    model_config = exactly_one_of("loop_id", "loop")
+
+    loop_id: int | None = Field(None, ge=1, le=MAX_ID)
     loop: str | None = None
     inputs: dict[str, Any] = {}
     dry_run: bool = False
@@ -100,10 +103,6 @@ class CustomEventOut(Schema):
     runs: list[int]
 
 
-class Message(Schema):
-    message: str
-
-
 def approval_out(a: ApprovalRequest) -> dict[str, Any]:
     return {
         "id": a.pk,
@@ -151,14 +150,14 @@ def run_out(run: Run) -> dict[str, Any]:
     }
 
 
-def _refused(exc: services.RunRefused) -> HttpError:
-    return HttpError(exc.status, exc.message)
-
-
-@router.post("/runs", response={201: RunOut}, summary="Start a run (manual trigger)")
+@router.post(
+    "/runs",
+    response={201: RunOut, **errors(400, 403, 404, 413, 422)},
+    summary="Start a run (manual trigger)",
+)
 def start(request: HttpRequest, body: StartIn) -> Status:
     if (body.loop_id is None) == (body.loop is None):
-        raise HttpError(422, "give exactly one of loop_id or loop (the loop's name)")
+        raise Invalid("give exactly one of loop_id or loop (the loop's name)")
     loops = Loop.objects.for_request(request)
     if body.loop_id is not None:
         loop = get_scoped_or_404(loops, request, pk=body.loop_id)
@@ -166,64 +165,65 @@ def start(request: HttpRequest, body: StartIn) -> Status:
         team = current_team(request)
         loop = loops.filter(team=team, name=body.loop).first()
         if loop is None:
-            raise HttpError(404, f"no loop named '{body.loop}' in team {team}")
+            raise NotFound(f"no loop named '{body.loop}' in team {team}")
     require_role(request, "editor", team=loop.team)
-    try:
-        run = services.start_run(
-            loop,
-            trigger_type="manual",
-            inputs=body.inputs,
-            dry_run=body.dry_run,
-            actor=request.user,
-            request=request,
-        )
-    except services.RunRefused as exc:
-        raise _refused(exc) from None
+    run = services.start_run(
+        loop,
+        trigger_type="manual",
+        inputs=body.inputs,
+        dry_run=body.dry_run,
+        actor=request.user,
+        request=request,
+    )
     run.refresh_from_db()
     return Status(201, run_out(run))
 
 
-@router.get("/runs", response=list[RunOut], summary="The current team's latest runs")
+@router.get(
+    "/runs", response={200: list[RunOut], **errors(422)}, summary="The current team's latest runs"
+)
 def list_runs(request: HttpRequest, limit: int = 50) -> list[dict[str, Any]]:
+    """``limit`` is clamped to 1-200."""
     runs = Run.objects.for_current_team(request).prefetch_related("approvals")
     return [run_out(r) for r in runs[: max(1, min(limit, 200))]]
 
 
-@router.get("/runs/{run_id}", response=RunOut)
+@router.get("/runs/{id:run_id}", response={200: RunOut, **errors(404)})
 def get_run(request: HttpRequest, run_id: int) -> dict[str, Any]:
     return run_out(get_scoped_or_404(Run, request, pk=run_id))
 
 
 class EventsQuery(Schema):
-    after: int = 0
-    limit: int = 500
+    after: int = Field(0, le=MAX_ID, description="Events with a greater seq (0: from the start).")
+    limit: int = Field(500, description="Clamped to 1-1000.")
 
 
-@router.get("/runs/{run_id}/events", response=list[EventOut], summary="Events after a seq")
+@router.get(
+    "/runs/{id:run_id}/events",
+    response={200: list[EventOut], **errors(404, 422)},
+    summary="Events after a seq",
+)
 def events(request: HttpRequest, run_id: int, q: Query[EventsQuery]) -> list[RunEvent]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     rows = RunEvent.objects.filter(run=run, seq__gt=max(q.after, 0)).order_by("seq")
     return list(rows[: max(1, min(q.limit, 1000))])
 
 
-@router.post("/runs/{run_id}/cancel", response={202: RunOut, 409: Message})
+@router.post("/runs/{id:run_id}/cancel", response={202: RunOut, **errors(403, 404, 409)})
 def cancel(request: HttpRequest, run_id: int) -> Status:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
     if not services.request_cancel(run, actor=request.user, request=request):
-        return Status(409, {"message": f"the run has already finished ({run.status})"})
+        raise Conflict(f"the run has already finished ({run.status})")
     run.refresh_from_db()
     return Status(202, run_out(run))
 
 
-@router.post("/runs/{run_id}/rerun", response={201: RunOut})
+@router.post("/runs/{id:run_id}/rerun", response={201: RunOut, **errors(403, 404, 409)})
 def rerun(request: HttpRequest, run_id: int) -> Status:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
-    try:
-        new = services.rerun(run, actor=request.user, request=request)
-    except services.RunRefused as exc:
-        raise _refused(exc) from None
+    new = services.rerun(run, actor=request.user, request=request)
     new.refresh_from_db()
     return Status(201, run_out(new))
 
@@ -235,50 +235,57 @@ def _decide(
     require_role(request, "viewer", team=run.team)
     approval = ApprovalRequest.objects.filter(run=run, pk=approval_id).first()
     if approval is None:
-        raise HttpError(404, "not found")
+        raise NotFound("not found")
     if approval.status != ApprovalStatus.PENDING:
-        raise HttpError(409, f"this approval was already decided ({approval.status})")
-    try:
-        services.decide_approval(
-            approval,
-            approved=approved,
-            comment=comment,
-            membership=membership_for(request, run.team),
-            request=request,
-        )
-    except services.RunRefused as exc:
-        raise _refused(exc) from None
+        raise Conflict(f"this approval was already decided ({approval.status})")
+    services.decide_approval(
+        approval,
+        approved=approved,
+        comment=comment,
+        membership=membership_for(request, run.team),
+        request=request,
+    )
     return approval_out(approval)
 
 
-@router.post("/runs/{run_id}/approvals/{approval_id}/approve", response=ApprovalOut)
+DECISION_ERRORS = errors(400, 403, 404, 409, 413, 422)
+
+
+@router.post(
+    "/runs/{id:run_id}/approvals/{id:approval_id}/approve",
+    response={200: ApprovalOut, **DECISION_ERRORS},
+)
 def approve(
     request: HttpRequest, run_id: int, approval_id: int, body: DecisionIn
 ) -> dict[str, Any]:
     return _decide(request, run_id, approval_id, True, body.comment)
 
 
-@router.post("/runs/{run_id}/approvals/{approval_id}/reject", response=ApprovalOut)
+@router.post(
+    "/runs/{id:run_id}/approvals/{id:approval_id}/reject",
+    response={200: ApprovalOut, **DECISION_ERRORS},
+)
 def reject(request: HttpRequest, run_id: int, approval_id: int, body: DecisionIn) -> dict[str, Any]:
     return _decide(request, run_id, approval_id, False, body.comment)
 
 
-@router.post("/events", response={202: CustomEventOut}, summary="Raise a named custom event")
+@router.post(
+    "/events",
+    response={202: CustomEventOut, **errors(400, 403, 404, 413, 422)},
+    summary="Raise a named custom event",
+)
 def custom_event(request: HttpRequest, body: CustomEventIn) -> Status:
     team = current_team(request)
     require_role(request, "editor", team=team)
     name = body.event.strip()
     if not name:
-        raise HttpError(422, "the event needs a name")
-    try:
-        runs = raise_custom_event(
-            team.pk,  # type: ignore[union-attr]
-            name,
-            body.payload,
-            actor=request.user,
-            request=request,
-            dry_run=body.dry_run,
-        )
-    except services.RunRefused as exc:
-        raise _refused(exc) from None
+        raise Invalid("the event needs a name")
+    runs = raise_custom_event(
+        team.pk,  # type: ignore[union-attr]
+        name,
+        body.payload,
+        actor=request.user,
+        request=request,
+        dry_run=body.dry_run,
+    )
     return Status(202, {"event": name, "runs": [r.pk for r in runs]})

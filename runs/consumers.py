@@ -14,6 +14,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from loopkit_web.errors import MAX_ID
 from runs import live
 from runs.models import Run, RunEvent
 
@@ -34,7 +35,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        if not await self._visible(user):
+        if self.run_id > MAX_ID or not await self._visible(user):  # no row has a larger id
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.last_seq = _after(self.scope.get("query_string", b""))
@@ -94,6 +95,6 @@ def _after(query_string: bytes) -> int:
 
     values = parse_qs(query_string.decode("latin-1")).get("after", ["0"])
     try:
-        return max(int(values[0]), 0)
+        return min(max(int(values[0]), 0), MAX_ID)
     except ValueError:
         return 0

@@ -9,6 +9,7 @@ worker or request gets there second.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.conf import settings
@@ -290,10 +291,16 @@ class ApprovalRequest(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """A received webhook delivery, kept to refuse replays of the same delivery id."""
+    """A received webhook delivery, kept to refuse replays of the same delivery id.
+
+    The id is kept whole; uniqueness is on its SHA-256 (``delivery_key``), since
+    an index cannot hold an id of any length (PostgreSQL's btree stops near
+    2.7 kB) and a cut id would make two deliveries that share a prefix one.
+    """
 
     loop = models.ForeignKey("builder.Loop", on_delete=models.CASCADE, related_name="deliveries")
-    delivery_id = models.CharField(max_length=200)
+    delivery_id = models.TextField(help_text="The X-GitHub-Delivery header, whole.")
+    delivery_key = models.CharField(max_length=64, help_text="SHA-256 of delivery_id (hex).")
     event = models.CharField(max_length=100)
     action = models.CharField(max_length=100, blank=True)
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -302,9 +309,17 @@ class WebhookDelivery(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["loop", "delivery_id"], name="runs_unique_webhook_delivery"
+                fields=["loop", "delivery_key"], name="runs_unique_webhook_delivery_key"
             ),
         ]
+
+    @staticmethod
+    def key_for(delivery_id: str) -> str:
+        return hashlib.sha256(delivery_id.encode()).hexdigest()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.delivery_key = self.key_for(self.delivery_id)
+        super().save(*args, **kwargs)
 
 
 class CronFiring(models.Model):

@@ -17,6 +17,7 @@ from loopkit import spec
 from loopkit.document import analyze
 from loopkit.engine import context
 from loopkit_web.audit.services import record
+from loopkit_web.errors import Invalid
 from loopkit_web.teams.models import ROLE_RANK, Membership
 from runs.models import (
     TERMINAL,
@@ -29,13 +30,11 @@ from runs.models import (
 from runs.recorder import record_event
 
 
-class RunRefused(Exception):
-    """A run cannot be started as asked; the message says why and how to fix it."""
+class RunRefused(Invalid):
+    """A run cannot be started as asked; the message says why and how to fix it.
 
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+    422 unless raised with another ``status=`` (409 for a state clash, 403 for a role).
+    """
 
 
 def parse_loop(text: str, name: str = "loop") -> spec.Loop:

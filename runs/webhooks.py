@@ -98,7 +98,7 @@ def receive(request: HttpRequest, team_slug: str, loop_name: str) -> JsonRespons
     try:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
-                loop=loop, delivery_id=delivery_id[:200], event=event, action=action
+                loop=loop, delivery_id=delivery_id, event=event, action=action
             )
             run = start_run(
                 loop,
@@ -109,7 +109,8 @@ def receive(request: HttpRequest, team_slug: str, loop_name: str) -> JsonRespons
             delivery.run = run
             delivery.save(update_fields=["run"])
     except IntegrityError:
-        previous = WebhookDelivery.objects.filter(loop=loop, delivery_id=delivery_id[:200]).first()
+        key = WebhookDelivery.key_for(delivery_id)
+        previous = WebhookDelivery.objects.filter(loop=loop, delivery_key=key).first()
         return _answer(
             200,
             "duplicate delivery: already received",

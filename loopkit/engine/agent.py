@@ -39,7 +39,7 @@ from loopkit.engine.events import (
 from loopkit.errors import ProviderError, RunError, WaitForRoom
 from loopkit.llm import LLMRequest, LLMResponse, Role, TransientProviderError
 from loopkit.memory import Checkpoint
-from loopkit.templating import environment
+from loopkit.templating import TemplateLimitError, environment, render_bounded
 from loopkit.tools import Tool, ToolResult, summary
 
 if TYPE_CHECKING:
@@ -137,7 +137,11 @@ def _template(source: str) -> Any:
 
 
 def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
-    """Render a prompt in the sandbox against the run context (fast path for plain text)."""
+    """Render a prompt in the sandbox against the run context (fast path for plain text).
+
+    Bounded (``templating.render_bounded``): a prompt that renders past the size
+    or time limit fails the step with code ``template_limit``.
+    """
     template = _template(source)
     if isinstance(template, str):
         return template
@@ -152,7 +156,15 @@ def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
                 context = ctx.jinja_context = template.new_context(ctx.render_vars, shared=True)
         else:
             context = template.new_context(ctx.render_vars, shared=True)
-        return "".join(template.root_render_func(context))
+        return render_bounded(template.root_render_func(context))
+    except TemplateLimitError as exc:
+        raise RunError(
+            f"{key}: the {what} template {exc.message}", step=key, code="template_limit"
+        ) from None
+    except (ArithmeticError, RecursionError) as exc:
+        raise RunError(
+            f"{key}: the {what} template failed: {exc}", step=key, code="template_error"
+        ) from None
     except TemplateError as exc:
         hint = ""
         if "trigger.payload" in source and not run.ctx.variables["trigger"].get("payload"):

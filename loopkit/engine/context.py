@@ -3,7 +3,7 @@
 Templates see these names:
 
 - ``inputs``: the run's inputs (``--input k=v``, declared defaults applied; in a
-  dry run, typed placeholders for the others);
+  dry run, typed placeholders for required ones not given);
 - ``trigger``: the trigger payload (a webhook's JSON body, a cron tick; in a
   dry run without one, a sample of it);
 - ``steps``: finished steps by label (unlabelled ones by path), each
@@ -167,8 +167,9 @@ def resolve_inputs(
 ) -> dict[str, Any]:
     """Apply declared defaults; raise ``RunError`` when a required input is missing.
 
-    A dry run is never refused for an input: every declared input without a
-    value or a default gets a typed placeholder (``placeholder_input``).
+    A dry run is never refused for an input: a required input without a
+    value or a default gets a typed placeholder (``placeholder_input``). An
+    optional one stays absent, as in a live run (templates guard it).
     """
     from loopkit.errors import RunError
 
@@ -178,7 +179,7 @@ def resolve_inputs(
         if name not in out:
             if declared.default is not None:
                 out[name] = declared.default
-            elif dry_run:
+            elif declared.required and dry_run:
                 out[name] = placeholder_input(name, declared)
             elif declared.required:
                 missing.append(name)

@@ -45,6 +45,7 @@ from loopkit.errors import (
 )
 from loopkit.llm import LLM, default_model
 from loopkit.memory import Checkpoint, RunRecord, Store
+from loopkit.template_context import first_run_memory
 
 
 @dataclass
@@ -348,9 +349,10 @@ class Run:
                 dry_run=self.llm.dry_run,
                 config=self.options.config_path,
             )
-        memory: dict[str, Any] = {}
+        # The keys this loop writes exist (empty) before its first run wrote them.
+        memory = first_run_memory(self.loop)
         if self.store is not None:
-            memory = await self._store(self.store.get_memory, self.namespace) or {}
+            memory.update(await self._store(self.store.get_memory, self.namespace) or {})
         trigger = trigger_context(self.loop, payload, dry_run=self.llm.dry_run)
         inputs = resolve_inputs(self.loop, inputs, dry_run=self.llm.dry_run)
         self.ctx = RunContext(self.loop, self.id, inputs, trigger, memory)

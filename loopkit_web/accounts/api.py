@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from loopkit_web.accounts import services
 from loopkit_web.accounts.models import ApiToken
+from loopkit_web.errors import Forbidden, errors
 from loopkit_web.teams.models import Membership
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, request_token, require_role
 
@@ -57,7 +57,7 @@ def _team_role(m: Membership) -> dict[str, Any]:
     return {"id": m.team.pk, "name": m.team.name, "slug": m.team.slug, "role": m.role}
 
 
-@router.get("/me", response=MeOut)
+@router.get("/me", response={200: MeOut, **errors()})
 def me(request: HttpRequest) -> dict[str, Any]:
     """Return the caller, their current team and every team they may act in."""
     memberships = (
@@ -75,25 +75,25 @@ def me(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-@router.get("/tokens", response=list[TokenOut])
+@router.get("/tokens", response={200: list[TokenOut], **errors(404)})
 def list_tokens(request: HttpRequest) -> Any:
     """List the caller's API tokens in the current team."""
     membership = require_role(request, "viewer")
     return ApiToken.objects.for_team(membership.team).filter(user=request.user)
 
 
-@router.post("/tokens", response={201: TokenCreatedOut})
+@router.post("/tokens", response={201: TokenCreatedOut, **errors(400, 403, 404, 413, 422)})
 def create_token(request: HttpRequest, payload: TokenIn) -> Status[Any]:
     """Create an API token in the current team; the raw token is in this response only."""
     if request_token(request) is not None:
-        raise PermissionDenied("api tokens cannot create api tokens: sign in to create one")
+        raise Forbidden("api tokens cannot create api tokens: sign in to create one")
     membership = require_role(request, "viewer")
     token, raw = services.issue_token(request, request.user, membership.team, payload.name)
     data = TokenOut.from_orm(token).dict()
     return Status(201, {**data, "token": raw})
 
 
-@router.delete("/tokens/{token_id}", response={204: None})
+@router.delete("/tokens/{id:token_id}", response={204: None, **errors(403, 404)})
 def revoke_token(request: HttpRequest, token_id: int) -> Status[Any]:
     """Revoke one of the caller's tokens."""
     token = get_scoped_or_404(ApiToken.objects.filter(user=request.user), request, pk=token_id)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 
 from loopkit_web.audit.filters import AuditFilter
 from loopkit_web.audit.models import AuditEvent
+from loopkit_web.errors import MAX_ID, errors
 from loopkit_web.teams.scoping import require_role
 
 router = Router(tags=["audit"])
@@ -22,8 +23,8 @@ class AuditQuery(Schema):
     target_id: str = ""
     since: date | None = None
     until: date | None = None
-    limit: int = 100
-    offset: int = 0
+    limit: int = Field(100, description="Clamped to 1-1000.")
+    offset: int = Field(0, le=MAX_ID, description="Negative counts as 0.")
 
 
 class AuditEventOut(Schema):
@@ -41,7 +42,7 @@ class AuditEventOut(Schema):
     user_agent: str
 
 
-@router.get("", response=list[AuditEventOut])
+@router.get("", response={200: list[AuditEventOut], **errors(403, 404, 422)})
 def list_events(request: HttpRequest, filters: Query[AuditQuery]) -> Any:
     """List the current team's audit events, newest first."""
     membership = require_role(request, "admin")
@@ -51,7 +52,8 @@ def list_events(request: HttpRequest, filters: Query[AuditQuery]) -> Any:
         target_type=filters.target_type,
         target_id=filters.target_id,
         since=filters.since,
-        until=filters.until,
+        # The day after date.max does not exist: the filter adds one day to ``until``.
+        until=min(filters.until, date.max - timedelta(days=1)) if filters.until else None,
     )
     limit = max(1, min(filters.limit, 1000))
     offset = max(0, filters.offset)

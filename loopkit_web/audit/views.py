@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 
+from loopkit_web.accounts.decorators import download_view
 from loopkit_web.audit.filters import AuditFilter, to_csv, to_json
 from loopkit_web.audit.models import AuditEvent
 from loopkit_web.teams.scoping import require_role, team_required
@@ -59,7 +60,7 @@ def _refuse(f: AuditFilter) -> HttpResponse:
     return HttpResponseBadRequest("; ".join(f.errors.values()), content_type="text/plain")
 
 
-@login_required
+@download_view
 @team_required
 def export_csv(request: HttpRequest) -> HttpResponse:
     f, qs, team = _filtered(request)
@@ -68,7 +69,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     return _download(to_csv(qs.iterator()), "text/csv; charset=utf-8", team, "csv")
 
 
-@login_required
+@download_view
 @team_required
 def export_json(request: HttpRequest) -> HttpResponse:
     f, qs, team = _filtered(request)

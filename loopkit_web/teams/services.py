@@ -9,16 +9,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from loopkit_web.audit.services import record, snapshot
+from loopkit_web.errors import Conflict
 from loopkit_web.teams.models import ROLE_RANK, Invitation, Membership, Role, Team
 
 
-class TeamRuleError(Exception):
+class TeamRuleError(Conflict):
     """A team change that would break a rule (e.g. leave a team without an owner)."""
 
     def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(message)
+        super().__init__(message, code=code)
 
 
 def _check_role_value(role: str) -> None:

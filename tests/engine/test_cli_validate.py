@@ -285,3 +285,40 @@ def test_a_loop_can_be_named_instead_of_given_as_a_path() -> None:
 def test_a_folder_without_loops_is_an_error(tmp_path: Path) -> None:
     done = in_process("validate", str(tmp_path))
     assert (done.returncode, done.stderr) == (1, f"loopkit validate: no loop files in {tmp_path}\n")
+
+
+def test_an_undeclared_input_in_a_prompt_is_reported_at_its_line_with_a_hint(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "review.yaml"
+    path.write_text(
+        "name: review\n"
+        "inputs:\n"
+        "  diffs:\n"
+        "    required: true\n"
+        "pipeline:\n"
+        "  - prompt: Review {{ inputs.diff }}\n"
+    )
+    done = loopkit("validate", path.name, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "review — invalid (1 error)",
+        "  review.yaml:6:13: inputs.diff: no input 'diff' is declared (pipeline[0].prompt)",
+        "    hint: did you mean 'diffs'?",
+    ]
+
+
+def test_a_number_too_long_for_python_is_a_positioned_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text(f"name: huge\npipeline:\n  - prompt: a\n    retries: {'9' * 5000}\n")
+    done = loopkit("validate", path.name, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stdout.splitlines()[:3] == [
+        "huge — invalid (1 error)",
+        "  huge.yaml:4:14: this number is too large (5,000 characters); numbers in a loop file "
+        "are limited to 4,000 digits",
+        "    hint: quote it to keep it as text",
+    ]

@@ -43,7 +43,7 @@ def test_a_placeholder_input_has_the_declared_type() -> None:
     assert placeholder_input("strict", declared(type="boolean")) is False
 
 
-def test_a_dry_run_fills_every_declared_input_a_live_run_still_requires_them() -> None:
+def test_a_dry_run_fills_required_inputs_a_live_run_still_requires_them() -> None:
     loop = make_loop(
         inputs={
             "diff": {"required": True},
@@ -57,6 +57,8 @@ def test_a_dry_run_fills_every_declared_input_a_live_run_still_requires_them() -
         "diff": "<inputs.diff>",
         "branch": "main",
     }
+    # An optional input without a default stays absent, as in a live run.
+    assert resolve_inputs(loop, {}, dry_run=True) == {"diff": "<inputs.diff>", "branch": "main"}
     with pytest.raises(RunError) as raised:
         resolve_inputs(loop, {})
     assert raised.value.message == (

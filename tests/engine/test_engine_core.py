@@ -295,7 +295,10 @@ async def test_a_missing_required_input_fails_with_a_clear_message() -> None:
 
 
 async def test_a_prompt_that_reads_a_missing_value_fails_the_run_not_the_process() -> None:
-    loop = make_loop(pipeline=[{"prompt": "Look at {{ steps['Nope'].output }}", "label": "L"}])
+    # A manual run's payload is whatever its starter passed (not checked): here, none.
+    loop = make_loop(
+        pipeline=[{"prompt": "Look at {{ trigger.payload.pull_request.title }}", "label": "L"}]
+    )
     result = await run_loop(loop, ScriptedLLM(), store=InMemoryStore())
     assert result.status == "failed"
     assert result.error_code == "template_error"
@@ -411,7 +414,7 @@ async def test_a_wide_group_under_a_token_budget_gets_whole_answers_then_stops()
 
 async def test_a_failing_member_of_a_wide_group_fails_the_run_after_the_others_finish() -> None:
     members = agents(*[f"M{i}" for i in range(40)])
-    members[35] = {"prompt": "Use {{ steps['Nope'].output }}", "label": "M35"}
+    members[35] = {"prompt": "Use {{ trigger.payload.pull_request.title }}", "label": "M35"}
     events = ListSink()
     result = await run_loop(
         make_loop(pipeline=[{"parallel": members}]),

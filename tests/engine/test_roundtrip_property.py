@@ -21,7 +21,7 @@ _FRAGMENTS = [
     "- ",
     "'",
     '"',
-    "{{ x }}",
+    "{{ loop.name }}",
     "{",
     "[",
     "&a",
@@ -103,7 +103,7 @@ def pipelines(draw: st.DrawFn) -> list[dict[str, Any]]:
             steps.append({kind: members, "label": label})
         elif kind == "when":
             branch = {
-                "when": draw(st.sampled_from(["true", "steps | length > 0", "inputs.x == 'a'"])),
+                "when": draw(st.sampled_from(["true", "steps | length > 0", "loop.name == 'a'"])),
                 "then": [draw(_agent(None))],
             }
             if draw(st.booleans()):

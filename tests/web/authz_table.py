@@ -24,6 +24,8 @@ A row: ``Case(method, path, access, ...)``.
   403 for a role too low.
 * ``data``: form fields (pages) or JSON body (API); strings are templates too.
 * ``bearer_ok``: False if API tokens are refused (403) even for allowed roles.
+* ``download``: True for a page that is a file download (CSV, JSON, zip, YAML):
+  it also takes ``Authorization: Bearer <token>``, so it is walked with tokens too.
 * ``foreign``: False if the URL holds no team-owned id (e.g. an invitation
   secret), so the "another team's ids" variants do not apply.
 * ``leak_check``: False if the page legitimately shows the other team's name
@@ -44,6 +46,7 @@ class Case:
     ok: tuple[int, ...] = (200,)
     data: dict[str, Any] = field(default_factory=dict)
     bearer_ok: bool = True
+    download: bool = False
     foreign: bool = True
     leak_check: bool = True
 
@@ -94,8 +97,8 @@ PAGES: list[Case] = [
     Case("POST", "/teams/{team_id}/invitations/", "admin", ok=(302,), data={"role": "viewer"}),
     Case("POST", "/teams/{team_id}/invitations/{invitation_id}/revoke/", "admin", ok=(302,)),
     Case("GET", "/audit/", "current:admin"),
-    Case("GET", "/audit/export.csv", "current:admin"),
-    Case("GET", "/audit/export.json", "current:admin"),
+    Case("GET", "/audit/export.csv", "current:admin", download=True),
+    Case("GET", "/audit/export.json", "current:admin", download=True),
     Case("GET", "/api/", "public", ok=(404,)),  # ninja's root: only there to name the API
     Case("GET", "/api/docs", "public"),
     Case("GET", "/api/openapi.json", "public"),
@@ -106,7 +109,7 @@ PAGES: list[Case] = [
     Case("GET", "/loops/import/", "current:editor"),
     # Allowed, then refused for want of files (400): the table cannot carry uploads.
     Case("POST", "/loops/import/", "current:editor", ok=(400,)),
-    Case("GET", "/loops/export.zip", "current:viewer"),
+    Case("GET", "/loops/export.zip", "current:viewer", download=True),
     Case("GET", "/loops/repository/", "current:viewer"),
     Case("POST", "/loops/repository/", "current:admin", ok=(302,), data={"url": "{repo_url}"}),
     Case("POST", "/loops/repository/export/", "current:editor", ok=(302,)),
@@ -122,7 +125,7 @@ PAGES: list[Case] = [
     ),
     Case("GET", "/loops/{loop_id}/diff/", "viewer"),
     Case("POST", "/loops/{loop_id}/delete/", "editor", ok=(302,)),
-    Case("GET", "/loops/{loop_id}/export.yaml", "viewer"),
+    Case("GET", "/loops/{loop_id}/export.yaml", "viewer", download=True),
     Case("POST", "/loops/{loop_id}/versions/{number}/restore/", "editor", ok=(302,)),
     # runs pages; the webhook is public and refuses an unsigned delivery
     Case("GET", "/runs/{run_id}/", "viewer"),
@@ -131,9 +134,11 @@ PAGES: list[Case] = [
     # dashboard (the runs list at /runs/, the dashboard, their CSV exports)
     Case("GET", "/runs/", "current:viewer"),
     # streamed (no .content to search); tests/web/test_dashboard_pages.py checks its rows
-    Case("GET", "/runs/export.csv", "current:viewer", leak_check=False),
+    Case("GET", "/runs/export.csv", "current:viewer", leak_check=False, download=True),
     Case("GET", "/dashboard/", "current:viewer"),
-    Case("GET", "/dashboard/{dashboard_table}.csv", "current:viewer", foreign=False),
+    Case(
+        "GET", "/dashboard/{dashboard_table}.csv", "current:viewer", foreign=False, download=True
+    ),
 ]
 
 API: list[Case] = [

@@ -180,7 +180,11 @@ def test_an_unknown_token_is_401(raw: str, bearer_client: Any) -> None:
     response = bearer_client(raw).get("/api/me")
 
     assert response.status_code == 401
-    assert response.json() == {"message": "invalid or revoked API token", "details": []}
+    assert response.json() == {
+        "code": "invalid_token",
+        "message": "invalid or revoked API token",
+        "details": [],
+    }
 
 
 def test_a_revoked_token_stops_working(make_team: Any, client_for: Any, bearer_client: Any) -> None:
@@ -230,6 +234,7 @@ def test_tokens_through_the_api(make_team: Any, client_for: Any, bearer_client: 
     assert bearer_client(body["token"]).post(
         "/api/tokens", {"name": "x"}, content_type="application/json"
     ).json() == {
+        "code": "forbidden",
         "message": "api tokens cannot create api tokens: sign in to create one",
         "details": [],
     }

@@ -146,19 +146,29 @@ def assert_outcome(case: Case, response: Any, outcome: str) -> None:
     elif outcome == "login":
         if case.is_api:
             assert status == 401, described
-            assert response.json() == {"message": "authentication required", "details": []}
+            assert response.json() == {
+                "code": "unauthenticated",
+                "message": "authentication required",
+                "details": [],
+            }
         else:
             assert status == 302 and location.startswith(LOGIN_PATH), described
     else:
         assert status == int(outcome), described
         if case.is_api:
-            assert set(response.json()) == {"message", "details"}, described
+            body = response.json()
+            assert set(body) == {"code", "message", "details"}, described
+            assert body["code"] == {403: "forbidden", 404: "not_found"}[status], described
+
+
+def _auths(case: Case) -> tuple[str, ...]:
+    return ("session", "bearer") if case.is_api or case.download else ("session",)
 
 
 def _matrix() -> Iterator[Any]:
     for case in CASES:
         for actor in ACTORS:
-            for auth in ("session", "bearer") if case.is_api else ("session",):
+            for auth in _auths(case):
                 yield pytest.param(case, actor, auth, id=f"{case}-{actor}-{auth}")
 
 
@@ -187,7 +197,7 @@ def _foreign() -> Iterator[Any]:
             variants.append("mixed")
         for variant in variants:
             for actor in MEMBERS:
-                for auth in ("session", "bearer") if case.is_api else ("session",):
+                for auth in _auths(case):
                     yield pytest.param(
                         case, actor, auth, variant, id=f"{case}-{actor}-{auth}-{variant}"
                     )
@@ -207,6 +217,21 @@ def test_other_teams_ids_are_not_found(
         outcome = "403"
     assert_outcome(case, response, outcome)
     assert TEAM_B_NAME not in response.content.decode(errors="replace")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [c.path for c in CASES if c.download and "{" not in c.path])
+def test_a_download_answers_a_bad_token_with_a_json_401(path: str) -> None:
+    client = Client(headers={"Authorization": "Bearer lk_not-a-token"})
+
+    response = client.get(path)
+
+    assert response.status_code == 401
+    assert response.json() == {
+        "code": "invalid_token",
+        "message": "invalid or revoked API token",
+        "details": [],
+    }
 
 
 def test_a_token_does_not_reach_its_users_other_teams(world: World, make_team: Any) -> None:

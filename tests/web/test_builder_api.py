@@ -246,6 +246,7 @@ def test_it_diffs_two_versions_with_a_change_list_and_lrs_before_and_after(acme:
     default = client.get(f"/api/loops/{loop['id']}/diff").json()
     assert (default["from_version"], default["to_version"]) == (1, 2)
     assert client.get(f"/api/loops/{loop['id']}/diff?from=1&to=7").json() == {
+        "code": "not_found",
         "message": "'triage' has no version 7",
         "details": [],
     }
@@ -318,6 +319,7 @@ def test_it_answers_413_in_json_for_a_body_over_the_request_limit(acme: Any) -> 
     response = validate(client, {"yaml": "name: x\n" + "#" * 3_000_000})
     assert response.status_code == 413
     assert response.json() == {
+        "code": "too_large",
         "message": "the request body is larger than 2,621,440 bytes",
         "details": [],
     }

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
 
 from builder.models import Loop
 from loopkit_web.audit.models import AuditEvent
@@ -193,6 +196,48 @@ def test_it_refuses_a_50_mb_upload_with_413(acme: Any) -> None:
     body = response.json()
     assert body["message"].startswith("the upload is 52,")
     assert body["message"].endswith("bytes; imports are limited to 10,485,760 bytes")
+    assert not Loop.objects.exists()
+
+
+def test_a_multipart_body_without_a_boundary_is_a_json_400(acme: Any) -> None:
+    _, _, client = acme
+
+    response = client.post("/api/loops/import", b"junk", content_type="multipart/form-data")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "bad_request",
+        "message": "the multipart body cannot be read: Invalid boundary in multipart: None",
+        "details": [],
+    }
+
+
+def test_a_json_import_may_use_the_whole_import_limit_not_the_request_limit(acme: Any) -> None:
+    _, _, client = acme
+    padding = "# " + "x" * 900_000 + "\n"  # under the 1 MB per-file limit
+    files = [{"name": f"l{i}.yaml", "content": loop_yaml(f"l{i}") + padding} for i in range(4)]
+    body = json.dumps({"files": files})
+    assert len(body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+    response = client.post("/api/loops/import", body, content_type="application/json")
+
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["created"] == ["l0", "l1", "l2", "l3"]
+
+
+@override_settings(LOOPKIT_IMPORT_MAX_BYTES=100_000)
+def test_a_json_import_over_the_import_limit_is_a_413(acme: Any) -> None:
+    _, _, client = acme
+    body = json.dumps({"files": [{"name": "a.yaml", "content": "# " + "x" * 200_000}]})
+
+    response = client.post("/api/loops/import", body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json() == {
+        "code": "too_large",
+        "message": f"the upload is {len(body):,} bytes; imports are limited to 100,000 bytes",
+        "details": [],
+    }
     assert not Loop.objects.exists()
 
 

@@ -107,7 +107,10 @@ def test_another_teams_loop_is_not_found(seeded: Seeded, api: Any) -> None:
 
     foreign = Loop.objects.get(team=seeded.other_team)
     response = api.get(f"/api/dashboard/loops/{foreign.pk}")
-    assert (response.status_code, response.json()) == (404, {"message": "not found", "details": []})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"code": "not_found", "message": "not found", "details": []},
+    )
 
 
 def test_an_api_token_sees_only_its_own_teams_figures(seeded: Seeded, bearer_client: Any) -> None:
@@ -126,7 +129,10 @@ def test_an_api_token_sees_only_its_own_teams_figures(seeded: Seeded, bearer_cli
 )
 def test_a_bad_period_is_a_422_with_a_message(api: Any, query: str, message: str) -> None:
     response = api.get(f"/api/dashboard?{query}")
-    assert (response.status_code, response.json()) == (422, {"message": message, "details": []})
+    assert (response.status_code, response.json()) == (
+        422,
+        {"code": "invalid", "message": message, "details": []},
+    )
 
 
 def test_bad_runs_filters_are_a_422_that_names_them(api: Any) -> None:
@@ -134,4 +140,15 @@ def test_bad_runs_filters_are_a_422_that_names_them(api: Any) -> None:
     assert response.status_code == 422
     assert response.json()["message"].startswith("status must be one of queued, running,")
     response = api.get("/api/dashboard/runs?limit=5000")
-    assert response.json() == {"message": "limit must be 1-500 and offset 0 or more", "details": []}
+    # The limits are in the OpenAPI now, so the request validation refuses them.
+    assert response.json() == {
+        "code": "invalid",
+        "message": "invalid input",
+        "details": [
+            {
+                "loc": ["query", "limit"],
+                "msg": "Input should be less than or equal to 500",
+                "type": "less_than_equal",
+            }
+        ],
+    }

@@ -94,6 +94,13 @@ async def test_it_reads_back_an_event_the_channel_layer_lost(make_team: Any) -> 
     await communicator.disconnect()
 
 
+async def test_it_refuses_a_run_id_beyond_any_row_as_not_found(make_team: Any) -> None:
+    _, viewer, _ = await sync_to_async(_world)(make_team)
+    communicator = await _connect(2**70, viewer, after=2**70)
+    connected, code = await communicator.connect()
+    assert (connected, code) == (False, 4404)
+
+
 async def test_it_refuses_another_teams_user_and_anonymous_sockets(make_team: Any) -> None:
     run, _, outsider = await sync_to_async(_world)(make_team)
     communicator = await _connect(run.pk, outsider)

@@ -125,6 +125,20 @@ def test_a_replayed_delivery_starts_no_second_run(hook_loop: Any) -> None:
     assert WebhookDelivery.objects.count() == 1
 
 
+def test_two_long_delivery_ids_that_share_a_prefix_are_two_deliveries(hook_loop: Any) -> None:
+    prefix = "d" * 300
+    first = deliver(hook_loop, PR_OPENED, delivery=prefix + "-1")
+    second = deliver(hook_loop, PR_OPENED, delivery=prefix + "-2")
+    again = deliver(hook_loop, PR_OPENED, delivery=prefix + "-2")
+
+    assert (first.status_code, second.status_code, again.status_code) == (202, 202, 200)
+    assert again.json()["run_id"] == second.json()["run_id"]
+    assert sorted(WebhookDelivery.objects.values_list("delivery_id", flat=True)) == [
+        prefix + "-1",
+        prefix + "-2",
+    ]
+
+
 @override_settings(LOOPKIT_WEBHOOK_MAX_BYTES=1024)
 def test_an_oversized_body_is_refused_with_413(hook_loop: Any) -> None:
     body = json.dumps({"action": "opened", "pad": "x" * 2000}).encode()

@@ -163,6 +163,7 @@ def test_only_owners_grant_the_owner_role(make_team: Any, client_for: Any) -> No
 
     assert denied.status_code == 409
     assert denied.json() == {
+        "code": "owner_required",
         "message": "only an owner can grant or take away the owner role",
         "details": [],
     }
