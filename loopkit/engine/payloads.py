@@ -20,10 +20,13 @@ from loopkit import spec
 
 __all__ = [
     "Placeholder",
+    "SampleDict",
+    "SampleList",
     "completion_payload",
     "cron_payload",
     "custom_event_payload",
     "latest_due_time",
+    "lenient",
     "sample_payload",
 ]
 
@@ -59,6 +62,53 @@ class Placeholder:
 
     def __bool__(self) -> bool:
         return True
+
+
+class SampleDict(dict[str, Any]):
+    """A sample payload's object: a key the sample lacks is a ``Placeholder``.
+
+    GitHub's example of one delivery lacks keys other deliveries of the event
+    have (``label`` outside a ``labeled`` action, ``changes`` outside ``edited``):
+    the loop's references were checked against every variant, so a dry run
+    reads what its sample lacks as a placeholder instead of failing.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, data: dict[str, Any], path: str) -> None:
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str) -> Placeholder:
+        return Placeholder(f"{self.path}.{key}")
+
+
+class SampleList(list[Any]):
+    """A sample payload's array: an index past its end is a ``Placeholder``
+    (GitHub's push example has no commits; a real push usually has some)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, data: list[Any], path: str) -> None:
+        super().__init__(data)
+        self.path = path
+
+    def __getitem__(self, index: Any) -> Any:
+        try:
+            return super().__getitem__(index)
+        except IndexError:
+            return Placeholder(f"{self.path}[{index!r}]")
+
+
+def lenient(value: Any, path: str = "trigger.payload") -> Any:
+    """Return a sample ``value`` whose missing keys, indexes and nulls read as placeholders."""
+    if isinstance(value, dict):
+        return SampleDict({k: lenient(v, f"{path}.{k}") for k, v in value.items()}, path)
+    if isinstance(value, list):
+        return SampleList([lenient(v, f"{path}[{i}]") for i, v in enumerate(value)], path)
+    if value is None:
+        return Placeholder(path)
+    return value
 
 
 def latest_due_time(trigger: spec.CronTrigger, now: datetime) -> datetime:
@@ -99,7 +149,8 @@ def sample_payload(trigger: spec.Trigger | None, now: datetime | None = None) ->
     """Return a realistic ``trigger.payload`` for a dry run of a loop with ``trigger``.
 
     A webhook trigger gets GitHub's example delivery of its event (for its
-    first listed action); an event or cron trigger what the web app's trigger
+    first listed action; what the example lacks or leaves null reads as a
+    ``Placeholder``, see ``lenient``); an event or cron trigger what the web app's trigger
     sends; a manual trigger, or an event without a known example, a
     ``Placeholder``.
     """
@@ -108,7 +159,7 @@ def sample_payload(trigger: spec.Trigger | None, now: datetime | None = None) ->
 
         found = github_sample(trigger.event, trigger.actions[0] if trigger.actions else None)
         if found is not None:
-            return found
+            return lenient(found)
     elif isinstance(trigger, spec.CronTrigger):
         return cron_payload(trigger, latest_due_time(trigger, now or datetime.now(UTC)))
     elif isinstance(trigger, spec.EventTrigger):

@@ -166,3 +166,29 @@ def test_an_input_default_must_have_the_declared_type() -> None:
     typed = text.replace("many", "5")
     assert load_loop(typed).inputs["limit"].default == 5
     assert dump(load_loop(typed)) == typed
+
+
+async def test_a_dry_run_reads_what_the_events_sample_lacks_as_placeholders() -> None:
+    # Both read paths GitHub's schema has for the event, but not its one example:
+    # the push example has no commits; a pull_request 'opened' delivery has no label
+    # and a null merged_by.
+    push = make_loop(
+        trigger={"type": "webhook", "event": "push"},
+        pipeline=[{"prompt": "Head: {{ trigger.payload.commits[0].id }}"}],
+    )
+    assert await dry_run_prompt(push) == "Head: <trigger.payload.commits[0].id>"
+    opened = make_loop(
+        trigger={"type": "webhook", "event": "pull_request", "actions": ["opened"]},
+        pipeline=[
+            {
+                "prompt": "Label {{ trigger.payload.label.name }}, merged by "
+                "{{ trigger.payload.pull_request.merged_by.login }}, "
+                "#{{ trigger.payload.pull_request.number }}"
+            }
+        ],
+    )
+    number = github_sample("pull_request", "opened")["pull_request"]["number"]  # type: ignore[index]
+    assert await dry_run_prompt(opened) == (
+        "Label <trigger.payload.label.name>, merged by "
+        f"<trigger.payload.pull_request.merged_by.login>, #{number}"
+    )
