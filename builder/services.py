@@ -2,15 +2,18 @@
 
 Every mutation runs in one transaction and writes one audit event through
 ``loopkit_web.audit.services.record``. Validation is the engine's own
-(``loopkit.yamlio``, ``loopkit.checks``, ``loopkit.lrs``): the web app never
-re-implements a rule of the loop spec.
+(``loopkit.document.analyze``): the web app never re-implements a rule of the
+loop spec.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -21,9 +24,9 @@ from django.utils import timezone
 
 from builder.changes import Change, loop_changes
 from builder.models import Loop, LoopVersion
-from loopkit import emitter, spec, yamlio
-from loopkit.errors import Problem, SpecError
-from loopkit.migrate import migrate_loop
+from loopkit import spec, yamlio
+from loopkit.document import Analysis, analyze
+from loopkit.errors import Problem
 from loopkit_web.audit.services import record, snapshot
 from loopkit_web.errors import ApiError
 
@@ -52,16 +55,6 @@ class StaleVersion(BuilderError):
 # ── Validation ────────────────────────────────────────────────────────────
 
 
-def lrs_report(loop: spec.Loop) -> dict[str, Any] | None:
-    """Return the engine's LRS report as a dict, or None while ``loopkit.lrs`` is absent."""
-    try:
-        from loopkit import lrs
-    except ImportError:
-        return None
-    report: dict[str, Any] = lrs.score(loop).as_dict()
-    return report
-
-
 def _problem(p: Problem) -> dict[str, Any]:
     return {
         "message": p.message,
@@ -73,19 +66,36 @@ def _problem(p: Problem) -> dict[str, Any]:
     }
 
 
-@dataclass
 class Validation:
-    """The result of validating one loop: canonical forms, every problem, the LRS."""
+    """The engine's analysis of one loop, in the API's terms: canonical forms, errors, LRS."""
 
-    loop: spec.Loop | None = None
-    data: dict[str, Any] | None = None
-    yaml: str | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    lrs: dict[str, Any] | None = None
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+
+    @property
+    def loop(self) -> spec.Loop | None:
+        return self.analysis.loop
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        return self.analysis.data
+
+    @property
+    def yaml(self) -> str | None:
+        return self.analysis.yaml
+
+    @cached_property
+    def errors(self) -> list[dict[str, Any]]:
+        return [_problem(p) for p in self.analysis.problems]
+
+    @cached_property
+    def lrs(self) -> dict[str, Any] | None:
+        report = self.analysis.report
+        return report.as_dict() if report is not None else None
 
     @property
     def ok(self) -> bool:
-        return self.loop is not None and not self.errors
+        return self.analysis.ok
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,37 +121,41 @@ class Validation:
 def validate(
     text: str | bytes | None = None, data: Any = None, *, file: str | None = None
 ) -> Validation:
-    """Validate YAML text or loop data (JSON, camelCase).
+    """Validate YAML text or loop data (JSON, camelCase) with ``loopkit.document.analyze``.
 
     A loop that passes the schema but fails a cross-reference check still gets
     its canonical spec, YAML and LRS (so the editor can keep drawing it), with
     ``ok`` false and the problems in ``errors``.
     """
-    from loopkit.checks import check_loop
+    return Validation(analyze(text if text is not None else data, file=file))
 
-    result = Validation()
-    doc: yamlio.Document | None = None
-    try:
-        if text is not None:
-            doc = yamlio.parse(text, file)
-            payload = doc.data
-        else:
-            payload = data
-        loop = yamlio.validate_data(spec.Loop, payload, doc, migrate_loop)
-    except SpecError as exc:
-        result.errors = [_problem(p) for p in exc.problems]
-        return result
-    result.loop = loop
-    result.data = yamlio.to_data(loop)
-    result.yaml = emitter.dump(result.data)  # yamlio.dump(loop), from the data in hand
-    result.errors = [_problem(p) for p in yamlio.position_problems(check_loop(loop), doc)]
-    result.lrs = lrs_report(loop)
-    return result
+
+#: Canonical data by canonical YAML: a version's data is known from the save that wrote it.
+_DATA: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_DATA_MAX = 64
+_DATA_LOCK = threading.Lock()
+
+
+def _remember(yaml_text: str, data: dict[str, Any]) -> None:
+    with _DATA_LOCK:
+        _DATA[yaml_text] = data
+        _DATA.move_to_end(yaml_text)
+        while len(_DATA) > _DATA_MAX:
+            _DATA.popitem(last=False)
 
 
 def loop_data(text: str) -> dict[str, Any]:
-    """Return the canonical data of a stored (hence valid) version's YAML."""
-    return yamlio.to_data(yamlio.load_loop(text, check=False))  # type: ignore[no-any-return]
+    """Return the canonical data of a stored (hence valid) version's YAML.
+
+    The data of a version this process just validated (a save answering with
+    the saved loop) is not parsed again. Callers must not change it.
+    """
+    known = _DATA.get(text)
+    if known is not None:
+        return known
+    data: dict[str, Any] = yamlio.to_data(yamlio.load_loop(text, check=False))
+    _remember(text, data)
+    return data
 
 
 def changes_between(old: LoopVersion, new: LoopVersion) -> list[Change]:
@@ -165,8 +179,9 @@ def _add_version(
     restored_from: int | None = None,
 ) -> LoopVersion:
     """Append a version to ``loop`` (locked by the caller) and make it current."""
-    if checked.loop is None or checked.yaml is None:
+    if checked.loop is None or checked.yaml is None or checked.data is None:
         raise InvalidLoop("the loop is not valid")
+    _remember(checked.yaml, checked.data)
     author = _author(request)
     loop.version += 1
     loop.name = checked.loop.name

@@ -198,23 +198,35 @@ def _is_agent(step: Any) -> bool:
 # ── Verification: 25 ─────────────────────────────────────────────────────
 
 
+def _verification_patch(s: _Scorer, makers: list[str]) -> dict[str, Any]:
+    """Return the patch that adds a checker of ``makers``: with the budget's call
+    and token limits raised to what one pass then needs, where they fall short."""
+    verify = {
+        "maker": makers,
+        "checker": "Adversarial Verifier",
+        "maxRounds": spec.DEFAULT_MAX_ROUNDS,
+        "autoRetry": True,
+    }
+    checked = s.loop.model_copy(
+        update={"verify": spec.Verify(maker=makers, checker="Adversarial Verifier")}
+    )
+    calls = sum(_calls_of_one_pass(checked))
+    budget = spec.effective_budget(s.loop, s.project)
+    raised: dict[str, int] = {}
+    if budget.max_model_calls is not None and budget.max_model_calls < calls:
+        raised["maxModelCalls"] = calls
+    if budget.max_tokens is not None and budget.max_tokens < calls * MIN_OUTPUT:
+        raised["maxTokens"] = calls * MIN_OUTPUT
+    return {"verify": verify, **({"budget": raised} if raised else {})}
+
+
 def _verification(s: _Scorer) -> int:
     loop, verify = s.loop, s.loop.verify
     if verify is None:
         enforced = bool(s.defaults and s.defaults.enforce_maker_checker)
         labels = [step.label for _, step in s.agents if step.label]
         fix = (
-            Fix(
-                "Add Maker/Checker verification",
-                {
-                    "verify": {
-                        "maker": labels[-4:],
-                        "checker": "Adversarial Verifier",
-                        "maxRounds": spec.DEFAULT_MAX_ROUNDS,
-                        "autoRetry": True,
-                    }
-                },
-            )
+            Fix("Add Maker/Checker verification", _verification_patch(s, labels[-4:]))
             if labels
             else None
         )

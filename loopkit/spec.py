@@ -573,12 +573,39 @@ Connector = Annotated[
 # ── The loop and the project ─────────────────────────────────────────────
 
 
+InputType = Literal["string", "number", "integer", "boolean"]
+
+_INPUT_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+}
+
+
 class InputSpec(SpecModel):
     """A declared run input, available to templates as ``inputs.<name>``."""
 
     description: str | None = None
+    type: InputType | None = Field(
+        default=None,
+        description="What the input holds (default string); a dry run without a value "
+        "gets a placeholder of this type.",
+    )
     default: str | int | float | bool | None = None
     required: bool | None = None
+
+    @model_validator(mode="after")
+    def _default_of_its_type(self) -> InputSpec:
+        default, kind = self.default, self.type
+        if kind is None or default is None:
+            return self
+        fits = isinstance(default, _INPUT_TYPES[kind])
+        if isinstance(default, bool) and kind != "boolean":
+            fits = False
+        if not fits:
+            raise ValueError(f"the default {default!r} is not of the input's type '{kind}'")
+        return self
 
 
 class DryRunOptions(SpecModel):

@@ -625,16 +625,14 @@ def load_loop(
     """Parse, migrate and validate one loop file; with ``check``, also its cross-references.
 
     ``skills`` are the names of the skills found for the project (see ``check_loop``).
+    With ``check``, this is ``loopkit.document.analyze(...).require()``.
     """
-    doc = parse(text, file)
-    loop = validate_data(spec.Loop, doc.data, doc, migrate_loop)
     if check:
-        from loopkit.checks import check_loop
+        from loopkit.document import analyze  # document builds on this module
 
-        problems = check_loop(loop, project, skills)
-        if problems:
-            raise SpecError(position_problems(problems, doc))
-    return loop
+        return analyze(text, file=file, project=project, skills=skills).require()
+    doc = parse(text, file)
+    return validate_data(spec.Loop, doc.data, doc, migrate_loop)
 
 
 def loop_from_data(
@@ -645,14 +643,11 @@ def loop_from_data(
     skills: Collection[str] | None = None,
 ) -> spec.Loop:
     """Validate loop data that came as JSON (the editor) rather than YAML."""
-    loop = validate_data(spec.Loop, data, None, migrate_loop)
-    if check:
-        from loopkit.checks import check_loop
+    if not check or isinstance(data, str | bytes):  # text is not loop data: refused as such
+        return validate_data(spec.Loop, data, None, migrate_loop)
+    from loopkit.document import analyze  # document builds on this module
 
-        problems = check_loop(loop, project, skills)
-        if problems:
-            raise SpecError(problems)
-    return loop
+    return analyze(data, project=project, skills=skills).require()
 
 
 def load_loop_file(

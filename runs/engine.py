@@ -135,7 +135,8 @@ def run_with_engine(
     store = OrmStore(run.team_id)
     options = RunOptions(
         inputs=dict(run.inputs),
-        payload=run.trigger_payload,
+        # No payload (a manual run): a dry run reads a sample of its trigger's (the engine's).
+        payload=run.trigger_payload or None,
         run_id=str(run.pk),
         resume=resume and store.get_run(str(run.pk)) is not None,
         start_seq=run.last_seq,

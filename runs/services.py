@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from builder.models import Loop
 from loopkit import spec
-from loopkit.errors import SpecError
-from loopkit.yamlio import load_loop
+from loopkit.document import analyze
+from loopkit.engine import context
 from loopkit_web.audit.services import record
 from loopkit_web.errors import Invalid
 from loopkit_web.teams.models import ROLE_RANK, Membership
@@ -39,10 +39,11 @@ class RunRefused(Invalid):
 
 def parse_loop(text: str, name: str = "loop") -> spec.Loop:
     """Return the loop of a stored YAML text, or raise RunRefused with its problems."""
-    try:
-        return load_loop(text, f"{name}.yaml")
-    except SpecError as exc:
-        raise RunRefused(f"the loop '{name}' is invalid and cannot run: {exc}") from None
+    analysis = analyze(text, file=f"{name}.yaml")
+    if analysis.loop is None or not analysis.ok:
+        problems = "\n".join(str(p) for p in analysis.problems)
+        raise RunRefused(f"the loop '{name}' is invalid and cannot run: {problems}")
+    return analysis.loop
 
 
 def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +106,10 @@ def start_run(
 
     dry_run = dry_run or conf.dry_run_only()
     parsed = parse_loop(yaml_text, loop.name)
-    values = resolve_inputs(parsed, dict(inputs or {}))
+    given = dict(inputs or {})
+    if dry_run:  # as the engine runs it: declared defaults, else typed placeholders
+        given = context.resolve_inputs(parsed, given, dry_run=True)
+    values = resolve_inputs(parsed, given)
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         run = Run.objects.create(

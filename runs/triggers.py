@@ -11,15 +11,19 @@ import hmac
 import logging
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from builder.models import Loop
 from loopkit import spec
-from loopkit.errors import SpecError
-from loopkit.yamlio import load_loop
+from loopkit.document import analyze
+from loopkit.engine.payloads import (
+    completion_payload,
+    cron_payload,
+    custom_event_payload,
+    latest_due_time,
+)
 from runs import conf
 from runs.models import CronFiring, Run, TriggerType
 from runs.services import RunRefused, start_run
@@ -43,10 +47,8 @@ def current_spec(loop: Loop) -> spec.Loop | None:
     key = (loop.pk, loop.version, loop.updated_at.isoformat())
     if key not in _SPECS:
         text = loop.current().yaml  # a database error propagates: it must not be cached
-        try:
-            parsed: spec.Loop | None = load_loop(text, f"{loop.name}.yaml", check=False)
-        except SpecError:  # an invalid saved loop just does not fire
-            parsed = None
+        # A saved loop that no longer loads just does not fire.
+        parsed = analyze(text, file=f"{loop.name}.yaml").loop
         if len(_SPECS) >= _SPECS_MAX:
             _SPECS.clear()
         _SPECS[key] = parsed
@@ -71,17 +73,6 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
 # ── Cron ─────────────────────────────────────────────────────────────────
 
 
-def latest_due_time(trigger: spec.CronTrigger, now: datetime) -> datetime:
-    """Return the latest due time of *trigger*'s schedule at or before *now* (UTC-aware)."""
-    from croniter import croniter
-
-    zone = ZoneInfo(trigger.timezone or "UTC")
-    local_now = now.astimezone(zone)
-    # croniter's get_prev excludes an exact match: start one second later.
-    prev = croniter(trigger.schedule, local_now + timedelta(seconds=1)).get_prev(datetime)
-    return prev.astimezone(ZoneInfo("UTC"))
-
-
 def fire_due_crons(now: datetime | None = None, *, window: timedelta | None = None) -> list[int]:
     """Start one run per loop whose schedule fell due in the last *window*; return run ids.
 
@@ -104,11 +95,7 @@ def fire_due_crons(now: datetime | None = None, *, window: timedelta | None = No
                 run = start_run(
                     loop,
                     trigger_type=TriggerType.CRON,
-                    payload={
-                        "schedule": parsed.trigger.schedule,
-                        "timezone": parsed.trigger.timezone or "UTC",
-                        "due_time": due.isoformat(),
-                    },
+                    payload=cron_payload(parsed.trigger, due),
                     label=f"cron {parsed.trigger.schedule}",
                 )
                 firing.run = run
@@ -144,12 +131,7 @@ def fire_completion_triggers(run: Run) -> list[int]:
             continue
         if trigger.status and run.status not in trigger.status:
             continue
-        payload = {
-            "loop": run.loop_name,
-            "run_id": run.pk,
-            "status": run.status,
-            "depth": depth,
-        }
+        payload = completion_payload(run.loop_name, run.pk, run.status, depth)
         try:
             started.append(
                 start_run(
@@ -179,7 +161,7 @@ def raise_custom_event(
             start_run(
                 loop,
                 trigger_type=TriggerType.EVENT,
-                payload={"event": name, "data": payload, "depth": 1},
+                payload=custom_event_payload(name, payload),
                 dry_run=dry_run,
                 actor=actor,
                 request=request,

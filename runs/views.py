@@ -14,8 +14,8 @@ from django.views.decorators.http import require_POST
 
 from builder.models import Loop
 from loopkit import spec
-from loopkit.errors import SpecError
-from loopkit.yamlio import load_loop, to_data
+from loopkit.document import analyze
+from loopkit.yamlio import to_data
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import get_scoped_or_404, membership_for, require_role
 from runs import services
@@ -43,10 +43,8 @@ def _steps(loop: spec.Loop | None) -> list[dict[str, Any]]:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_scoped_or_404(Run.objects.select_related("loop", "team"), request, pk=run_id)
     membership = membership_for(request, run.team)
-    try:
-        parsed: spec.Loop | None = load_loop(run.loop_yaml, check=False)
-    except SpecError:
-        parsed = None
+    analysis = analyze(run.loop_yaml)
+    parsed = analysis.loop
     context = {
         "run": run,
         "steps": _steps(parsed),
@@ -54,7 +52,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "page": {
             "run_id": run.pk,
             "status": run.status,
-            "spec": to_data(parsed) if parsed is not None else None,
+            "spec": analysis.data,
             "budget": to_data(parsed.budget) if parsed is not None and parsed.budget else {},
             "graph": bool(finders.find("editor/graph.js")),
             "slow_poll_ms": getattr(settings, "LOOPKIT_RUN_PAGE_POLL_MS", 0),

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from loopkit.document import Analysis
     from loopkit.errors import Problem
     from loopkit.lrs import Report
     from loopkit.project import ProjectContext
-    from loopkit.spec import Loop
 
 LOOP_SUFFIXES = (".yaml", ".yml")
 
@@ -228,15 +228,14 @@ def _context_for(path: Path) -> ProjectContext:
 
 
 def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
-    from loopkit import lrs
     from loopkit.errors import SpecError
 
     shown = _show(path)
     result = Result(file=shown)
     try:
         context = context or _context_for(path)
-        loop = _load(path.read_bytes(), shown, context)
-    except SpecError as exc:
+        analysis = _analyze(path.read_bytes(), shown, context)
+    except SpecError as exc:  # the project file of this loop is invalid
         result.problems = exc.problems
         result.name = _guess_name(path)
         return result
@@ -245,31 +244,32 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
 
         result.problems = [Problem(f"cannot read the file: {exc.strerror}", file=shown, code="io")]
         return result
-    result.name = loop.name
-    result.report = lrs.score(loop, context.project)
+    if not analysis.ok:
+        result.problems = analysis.problems
+        result.name = _guess_name(path)
+        return result
+    result.name = analysis.loop.name if analysis.loop else None
+    result.report = analysis.report
     return result
 
 
-def _load(data: bytes, shown: str, context: ProjectContext) -> Loop:
-    """Load a loop, looking for its skills only as far as needed.
+def _analyze(data: bytes, shown: str, context: ProjectContext) -> Analysis:
+    """Analyse a loop file, looking for its skills only as far as needed.
 
     Finding the skills of installed packages scans every distribution's entry
     points (tens of milliseconds): skip it for a file that names no skill, and
     for one whose skills are all in the project's own skills folders.
     """
-    from loopkit.errors import SpecError
-    from loopkit.yamlio import load_loop
+    from loopkit.document import analyze
 
     if b"skill" not in data:
-        return load_loop(data, shown, project=context.project)
-    try:
-        return load_loop(
-            data, shown, project=context.project, skills=_skill_names(context, packages=False)
-        )
-    except SpecError as exc:
-        if not any(p.code == "unknown_skill" for p in exc.problems):
-            raise
-    return load_loop(data, shown, project=context.project, skills=_skill_names(context))
+        return analyze(data, file=shown, project=context.project)
+    analysis = analyze(
+        data, file=shown, project=context.project, skills=_skill_names(context, packages=False)
+    )
+    if not any(p.code == "unknown_skill" for p in analysis.problems):
+        return analysis
+    return analyze(data, file=shown, project=context.project, skills=_skill_names(context))
 
 
 _SKILLS: dict[tuple[Path, bool], list[str]] = {}

@@ -168,7 +168,10 @@ def render(run: Run, source: str, key: str, what: str = "prompt") -> str:
     except TemplateError as exc:
         hint = ""
         if "trigger.payload" in source and not run.ctx.variables["trigger"].get("payload"):
-            hint = " (this run has no trigger payload: pass one with --payload FILE.json)"
+            hint = (
+                " (this run has no trigger payload: start it with one, e.g. a webhook delivery;"
+                " the CLI takes --payload FILE.json, the API a 'payload' field)"
+            )
         raise RunError(
             f"{key}: the {what} template failed: {exc.message or exc}{hint}",
             step=key,

@@ -2,8 +2,10 @@
 
 Templates see these names:
 
-- ``inputs``: the run's inputs (``--input k=v``, declared defaults applied);
-- ``trigger``: the trigger payload (a webhook's JSON body, a cron tick);
+- ``inputs``: the run's inputs (``--input k=v``, declared defaults applied; in a
+  dry run, typed placeholders for required ones not given);
+- ``trigger``: the trigger payload (a webhook's JSON body, a cron tick; in a
+  dry run without one, a sample of it);
 - ``steps``: finished steps by label (unlabelled ones by path), each
   ``{"output", "tokens", "cost", "round"}``;
 - ``memory``: the loop's key-value memory from earlier runs;
@@ -22,6 +24,7 @@ from typing import Any
 
 from loopkit import spec
 from loopkit.engine.events import Tokens
+from loopkit.engine.payloads import sample_payload
 
 
 class Feedback(list[str]):
@@ -125,53 +128,49 @@ class RunContext:
         return result.output if result else None
 
 
-class Placeholder:
-    """A stand-in for data a dry run does not have (a webhook payload).
-
-    Any attribute or item of it is another placeholder, and it renders as
-    its own path in angle brackets: ``<trigger.payload.pull_request.number>``.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __getattr__(self, name: str) -> Placeholder:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return Placeholder(f"{self.path}.{name}")
-
-    def __getitem__(self, key: Any) -> Placeholder:
-        return Placeholder(f"{self.path}[{key!r}]")
-
-    def __str__(self) -> str:
-        return f"<{self.path}>"
-
-    def __iter__(self) -> Any:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 def trigger_context(
     loop: spec.Loop, payload: Any = None, *, dry_run: bool = False
 ) -> dict[str, Any]:
     """Return the ``trigger`` template variable: ``{"type", "event", "payload"}``.
 
-    Without a payload, a dry run gets a ``Placeholder`` so that prompts that
-    read ``trigger.payload...`` still render; a live run gets ``{}``.
+    Without a payload, a dry run gets a sample of what its trigger delivers
+    (``loopkit.engine.payloads.sample_payload``) so that prompts that read
+    ``trigger.payload...`` render as in a real run; a live run gets ``{}``.
     """
     trigger = loop.effective_trigger
     data: dict[str, Any] = {"type": trigger.type, "event": getattr(trigger, "event", None)}
     if payload is not None:
         data["payload"] = payload
+    elif dry_run:
+        data["payload"] = sample_payload(trigger)
     else:
-        data["payload"] = Placeholder("trigger.payload") if dry_run else {}
+        data["payload"] = {}
     return data
 
 
-def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
-    """Apply declared defaults; raise ``RunError`` when a required input is missing."""
+def placeholder_input(name: str, declared: spec.InputSpec) -> str | int | bool:
+    """Return what a dry run reads as an input given no value and declaring no default.
+
+    A string input reads as its own path (``<inputs.diff>``), a number or an
+    integer as 0, a boolean as false.
+    """
+    kind = declared.type or "string"
+    if kind == "boolean":
+        return False
+    if kind in ("number", "integer"):
+        return 0
+    return f"<inputs.{name}>"
+
+
+def resolve_inputs(
+    loop: spec.Loop, given: dict[str, Any], *, dry_run: bool = False
+) -> dict[str, Any]:
+    """Apply declared defaults; raise ``RunError`` when a required input is missing.
+
+    A dry run is never refused for an input: a required input without a
+    value or a default gets a typed placeholder (``placeholder_input``). An
+    optional one stays absent, as in a live run (templates guard it).
+    """
     from loopkit.errors import RunError
 
     out = dict(given)
@@ -180,6 +179,8 @@ def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
         if name not in out:
             if declared.default is not None:
                 out[name] = declared.default
+            elif declared.required and dry_run:
+                out[name] = placeholder_input(name, declared)
             elif declared.required:
                 missing.append(name)
     if missing:

@@ -354,9 +354,8 @@ class Run:
         if self.store is not None:
             memory.update(await self._store(self.store.get_memory, self.namespace) or {})
         trigger = trigger_context(self.loop, payload, dry_run=self.llm.dry_run)
-        self.ctx = RunContext(
-            self.loop, self.id, resolve_inputs(self.loop, inputs), trigger, memory
-        )
+        inputs = resolve_inputs(self.loop, inputs, dry_run=self.llm.dry_run)
+        self.ctx = RunContext(self.loop, self.id, inputs, trigger, memory)
         self.record.inputs = self.ctx.inputs
         self.record.payload = payload
         self.record.status = "running"

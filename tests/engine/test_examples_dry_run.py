@@ -84,6 +84,21 @@ def test_each_example_loop_completes_a_dry_run(project: Path, name: str) -> None
         args += ["--payload", str(payload)]
     for value in INPUTS.get(name, []):
         args += ["--input", value]
+    code, text = run_cli(project, args)
+    assert code == 0, text
+    assert f"[ok] Loop '{name}' completed successfully" in text
+    assert f"Steps: {STEPS[name]}\n" in text
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "loops").glob("*.yaml")))
+def test_each_example_file_dry_runs_to_success_with_no_arguments(project: Path, name: str) -> None:
+    code, text = run_cli(project, ["run", f"loops/{name}.yaml", "--dry-run"])
+    assert code == 0, text
+    assert f"[ok] Loop '{name}' completed successfully" in text
+
+
+def run_cli(project: Path, args: list[str]) -> tuple[int, str]:
+    """Run ``loopkit ARGS`` in-process from the project's folder; return its code and output."""
     out = io.StringIO()
     before = Path.cwd()
     os.chdir(project)
@@ -92,7 +107,4 @@ def test_each_example_loop_completes_a_dry_run(project: Path, name: str) -> None
             code = main(args)
     finally:
         os.chdir(before)
-    text = out.getvalue()
-    assert code == 0, text
-    assert f"[ok] Loop '{name}' completed successfully" in text
-    assert f"Steps: {STEPS[name]}\n" in text
+    return code, out.getvalue()

@@ -280,3 +280,24 @@ connectors:
         "ApprovalStep",
         "ParallelStep",
     ]
+
+
+def test_adding_verification_raises_limits_one_pass_would_no_longer_fit() -> None:
+    loop = loop_from_data(
+        {
+            "name": "tight",
+            "pipeline": [{"prompt": "Summarise", "label": "Summary"}],
+            "budget": {"maxTokens": 64, "maxModelCalls": 1},
+        }
+    )
+    before = lrs.score(loop)
+    (missing,) = [f for f in before.findings if f.message == "Verification missing"]
+    assert missing.fix is not None
+    assert missing.fix.patch["budget"] == {"maxModelCalls": 2, "maxTokens": 128}
+
+    data = to_data(loop)
+    data["verify"] = missing.fix.patch["verify"]
+    data["budget"] = {**data["budget"], **missing.fix.patch["budget"]}
+    after = lrs.score(loop_from_data(data))
+    assert after.score > before.score
+    assert [f.message for f in after.findings if f.level == "block"] == []

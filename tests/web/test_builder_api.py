@@ -152,6 +152,29 @@ def test_it_saves_a_new_version_when_the_base_is_current(acme: Any) -> None:
     assert AuditEvent.objects.filter(action="loop.saved").count() == 1
 
 
+def test_a_save_reads_the_loop_once_and_answers_with_its_canonical_spec(
+    acme: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, client = acme
+    loop = create(client)
+    read: list[str] = []
+    parse = yamlio.parse
+
+    def counted(text: str | bytes, file: str | None = None) -> yamlio.Document:
+        read.append(text if isinstance(text, str) else text.decode())
+        return parse(text, file)
+
+    monkeypatch.setattr(yamlio, "parse", counted)
+    text = loop_yaml(extra_step="Assign")
+    response = save(client, loop["id"], text, base=1)
+    assert response.status_code == 200
+    assert response.json()["spec"]["pipeline"][2] == {
+        "prompt": "Assign the issues.",
+        "label": "Assign",
+    }
+    assert read == [text]
+
+
 def test_it_refuses_a_stale_save_with_the_other_change(acme: Any, client_for: Any) -> None:
     _, users, client = acme
     loop = create(client)

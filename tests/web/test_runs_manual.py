@@ -68,14 +68,16 @@ def test_it_reruns_with_the_same_inputs(team: Any, client_for: Any) -> None:
     assert again["status"] == "succeeded"
 
 
-def test_it_names_a_missing_required_input(team: Any, client_for: Any) -> None:
+def test_it_names_a_missing_required_input_of_a_live_run(team: Any, client_for: Any) -> None:
+    # A dry run is never refused for an input (test_runs_dry_run_defaults.py).
     acme, users = team
     loop = make_loop(acme, inputs={"repo": {"description": "repo", "required": True}})
     response = client_for(users["editor"]).post(
-        "/api/runs", {"loop_id": loop.pk, "dry_run": True}, content_type="application/json"
+        "/api/runs", {"loop_id": loop.pk, "dry_run": False}, content_type="application/json"
     )
     assert response.status_code == 422
     assert response.json()["message"] == "missing required input(s): repo"
+    assert Run.objects.count() == 0
 
 
 def test_it_reads_events_after_a_seq(team: Any, client_for: Any) -> None:

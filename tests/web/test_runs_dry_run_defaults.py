@@ -1,0 +1,142 @@
+"""A loop that validates dry-runs from the web app with no inputs and no payload.
+
+The demo team's loops (loops/*.yaml, as the start command loads them) are
+started as a browser user starts them: ``POST /api/runs`` and the loop page's
+"Dry run" button, with nothing else. A dry run gets the engine's defaults:
+declared input defaults, else typed placeholders, and a sample of what its
+trigger delivers.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from builder.demo import load_example_loops
+from builder.models import Loop
+from runs import execution
+from runs.models import ApprovalRequest, ApprovalStatus, Run, Status
+
+from .runs_support import make_loop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(p.stem for p in (ROOT / "loops").glob("*.yaml"))
+
+
+@pytest.fixture
+def demo(make_team: Any) -> tuple[Any, dict[str, Any]]:
+    team, users = make_team("Demo", roles=["owner", "editor"])
+    load_example_loops(team=team, user=users["owner"], stdout=io.StringIO())
+    return team, users
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Keep started runs queued, so a test can run them in a thread and approve their gates."""
+    ids: list[int] = []
+    monkeypatch.setattr("runs.tasks.execute_run", lambda run_id, attempt=None: ids.append(run_id))
+    yield ids
+
+
+def run_approving_every_gate(run_id: int, client: Any) -> Run:
+    """Execute a run in a thread (as a worker does), approving each gate through the API."""
+
+    def work() -> None:
+        try:
+            execution.execute(run_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    while thread.is_alive():
+        for approval in ApprovalRequest.objects.filter(
+            run_id=run_id, status=ApprovalStatus.PENDING
+        ):
+            response = client.post(
+                f"/api/runs/{run_id}/approvals/{approval.pk}/approve",
+                {"comment": "dry run"},
+                content_type="application/json",
+            )
+            assert response.status_code == 200, response.content
+        thread.join(timeout=0.05)
+    return Run.objects.get(pk=run_id)
+
+
+def test_every_example_loop_dry_runs_to_success_from_the_api_with_no_arguments(
+    demo: Any, queued: list[int], client_for: Any
+) -> None:
+    team, users = demo
+    assert sorted(Loop.objects.filter(team=team).values_list("name", flat=True)) == EXAMPLES
+    editor, owner = client_for(users["editor"]), client_for(users["owner"])
+    outcomes = {}
+    for name in EXAMPLES:
+        response = editor.post(
+            "/api/runs", {"loop": name, "dry_run": True}, content_type="application/json"
+        )
+        assert response.status_code == 201, (name, response.content)
+        run = run_approving_every_gate(response.json()["id"], owner)
+        outcomes[name] = (run.status, run.error)
+    assert outcomes == {name: (Status.SUCCEEDED, "") for name in EXAMPLES}
+
+
+def test_the_loop_pages_dry_run_button_runs_a_webhook_loop_on_a_sample_delivery(
+    demo: Any, client_for: Any
+) -> None:
+    team, users = demo
+    loop = Loop.objects.get(team=team, name="pr-review")
+    response = client_for(users["editor"]).post(f"/runs/start/{loop.pk}/", {"dry_run": "1"})
+    run = Run.objects.get(loop=loop)
+    assert response.status_code == 302
+    assert response["Location"] == f"/runs/{run.pk}/"
+    assert (run.status, run.error, run.trigger_payload) == (Status.SUCCEEDED, "", {})
+    started = run.events.get(type="step_started", payload__label="Bug Review").payload
+    assert started["kind"] == "agent"
+    assert set(run.outputs) >= {"Bug Review", "Security Review"}
+
+
+def test_a_dry_run_records_the_inputs_it_ran_with(demo: Any, client_for: Any) -> None:
+    team, users = demo
+    loop = make_loop(
+        team,
+        inputs={
+            "repo": {"required": True},
+            "limit": {"type": "integer", "required": True},
+            "strict": {"type": "boolean"},
+            "branch": {"default": "main"},
+        },
+    )
+    response = client_for(users["editor"]).post(
+        "/api/runs",
+        {"loop_id": loop.pk, "dry_run": True, "inputs": {"strict": True}},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert body["inputs"] == {"repo": "<inputs.repo>", "limit": 0, "strict": True, "branch": "main"}
+    started = Run.objects.get(pk=body["id"]).events.get(type="run_started").payload
+    assert started["inputs"] == body["inputs"]
+
+
+def test_a_dry_run_still_refuses_an_input_the_loop_does_not_declare(
+    demo: Any, client_for: Any
+) -> None:
+    team, users = demo
+    loop = make_loop(team, inputs={"repo": {"required": True}})
+    response = client_for(users["editor"]).post(
+        "/api/runs",
+        {"loop_id": loop.pk, "dry_run": True, "inputs": {"rpeo": "acme/api"}},
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert response.json()["message"] == "unknown input(s) rpeo (this loop's inputs: repo)"
+    assert Run.objects.count() == 0
