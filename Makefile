@@ -31,7 +31,7 @@ test-frontend: frontend
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check loopkit
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test-fast: $(STAMP) frontend

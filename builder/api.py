@@ -286,6 +286,7 @@ def get_version(request: HttpRequest, loop_id: int, number: int) -> Any:
 def diff(
     request: HttpRequest,
     loop_id: int,
+    # ninja types Query as a generic alias for annotations; called as a default it is untyped.
     from_: int | None = Query(None, alias="from", ge=1, le=MAX_ID),  # type: ignore[type-arg]
     to: int | None = Query(None, ge=1, le=MAX_ID),  # type: ignore[type-arg]
 ) -> Any:

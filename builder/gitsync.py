@@ -202,8 +202,9 @@ class _Git:
 
 def _author(request: HttpRequest) -> tuple[str, str]:
     user = request.user
+    # Behind the API's auth: a signed-in User (AnonymousUser has no full name).
     name = (user.get_full_name() or user.get_username()).replace("<", "").replace(">", "")  # type: ignore[union-attr]
-    email = getattr(user, "email", "") or f"{user.get_username()}@users.noreply.loopkit"  # type: ignore[union-attr]
+    email = getattr(user, "email", "") or f"{user.get_username()}@users.noreply.loopkit"
     return name, email
 
 
@@ -232,7 +233,7 @@ def export_to_repository(
         git("add", "--", *files)
         if not git("status", "--porcelain", "--", *files).stdout.strip():
             head = git("rev-parse", "HEAD", check=False).stdout.strip()
-            result = {"commit": head or None, "files": files, "pushed": False}
+            result: dict[str, Any] = {"commit": head or None, "files": files, "pushed": False}
         else:
             name, email = _author(request)
             text = message.strip() or f"Export {len(loops)} loop(s) from LoopKit"

@@ -229,6 +229,7 @@ def create_loop(
             version = _add_version(loop, checked, request, message or "Created")
             record(request, "loop.created", loop, after=snapshot(loop, AUDITED))
     except IntegrityError:  # a concurrent create of the same name won the race
+        # checked is valid (raise_if_invalid above), so it has a loop.
         raise NameClash(f"a loop named '{checked.loop.name}' already exists in this team") from None  # type: ignore[union-attr]
     return loop, version
 
@@ -421,6 +422,7 @@ def import_loops(
             errors=errors,
         )
     seen: dict[str, str] = {}
+    # Every result is valid (no errors above), so each has a loop.
     for name, result in checked:
         loop_name = result.loop.name  # type: ignore[union-attr]
         if loop_name in seen:
@@ -443,7 +445,7 @@ def import_loops(
                 conflicts=names,
             )
         for name, result in checked:
-            loop = existing.get(result.loop.name)  # type: ignore[union-attr]
+            loop = existing.get(result.loop.name)  # type: ignore[union-attr]  # valid: has a loop
             note = message or f"Imported from {PurePosixPath(name).name}"
             if loop is None:
                 loop = Loop(team=team, created_by=_author(request))

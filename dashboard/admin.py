@@ -9,6 +9,9 @@ from django.http import HttpRequest
 
 from dashboard.models import LoopHour, ModelHour, RollupState
 
+# ModelAdmin and TabularInline are generic only in django-stubs (no __class_getitem__ at
+# run time without django_stubs_ext.monkeypatch), hence each class's ignore[type-arg].
+
 
 class ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -41,6 +41,7 @@ def figures(request: HttpRequest) -> Any:
 @router.get("/runs", response={200: RunPageOut, **errors(404, 422)})
 def runs(
     request: HttpRequest,
+    # ninja types Query as a generic alias for annotations; called as a default it is untyped.
     limit: int = Query(100, ge=1, le=MAX_LIMIT),  # type: ignore[type-arg]
     offset: int = Query(0, ge=0, le=MAX_ID),  # type: ignore[type-arg]
 ) -> Any:

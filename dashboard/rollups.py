@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max, Min, Q, Sum
+from django.db.models import F, Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from dashboard.models import LoopHour, ModelHour, RollupState
@@ -218,8 +218,10 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _run_rows(runs: Any) -> Iterator[dict[str, Any]]:
-    return runs.values(*RUN_FIELDS).iterator(chunk_size=5000)
+def _run_rows(runs: QuerySet[Run]) -> Iterator[dict[str, Any]]:
+    # values() of a field list known only at run time is typed Any by the stubs.
+    rows: Iterator[dict[str, Any]] = runs.values(*RUN_FIELDS).iterator(chunk_size=5000)
+    return rows
 
 
 def _usage_rows(team: Any, *ranges: tuple[datetime | None, datetime | None]) -> Usage:
@@ -352,12 +354,12 @@ def collect(
     tallies = Tallies(bucket=bucket)
     if rolled_end > full_start:
         window = {"team_id": _pk(team), "hour__gte": full_start, "hour__lt": rolled_end}
-        loop_rows = LoopHour.objects.filter(**window)
+        loop_hours = LoopHour.objects.filter(**window)
         if loop_id is not None:
-            loop_rows = loop_rows.filter(loop_id=loop_id)
+            loop_hours = loop_hours.filter(loop_id=loop_id)
         sums = {f: Sum(f) for f in COUNTER_FIELDS}
         loop_rows = (
-            loop_rows.values("loop_id", "loop_version_id", bucket=F(bucket))
+            loop_hours.values("loop_id", "loop_version_id", bucket=F(bucket))
             .annotate(
                 **sums,
                 loop_name=Max("loop_name"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 import yaml
 from django.db import connection
@@ -74,7 +74,17 @@ def _finish(t: Tally) -> dict[str, Any]:
     return row
 
 
-def figures(team: Any, period: Period, loop_id: int | None = None) -> dict[str, Any]:
+class Figures(TypedDict):
+    """What ``figures`` returns: one period's figures of a team (or of one loop)."""
+
+    totals: dict[str, Any]
+    series: list[dict[str, Any]]
+    by_loop: list[dict[str, Any]]
+    by_model: list[dict[str, Any]]
+    budgets: list[dict[str, Any]]
+
+
+def figures(team: Any, period: Period, loop_id: int | None = None) -> Figures:
     """Return totals, series, by_loop, by_model and budgets of *team*'s runs in *period*."""
     tallies = rollups.collect(team, period.start, period.end, period.bucket, loop_id=loop_id)
     total = Tally()

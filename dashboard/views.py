@@ -190,7 +190,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @download_view
-def dashboard_csv(request: HttpRequest, dashboard_table: str) -> HttpResponse:
+def dashboard_csv(
+    request: HttpRequest, dashboard_table: str
+) -> HttpResponse | StreamingHttpResponse:
     table = dashboard_table
     if table not in TABLES:
         raise Http404(f"No dashboard table {table!r}: use one of {', '.join(TABLES)}.")

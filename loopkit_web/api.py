@@ -51,6 +51,7 @@ class BearerTokenAuth(HttpBearer):
         if api_token is None:
             raise Unauthorized(INVALID_TOKEN_MESSAGE, code="invalid_token")
         request.user = api_token.user
+        # Django's request declares no api_token; request_token() reads it back.
         request.api_token = api_token  # type: ignore[attr-defined]
         return api_token.user
 

@@ -20,7 +20,7 @@ def nav_items(request: HttpRequest) -> list[dict[str, Any]]:
         except NoReverseMatch:
             url = None
         items.append(
-            {"label": label, "url": url, "active": bool(url) and request.path.startswith(url)}
+            {"label": label, "url": url, "active": url is not None and request.path.startswith(url)}
         )
     return items
 

@@ -9,6 +9,7 @@ the builder app registers the loader that imports the example loops from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from io import TextIOBase
 from typing import Any, TextIO
 
 from django.conf import settings
@@ -88,7 +89,7 @@ def ensure_demo_account() -> DemoAccount:
     return DemoAccount(team=team, user=user, password=DEMO_PASSWORD)
 
 
-def run_demo_loaders(account: DemoAccount, stdout: TextIO) -> None:
+def run_demo_loaders(account: DemoAccount, stdout: TextIO | TextIOBase) -> None:
     """Call every loader in settings.LOOPKIT_DEMO_LOADERS for the demo team."""
     for dotted in settings.LOOPKIT_DEMO_LOADERS:
         loader = import_string(dotted)

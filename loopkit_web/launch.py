@@ -20,14 +20,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from io import TextIOBase
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
+from django.contrib.staticfiles.apps import StaticFilesConfig
 from django.core.management import call_command
 from django.db import transaction
 
@@ -40,6 +42,9 @@ READY_TIMEOUT_SECONDS = 60.0
 ADMIN_USER_ENV = "LOOPKIT_ADMIN_USER"
 ADMIN_PASSWORD_ENV = "LOOPKIT_ADMIN_PASSWORD"
 
+#: Where messages go: sys.stdout/sys.stderr, or a management command's OutputWrapper.
+Stream = TextIO | TextIOBase
+
 
 @dataclass
 class Options:
@@ -50,7 +55,7 @@ class Options:
     demo: bool = False
 
 
-def prepare(options: Options, out: TextIO) -> None:
+def prepare(options: Options, out: Stream) -> None:
     """Migrate and collect static files (DEBUG off): what must be done before serving.
 
     The two are independent (one writes the database, the other files), so they
@@ -66,7 +71,7 @@ def prepare(options: Options, out: TextIO) -> None:
     out.write("Database migrated.\n")
 
 
-def make_accounts(options: Options, out: TextIO) -> None:
+def make_accounts(options: Options, out: Stream) -> None:
     """Make the first admin and (with --demo) the demo team: done while the children boot."""
     ensure_first_admin(out)
     if options.demo:
@@ -85,7 +90,8 @@ STATIC_IGNORED = ["redoc.standalone.js*"]
 def static_fingerprint() -> str:
     """Return a digest of every static file the finders see (path, size, mtime)."""
     digest = hashlib.sha256(settings.STORAGES["staticfiles"]["BACKEND"].encode())
-    ignored = [*STATIC_IGNORED, *apps.get_app_config("staticfiles").ignore_patterns]
+    staticfiles = cast(StaticFilesConfig, apps.get_app_config("staticfiles"))
+    ignored = [*STATIC_IGNORED, *staticfiles.ignore_patterns]
     for finder in finders.get_finders():
         for path, storage in finder.list(ignored):
             stat = os.stat(storage.path(path))
@@ -107,7 +113,7 @@ def collect_static() -> None:
 
 
 @transaction.atomic
-def ensure_first_admin(out: TextIO) -> None:
+def ensure_first_admin(out: Stream) -> None:
     """Create a superuser when there is none: named by LOOPKIT_ADMIN_USER (default admin).
 
     The password is LOOPKIT_ADMIN_PASSWORD, or generated and printed this once.
@@ -198,7 +204,7 @@ def port_answers(host: str, port: int) -> bool:
         return False
 
 
-def serve(options: Options, out: TextIO, err: TextIO, meanwhile: Callable[[], None]) -> int:
+def serve(options: Options, out: Stream, err: Stream, meanwhile: Callable[[], None]) -> int:
     """Run the children until a signal or a child's exit; return the exit code.
 
     *meanwhile* runs once the children are started (they take seconds to import
@@ -278,7 +284,7 @@ def stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def run(options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(options: Options, out: Stream = sys.stdout, err: Stream = sys.stderr) -> int:
     """Prepare, then serve; return the process exit code."""
     try:
         prepare(options, out)

@@ -8,12 +8,13 @@ from django.shortcuts import render
 from django.views.defaults import page_not_found, server_error
 
 from loopkit_web.errors import ApiError, NotFound
+from loopkit_web.http import AuthenticatedHttpRequest
 from loopkit_web.teams.models import Membership
 from loopkit_web.teams.scoping import current_team
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     team = current_team(request)
     membership = Membership.objects.filter(team=team, user=request.user).first() if team else None
     return render(request, "home.html", {"team": team, "membership": membership})

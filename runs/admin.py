@@ -15,6 +15,9 @@ from runs.models import (
     WebhookDelivery,
 )
 
+# ModelAdmin and TabularInline are generic only in django-stubs (no __class_getitem__ at
+# run time without django_stubs_ext.monkeypatch), hence each class's ignore[type-arg].
+
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -155,7 +155,7 @@ def run_out(run: Run) -> dict[str, Any]:
     response={201: RunOut, **errors(400, 403, 404, 413, 422)},
     summary="Start a run (manual trigger)",
 )
-def start(request: HttpRequest, body: StartIn) -> Status:
+def start(request: HttpRequest, body: StartIn) -> Status[Any]:
     if (body.loop_id is None) == (body.loop is None):
         raise Invalid("give exactly one of loop_id or loop (the loop's name)")
     loops = Loop.objects.for_request(request)
@@ -210,7 +210,7 @@ def events(request: HttpRequest, run_id: int, q: Query[EventsQuery]) -> list[Run
 
 
 @router.post("/runs/{id:run_id}/cancel", response={202: RunOut, **errors(403, 404, 409)})
-def cancel(request: HttpRequest, run_id: int) -> Status:
+def cancel(request: HttpRequest, run_id: int) -> Status[Any]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
     if not services.request_cancel(run, actor=request.user, request=request):
@@ -220,7 +220,7 @@ def cancel(request: HttpRequest, run_id: int) -> Status:
 
 
 @router.post("/runs/{id:run_id}/rerun", response={201: RunOut, **errors(403, 404, 409)})
-def rerun(request: HttpRequest, run_id: int) -> Status:
+def rerun(request: HttpRequest, run_id: int) -> Status[Any]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
     new = services.rerun(run, actor=request.user, request=request)
@@ -274,14 +274,14 @@ def reject(request: HttpRequest, run_id: int, approval_id: int, body: DecisionIn
     response={202: CustomEventOut, **errors(400, 403, 404, 413, 422)},
     summary="Raise a named custom event",
 )
-def custom_event(request: HttpRequest, body: CustomEventIn) -> Status:
+def custom_event(request: HttpRequest, body: CustomEventIn) -> Status[Any]:
     team = current_team(request)
     require_role(request, "editor", team=team)
     name = body.event.strip()
     if not name:
         raise Invalid("the event needs a name")
     runs = raise_custom_event(
-        team.pk,  # type: ignore[union-attr]
+        team.pk,  # type: ignore[union-attr]  # require_role refused a missing team (404)
         name,
         body.payload,
         actor=request.user,

@@ -24,7 +24,7 @@ CLOSE_UNAUTHENTICATED = 4401
 REPLAY_BATCH = 500
 
 
-class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class RunConsumer(AsyncJsonWebsocketConsumer):
     run_id: int
     last_seq: int
     group: str

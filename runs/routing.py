@@ -7,5 +7,6 @@ from django.urls import path
 from runs.consumers import RunConsumer
 
 websocket_urlpatterns = [
-    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+    # Channels routes ASGI apps with django.urls.path, whose stubs expect a view.
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),  # type: ignore[arg-type]
 ]

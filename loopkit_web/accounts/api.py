@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from loopkit_web.accounts import services
 from loopkit_web.accounts.models import ApiToken
 from loopkit_web.errors import Forbidden, errors
+from loopkit_web.http import AuthenticatedHttpRequest
 from loopkit_web.teams.models import Membership
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, request_token, require_role
 
@@ -58,7 +58,7 @@ def _team_role(m: Membership) -> dict[str, Any]:
 
 
 @router.get("/me", response={200: MeOut, **errors()})
-def me(request: HttpRequest) -> dict[str, Any]:
+def me(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     """Return the caller, their current team and every team they may act in."""
     memberships = (
         Membership.objects.for_request(request).filter(user=request.user).select_related("team")
@@ -76,14 +76,14 @@ def me(request: HttpRequest) -> dict[str, Any]:
 
 
 @router.get("/tokens", response={200: list[TokenOut], **errors(404)})
-def list_tokens(request: HttpRequest) -> Any:
+def list_tokens(request: AuthenticatedHttpRequest) -> Any:
     """List the caller's API tokens in the current team."""
     membership = require_role(request, "viewer")
     return ApiToken.objects.for_team(membership.team).filter(user=request.user)
 
 
 @router.post("/tokens", response={201: TokenCreatedOut, **errors(400, 403, 404, 413, 422)})
-def create_token(request: HttpRequest, payload: TokenIn) -> Status[Any]:
+def create_token(request: AuthenticatedHttpRequest, payload: TokenIn) -> Status[Any]:
     """Create an API token in the current team; the raw token is in this response only."""
     if request_token(request) is not None:
         raise Forbidden("api tokens cannot create api tokens: sign in to create one")
@@ -94,7 +94,7 @@ def create_token(request: HttpRequest, payload: TokenIn) -> Status[Any]:
 
 
 @router.delete("/tokens/{id:token_id}", response={204: None, **errors(403, 404)})
-def revoke_token(request: HttpRequest, token_id: int) -> Status[Any]:
+def revoke_token(request: AuthenticatedHttpRequest, token_id: int) -> Status[Any]:
     """Revoke one of the caller's tokens."""
     token = get_scoped_or_404(ApiToken.objects.filter(user=request.user), request, pk=token_id)
     services.revoke_token(request, token)

@@ -7,13 +7,13 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from loopkit_web.accounts.models import ApiToken
 from loopkit_web.errors import INVALID_TOKEN_MESSAGE, Unauthorized
 
 
-def download_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def download_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Decorate a download: a signed-in session, or ``Authorization: Bearer <token>``.
 
     A token acts as its user in its team only, as in the API, so the view's own
@@ -24,7 +24,7 @@ def download_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     for_session = login_required(view)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return for_session(request, *args, **kwargs)
@@ -33,6 +33,7 @@ def download_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
             refusal = Unauthorized(INVALID_TOKEN_MESSAGE, code="invalid_token")
             return JsonResponse(refusal.body(), status=refusal.status)
         request.user = token.user
+        # Django's request declares no api_token; request_token() reads it back.
         request.api_token = token  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 

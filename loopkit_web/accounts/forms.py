@@ -5,7 +5,8 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 
 
-class SignUpForm(UserCreationForm):
+# UserCreationForm is generic only in django-stubs (no __class_getitem__ at run time).
+class SignUpForm(UserCreationForm):  # type: ignore[type-arg]
     email = forms.EmailField(required=True)
 
     class Meta(UserCreationForm.Meta):

@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
-from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from loopkit_web.accounts import services
 from loopkit_web.accounts.forms import SignUpForm, TokenForm
 from loopkit_web.accounts.models import ApiToken
+from loopkit_web.http import AuthenticatedHttpRequest
 from loopkit_web.teams.scoping import get_scoped_or_404, require_role, team_required
 
 
@@ -52,8 +53,8 @@ def signup(request: HttpRequest) -> HttpResponse:
 class AuditedPasswordChangeView(PasswordChangeView):
     success_url = reverse_lazy("password_change_done")
 
-    def form_valid(self, form: Form) -> HttpResponse:
-        response = super().form_valid(form)  # type: ignore[arg-type]
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
         services.password_changed(self.request, self.request.user)
         return response
 
@@ -63,7 +64,7 @@ NEW_TOKEN_SESSION_KEY = "loopkit_new_token"
 
 @login_required
 @team_required
-def tokens(request: HttpRequest) -> HttpResponse:
+def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     """List the user's tokens in the current team; create one (shown once, after a redirect
     so that reloading the page neither creates another token nor shows it again)."""
     membership = require_role(request, "viewer")
@@ -85,7 +86,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     token = get_scoped_or_404(ApiToken.objects.filter(user=request.user), request, pk=token_id)
     services.revoke_token(request, token)
     messages.success(request, f"Token “{token.name}” revoked.")

@@ -7,9 +7,12 @@ from django.http import HttpRequest
 
 from loopkit_web.audit.models import AuditEvent
 
+# ModelAdmin and TabularInline are generic only in django-stubs (no __class_getitem__ at
+# run time without django_stubs_ext.monkeypatch), hence each class's ignore[type-arg].
+
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Read-only: the audit log is append-only, also for superusers."""
 
     list_display = ("created_at", "actor_label", "team_label", "action", "target_type", "target_id")

@@ -18,7 +18,7 @@ from loopkit_web.teams.scoping import require_role, team_required
 def _filtered(request: HttpRequest) -> tuple[AuditFilter, QuerySet[AuditEvent], object]:
     membership = require_role(request, "admin")
     f = AuditFilter.from_params(request.GET)
-    qs = AuditEvent.objects.for_team_log(membership.team)
+    qs: QuerySet[AuditEvent] = AuditEvent.objects.for_team_log(membership.team)
     if not f.errors:
         qs = f.apply(qs)
     return f, qs, membership.team

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from loopkit_web.teams.scoping import TeamScopedQuerySet
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class Role(models.TextChoices):
@@ -40,7 +44,8 @@ class TeamQuerySet(models.QuerySet["Team"]):
         """Return the teams *user* is a member of."""
         if not getattr(user, "is_authenticated", False):
             return self.none()
-        return self.filter(memberships__user=user)
+        # Only a signed-in user is authenticated (AnonymousUser is not).
+        return self.filter(memberships__user=cast("User", user))
 
     def for_request(self, request: object) -> TeamQuerySet:
         """Return the teams this request may see (only the token's team for API tokens)."""
@@ -66,10 +71,10 @@ class Team(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.slug:
             self.slug = unique_slug(self.name)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 def unique_slug(name: str) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.core.exceptions import PermissionDenied
 from django.db import models
@@ -99,7 +99,7 @@ def current_team(request: HttpRequest) -> Team | None:
     """
     cached = getattr(request, "_loopkit_team", False)
     if cached is not False:
-        return cached  # type: ignore[no-any-return]
+        return cast("Team | None", cached)  # what the assignment below cached
     team: Team | None = None
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         teams = visible_teams(request)
@@ -109,6 +109,7 @@ def current_team(request: HttpRequest) -> Team | None:
             team = teams.filter(pk=wanted).first()
         if team is None:
             team = teams.order_by("memberships__created_at", "pk").first()
+    # A per-request cache on Django's request object, which declares no such attribute.
     request._loopkit_team = team  # type: ignore[attr-defined]
     return team
 
@@ -116,6 +117,7 @@ def current_team(request: HttpRequest) -> Team | None:
 def set_current_team(request: HttpRequest, team: Team) -> None:
     """Make *team* the session's current team (the team switcher)."""
     request.session[SESSION_KEY] = team.pk
+    # A per-request cache on Django's request object, which declares no such attribute.
     request._loopkit_team = team  # type: ignore[attr-defined]
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from loopkit_web.http import AuthenticatedHttpRequest
 from loopkit_web.teams import services
 from loopkit_web.teams.forms import RoleForm, TeamForm
 from loopkit_web.teams.models import ROLE_RANK, Invitation, Membership, Role, Team
@@ -24,7 +25,7 @@ from loopkit_web.teams.scoping import (
 
 
 @login_required
-def team_list(request: HttpRequest) -> HttpResponse:
+def team_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         team = services.create_team(request, request.user, form.cleaned_data["name"])

@@ -113,7 +113,9 @@ PAGES: list[Case] = [
     Case("GET", "/loops/repository/", "current:viewer"),
     Case("POST", "/loops/repository/", "current:admin", ok=(302,), data={"url": "{repo_url}"}),
     Case("POST", "/loops/repository/export/", "current:editor", ok=(302,)),
-    Case("POST", "/loops/repository/import/", "current:editor", ok=(302,), data={"overwrite": "on"}),
+    Case(
+        "POST", "/loops/repository/import/", "current:editor", ok=(302,), data={"overwrite": "on"}
+    ),
     Case("GET", "/loops/{loop_id}/", "viewer"),
     Case("GET", "/loops/{loop_id}/edit/", "viewer"),
     Case(
@@ -136,9 +138,7 @@ PAGES: list[Case] = [
     # streamed (no .content to search); tests/web/test_dashboard_pages.py checks its rows
     Case("GET", "/runs/export.csv", "current:viewer", leak_check=False, download=True),
     Case("GET", "/dashboard/", "current:viewer"),
-    Case(
-        "GET", "/dashboard/{dashboard_table}.csv", "current:viewer", foreign=False, download=True
-    ),
+    Case("GET", "/dashboard/{dashboard_table}.csv", "current:viewer", foreign=False, download=True),
 ]
 
 API: list[Case] = [
@@ -164,7 +164,12 @@ API: list[Case] = [
     Case("DELETE", "/api/teams/{team_id}/invitations/{invitation_id}", "admin", ok=(204,)),
     Case("GET", "/api/audit", "current:admin"),
     # builder (loops, versions, import/export, git)
-    Case("POST", "/api/loops/validate", "login", data={"yaml": "name: x\npipeline:\n  - prompt: Hi\n"}),
+    Case(
+        "POST",
+        "/api/loops/validate",
+        "login",
+        data={"yaml": "name: x\npipeline:\n  - prompt: Hi\n"},
+    ),
     Case("GET", "/api/loops", "current:viewer"),
     Case("POST", "/api/loops", "current:editor", ok=(201,), data={"yaml": BUILDER_NEW_LOOP}),
     Case("GET", "/api/loops/export", "current:viewer"),

@@ -25,9 +25,7 @@ def pg_url() -> Iterator[str]:
 
 
 def test_a_save_racing_another_gets_409_instead_of_overwriting(pg_url: str, tmp_path: Path) -> None:
-    env = child_env(
-        DATABASE_URL=pg_url, LOOPKIT_HOME=str(tmp_path), LOOPKIT_CHANNEL_LAYER="memory"
-    )
+    env = child_env(DATABASE_URL=pg_url, LOOPKIT_HOME=str(tmp_path), LOOPKIT_CHANNEL_LAYER="memory")
     out = shell(Path(__file__).parent / "scripts" / "builder_race.py", env=env).stdout
     line = next(line for line in out.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
