@@ -179,6 +179,8 @@ def start_run(
         yaml_text, number = version.yaml, version.number
     from runs import conf
 
+    if len(model.strip()) > 200:
+        raise RunRefused("model must be at most 200 characters (a LiteLLM model string)")
     dry_run = dry_run or conf.dry_run_only()
     parsed = parse_loop(yaml_text, loop.name)
     given = coerce_inputs(parsed, dict(inputs or {}))
