@@ -96,11 +96,12 @@ def how_it_starts(
             secret_set=bool(trigger.secret_env and os.environ.get(trigger.secret_env)),
         )
     elif isinstance(trigger, spec.CronTrigger):
-        zone = trigger.timezone or "UTC"
+        zone = trigger.timezone or loop.team.timezone or "UTC"
         out.update(
             schedule=trigger.schedule,
             words=describe_cron(trigger.schedule),
             timezone=zone,
+            team_zone=not trigger.timezone,
             next=[
                 when.strftime("%a %Y-%m-%d %H:%M %Z")
                 for when in next_firings(trigger.schedule, zone, now)

@@ -93,6 +93,28 @@ def test_a_cron_loop_shows_its_schedule_in_words_and_next_three_firings_in_its_z
     ]
 
 
+def test_a_schedule_without_a_time_zone_is_shown_in_the_teams(editor: Any) -> None:
+    acme, client = editor
+    acme.timezone = "America/New_York"
+    acme.save(update_fields=["timezone"])
+    loop = make_loop(acme, name="nightly", trigger={"type": "cron", "schedule": "0 0 1 7 *"})
+    now = datetime.now(UTC)
+    year = now.year + 1 if (now.month, now.day, now.hour) >= (7, 1, 4) else now.year
+
+    html = _page(client, loop)
+
+    assert (
+        "On a schedule: At 00:00, on day 1 of the month, only in July "
+        "(0 0 1 7 *, time zone America/New_York, the team's)." in _text(html)
+    )
+    firings = re.search(r'data-testid="cron-next">(.*?)</ul>', html, re.S)
+    assert firings is not None
+    assert re.findall(r"<li>(.*?)</li>", firings.group(1)) == [
+        f"{datetime(y, 7, 1).strftime('%a')} {y}-07-01 00:00 EDT"
+        for y in (year, year + 1, year + 2)
+    ]
+
+
 def test_the_next_firings_follow_the_schedules_time_zone_across_a_clock_change() -> None:
     now = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
 
