@@ -166,3 +166,27 @@ def test_without_a_model_the_run_uses_the_loops(editor: Any) -> None:
 
     assert response.json()["model"] == ""
     assert response.json()["models"] == ["dry-run"]
+
+
+def test_a_live_run_calls_the_model_chosen_for_it(
+    editor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.engine.llm_server import LLMServer, Reply
+
+    acme, client = editor
+    loop = make_loop(
+        acme,
+        yaml="name: one-call\nmodel: openai/loop-model\npipeline:\n  - prompt: Say hi\n"
+        "    label: Hello\n",
+    )
+    with LLMServer() as server:
+        server.default = Reply("hi")
+        monkeypatch.setenv("LOOPKIT_API_BASE", server.url)
+        monkeypatch.setenv("LOOPKIT_API_KEY", "sk-test")
+
+        response = _start(client, {"loop_id": loop.pk, "model": "openai/run-model"})
+
+        assert response.status_code == 201, response.content
+        assert response.json()["status"] == "succeeded", response.json()["error"]
+        assert [r.body["model"] for r in server.completed()] == ["run-model"]
+    assert response.json()["models"] == ["openai/run-model"]
