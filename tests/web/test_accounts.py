@@ -354,3 +354,19 @@ def test_an_unknown_sign_up_policy_stops_the_server_with_the_three_values(tmp_pa
 
     assert out.returncode == 1
     assert "LOOPKIT_SIGNUP must be open, invite or closed, not 'maybe'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("policy", "in_header", "on_login"),
+    [("open", True, True), ("invite", False, True), ("closed", False, False)],
+)
+def test_sign_up_links_show_only_where_the_policy_lets_you_sign_up(
+    settings: Any, policy: str, in_header: bool, on_login: bool
+) -> None:
+    settings.LOOPKIT_SIGNUP = policy
+
+    page = Client().get("/accounts/login/").content.decode()
+    header = page.split('<div class="account">', 1)[1].split("</div>", 1)[0]
+
+    assert ('<a href="/accounts/signup/">Sign up</a>' in header) == in_header
+    assert ("No account yet?" in page) == on_login
