@@ -75,6 +75,7 @@ def run_remote(
     *,
     inputs: dict[str, Any],
     dry_run: bool,
+    payload: dict[str, Any] | None = None,
     as_json: bool,
     verbose: bool = False,
     env: dict[str, str] | None = None,
@@ -83,6 +84,8 @@ def run_remote(
 ) -> str:
     """Start *loop* on the server, print its events until it ends; return its status.
 
+    *inputs* go to the server as given (it converts them to their declared
+    types) and *payload* becomes the run's ``trigger.payload``.
     With *verbose*, the transcript also shows the agents' streamed text as
     ``loopkit run --verbose`` does (each piece after a ``   <step> | `` prefix).
     """
@@ -97,7 +100,10 @@ def run_remote(
             "(an API token from the server's 'API tokens' page)"
         )
     client = Client(server, token, http)
-    run = client.call("POST", "/api/runs", {"loop": loop, "inputs": inputs, "dry_run": dry_run})
+    body: dict[str, Any] = {"loop": loop, "inputs": inputs, "dry_run": dry_run}
+    if payload is not None:
+        body["payload"] = payload
+    run = client.call("POST", "/api/runs", body)
     if not as_json:
         out.write(f"Run #{run['id']} started on {client.server}{run['url']}\n")
     console = ConsoleSink(out, stream_text=verbose)

@@ -28,7 +28,12 @@ def nav_items(request: HttpRequest) -> list[dict[str, Any]]:
 def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": [], "current_team": None, "switcher_teams": []}
+        return {
+            "nav_items": [],
+            "current_team": None,
+            "switcher_teams": [],
+            "signup_policy": settings.LOOPKIT_SIGNUP,
+        }
     return {
         "nav_items": nav_items(request),
         "current_team": current_team(request),

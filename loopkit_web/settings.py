@@ -317,6 +317,16 @@ LOOPKIT_DEMO_LOADERS: list[str] = ["builder.demo.load_example_loops"]
 LOOPKIT_IMPORT_MAX_BYTES = int(os.environ.get("LOOPKIT_IMPORT_MAX_BYTES", str(10 * 1024 * 1024)))
 LOOPKIT_GIT_ALLOW_LOCAL = env_bool("LOOPKIT_GIT_ALLOW_LOCAL", DEBUG)
 
+# Who may create an account: open (anyone), invite (only with a team's invitation
+# link; the default unless DEBUG) or closed (admins create accounts).
+LOOPKIT_SIGNUP = os.environ.get("LOOPKIT_SIGNUP", "").strip().lower() or (
+    "open" if DEBUG else "invite"
+)
+if LOOPKIT_SIGNUP not in ("open", "invite", "closed"):
+    raise ImproperlyConfigured(
+        f"LOOPKIT_SIGNUP must be open, invite or closed, not {LOOPKIT_SIGNUP!r}"
+    )
+
 # Navigation entries of the base template: (label, URL name). An entry whose
 # URL name does not resolve yet is shown disabled instead of failing the page.
 LOOPKIT_NAV: list[tuple[str, str]] = [

@@ -7,6 +7,7 @@ the roles its step names (editor and above when it names none).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +37,36 @@ class StartIn(Schema):
     loop_id: int | None = Field(None, ge=1, le=MAX_ID)
     loop: str | None = None
     inputs: dict[str, Any] = {}
+    payload: dict[str, Any] | str | None = Field(
+        None,
+        description="The trigger's payload (``trigger.payload``): a JSON object, or its text "
+        "as pasted from a delivery. Without one, a dry run reads a sample of the trigger's event.",
+    )
     dry_run: bool = False
+    model: str = Field(
+        "",
+        max_length=200,
+        description="A LiteLLM model string for this run, in place of the loop's model.",
+    )
+
+
+def parse_payload(raw: dict[str, Any] | str | None) -> dict[str, Any] | None:
+    """Return the payload object of a request, parsing pasted text; refuse what is not one."""
+    if raw is None or isinstance(raw, dict):
+        return raw
+    if not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        message = f"payload is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    else:
+        if isinstance(value, dict):
+            return value
+        message = f"payload must be a JSON object, not {type(value).__name__ if value is not None else 'null'}"
+    raise Invalid(
+        message, details=[{"loc": ["body", "payload"], "msg": message, "type": "payload"}]
+    )
 
 
 class EventOut(Schema):
@@ -68,6 +98,7 @@ class RunOut(Schema):
     trigger_payload: dict[str, Any]
     inputs: dict[str, Any]
     dry_run: bool
+    model: str
     started_by: str
     created_at: datetime
     started_at: datetime | None
@@ -129,6 +160,7 @@ def run_out(run: Run) -> dict[str, Any]:
         "trigger_payload": run.trigger_payload,
         "inputs": run.inputs,
         "dry_run": run.dry_run,
+        "model": run.model,
         "started_by": run.started_by_label,
         "created_at": run.created_at,
         "started_at": run.started_at,
@@ -170,10 +202,12 @@ def start(request: HttpRequest, body: StartIn) -> Status[Any]:
     run = services.start_run(
         loop,
         trigger_type="manual",
+        payload=parse_payload(body.payload),
         inputs=body.inputs,
         dry_run=body.dry_run,
         actor=request.user,
         request=request,
+        model=body.model,
     )
     run.refresh_from_db()
     return Status(201, run_out(run))

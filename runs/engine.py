@@ -131,6 +131,8 @@ def run_with_engine(
     the run's events are no longer written by this execution.
     """
     loop = parse_loop(run.loop_yaml, run.loop_name)
+    if run.model:  # chosen for this run: in place of the loop's model, not a step's own
+        loop = loop.model_copy(update={"model": run.model})
     sink = DatabaseSink(run.pk, on_events, owned)
     store = OrmStore(run.team_id)
     options = RunOptions(

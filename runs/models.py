@@ -83,6 +83,8 @@ class Run(models.Model):
     )
     inputs = models.JSONField(default=dict, blank=True)
     dry_run = models.BooleanField(default=False)
+    #: The model this run was started with, in place of the loop's ``model:`` (empty: the loop's).
+    model = models.CharField(max_length=200, blank=True, default="")
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )

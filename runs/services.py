@@ -7,6 +7,7 @@ in one place.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import transaction
@@ -46,6 +47,76 @@ def parse_loop(text: str, name: str = "loop") -> spec.Loop:
     return analysis.loop
 
 
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+}
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """Return *value* as *kind*, converting a form's text ("5", "on"); raise ValueError."""
+    if kind == "string":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower() if isinstance(value, str | int) else None
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError
+    if isinstance(value, str):
+        text = value.strip()
+        number: int | float = (
+            int(text) if kind == "integer" or text.lstrip("+-").isdigit() else float(text)
+        )
+    else:
+        number = value
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError
+    if kind == "integer":
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError
+        return int(number)
+    return number
+
+
+def coerce_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
+    """Return *given* with each typed input converted to its declared type.
+
+    A form sends text: "5" for an integer input becomes 5, "on" for a boolean
+    True, and an empty text for a number or boolean is no value (its default
+    applies). A value that does not convert is refused with the input's name,
+    in the message and in ``details`` (``loc``: body, inputs, name).
+    """
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        declared = loop.inputs.get(name)
+        kind = declared.type if declared is not None else None
+        if kind is None:
+            out[name] = value
+            continue
+        if kind != "string" and isinstance(value, str) and not value.strip():
+            continue
+        try:
+            out[name] = _typed(kind, value)
+        except (ValueError, OverflowError):
+            message = f"input '{name}' must be {_TYPE_WORDS[kind]}, not {json.dumps(value)}"
+            raise RunRefused(
+                message,
+                details=[{"loc": ["body", "inputs", name], "msg": message, "type": "input_type"}],
+            ) from None
+    return out
+
+
 def resolve_inputs(loop: spec.Loop, given: dict[str, Any]) -> dict[str, Any]:
     """Return *given* completed with the loop's input defaults; refuse unknown or missing ones."""
     unknown = sorted(set(given) - set(loop.inputs))
@@ -83,11 +154,15 @@ def start_run(
     request: Any = None,
     label: str = "",
     rerun_of: Run | None = None,
+    model: str = "",
 ) -> Run:
     """Create a queued run of *loop*'s current version and enqueue it after commit.
 
     *actor* is the user who started it (None for cron, webhook and event
     triggers, which are described by *label*). The firing is audited.
+    Inputs are converted to their declared types (``coerce_inputs``); *model*,
+    when given, is this run's model in place of the loop's own ``model:``
+    (a step naming its own model keeps it).
     """
     from runs import tasks
 
@@ -104,9 +179,11 @@ def start_run(
         yaml_text, number = version.yaml, version.number
     from runs import conf
 
+    if len(model.strip()) > 200:
+        raise RunRefused("model must be at most 200 characters (a LiteLLM model string)")
     dry_run = dry_run or conf.dry_run_only()
     parsed = parse_loop(yaml_text, loop.name)
-    given = dict(inputs or {})
+    given = coerce_inputs(parsed, dict(inputs or {}))
     if dry_run:  # as the engine runs it: declared defaults, else typed placeholders
         given = context.resolve_inputs(parsed, given, dry_run=True)
     values = resolve_inputs(parsed, given)
@@ -123,6 +200,7 @@ def start_run(
             trigger_payload=payload or {},
             inputs=values,
             dry_run=dry_run,
+            model=model.strip(),
             rerun_of=rerun_of,
             started_by=user,
             started_by_label=_actor_label(user) or label or trigger_type,
@@ -137,6 +215,7 @@ def start_run(
                 "version": number,
                 "trigger": trigger_type,
                 "dry_run": dry_run,
+                **({"model": run.model} if run.model else {}),
                 "by": run.started_by_label,
             },
             actor_label=label,
@@ -159,6 +238,7 @@ def rerun(run: Run, *, actor: Any, request: Any = None) -> Run:
         actor=actor,
         request=request,
         rerun_of=run,
+        model=run.model,
     )
 
 

@@ -73,6 +73,13 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
 # ── Cron ─────────────────────────────────────────────────────────────────
 
 
+def in_team_zone(trigger: spec.CronTrigger, team: Any) -> spec.CronTrigger:
+    """Return *trigger* with the team's time zone when it names none (the team's default)."""
+    if trigger.timezone:
+        return trigger
+    return trigger.model_copy(update={"timezone": team.timezone or "UTC"})
+
+
 def fire_due_crons(now: datetime | None = None, *, window: timedelta | None = None) -> list[int]:
     """Start one run per loop whose schedule fell due in the last *window*; return run ids.
 
@@ -86,7 +93,8 @@ def fire_due_crons(now: datetime | None = None, *, window: timedelta | None = No
         parsed = current_spec(loop)
         if parsed is None or not isinstance(parsed.trigger, spec.CronTrigger):
             continue
-        due = latest_due_time(parsed.trigger, now)
+        trigger = in_team_zone(parsed.trigger, loop.team)
+        due = latest_due_time(trigger, now)
         if due <= now - window or due < loop.created_at - timedelta(minutes=1):
             continue
         try:
@@ -95,8 +103,8 @@ def fire_due_crons(now: datetime | None = None, *, window: timedelta | None = No
                 run = start_run(
                     loop,
                     trigger_type=TriggerType.CRON,
-                    payload=cron_payload(parsed.trigger, due),
-                    label=f"cron {parsed.trigger.schedule}",
+                    payload=cron_payload(trigger, due),
+                    label=f"cron {trigger.schedule}",
                 )
                 firing.run = run
                 firing.save(update_fields=["run"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from builder.models import Loop
 from loopkit import spec
 from loopkit.document import analyze
 from loopkit.yamlio import to_data
+from loopkit_web.errors import ApiError
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import get_scoped_or_404, membership_for, require_role
 from runs import services
@@ -61,21 +63,48 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "runs/run_detail.html", context)
 
 
+def _dialog_payload(request: HttpRequest, loop: Loop) -> dict[str, Any] | None:
+    """Return the Run dialog's payload; None when empty or GitHub's sample left unchanged
+    (the engine then reads its own sample, where what the example lacks is a placeholder)."""
+    from runs.api import parse_payload
+    from runs.starts import sample_payload_text
+    from runs.triggers import current_spec
+
+    text = request.POST.get("payload", "")
+    payload = parse_payload(text)
+    parsed = current_spec(loop)
+    if payload is not None and parsed is not None:
+        sample = sample_payload_text(parsed.effective_trigger)
+        if sample and json.loads(sample) == payload:
+            return None
+    return payload
+
+
 @login_required
 @require_POST
 def start(request: HttpRequest, loop_id: int) -> HttpResponse:
-    """Start a run of a loop from its page (the "Run" / "Dry run" buttons)."""
+    """Start a run of a loop from its page: the "Dry run" button, or the Run dialog's form
+    (``input.<name>`` fields, ``payload``, ``dry_run``, ``model``)."""
     loop = get_scoped_or_404(Loop, request, pk=loop_id)
     require_role(request, "editor", team=loop.team)
+    # A checkbox posts a hidden "false" then "true" when ticked: the last value wins.
+    inputs = {
+        key.removeprefix("input."): request.POST.getlist(key)[-1]
+        for key in request.POST
+        if key.startswith("input.")
+    }
     try:
         run = services.start_run(
             loop,
             trigger_type="manual",
+            payload=_dialog_payload(request, loop),
+            inputs=inputs,
             dry_run=request.POST.get("dry_run") in ("1", "true", "on"),
             actor=request.user,
             request=request,
+            model=request.POST.get("model", ""),
         )
-    except services.RunRefused as exc:
+    except ApiError as exc:
         messages.error(request, exc.message)
         return redirect(request.POST.get("next") or "runs:run_list")
     return redirect("runs:run_detail", run_id=run.pk)

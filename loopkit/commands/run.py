@@ -237,14 +237,48 @@ def handle(args: argparse.Namespace) -> int:
     return execute(args, dry_run=args.dry_run)
 
 
+#: Options of a local run the server cannot honour, and why (``--remote`` refuses them).
+REMOTE_REFUSED = {
+    "resume": "--resume cannot be used with --remote: the server resumes its own runs "
+    "when a worker stops; to run a finished run again, press Re-run on its page "
+    "(or POST /api/runs/ID/rerun)",
+    "approve": "--approve cannot be used with --remote: decide approvals on the run's page "
+    "on the server",
+    "reject": "--reject cannot be used with --remote: decide approvals on the run's page "
+    "on the server",
+    "concurrency": "--concurrency cannot be used with --remote: the server's workers set "
+    "how many agents run at once",
+}
+
+
+def _remote_payload(path: str | None) -> dict[str, Any] | None:
+    """Return the JSON object of ``--payload FILE``, or raise ValueError saying what is wrong."""
+    if not path:
+        return None
+    import json
+
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read --payload {path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--payload {path} must hold a JSON object, not {type(value).__name__}")
+    return value
+
+
 def execute_remote(args: argparse.Namespace) -> int:
     """Run the loop on a LoopKit server (``--remote``) and follow it; return the exit code."""
     from loopkit.remote import RemoteError, run_remote
 
+    for option, message in REMOTE_REFUSED.items():
+        if getattr(args, option, None) not in (None, False):
+            print(f"loopkit run --remote: {message}", file=sys.stderr)
+            return 2
     try:
         status = run_remote(
             args.loop,
             inputs=_inputs(args.input),
+            payload=_remote_payload(getattr(args, "payload", None)),
             dry_run=args.dry_run,
             as_json=args.json,
             verbose=getattr(args, "verbose", False),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -11,7 +12,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import Resolver404, resolve, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -31,9 +32,40 @@ def _safe_next(request: HttpRequest) -> str:
     return str(reverse_lazy("home"))
 
 
+def _invited(request: HttpRequest) -> bool:
+    """Return True if the sign-up continues to a usable team invitation link."""
+    from loopkit_web.teams.models import Invitation
+
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    try:
+        match = resolve(target.split("?")[0]) if target.startswith("/") else None
+    except Resolver404:
+        match = None
+    if match is None or match.view_name != "teams:invitation":
+        return False
+    invitation = Invitation.objects.filter(token=match.kwargs["token"]).first()
+    return invitation is not None and invitation.is_usable
+
+
+SIGNUP_REFUSED = {
+    "closed": "Sign-up is closed on this server: ask its administrator for an account.",
+    "invite": "Sign-up on this server is by invitation: open the invitation link "
+    "a team admin sent you, then choose “Sign up”.",
+}
+
+
 def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account, as ``LOOPKIT_SIGNUP`` allows (open, invite or closed)."""
     if request.user.is_authenticated:
         return redirect("home")
+    policy = settings.LOOPKIT_SIGNUP
+    if policy == "closed" or (policy == "invite" and not _invited(request)):
+        return render(
+            request,
+            "registration/signup_refused.html",
+            {"message": SIGNUP_REFUSED[policy]},
+            status=403,
+        )
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = services.sign_up(

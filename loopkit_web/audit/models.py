@@ -28,10 +28,17 @@ class AuditEventQuerySet(TeamScopedQuerySet["AuditEvent"]):
         usernames, password changes), which belong to no team."""
         from loopkit_web.teams.models import Membership
 
-        usernames = Membership.objects.filter(team=team).values("user__username")
+        members = Membership.objects.filter(team=team)
+        usernames = members.values("user__username")
+        # Subqueries, not a join on memberships: a join repeats every event once per
+        # team its actor belongs to.
         return self.filter(
             models.Q(team=team)
-            | models.Q(team__isnull=True, action__startswith="user.", actor__memberships__team=team)
+            | models.Q(
+                team__isnull=True,
+                action__startswith="user.",
+                actor_id__in=members.values("user_id"),
+            )
             | models.Q(team__isnull=True, action="user.login_failed", actor_label__in=usernames)
         )
 

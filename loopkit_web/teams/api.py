@@ -21,11 +21,21 @@ class TeamOut(Schema):
     id: int
     name: str
     slug: str
+    timezone: str
     created_at: datetime
 
 
 class TeamIn(Schema):
     name: str = Field(min_length=1, max_length=100)
+
+
+class TeamPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        description="An IANA time zone: the zone of the team's cron schedules that name none.",
+    )
 
 
 class MemberOut(Schema):
@@ -91,9 +101,9 @@ def get_team(request: HttpRequest, team_id: int) -> Team:
 
 
 @router.patch("/{id:team_id}", response={200: TeamOut, **errors(400, 403, 404, 413, 422)})
-def rename_team(request: HttpRequest, team_id: int, payload: TeamIn) -> Team:
+def rename_team(request: HttpRequest, team_id: int, payload: TeamPatch) -> Team:
     team, _ = _team(request, team_id, "admin")
-    return services.rename_team(request, team, payload.name)
+    return services.rename_team(request, team, payload.name, payload.timezone)
 
 
 @router.get("/{id:team_id}/members", response={200: list[MemberOut], **errors(404)})

@@ -62,6 +62,8 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=120, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    #: The IANA time zone of the team's cron schedules that name none (and of their next firings).
+    timezone = models.CharField(max_length=64, default="UTC")
 
     objects = TeamQuerySet.as_manager()
 

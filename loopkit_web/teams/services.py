@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from loopkit_web.audit.services import record, snapshot
-from loopkit_web.errors import Conflict
+from loopkit_web.errors import Conflict, Invalid
 from loopkit_web.teams.models import ROLE_RANK, Invitation, Membership, Role, Team
 
 
@@ -51,11 +51,32 @@ def create_team(request: HttpRequest | Any, user: Any, name: str) -> Team:
 
 
 @transaction.atomic
-def rename_team(request: HttpRequest, team: Team, name: str) -> Team:
-    before = snapshot(team, ["name"])
-    team.name = name.strip()[:100] or team.name
-    team.save(update_fields=["name"])
-    record(request, "team.updated", team, before=before, after=snapshot(team, ["name"]))
+def check_timezone(name: str) -> str:
+    """Return *name* if it is an IANA time zone; raise Invalid naming the field otherwise."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"unknown time zone {name!r}: use an IANA name such as 'Europe/Paris' or 'UTC'"
+        raise Invalid(
+            message, details=[{"loc": ["body", "timezone"], "msg": message, "type": "timezone"}]
+        ) from None
+    return name
+
+
+def rename_team(
+    request: HttpRequest, team: Team, name: str | None, timezone: str | None = None
+) -> Team:
+    """Rename *team* and/or set its time zone (the zone of its cron schedules that name none)."""
+    fields = ["name", "timezone"]
+    before = snapshot(team, fields)
+    if name is not None:
+        team.name = name.strip()[:100] or team.name
+    if timezone is not None:
+        team.timezone = check_timezone(timezone.strip())
+    team.save(update_fields=fields)
+    record(request, "team.updated", team, before=before, after=snapshot(team, fields))
     return team
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from loopkit_web.errors import ApiError
 from loopkit_web.http import AuthenticatedHttpRequest
 from loopkit_web.teams import services
 from loopkit_web.teams.forms import RoleForm, TeamForm
@@ -81,7 +82,7 @@ def team_settings(request: HttpRequest, team_id: int) -> HttpResponse:
             "members": Membership.objects.for_team(team).select_related("user"),
             "invitations": invitations,
             "roles": Role.choices,
-            "rename_form": TeamForm(initial={"name": team.name}),
+            "rename_form": TeamForm(initial={"name": team.name, "timezone": team.timezone}),
         },
     )
 
@@ -97,8 +98,17 @@ def rename(request: HttpRequest, team_id: int) -> HttpResponse:
     actor = _admin_of(request, team_id)
     form = TeamForm(request.POST)
     if form.is_valid():
-        services.rename_team(request, actor.team, form.cleaned_data["name"])
-        messages.success(request, "Team renamed.")
+        try:
+            services.rename_team(
+                request,
+                actor.team,
+                form.cleaned_data["name"],
+                form.cleaned_data["timezone"] or None,
+            )
+        except ApiError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Team settings saved.")
     return redirect("teams:settings", team_id=team_id)
 
 

@@ -251,3 +251,122 @@ def test_nobody_revokes_another_users_token(make_team: Any, client_for: Any) -> 
     assert response.status_code == 404
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+# --- the sign-up policy (LOOPKIT_SIGNUP) ---------------------------------------------
+
+NEW_ACCOUNT = {
+    "username": "newcomer",
+    "email": "n@example.com",
+    "password1": "a-long-unusual-pass-42",
+    "password2": "a-long-unusual-pass-42",
+}
+
+
+def _sign_up(next_url: str = "") -> Any:
+    query = f"?next={next_url}" if next_url else ""
+    return Client().post(f"/accounts/signup/{query}", {**NEW_ACCOUNT, "next": next_url})
+
+
+def test_open_sign_up_lets_anyone_create_an_account(settings: Any) -> None:
+    settings.LOOPKIT_SIGNUP = "open"
+
+    assert _sign_up().status_code == 302
+    assert get_user_model().objects.filter(username="newcomer").exists()
+
+
+def test_invite_sign_up_refuses_anyone_without_an_invitation(settings: Any) -> None:
+    settings.LOOPKIT_SIGNUP = "invite"
+
+    page = Client().get("/accounts/signup/")
+    response = _sign_up()
+
+    assert page.status_code == 403 and response.status_code == 403
+    assert (
+        "Sign-up on this server is by invitation: open the invitation link a team admin "
+        "sent you, then choose “Sign up”." in response.content.decode()
+    )
+    assert not get_user_model().objects.filter(username="newcomer").exists()
+
+
+def test_invite_sign_up_accepts_a_usable_invitation_and_refuses_a_revoked_one(
+    settings: Any, make_team: Any
+) -> None:
+    settings.LOOPKIT_SIGNUP = "invite"
+    team, _ = make_team("Acme")
+    revoked = team.invitations.create(role="viewer", revoked_at=timezone.now())
+    usable = team.invitations.create(role="editor")
+
+    refused = _sign_up(f"/teams/join/{revoked.token}/")
+    accepted = _sign_up(f"/teams/join/{usable.token}/")
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 302
+    assert accepted.headers["Location"] == f"/teams/join/{usable.token}/"
+
+
+def test_closed_sign_up_refuses_even_an_invitation(settings: Any, make_team: Any) -> None:
+    settings.LOOPKIT_SIGNUP = "closed"
+    team, _ = make_team("Acme")
+    invitation = team.invitations.create(role="editor")
+
+    response = _sign_up(f"/teams/join/{invitation.token}/")
+
+    assert response.status_code == 403
+    assert (
+        "Sign-up is closed on this server: ask its administrator for an account."
+        in response.content.decode()
+    )
+    assert not get_user_model().objects.filter(username="newcomer").exists()
+
+
+@pytest.mark.parametrize(("debug", "expected"), [("false", "invite"), ("true", "open")])
+def test_the_default_sign_up_policy_is_invite_unless_debug(
+    debug: str, expected: str, tmp_path: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DEBUG": debug, "DJANGO_SETTINGS_MODULE": "loopkit_web.settings"}
+    env["LOOPKIT_HOME"] = str(tmp_path)
+    env.pop("LOOPKIT_SIGNUP", None)
+    code = "from django.conf import settings; print(settings.LOOPKIT_SIGNUP)"
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); " + code],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+
+    assert out.stdout.strip() == expected
+
+
+def test_an_unknown_sign_up_policy_stops_the_server_with_the_three_values(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LOOPKIT_SIGNUP": "maybe", "LOOPKIT_HOME": str(tmp_path)}
+    env["DJANGO_SETTINGS_MODULE"] = "loopkit_web.settings"
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert out.returncode == 1
+    assert "LOOPKIT_SIGNUP must be open, invite or closed, not 'maybe'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("policy", "in_header", "on_login"),
+    [("open", True, True), ("invite", False, True), ("closed", False, False)],
+)
+def test_sign_up_links_show_only_where_the_policy_lets_you_sign_up(
+    settings: Any, policy: str, in_header: bool, on_login: bool
+) -> None:
+    settings.LOOPKIT_SIGNUP = policy
+
+    page = Client().get("/accounts/login/").content.decode()
+    header = page.split('<div class="account">', 1)[1].split("</div>", 1)[0]
+
+    assert ('<a href="/accounts/signup/">Sign up</a>' in header) == in_header
+    assert ("No account yet?" in page) == on_login

@@ -434,3 +434,21 @@ def test_the_log_shows_members_logins_and_failed_logins_but_no_one_elses(
     assert ("user.login_failed", "acme-viewer") in seen
     assert not [label for _, label in seen if label in ("other-viewer", "nobody")]
     assert len(events) == len({e["id"] for e in events})  # no duplicates from the joins
+
+
+def test_the_export_lists_each_event_once_when_its_actor_belongs_to_several_teams(
+    make_team: Any, client_for: Any
+) -> None:
+    team, users = make_team("Acme", roles=["admin"])
+    for name in ("Beta", "Gamma"):
+        other, _ = make_team(name)
+        Membership.objects.create(team=other, user=users["admin"], role="viewer")
+    record(users["admin"], "team.updated", team, before={"name": "A"}, after={"name": "B"})
+    record(users["admin"], "user.password_changed", users["admin"])
+    client = client_for(users["admin"])
+
+    exported = json.loads(client.get("/audit/export.json").content)
+    rows = list(csv.DictReader(io.StringIO(client.get("/audit/export.csv").content.decode())))
+
+    assert [e["action"] for e in exported] == ["user.password_changed", "team.updated"]
+    assert [r["action"] for r in rows] == ["user.password_changed", "team.updated"]

@@ -125,3 +125,100 @@ def test_the_command_passes_verbose_to_the_remote_run(
 
     assert code == 0
     assert SUMMARY in capsys.readouterr().out
+
+
+# --- inputs, payload and the options a server cannot honour ---------------------------
+
+
+@pytest.fixture
+def typed_remote(make_team: Any, live_server: Any) -> dict[str, str]:
+    acme, users = make_team("Acme", roles=["editor"])
+    make_loop(
+        acme,
+        name="typed",
+        inputs={"repo": {"type": "string", "required": True}, "count": {"type": "integer"}},
+    )
+    make_loop(acme, name="on-pr", trigger={"type": "webhook", "event": "pull_request"})
+    _, raw = ApiToken.issue(user=users["editor"], team=acme, name="cli")
+    return {"LOOPKIT_SERVER": live_server.url, "LOOPKIT_TOKEN": raw}
+
+
+@pytest.mark.usefixtures("_no_secrets")
+def test_the_command_passes_inputs_and_a_payload_file_to_the_server(
+    typed_remote: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    for name, value in typed_remote.items():
+        monkeypatch.setenv(name, value)
+    payload = tmp_path / "delivery.json"
+    payload.write_text('{"action": "opened", "number": 7}')
+
+    typed = main(["run", "typed", "--remote", "--dry-run", "-i", "repo=acme/api", "-i", "count=5"])
+    on_pr = main(["run", "on-pr", "--remote", "--dry-run", "--payload", str(payload)])
+
+    assert (typed, on_pr) == (0, 0)
+    runs = {run.loop_name: run for run in Run.objects.all()}
+    assert runs["typed"].inputs == {"repo": "acme/api", "count": 5}
+    assert runs["on-pr"].trigger_payload == {"action": "opened", "number": 7}
+
+
+@pytest.mark.usefixtures("_no_secrets")
+def test_the_command_shows_the_servers_refusal_of_an_input(
+    typed_remote: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in typed_remote.items():
+        monkeypatch.setenv(name, value)
+
+    code = main(["run", "typed", "--remote", "--dry-run", "-i", "count=abc"])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"loopkit run --remote: {typed_remote['LOOPKIT_SERVER']} answered 422: "
+        "input 'count' must be an integer, not \"abc\"\n"
+    )
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--resume", "12"],
+            "--resume cannot be used with --remote: the server resumes its own runs when a "
+            "worker stops; to run a finished run again, press Re-run on its page "
+            "(or POST /api/runs/ID/rerun)",
+        ),
+        (
+            ["--approve"],
+            "--approve cannot be used with --remote: decide approvals on the run's page on "
+            "the server",
+        ),
+        (
+            ["--concurrency", "4"],
+            "--concurrency cannot be used with --remote: the server's workers set how many "
+            "agents run at once",
+        ),
+    ],
+)
+def test_the_command_refuses_an_option_the_server_cannot_honour(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "typed", "--remote", *options])
+
+    assert code == 2
+    assert capsys.readouterr().err == f"loopkit run --remote: {message}\n"
+
+
+def test_the_command_refuses_a_payload_file_that_is_not_a_json_object(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    payload = tmp_path / "list.json"
+    payload.write_text("[1, 2]")
+
+    code = main(["run", "typed", "--remote", "--payload", str(payload)])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"loopkit run --remote: --payload {payload} must hold a JSON object, not list\n"
+    )

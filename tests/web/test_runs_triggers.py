@@ -216,6 +216,21 @@ def test_cron_fires_once_per_due_time_in_the_loops_time_zone(team: Any) -> None:
     assert AuditEvent.objects.filter(action="run.triggered.cron").count() == 2
 
 
+def test_a_schedule_without_a_time_zone_fires_in_the_teams(team: Any) -> None:
+    acme = team[0]
+    acme.timezone = "Asia/Tokyo"
+    acme.save(update_fields=["timezone"])
+    loop = make_loop(acme, name="morning", trigger={"type": "cron", "schedule": "0 9 * * *"})
+    loop.created_at = datetime(2026, 11, 1, tzinfo=UTC)
+    loop.save(update_fields=["created_at"])
+    # 09:00 in Tokyo is 00:00 UTC; 09:00 UTC (the default zone) is not due at 00:01.
+    started = fire_crons(datetime(2026, 11, 20, 0, 1, tzinfo=UTC))
+
+    assert len(started) == 1
+    assert CronFiring.objects.get().due_time == datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    assert Run.objects.get().trigger_payload["timezone"] == "Asia/Tokyo"
+
+
 def test_cron_does_not_fire_a_due_time_long_past(team: Any) -> None:
     loop = make_loop(team[0], name="weekly", trigger={"type": "cron", "schedule": "0 8 * * 1"})
     loop.created_at = datetime(2026, 1, 1, tzinfo=UTC)

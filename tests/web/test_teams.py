@@ -341,3 +341,44 @@ def test_the_last_owner_cannot_leave(make_team: Any, client_for: Any) -> None:
 
     assert "a team needs at least one owner" in response.content.decode()
     assert Membership.objects.filter(user=users["owner"]).exists()
+
+
+def test_admins_set_the_teams_time_zone_through_the_api_and_the_page(
+    make_team: Any, client_for: Any
+) -> None:
+    team, users = make_team("Acme", roles=["admin"])
+    client = client_for(users["admin"])
+
+    answer = _json(client, "patch", f"/api/teams/{team.pk}", {"timezone": "Europe/Paris"})
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["name"], answer.json()["timezone"]) == ("Acme", "Europe/Paris")
+
+    page = client.post(
+        f"/teams/{team.pk}/rename/", {"name": "Acme", "timezone": "Asia/Tokyo"}, follow=True
+    )
+    team.refresh_from_db()
+    assert team.timezone == "Asia/Tokyo"
+    assert "Team settings saved." in page.content.decode()
+    changes = AuditEvent.objects.filter(action="team.updated").order_by("pk")
+    assert [e.changes for e in changes] == [
+        {"timezone": ["UTC", "Europe/Paris"]},
+        {"timezone": ["Europe/Paris", "Asia/Tokyo"]},
+    ]
+
+
+def test_an_unknown_time_zone_is_refused_with_the_field(make_team: Any, client_for: Any) -> None:
+    team, users = make_team("Acme", roles=["admin"])
+    client = client_for(users["admin"])
+
+    answer = _json(client, "patch", f"/api/teams/{team.pk}", {"timezone": "Mars/Olympus"})
+    page = client.post(
+        f"/teams/{team.pk}/rename/", {"name": "Acme", "timezone": "Mars/Olympus"}, follow=True
+    )
+
+    message = "unknown time zone 'Mars/Olympus': use an IANA name such as 'Europe/Paris' or 'UTC'"
+    assert answer.status_code == 422
+    assert answer.json()["message"] == message
+    assert answer.json()["details"][0]["loc"] == ["body", "timezone"]
+    assert message.replace("'", "&#x27;") in page.content.decode()
+    team.refresh_from_db()
+    assert team.timezone == "UTC"

@@ -12,7 +12,7 @@ from builder import services
 from builder.models import Loop
 from loopkit_web.teams.models import Team
 
-for app in ("builder", "audit"):  # and what they depend on: not the whole project
+for app in ("teams", "builder", "audit"):  # and what they depend on: not the whole project
     call_command("migrate", app, verbosity=0, interactive=False)
 
 

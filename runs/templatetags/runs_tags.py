@@ -1,0 +1,33 @@
+"""Loop-page pieces of the runs app: ``{% run_dialog loop %}`` and ``{% how_it_starts loop %}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from builder.models import Loop
+from runs.starts import how_it_starts as describe
+from runs.starts import run_dialog as dialog_fields
+from runs.triggers import current_spec
+
+register = template.Library()
+
+
+@register.inclusion_tag("runs/_run_dialog.html", takes_context=True)
+def run_dialog(context: dict[str, Any], loop: Loop) -> dict[str, Any]:
+    """The Run button and its dialog: inputs, a payload for a webhook loop, live or dry, model."""
+    parsed = current_spec(loop)
+    return {
+        "loop": loop,
+        "request": context["request"],
+        "csrf_token": context.get("csrf_token"),
+        "fields": dialog_fields(parsed) if parsed is not None else None,
+    }
+
+
+@register.inclusion_tag("runs/_how_it_starts.html", takes_context=True)
+def how_it_starts(context: dict[str, Any], loop: Loop) -> dict[str, Any]:
+    """The loop's trigger: webhook URL and set-up, cron in words and next firings, events."""
+    parsed = current_spec(loop)
+    return {"start": describe(loop, parsed, context["request"]) if parsed is not None else None}
