@@ -98,7 +98,7 @@ def list_providers(request: HttpRequest) -> Any:
     return [_out(p) for p in Provider.objects.for_current_team(request)]
 
 
-@router.post("", response={201: ProviderOut, **errors(403, 404, 409, 422)})
+@router.post("", response={201: ProviderOut, **errors(400, 403, 404, 409, 413, 422)})
 def create_provider(request: HttpRequest, payload: ProviderIn) -> Any:
     """Add a provider to the current team (admins and owners)."""
     team = current_team(request)
@@ -108,7 +108,9 @@ def create_provider(request: HttpRequest, payload: ProviderIn) -> Any:
     return Status(201, _out(services.create(request, team, _data(payload))))
 
 
-@router.patch("/{id:provider_id}", response={200: ProviderOut, **errors(403, 404, 409, 422)})
+@router.patch(
+    "/{id:provider_id}", response={200: ProviderOut, **errors(400, 403, 404, 409, 413, 422)}
+)
 def update_provider(request: HttpRequest, provider_id: int, payload: ProviderPatch) -> Any:
     """Change a provider's fields; a missing or null ``api_key`` keeps the key."""
     provider = _provider(request, provider_id)

@@ -63,7 +63,9 @@ def _save(provider: Provider) -> None:
                 ).update(is_default=False)
             provider.save()
     except IntegrityError:
-        raise Conflict(f"the team already has a provider named '{provider.name}'") from None
+        raise Conflict(
+            f"the team already has a provider named '{provider.name}'", code="name_taken"
+        ) from None
 
 
 @transaction.atomic
