@@ -140,7 +140,11 @@ class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from loopkit import secrets
 
-        record.msg = secrets.redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record of LiteLLM's: keep its bare template
+            message = str(record.msg)
+        record.msg = secrets.redact(message)
         record.args = None
         record.exc_info = None
         record.exc_text = None

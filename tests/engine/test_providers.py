@@ -113,22 +113,27 @@ async def test_a_loop_without_a_model_uses_the_default_provider(
 
 
 async def test_a_step_falls_back_to_the_next_provider_when_its_model_fails(
-    servers: tuple[LLMServer, LLMServer],
+    servers: tuple[LLMServer, LLMServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     a, b = servers
-    a.default = Reply(status=404, error="no such model")
+    plain = "plain-primary-token-5678"  # LiteLLM masks sk-... itself; this it does not know
+    a.default = Reply(status=404, error=f"no such model for key {plain}")
     b.default = Reply("rescued")
     providers = Providers(
         [
-            Provider("primary", "openai/p", a.url, KEY_A),
+            Provider("primary", "openai/p", a.url, plain),
             Provider("backup", "openai/q", b.url, KEY_B),
         ]
     )
+    providers.register_keys()
     step = {"prompt": "Say hello.", "model": "team:primary", "fallbacks": ["team:backup"]}
     result, _ = await run(loop(pipeline=[step]), providers)
     assert result.status == "succeeded"
     assert list(result.outputs.values()) == ["rescued"]
     assert [r.headers["authorization"] for r in b.requests] == [f"Bearer {KEY_B}"]
+    # LiteLLM logs the failed attempt with the provider's words: the key is masked there.
+    assert "no such model for key [redacted:provider primary key]" in caplog.text
+    assert plain not in caplog.text
 
 
 async def test_a_provider_that_quotes_its_key_back_leaves_no_key_in_events_or_error(
