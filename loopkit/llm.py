@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 from loopkit.engine.events import Tokens
 from loopkit.errors import ConfigError, ProviderError
+from loopkit.providers import PREFIX, Providers, is_reference, param_kwargs
 
 Role = Literal["maker", "checker", "agent", "planner"]
 
@@ -50,6 +52,11 @@ class LLMRequest:
     #: Called with each piece of the answer's text as it arrives, when the client
     #: streams (``None``: the caller wants no pieces, the client does not stream).
     on_text: Callable[[str], None] | None = None
+    #: The step's provider parameters (``temperature``, ``top_p``, ``seed``, ``stop``,
+    #: ``headers``), over its provider's.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Models or ``team:NAME`` providers LiteLLM tries, in order, when ``model`` fails.
+    fallbacks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,16 +133,35 @@ class LLM(ABC):
 # ── LiteLLM ──────────────────────────────────────────────────────────────
 
 
+class _RedactingFilter(logging.Filter):
+    """Mask known secrets in LiteLLM's log records (a failed fallback logs the provider's
+    error, which may quote the key); the traceback is dropped, the engine reports the error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from loopkit import secrets
+
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record of LiteLLM's: keep its bare template
+            message = str(record.msg)
+        record.msg = secrets.redact(message)
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def import_litellm() -> Any:
     """Import LiteLLM offline (local price map, no tokenizer downloads) and quiet."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-    import logging
-
     import litellm
 
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
+            logger.addFilter(_RedactingFilter())
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     return litellm
@@ -227,7 +253,10 @@ class LiteLLMProvider(LLM):
     ``api_base`` / ``api_key`` default to ``LOOPKIT_API_BASE`` /
     ``LOOPKIT_API_KEY`` (useful for a local OpenAI-compatible server with
     ``openai/<name>`` models); otherwise LiteLLM reads the provider's usual
-    variables (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...).
+    variables (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ...). A model
+    ``team:NAME`` is the provider NAME of ``providers``: its own model,
+    endpoint, key and parameters are passed to that call only (these
+    defaults do not apply to it).
     """
 
     def __init__(
@@ -235,10 +264,12 @@ class LiteLLMProvider(LLM):
         api_base: str | None = None,
         api_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        providers: Providers | None = None,
     ) -> None:
         self.api_base = api_base or os.environ.get("LOOPKIT_API_BASE") or None
         self.api_key = api_key or os.environ.get("LOOPKIT_API_KEY") or None
         self.extra = dict(extra or {})
+        self.providers = providers or Providers()
         self.streams = True
         self._litellm: Any = None
         self._json_ok: dict[str, bool] = {}
@@ -249,6 +280,24 @@ class LiteLLMProvider(LLM):
             self._litellm = import_litellm()
         return self._litellm
 
+    def target(self, model: str) -> dict[str, Any]:
+        """Return LiteLLM's ``model`` and endpoint arguments for ``model`` (or its provider)."""
+        entry = self.providers.resolve(model)
+        if entry is not None:
+            return entry.call_kwargs()
+        kwargs: dict[str, Any] = {"model": model}
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        elif self.api_base:
+            kwargs["api_key"] = "loopkit-local"
+        return kwargs
+
+    def _model(self, model: str) -> str:
+        entry = self.providers.get(model[len(PREFIX) :]) if is_reference(model) else None
+        return entry.model if entry is not None else model
+
     async def warm_up(self, models: Sequence[str] = ()) -> None:
         """Import LiteLLM and run one offline mock call, so a step's first real call
         is not charged LiteLLM's lazy imports against its timeout."""
@@ -256,12 +305,13 @@ class LiteLLMProvider(LLM):
         for model in list(models)[:1] or ["openai/warm-up"]:
             with contextlib.suppress(Exception):
                 await litellm.acompletion(
-                    model=model,
+                    model=self._model(model),
                     messages=[{"role": "user", "content": "warm up"}],
                     mock_response="ok",
                 )
 
     def _supports_json(self, model: str) -> bool:
+        model = self._model(model)
         if model not in self._json_ok:
             try:
                 params = self.litellm.get_supported_openai_params(model=model) or []
@@ -272,19 +322,32 @@ class LiteLLMProvider(LLM):
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         litellm = self.litellm
+        try:
+            target = self.target(request.model)
+            fallbacks = [self.target(model) for model in request.fallbacks]
+        except ConfigError as exc:
+            raise ProviderError(str(exc), step=request.step, retryable=False) from None
+        entry = self.providers.resolve(request.model)
         kwargs: dict[str, Any] = {
-            "model": request.model,
             "messages": request.messages,
             "num_retries": 0,
             "max_retries": 0,
             **self.extra,
+            **target,
         }
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.api_key:
-            kwargs["api_key"] = self.api_key
-        elif self.api_base:
-            kwargs["api_key"] = "loopkit-local"
+        step_params = param_kwargs(request.params)
+        if "extra_headers" in step_params and "extra_headers" in kwargs:
+            step_params["extra_headers"] = {
+                **kwargs["extra_headers"],
+                **step_params["extra_headers"],
+            }
+        kwargs.update(step_params)
+        if fallbacks:
+            kwargs["fallbacks"] = fallbacks
+        if request.max_output_tokens is None and entry is not None:
+            cap = entry.params.get("max_output_tokens")
+            if cap is not None:
+                kwargs["max_tokens"] = int(cap)
         if request.timeout is not None:
             kwargs["timeout"] = request.timeout
         if request.tools:
@@ -364,8 +427,8 @@ class LiteLLMProvider(LLM):
             content=message.content or "",
             tool_calls=calls,
             tokens=usage_tokens(usage),
-            cost=self._cost(request.model, response),
-            model=getattr(response, "model", None) or request.model,
+            cost=self._cost(self._model(request.model), response),
+            model=getattr(response, "model", None) or self._model(request.model),
             finish_reason=getattr(choice, "finish_reason", None),
         )
 
@@ -379,13 +442,13 @@ class LiteLLMProvider(LLM):
 
     def count_tokens(self, model: str, messages: list[dict[str, Any]]) -> int:
         try:
-            return int(self.litellm.token_counter(model=model, messages=messages))
+            return int(self.litellm.token_counter(model=self._model(model), messages=messages))
         except Exception:
             return super().count_tokens(model, messages)
 
     def prices(self, model: str) -> tuple[float, float] | None:
         try:
-            info = self.litellm.get_model_info(model)
+            info = self.litellm.get_model_info(self._model(model))
         except Exception:
             return None
         inp, out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
@@ -522,6 +585,8 @@ def default_model(step_model: str | None, loop_model: str | None, project_model:
     if not model:
         raise ConfigError(
             "no model configured: set 'model:' on the step or the loop, a default in "
-            "loopkit.yaml, or the LOOPKIT_MODEL environment variable (e.g. gpt-4o-mini)"
+            "loopkit.yaml (a model or a provider marked 'default: true'), a default provider "
+            "of the team in the web app, or the LOOPKIT_MODEL environment variable "
+            "(e.g. gpt-4o-mini)"
         )
     return model

@@ -210,6 +210,36 @@ def _output(value: Any) -> Any:
     raise ValueError("output must be 'text' or a mapping with a JSON 'schema'")
 
 
+class CallParams(SpecModel):
+    """Provider parameters of a model call (a step's ``params:``, a provider's ``params``)."""
+
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    top_p: Number | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+    stop: list[str] | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra HTTP headers sent with each call."
+    )
+
+
+class ProviderParams(CallParams):
+    """A provider's parameters: a step's, plus the longest answer when the step sets none."""
+
+    max_output_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS_LIMIT)
+
+
+class ProviderSpec(SpecModel):
+    """A named model provider of ``loopkit.yaml`` (``model: team:NAME`` in a loop uses it)."""
+
+    model: str = Field(min_length=1, description="A LiteLLM model string, e.g. openai/gpt-4o-mini.")
+    api_base: str | None = None
+    api_key: str | None = Field(
+        default=None, description="Write it as ${ENV_VAR}: resolved when a run starts."
+    )
+    params: ProviderParams = Field(default_factory=ProviderParams)
+    default: bool = False
+
+
 class AgentStep(SpecModel):
     """One agent call: a prompt (a Jinja2 template) answered by a model."""
 
@@ -247,6 +277,13 @@ class AgentStep(SpecModel):
             "Accept an answer the model cut at its output cap (finish_reason 'length'); "
             "by default such an answer fails the step (output_truncated)."
         ),
+    )
+    params: CallParams | None = Field(
+        default=None, description="Provider parameters of the step's calls (temperature, ...)."
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Models (or team:NAME providers) LiteLLM tries when the step's model fails.",
     )
 
 
@@ -670,6 +707,7 @@ class Project(SpecModel):
     skills_dirs: list[str] = Field(default_factory=list)
     connectors: dict[str, Connector] = Field(default_factory=dict)
     subagents: dict[str, SubAgent] = Field(default_factory=dict)
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     loops: dict[str, Loop] = Field(default_factory=dict)
 
     @property

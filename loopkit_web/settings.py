@@ -84,6 +84,9 @@ VAR_DIR = Path(
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "") or read_secret_key(VAR_DIR)
+# Fernet keys (comma-separated, the first encrypts) for the providers' API keys at rest;
+# unset: derived from SECRET_KEY. Rotation: docs/deploy.md.
+LOOPKIT_SECRETS_KEY = os.environ.get("LOOPKIT_SECRETS_KEY", "")
 
 # Served under other names than the local ones: set ALLOWED_HOSTS (loopkit.example.com).
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -92,7 +95,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Apps of later issues append themselves here (e.g. "builder", "runs"); their
 # urls.py and api.py are then mounted by loopkit_web/urls.py and api.py.
 # "dashboard" before "runs": its /runs/ list answers before the runs app's pages.
-LOOPKIT_APPS: list[str] = ["builder", "dashboard", "runs"]
+LOOPKIT_APPS: list[str] = ["builder", "dashboard", "runs", "providers"]
 
 INSTALLED_APPS = [
     "daphne",
@@ -333,6 +336,7 @@ LOOPKIT_NAV: list[tuple[str, str]] = [
     ("Loops", "builder:loop_list"),
     ("Runs", "dashboard:run_list"),
     ("Dashboard", "dashboard:dashboard"),
+    ("Providers", "providers:list"),
     ("Audit", "audit:list"),
     ("Team settings", "teams:current"),
 ]

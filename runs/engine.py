@@ -27,7 +27,9 @@ from loopkit.engine.cancellation import CancelToken
 from loopkit.engine.events import Event
 from loopkit.engine.runner import RunOptions, run_loop
 from loopkit.llm import LLM
+from loopkit.providers import Providers
 from loopkit.sinks import Sink
+from providers.services import team_providers
 from runs.approvals import OrmApprover
 from runs.memory import OrmStore
 from runs.models import Run
@@ -98,8 +100,9 @@ def _close_connection() -> None:
     connection.close()
 
 
-def make_llm(run: Run, loop: Any) -> LLM:
-    """Return the dry-run provider (per the loop's ``dryRun`` options) or the live one."""
+def make_llm(run: Run, loop: Any, providers: Providers | None = None) -> LLM:
+    """Return the dry-run provider (per the loop's ``dryRun`` options) or the live one,
+    which sends ``team:NAME`` models to the team's *providers*."""
     if run.dry_run:
         from loopkit.llm import DryRunProvider
 
@@ -114,7 +117,7 @@ def make_llm(run: Run, loop: Any) -> LLM:
         )
     from loopkit.llm import LiteLLMProvider
 
-    return LiteLLMProvider()
+    return LiteLLMProvider(providers=providers)
 
 
 def run_with_engine(
@@ -133,6 +136,8 @@ def run_with_engine(
     loop = parse_loop(run.loop_yaml, run.loop_name)
     if run.model:  # chosen for this run: in place of the loop's model, not a step's own
         loop = loop.model_copy(update={"model": run.model})
+    # The team's providers (keys decrypted, registered for redaction); a dry run needs none.
+    providers = Providers() if run.dry_run else team_providers(run.team_id)
     sink = DatabaseSink(run.pk, on_events, owned)
     store = OrmStore(run.team_id)
     options = RunOptions(
@@ -143,6 +148,8 @@ def run_with_engine(
         resume=resume and store.get_run(str(run.pk)) is not None,
         start_seq=run.last_seq,
         config_path=f"{run.loop_name} v{run.version_number}",
+        # A loop that names no model uses the team's default provider.
+        project_model=providers.default_model(),
     )
     # Connectors (MCP servers, HTTP APIs, SQL) and skills for live runs; a dry run calls no tool.
     tools = None
@@ -161,7 +168,7 @@ def run_with_engine(
         try:
             return await run_loop(
                 loop,
-                make_llm(run, loop),
+                make_llm(run, loop, providers),
                 sinks=[sink],
                 store=store,
                 approver=OrmApprover(run.pk, loop),

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from loopkit import secrets
 from loopkit.engine.cancellation import CancelToken
 from loopkit_web.teams.models import Team
 from runs import conf
@@ -121,6 +122,8 @@ def finish(run: Run, status: str, *, error: str = "") -> bool:
 
     if status not in TERMINAL:
         status = Status.FAILED
+    # A crash's message may quote a provider's key back (the engine's own errors are masked).
+    error = secrets.redact(error)
     won = run.transition(status, allowed_from=ACTIVE, finished_at=timezone.now(), error=error)
     if won:
         fire_completion_triggers(run)
@@ -145,7 +148,7 @@ def execute(run_id: int, attempt: int | None = None) -> str:
         )
     except Exception as exc:  # our bug or the environment's: the run fails, with the reason
         logger.exception("run %s crashed", run.pk)
-        outcome = {"status": Status.FAILED, "error": f"{type(exc).__name__}: {exc}"}
+        outcome = {"status": Status.FAILED, "error": secrets.redact(f"{type(exc).__name__}: {exc}")}
         if not heartbeat.lost.is_set():
             record_event(
                 run.pk,

@@ -165,8 +165,18 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     from loopkit.engine.cancellation import CancelToken
     from loopkit.engine.runner import RunOptions, run_loop
     from loopkit.memory import open_store
+    from loopkit.providers import Providers, from_project
     from loopkit.sinks import ConsoleSink, JsonlSink, Sink
 
+    providers = Providers()
+    if not dry_run and project.project.providers:
+        from loopkit.errors import ConfigError
+
+        try:
+            providers = from_project(project.project.providers)
+        except ConfigError as exc:
+            print(f"loopkit run: {exc}", file=sys.stderr)
+            return 2
     llm: Any
     if dry_run:
         from loopkit.llm import DryRunProvider
@@ -179,7 +189,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     else:
         from loopkit.llm import LiteLLMProvider
 
-        llm = LiteLLMProvider()
+        llm = LiteLLMProvider(providers=providers)
     defaults = project.project.defaults
     memory = loop.memory or (defaults.memory if defaults else None)
     store = open_store(memory, project.root)
@@ -191,7 +201,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
         payload=payload,
         run_id=args.resume,
         resume=bool(args.resume),
-        project_model=defaults.model if defaults else None,
+        project_model=(defaults.model if defaults else None) or providers.default_model(),
         config_path=config,
         stream_output=getattr(args, "stream", True),
     )

@@ -192,6 +192,8 @@ def open_request(
     timeout: float | None = None,
     output_cap: int | None = None,
     output_schema: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    fallbacks: list[str] | None = None,
 ) -> tuple[Reservation, LLMRequest]:
     """Reserve one call's share of the budget and build its request.
 
@@ -226,6 +228,8 @@ def open_request(
         step=step_name,
         role=role,
         round=round_,
+        params=params or {},
+        fallbacks=fallbacks or [],
     )
 
 
@@ -248,6 +252,8 @@ async def call_model(
     output_cap: int | None = None,
     output_schema: dict[str, Any] | None = None,
     allow_truncation: bool = False,
+    params: dict[str, Any] | None = None,
+    fallbacks: list[str] | None = None,
 ) -> LLMResponse:
     """Send one request within the budget, retrying transient failures; return the response.
 
@@ -283,6 +289,8 @@ async def call_model(
                         timeout=timeout,
                         output_cap=output_cap,
                         output_schema=output_schema,
+                        params=params,
+                        fallbacks=fallbacks,
                     )
                     break
                 except WaitForRoom:
@@ -699,6 +707,8 @@ def prepare_agent(
                 timeout=_timeout(run, step),
                 output_cap=step.max_output_tokens,
                 output_schema=schema,
+                params=_params(step),
+                fallbacks=step.fallbacks,
             )
     return call
 
@@ -713,6 +723,11 @@ def check_output(name: str, schema: dict[str, Any], text: str) -> tuple[Any, str
             step=name,
             code="invalid_schema",
         ) from None
+
+
+def _params(step: spec.AgentStep) -> dict[str, Any]:
+    """Return the step's provider parameters by their snake_case names."""
+    return step.params.model_dump(exclude_none=True) if step.params else {}
 
 
 def _schema(step: spec.AgentStep) -> dict[str, Any] | None:
@@ -809,6 +824,8 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
             output_cap=step.max_output_tokens,
             output_schema=schema,
             allow_truncation=bool(step.allow_truncation),
+            params=_params(step),
+            fallbacks=step.fallbacks,
         )
         requests += 1
         tokens.add(response.tokens)

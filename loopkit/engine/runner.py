@@ -534,6 +534,10 @@ class Run:
             last = self.verdicts[-1]
             error = "; ".join(last.issues) or last.reason
             code = "verification_failed"
+        if error:
+            # A provider may quote a key back (a 401's "Bearer sk-..."): the result, the
+            # stored record and the web's run row get the error masked, like every event.
+            error = redact_text(error)
         rec = self.record
         rec.status = status
         rec.finished_at = time.time()

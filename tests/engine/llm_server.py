@@ -91,6 +91,9 @@ class Recorded:
     finished: float = 0.0
     status: int = 0
     chunk_times: list[float] = field(default_factory=list)
+    #: The request's path (after the base URL's host) and HTTP headers (names lower-cased).
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -184,7 +187,12 @@ class LLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                record = Recorded(body=body, started=time.monotonic())
+                record = Recorded(
+                    body=body,
+                    started=time.monotonic(),
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                )
                 with server._lock:
                     server.requests.append(record)
                 reply = server._choose(body)

@@ -67,6 +67,10 @@ BUILDER_NEW_LOOP = "name: matrix-new\npipeline:\n  - prompt: Say hello.\n"
 BUILDER_IMPORTED_LOOP = "name: matrix-imported\npipeline:\n  - prompt: Say hello.\n"
 BUILDER_SAVED_LOOP = "name: matrix-loop\npipeline:\n  - prompt: Say goodbye.\n"
 
+# A provider the matrix adds (its base URL a closed port: a test call fails fast).
+PROVIDER_FORM = {"name": "matrix-new", "model": "openai/m", "api_base": "http://127.0.0.1:9/v1"}
+PROVIDER_API = {**PROVIDER_FORM, "api_key": "sk-matrix-key-1234"}
+
 PAGES: list[Case] = [
     Case("GET", "/", "login"),
     Case("GET", "/accounts/login/", "public", ok=(200, 302)),
@@ -139,6 +143,12 @@ PAGES: list[Case] = [
     Case("GET", "/runs/export.csv", "current:viewer", leak_check=False, download=True),
     Case("GET", "/dashboard/", "current:viewer"),
     Case("GET", "/dashboard/{dashboard_table}.csv", "current:viewer", foreign=False, download=True),
+    # providers (a test call to a closed port answers its error in words, 200)
+    Case("GET", "/providers/", "current:viewer"),
+    Case("POST", "/providers/", "current:admin", ok=(302,), data=PROVIDER_FORM),
+    Case("POST", "/providers/{provider_id}/", "admin", ok=(302,), data=PROVIDER_FORM),
+    Case("POST", "/providers/{provider_id}/delete/", "admin", ok=(302,)),
+    Case("POST", "/providers/{provider_id}/test/", "admin"),
 ]
 
 API: list[Case] = [
@@ -227,6 +237,12 @@ API: list[Case] = [
     Case("GET", "/api/dashboard", "current:viewer"),
     Case("GET", "/api/dashboard/runs", "current:viewer"),
     Case("GET", "/api/dashboard/loops/{loop_id}", "viewer"),
+    # providers
+    Case("GET", "/api/providers", "current:viewer"),
+    Case("POST", "/api/providers", "current:admin", ok=(201,), data=PROVIDER_API),
+    Case("PATCH", "/api/providers/{provider_id}", "admin", data={"model": "openai/other"}),
+    Case("DELETE", "/api/providers/{provider_id}", "admin", ok=(204,)),
+    Case("POST", "/api/providers/{provider_id}/test", "admin"),
 ]
 
 CASES: list[Case] = PAGES + API

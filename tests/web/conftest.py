@@ -96,10 +96,20 @@ def _side(
 
 def _app_ids(team: Any, owner: Any) -> dict[str, Any]:
     """Make the app objects URLs point at in *team*; apps add a line here."""
+    from providers.models import Provider
+
     from .builder_fixtures import builder_ids
     from .runs_fixtures import runs_ids
 
-    return {**builder_ids(team, owner), **runs_ids(team, owner), "dashboard_table": "by_loop"}
+    provider = Provider.objects.create(
+        team=team, name="matrix-provider", model="openai/m", api_base="http://127.0.0.1:9/v1"
+    )
+    return {
+        **builder_ids(team, owner),
+        **runs_ids(team, owner),
+        "dashboard_table": "by_loop",
+        "provider_id": provider.pk,
+    }
 
 
 def build_world(make_team: Callable[..., Any], make_user: Callable[..., Any]) -> World:

@@ -161,6 +161,20 @@ def _create_clash(world: World) -> Any:
     return _send(_token(world), "POST", "/api/loops", {"yaml": loop_yaml("matrix-loop")})
 
 
+def _provider_clash(world: World) -> Any:
+    body = {"name": "matrix-provider", "model": "openai/m"}
+    return _send(_token(world), "POST", "/api/providers", body)
+
+
+def _provider_rename_clash(world: World) -> Any:
+    from providers.models import Provider
+
+    current = Provider.objects.get(pk=world.ids("owner")["provider_id"])
+    Provider.objects.create(team=current.team, name="taken", model="openai/m")
+    path = _url("/api/providers/{provider_id}", world)
+    return _send(_token(world), "PATCH", path, {"name": "taken"})
+
+
 def _save_stale(world: World) -> Any:
     body = {"yaml": loop_yaml("matrix-loop"), "base_version": 7}
     return _send(_token(world), "PUT", _url("/api/loops/{loop_id}", world), body)
@@ -305,6 +319,8 @@ SPECIAL: dict[tuple[str, str, int], tuple[Send, str | None]] = {
         "last_owner",
     ),
     ("POST", "/api/teams/{team_id}/invitations", 409): (_admin_invites_owner, "owner_required"),
+    ("POST", "/api/providers", 409): (_provider_clash, "name_taken"),
+    ("PATCH", "/api/providers/{provider_id}", 409): (_provider_rename_clash, "name_taken"),
 }
 
 
