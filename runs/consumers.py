@@ -35,6 +35,7 @@ CLOSE_UNAUTHENTICATED = 4401
 REPLAY_BATCH = 500
 #: Seconds without a push after which a socket of a running run re-reads the database.
 QUIET_SECONDS = 1.0
+QUIET_MAX_SECONDS = 8.0
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
@@ -43,6 +44,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     group: str
     finished: bool = False
     last_push: float = 0.0
+    pushes: int = 0
     _lock: asyncio.Lock
     _watch: asyncio.Task[None] | None = None
 
@@ -66,19 +68,31 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self._watch = asyncio.ensure_future(self._watch_quiet())
 
     async def _watch_quiet(self) -> None:
-        """Re-read the database after each quiet period until the run has finished."""
+        """Re-read the database after each quiet period until the run has finished.
+
+        The period starts at ``QUIET_SECONDS`` after each push and doubles (up
+        to ``QUIET_MAX_SECONDS``) while re-reads find nothing: a run waiting at
+        an approval gate with hundreds of sockets open costs few queries.
+        """
         # Spread the sockets of one run over the period: not all re-read at once.
         await asyncio.sleep(QUIET_SECONDS * random.uniform(0.5, 1.0))
+        period = QUIET_SECONDS
+        pushes = self.pushes
         while not self.finished:
+            if self.pushes != pushes:  # pushes came: the period starts again
+                pushes, period = self.pushes, QUIET_SECONDS
             idle = time.monotonic() - self.last_push
-            if idle >= QUIET_SECONDS:
+            if idle >= period:
+                before = self.last_seq
                 await self._catch_up(None)
-                if not self.finished and await self._ended():
-                    await self._catch_up(None)  # what was stored before it ended
-                    self.finished = True
+                if self.last_seq == before and not self.finished:
+                    if await self._ended():
+                        await self._catch_up(None)  # what was stored before it ended
+                        self.finished = True
+                    period = min(period * 2, QUIET_MAX_SECONDS)
                 self.last_push = time.monotonic()
                 idle = 0.0
-            await asyncio.sleep(QUIET_SECONDS - idle)
+            await asyncio.sleep(period - idle)
 
     async def disconnect(self, code: int) -> None:
         if self._watch is not None:
@@ -96,6 +110,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def run_event(self, message: dict[str, Any]) -> None:
         self.last_push = time.monotonic()
+        self.pushes += 1
         event = message["event"]
         seq = int(event["seq"])
         if seq <= self.last_seq:

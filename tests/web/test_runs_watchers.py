@@ -27,7 +27,10 @@ LOOP = yamlio.dump(
     yamlio.loop_from_data(
         {
             "name": "watched",
-            "pipeline": [{"prompt": f"Step {i}", "label": f"S{i}"} for i in range(8)],
+            "pipeline": [
+                {"approve": "Go?", "label": "Gate", "approvers": ["owner"]},
+                *({"prompt": f"Step {i}", "label": f"S{i}"} for i in range(8)),
+            ],
             "dryRun": {"latencyMs": 150},
         }
     )

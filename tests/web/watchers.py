@@ -1,8 +1,10 @@
 """Many WebSocket watchers of one run (tests/web/test_runs_watchers.py, bench/watchers.py).
 
-``watch_run`` logs in, starts a dry run of a loop and opens *count* sockets
-on it at once; each reads until ``run_finished`` or until it has heard
-nothing for *quiet* seconds. It returns what each socket saw, with the run's
+``watch_run`` starts a dry run of a loop that opens with an approval gate,
+opens *count* sockets on it at once and, once every socket holds the gate's
+event, approves, so that the rest of the run is pushed live to all of them.
+Each reads until ``run_finished`` or until it has heard nothing for *quiet*
+seconds. It returns what each socket saw, with the run's
 stored events counted from the API afterwards.
 """
 
@@ -69,7 +71,9 @@ def login(base: str, username: str, password: str) -> httpx.Client:
     return client
 
 
-async def _watch(base: str, cookies: str, run_id: int, quiet: float, out: Watcher) -> None:
+async def _watch(
+    base: str, cookies: str, run_id: int, quiet: float, out: Watcher, gated: asyncio.Queue[None]
+) -> None:
     """Read one socket until run_finished; reconnect after the last seq held, as the page does."""
     import aiohttp
 
@@ -95,6 +99,8 @@ async def _watch(base: str, cookies: str, run_id: int, quiet: float, out: Watche
                         raise ConnectionError(f"socket closed ({message.type.name})")
                     event = json.loads(message.data).get("event") or {}
                     out.seqs.append(int(event["seq"]))
+                    if event.get("type") == "approval_requested":
+                        gated.put_nowait(None)
                     if event.get("type") == "run_finished":
                         out.finished_at = time.time()
                         out.error = None
@@ -106,24 +112,51 @@ async def _watch(base: str, cookies: str, run_id: int, quiet: float, out: Watche
             await asyncio.sleep(0.2 * (attempt + 1))
 
 
-async def _watch_all(
-    base: str, cookies: str, run_id: int, count: int, quiet: float
-) -> list[Watcher]:
+async def _watch_all(client: httpx.Client, run_id: int, count: int, quiet: float) -> list[Watcher]:
+    base = str(client.base_url).rstrip("/")
+    cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
     watchers = [Watcher() for _ in range(count)]
-    await asyncio.gather(*(_watch(base, cookies, run_id, quiet, w) for w in watchers))
+    gated: asyncio.Queue[None] = asyncio.Queue()
+    tasks = [
+        asyncio.ensure_future(_watch(base, cookies, run_id, quiet, w, gated)) for w in watchers
+    ]
+    # Every socket is open and holds the gate's event: the rest is pushed live to all.
+    for _ in range(count):
+        await asyncio.wait_for(gated.get(), timeout=60)
+    await asyncio.to_thread(approve, client, run_id)
+    await asyncio.gather(*tasks)
     return watchers
 
 
+def approve(client: httpx.Client, run_id: int) -> None:
+    base = str(client.base_url).rstrip("/")
+    headers = {"X-CSRFToken": client.cookies["csrftoken"], "Referer": base + "/"}
+    deadline = time.monotonic() + 30
+    while True:  # the approval row is written just after its event
+        pending = [
+            a
+            for a in client.get(f"/api/runs/{run_id}").json()["approvals"]
+            if a["status"] == "pending"
+        ]
+        if pending:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"run {run_id} has no pending approval")
+        time.sleep(0.1)
+    url = f"/api/runs/{run_id}/approvals/{pending[0]['id']}/approve"
+    client.post(url, json={"comment": "go"}, headers=headers).raise_for_status()
+
+
 def watch_run(client: httpx.Client, loop_id: int, count: int, quiet: float = 10.0) -> Watched:
-    """Start a dry run of *loop_id*, watch it with *count* sockets at once; return what they saw."""
+    """Start a dry run of *loop_id* (whose first step is an approval gate), open *count*
+    sockets on it, approve once all hold the gate's event; return what they saw."""
     base = str(client.base_url).rstrip("/")
     headers = {"X-CSRFToken": client.cookies["csrftoken"], "Referer": base + "/"}
     response = client.post("/api/runs", json={"loop_id": loop_id, "dry_run": True}, headers=headers)
     response.raise_for_status()
     run_id = int(response.json()["id"])
-    cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
     started = time.time()
-    watchers = asyncio.run(_watch_all(base, cookies, run_id, count, quiet))
+    watchers = asyncio.run(_watch_all(client, run_id, count, quiet))
     elapsed = time.time() - started
     deadline = time.monotonic() + 30
     while True:  # the run's stored events, once it has ended
