@@ -16,7 +16,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 BUNDLE_DIR = Path("loopkit_web", "static", "editor")
-BUNDLES = ("editor.js", "editor.css", "graph.js", "graph.css")
+BUNDLES = ("editor.js", "editor.css", "graph.js", "graph.css", "run.js")
 EXAMPLES_DIR = Path("loops")
 PACKAGED_EXAMPLES = Path("loopkit", "data", "loops")
 

@@ -219,8 +219,13 @@ if CHANNEL_LAYER_BACKEND == "redis":
         raise ImproperlyConfigured("LOOPKIT_CHANNEL_LAYER=redis needs REDIS_URL to be set.")
     CHANNEL_LAYERS: dict[str, Any] = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # channels-redis with a bounded pool that waits for a free connection
+            # (loopkit_web/channel_layers.py): many sockets at once never fail.
+            "BACKEND": "loopkit_web.channel_layers.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "max_connections": int(os.environ.get("LOOPKIT_REDIS_MAX_CONNECTIONS", "50")),
+            },
         }
     }
 elif CHANNEL_LAYER_BACKEND == "sqlite":

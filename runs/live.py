@@ -7,7 +7,7 @@ import logging
 import threading
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
@@ -51,10 +51,16 @@ def push(run_id: int, event: dict[str, Any]) -> None:
     try:
         try:
             asyncio.get_running_loop()
-        except RuntimeError:  # no loop in this thread: use the thread's own
-            _thread_loop().run_until_complete(layer.group_send(group_name(run_id), message(event)))
-        else:
+            in_loop = True
+        except RuntimeError:
+            in_loop = False
+        # A sync view served over ASGI runs in a thread that sync_to_async made: the
+        # layer's own sync_to_async calls must go back through the server's loop
+        # (async_to_sync), not a loop of this thread, whose executor they would block on.
+        if in_loop or getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
             async_to_sync(layer.group_send)(group_name(run_id), message(event))
+        else:  # a worker's thread: its own loop, kept for the thread's life
+            _thread_loop().run_until_complete(layer.group_send(group_name(run_id), message(event)))
     except Exception:  # the channel layer is a best-effort accelerator
         logger.warning("could not push event %s of run %s", event.get("seq"), run_id, exc_info=True)
 

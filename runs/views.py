@@ -47,9 +47,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     membership = membership_for(request, run.team)
     analysis = analyze(run.loop_yaml)
     parsed = analysis.loop
+    steps = _steps(parsed)
+    last = run.events.order_by("-seq").values_list("seq", flat=True).first()
     context = {
         "run": run,
-        "steps": _steps(parsed),
+        "steps": steps,
         "can_edit": membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK["editor"],
         "page": {
             "run_id": run.pk,
@@ -57,6 +59,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "spec": analysis.data,
             "budget": to_data(parsed.budget) if parsed is not None and parsed.budget else {},
             "graph": bool(finders.find("editor/graph.js")),
+            "steps": [{k: s[k] for k in ("key", "label", "kind")} for s in steps],
+            # The page of a finished run settles its nodes once it has shown this event.
+            "last_seq": last or 0,
+            "started_at": run.started_at.timestamp() if run.started_at else None,
+            "finished_at": run.finished_at.timestamp() if run.finished_at else None,
             "slow_poll_ms": getattr(settings, "LOOPKIT_RUN_PAGE_POLL_MS", 0),
         },
     }

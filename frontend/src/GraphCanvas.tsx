@@ -242,6 +242,8 @@ export interface GraphCanvasProps {
   states?: Map<string, { state: NodeState; stats?: NodeStats }>;
   highlighted?: Set<string>;
   invalid?: Set<string>;
+  /** Called with a node's key when it is clicked (the run page opens its detail). */
+  onNodeClick?: (key: string) => void;
 }
 
 function reuse<T extends { id: string }>(before: T[], after: T[]): [T[], boolean] {
@@ -339,7 +341,10 @@ function Canvas(props: GraphCanvasProps) {
         nodeTypes={nodeTypes}
         edgeTypes={edgeTypes}
         onNodesChange={onNodesChange}
-        onNodeClick={(_e, node) => actions?.select(node.data.kind === "join" ? null : node.id)}
+        onNodeClick={(_e, node) => {
+          if (node.data.kind !== "join") props.onNodeClick?.(node.id);
+          actions?.select(node.data.kind === "join" ? null : node.id);
+        }}
         onPaneClick={() => actions?.select(null)}
         onNodeDragStop={editable ? onNodeDragStop : undefined}
         nodesDraggable={editable}

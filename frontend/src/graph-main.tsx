@@ -21,7 +21,7 @@ export interface MountedGraph {
   unmount(): void;
 }
 
-const STATES: NodeState[] = ["queued", "running", "done", "failed", "skipped"];
+const STATES: NodeState[] = ["queued", "running", "done", "failed", "skipped", "cancelled", "rejected"];
 
 interface Snapshot {
   spec: LoopData;
@@ -43,7 +43,7 @@ function ensureStyles(): void {
   document.head.appendChild(style);
 }
 
-function mount(element: HTMLElement, options: { spec: LoopData }): MountedGraph {
+function mount(element: HTMLElement, options: { spec: LoopData; onNodeClick?: (key: string) => void }): MountedGraph {
   ensureStyles();
   if (!options?.spec || typeof options.spec !== "object") throw new TypeError("LoopKitGraph.mount needs { spec: <loop data> }");
   let snapshot: Snapshot = { spec: options.spec, states: new Map(), highlighted: new Set() };
@@ -60,7 +60,7 @@ function mount(element: HTMLElement, options: { spec: LoopData }): MountedGraph 
     const s = useSyncExternalStore(subscribe, () => snapshot);
     return (
       <div className="lke-run-graph">
-        <GraphCanvas data={s.spec} states={s.states} highlighted={s.highlighted} />
+        <GraphCanvas data={s.spec} states={s.states} highlighted={s.highlighted} onNodeClick={options.onNodeClick} />
       </div>
     );
   }

@@ -65,7 +65,7 @@ export interface EditorBoot {
   editUrl?: string;
 }
 
-export type NodeState = "queued" | "running" | "done" | "failed" | "skipped";
+export type NodeState = "queued" | "running" | "done" | "failed" | "skipped" | "cancelled" | "rejected";
 
 export interface NodeStats {
   tokens?: number;

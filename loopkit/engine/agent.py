@@ -691,7 +691,9 @@ def prepare_agent(
     agent = run.subagent(step.subagent)
     model = run.model_for(step.model or (agent.model if agent else None))
     messages = maker_messages(run, step, render(run, step.prompt, key), key)
-    run.announce_step(key, step.label, round_, model, later=open_call)
+    # The prompt as sent (already rendered), redacted here: step_started skips redaction.
+    prompt = redact_text(messages[-1]["content"])
+    run.announce_step(key, step.label, round_, model, later=open_call, prompt=prompt)
     call = AgentCall(step, key, round_, model, messages)
     if open_call and run.tool_provider is None:
         schema = _schema(step)
@@ -916,6 +918,7 @@ async def complete_agent(run: Run, call: AgentCall) -> StepResult:
             duration_ms=result.duration_ms,
             output=result.output,
             agents=1,
+            structured=result.structured,
         )
     )
     return result

@@ -144,6 +144,9 @@ class StepStarted(Event):
     round: int = 1
     model: str | None = None
     members: list[str] = field(default_factory=list)
+    #: An agent step's rendered prompt (the user message the model is sent),
+    #: secrets redacted; None for other steps and steps resumed from a checkpoint.
+    prompt: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -161,6 +164,8 @@ class StepFinished(Event):
     agents: int = 0
     resumed: bool = False
     branch: str | None = None
+    #: ``output`` is the JSON text of an answer parsed against the step's schema.
+    structured: bool = False
 
 
 @dataclass(kw_only=True)

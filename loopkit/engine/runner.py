@@ -151,7 +151,7 @@ class Run:
         self.record = RunRecord(id=self.id, loop=loop.name)
         self._models_cache: dict[tuple[str | None, bool], str] = {}
         #: ``step_started`` events waiting to be numbered and delivered (``announce_step``).
-        self._announced: list[tuple[str, str | None, int, str | None, float]] = []
+        self._announced: list[tuple[str, str | None, int, str | None, float, str | None]] = []
         self.ctx: RunContext
 
     @staticmethod
@@ -171,7 +171,14 @@ class Run:
         self._deliver(event)
 
     def announce_step(
-        self, key: str, label: str | None, round_: int, model: str | None, *, later: bool = False
+        self,
+        key: str,
+        label: str | None,
+        round_: int,
+        model: str | None,
+        *,
+        later: bool = False,
+        prompt: str | None = None,
     ) -> None:
         """Emit an agent step's ``step_started`` once the tasks that are ready have run.
 
@@ -184,7 +191,7 @@ class Run:
         """
         if not self._announced and not later:
             asyncio.get_running_loop().call_soon(self._announce_now)
-        self._announced.append((key, label, round_, model, time.time()))
+        self._announced.append((key, label, round_, model, time.time(), prompt))
 
     def deliver_announced(self) -> None:
         """Deliver the announced ``step_started`` events once the ready tasks have run."""
@@ -193,9 +200,17 @@ class Run:
 
     def _announce_now(self) -> None:
         announced, self._announced = self._announced, []
-        for key, label, round_, model, at in announced:
+        for key, label, round_, model, at, prompt in announced:
             self._deliver(
-                StepStarted(key=key, label=label, kind="agent", round=round_, model=model, at=at)
+                StepStarted(
+                    key=key,
+                    label=label,
+                    kind="agent",
+                    round=round_,
+                    model=model,
+                    at=at,
+                    prompt=prompt,
+                )
             )
 
     def _deliver(self, event: Event) -> None:

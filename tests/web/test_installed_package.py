@@ -28,7 +28,7 @@ import pytest
 from .procs import REPO, child_env, clone_like_copy, free_port
 
 BUNDLE_DIR = Path("loopkit_web", "static", "editor")
-BUNDLES = ("editor.js", "editor.css", "graph.js", "graph.css")
+BUNDLES = ("editor.js", "editor.css", "graph.js", "graph.css", "run.js")
 STARTUP_TIMEOUT = 120.0
 
 
@@ -102,7 +102,8 @@ def test_the_build_refuses_to_package_without_the_browser_bundles(tmp_path: Path
     assert built.returncode != 0
     assert (
         "error: loopkit_web/static/editor/editor.js, loopkit_web/static/editor/editor.css, "
-        "loopkit_web/static/editor/graph.js, loopkit_web/static/editor/graph.css missing: "
+        "loopkit_web/static/editor/graph.js, loopkit_web/static/editor/graph.css, "
+        "loopkit_web/static/editor/run.js missing: "
         "the wheel must carry the built editor and run-graph bundles. Build them first with "
         "`make frontend` (scripts/build-frontend.sh; needs Node 20.19+), then build again."
     ) in built.stdout + built.stderr

@@ -71,7 +71,8 @@ def test_database_and_redis_urls_scale_out(tmp_path: Path) -> None:
 
     assert (s["db_engine"], s["db_name"]) == ("django.db.backends.postgresql", "loopkit")
     assert (s["huey"], s["huey_immediate"]) == ("RedisHuey", False)
-    assert s["channel_layer"] == "channels_redis.core.RedisChannelLayer"
+    # channels-redis with a bounded, blocking pool (loopkit_web/channel_layers.py).
+    assert s["channel_layer"] == "loopkit_web.channel_layers.RedisChannelLayer"
 
 
 def test_postgres_without_redis_keeps_channel_messages_in_local_sqlite(tmp_path: Path) -> None:

@@ -1,0 +1,102 @@
+/**
+ * The detail panel of one node of the run page: what it was asked (the rendered
+ * prompt), what it answered (parsed JSON shown as such), what it cost, its
+ * retries, tool calls, the checker's verdicts per round and its error.
+ */
+import type { NodeDetail } from "./reducer";
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function section(box: HTMLElement, title: string, name: string): HTMLElement {
+  const part = el("section", `detail-${name}`);
+  part.dataset.part = name;
+  part.appendChild(el("h3", "", title));
+  box.appendChild(part);
+  return part;
+}
+
+function ms(n: number): string {
+  return n >= 1000 ? (n / 1000).toFixed(2) + " s" : Math.round(n) + " ms";
+}
+
+/** Return a JSON value as indented text (the output of a step with a schema). */
+export function prettyJson(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}
+
+export function renderDetail(box: HTMLElement, node: NodeDetail): void {
+  box.replaceChildren();
+  box.dataset.key = node.key;
+  box.dataset.state = node.state;
+  const head = el("h2", "detail-title", node.label);
+  head.appendChild(el("small", "detail-state", ` ${node.state}`));
+  box.appendChild(head);
+
+  const facts = el("dl", "detail-facts");
+  const fact = (name: string, value: string) => {
+    facts.appendChild(el("dt", "", name));
+    const dd = el("dd", "", value);
+    dd.dataset.fact = name;
+    facts.appendChild(dd);
+  };
+  fact("kind", node.kind);
+  if (node.model) fact("model", node.model);
+  if (node.round > 1) fact("round", String(node.round));
+  fact("tokens", `${node.tokensIn} in / ${node.tokensOut} out`);
+  fact("cost", node.cost === undefined ? "—" : node.cost === null ? "unknown" : "$" + node.cost.toFixed(4));
+  fact("duration", node.durationMs === null ? "—" : ms(node.durationMs));
+  fact("retries", String(node.retries.length));
+  box.appendChild(facts);
+
+  if (node.error) section(box, "Error", "error").appendChild(el("pre", "error", node.error));
+
+  if (node.prompt !== null) section(box, "Prompt", "prompt").appendChild(el("pre", "detail-text", node.prompt));
+
+  if (node.output !== null) {
+    const part = section(box, node.value !== undefined ? "Output (JSON)" : "Output", "output");
+    const pre = el("pre", "detail-text", node.value !== undefined ? prettyJson(node.value) : node.output);
+    pre.dataset.json = node.value !== undefined ? "true" : "false";
+    part.appendChild(pre);
+  }
+
+  if (node.retries.length) {
+    const list = el("ol", "detail-retries");
+    for (const r of node.retries) list.appendChild(el("li", "", `attempt ${r.attempt}: ${r.error}${r.code ? ` (${r.code})` : ""}`));
+    section(box, "Retries", "retries").appendChild(list);
+  }
+
+  if (node.toolCalls.length) {
+    const list = el("ol", "detail-tools");
+    for (const call of node.toolCalls) {
+      const li = el("li", call.isError ? "tool-error" : "");
+      li.appendChild(el("code", "tool-name", call.name));
+      li.appendChild(el("pre", "tool-args", JSON.stringify(call.arguments ?? {}, null, 2)));
+      li.appendChild(el("pre", "tool-result", (call.isError ? "error: " : "") + call.result));
+      li.appendChild(el("small", "tool-duration", ms(call.durationMs)));
+      list.appendChild(li);
+    }
+    section(box, "Tool calls", "tools").appendChild(list);
+  }
+
+  if (node.verdicts.length) {
+    const list = el("ol", "detail-verdicts");
+    for (const v of node.verdicts) {
+      const verdict = v.skipped ? "SKIPPED" : v.passed ? "PASS" : "FAIL";
+      const score = v.score === null ? "?" : v.score.toFixed(2);
+      const li = el("li", v.passed ? "pass" : "fail", `round ${v.round}/${v.maxRounds} · ${v.checker}: ${verdict} (score ${score})`);
+      if (v.issues.length) {
+        const issues = el("ul", "");
+        for (const issue of v.issues) issues.appendChild(el("li", "", issue));
+        li.appendChild(issues);
+      }
+      if (v.reason) li.appendChild(el("p", "", v.reason));
+      list.appendChild(li);
+    }
+    section(box, "Checker's verdicts", "verdicts").appendChild(list);
+  }
+}
