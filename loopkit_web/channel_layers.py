@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels_redis.core import RedisChannelLayer as _RedisChannelLayer
+from channels_redis.core import (  # type: ignore[import-untyped]  # ships no types
+    RedisChannelLayer as _RedisChannelLayer,
+)
 from redis.asyncio import BlockingConnectionPool
 
 
