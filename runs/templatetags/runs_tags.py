@@ -7,6 +7,7 @@ from typing import Any
 from django import template
 
 from builder.models import Loop
+from providers.models import Provider
 from runs.starts import how_it_starts as describe
 from runs.starts import run_dialog as dialog_fields
 from runs.triggers import current_spec
@@ -23,6 +24,10 @@ def run_dialog(context: dict[str, Any], loop: Loop) -> dict[str, Any]:
         "request": context["request"],
         "csrf_token": context.get("csrf_token"),
         "fields": dialog_fields(parsed) if parsed is not None else None,
+        # The team's providers, offered as ``team:NAME`` (any LiteLLM model string works too).
+        "providers": list(
+            Provider.objects.filter(team_id=loop.team_id).values_list("name", "is_default")
+        ),
     }
 
 

@@ -84,6 +84,11 @@ def start_live(page: Any, url: str, loop: int, repo: str) -> str:
     page.click("[data-testid=run-open]")
     page.wait_for_selector("[data-testid=run-dialog]", state="visible")
     page.fill("[data-testid=input-repo]", repo)
+    # The team's providers are offered by name; the default one serves a loop naming no model.
+    options = page.eval_on_selector_all(
+        "[data-testid=run-providers] option", "els => els.map(e => [e.value, e.textContent])"
+    )
+    assert options == [["team:fast", "the team's default"]]
     page.check("[data-testid=mode-live]")
     page.click("[data-testid=run-start]")
     page.wait_for_url(f"{url}/runs/*/")
