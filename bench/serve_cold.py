@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 5.0
-OUR_PACKAGES = ("loopkit", "loopkit_web", "builder", "runs", "dashboard")
+OUR_PACKAGES = ("loopkit", "loopkit_web", "builder", "runs", "dashboard", "providers")
 
 
 def free_port() -> int:
