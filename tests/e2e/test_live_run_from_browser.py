@@ -9,7 +9,6 @@ worker, SQLite); the model is the project's OpenAI-compatible test server.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from loopkit import yamlio
 from tests.e2e.conftest import ROOT, screenshot
+from tests.e2e.runner import FINISHED, login, node_states
 from tests.engine.llm_server import LLMServer, Reply, verdict
 from tests.web.procs import child_env, manage, running_loopkit, shell
 
@@ -37,7 +37,6 @@ LOOP = yamlio.dump(
         }
     )
 )
-FINISHED = ("succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled")
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +54,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     loops = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[7:])
     with running_loopkit(env, tmp_path / "server.log") as url:
         yield {"url": url, "loop": loops["live-review"]}
-
-
-def login(page: Any, url: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", "runner")
-    page.fill("input[name=password]", "x-long-password-1")
-    page.click("form [type=submit]")
-    page.wait_for_url(re.compile(r"^(?!.*/accounts/login/).*$"))
 
 
 def add_default_provider(page: Any, url: str, server: LLMServer) -> None:
@@ -94,13 +85,6 @@ def start_live(page: Any, url: str, loop: int, repo: str) -> str:
     page.wait_for_url(f"{url}/runs/*/")
     ended = ", ".join(f'#run-status[data-status="{s}"]' for s in FINISHED)
     return str(page.wait_for_selector(ended, timeout=60_000).get_attribute("data-status"))
-
-
-def node_states(page: Any) -> dict[str, str]:
-    rows = page.eval_on_selector_all(
-        "#step-list > li[data-key]", "els => els.map(e => [e.dataset.label, e.dataset.state])"
-    )
-    return dict(rows)
 
 
 def test_a_live_run_from_the_run_dialog_uses_the_teams_provider_and_finishes(

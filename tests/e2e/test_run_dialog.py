@@ -16,6 +16,7 @@ import pytest
 
 from loopkit import examples, yamlio
 from tests.e2e.conftest import ROOT, screenshot
+from tests.e2e.runner import FINISHED, login
 from tests.web.procs import child_env, manage, running_loopkit, shell
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,6 @@ TYPED = yamlio.dump(
         }
     )
 )
-FINISHED = ("succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled")
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,6 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     loops = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[7:])
     with running_loopkit(env, tmp_path / "server.log") as url:
         yield {"url": url, "db": tmp_path / "var" / "loopkit.sqlite3", "loops": loops}
-
-
-def login(page: Any, url: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", "runner")
-    page.fill("input[name=password]", "x-long-password-1")
-    page.click("form [type=submit]")
 
 
 def stored_run(db: Any, run_id: int) -> dict[str, Any]:

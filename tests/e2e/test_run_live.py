@@ -18,6 +18,7 @@ import pytest
 
 from loopkit import yamlio
 from tests.e2e.conftest import ROOT, screenshot
+from tests.e2e.runner import login
 from tests.web.procs import child_env, manage, running_loopkit, shell
 
 pytestmark = pytest.mark.e2e
@@ -88,13 +89,6 @@ def shown_events(page: Any) -> list[int]:
         int(s)
         for s in page.eval_on_selector_all("#events li", "els => els.map(e => e.dataset.seq)")
     ]
-
-
-def login(page: Any, url: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", "runner")
-    page.fill("input[name=password]", "x-long-password-1")
-    page.click("form [type=submit]")
 
 
 def test_an_approval_gate_is_decided_on_the_run_page_and_the_run_goes_on(

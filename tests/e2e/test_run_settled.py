@@ -17,6 +17,7 @@ import pytest
 
 from loopkit import yamlio
 from tests.e2e.conftest import ROOT, screenshot
+from tests.e2e.runner import login, node_states
 from tests.web.procs import child_env, manage, running_loopkit, shell
 
 pytestmark = pytest.mark.e2e
@@ -81,24 +82,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"url": url, "log": log, **facts}
 
 
-def login(page: Any, url: str) -> None:
-    page.goto(f"{url}/accounts/login/")
-    page.fill("input[name=username]", "runner")
-    page.fill("input[name=password]", "x-long-password-1")
-    page.click("form [type=submit]")
-
-
 def start(page: Any, url: str, loop: int) -> None:
     page.goto(f"{url}/loops/{loop}/")
     page.click("[data-testid=run-dry]")
     page.wait_for_url(f"{url}/runs/*/")
-
-
-def node_states(page: Any) -> dict[str, str]:
-    rows = page.eval_on_selector_all(
-        "#step-list > li[data-key]", "els => els.map(e => [e.dataset.label, e.dataset.state])"
-    )
-    return dict(rows)
 
 
 def reload_settled(page: Any) -> dict[str, str]:
