@@ -25,7 +25,7 @@ from runs_common import REPO, deployment, manage, result, setup, stop, worker
 ENQUEUE = """
 import json, os, time
 from builder.models import Loop
-from runs.services import start_run
+from runs.lifecycle import start_run
 loop = Loop.objects.get()
 payload = {"action": "opened", "pull_request": {"number": 1, "title": "Bench", "diff_url": "https://example.com/1.diff"}}
 started = time.perf_counter()

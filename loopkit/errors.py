@@ -148,6 +148,23 @@ class Cancelled(ControlFlow):
     code = "cancelled"
 
 
+class Suspended(ControlFlow):
+    """The run parks until something outside it happens (an approval decided, a gate's
+    deadline): it checkpoints, releases its worker and is resumed later with ``resume``.
+
+    Raised by an approver that ``suspends`` instead of waiting. ``resume_at`` (epoch
+    seconds) is when the run must be resumed even if nothing happens: the gate's deadline.
+    """
+
+    code = "suspended"
+
+    def __init__(self, reason: str, *, key: str = "", resume_at: float | None = None) -> None:
+        self.reason = reason
+        self.key = key
+        self.resume_at = resume_at
+        super().__init__(reason)
+
+
 class ApprovalRejected(ControlFlow):
     """A human approval gate was rejected (or timed out with ``onTimeout: reject``)."""
 

@@ -34,6 +34,7 @@ from loopkit.engine.events import (
     PlanMade,
     RunFinished,
     RunStarted,
+    RunSuspended,
     StepFailed,
     StepFinished,
     StepOutput,
@@ -376,6 +377,9 @@ class ConsoleSink(Sink):
         by = f" by {e.by}" if e.by else ""
         why = f" ({e.reason})" if e.reason else ""
         self._print(f"    [{'ok' if e.approved else 'x'}] Approval {verdict}{by}{why}")
+
+    def _on_run_suspended(self, e: RunSuspended) -> None:
+        self._print(f"  [..] Suspended: {e.reason} (the run resumes when it is decided)")
 
     def _on_run_finished(self, e: RunFinished) -> None:
         self._print()

@@ -23,7 +23,7 @@ from loopkit_web.teams.scoping import (
     membership_for,
     require_role,
 )
-from runs import services
+from runs import approvals, lifecycle
 from runs.models import ApprovalRequest, ApprovalStatus, Run, RunEvent
 from runs.triggers import raise_custom_event
 
@@ -199,7 +199,7 @@ def start(request: HttpRequest, body: StartIn) -> Status[Any]:
         if loop is None:
             raise NotFound(f"no loop named '{body.loop}' in team {team}")
     require_role(request, "editor", team=loop.team)
-    run = services.start_run(
+    run = lifecycle.start_run(
         loop,
         trigger_type="manual",
         payload=parse_payload(body.payload),
@@ -247,7 +247,7 @@ def events(request: HttpRequest, run_id: int, q: Query[EventsQuery]) -> list[Run
 def cancel(request: HttpRequest, run_id: int) -> Status[Any]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
-    if not services.request_cancel(run, actor=request.user, request=request):
+    if not lifecycle.request_cancel(run, actor=request.user, request=request):
         raise Conflict(f"the run has already finished ({run.status})")
     run.refresh_from_db()
     return Status(202, run_out(run))
@@ -257,7 +257,7 @@ def cancel(request: HttpRequest, run_id: int) -> Status[Any]:
 def rerun(request: HttpRequest, run_id: int) -> Status[Any]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
-    new = services.rerun(run, actor=request.user, request=request)
+    new = lifecycle.rerun(run, actor=request.user, request=request)
     new.refresh_from_db()
     return Status(201, run_out(new))
 
@@ -272,7 +272,7 @@ def _decide(
         raise NotFound("not found")
     if approval.status != ApprovalStatus.PENDING:
         raise Conflict(f"this approval was already decided ({approval.status})")
-    services.decide_approval(
+    approvals.decide_approval(
         approval,
         approved=approved,
         comment=comment,

@@ -7,6 +7,8 @@
 | ``LOOPKIT_RUN_HEARTBEAT_SECONDS`` | 5 | how often a worker marks its runs alive |
 | ``LOOPKIT_RUN_STALE_SECONDS`` | 30 | a run silent this long has lost its worker |
 | ``LOOPKIT_RUN_MAX_ATTEMPTS`` | 3 | worker pick-ups before a lost run is failed |
+| ``LOOPKIT_RUN_HOST_CONCURRENCY`` | 256 | runs in flight at once in one worker process |
+| ``LOOPKIT_RUN_HOST_DB_THREADS`` | 4 | database threads of a worker process's run host |
 | ``LOOPKIT_WEBHOOK_MAX_BYTES`` | 1048576 | larger webhook bodies get 413 |
 | ``LOOPKIT_EVENT_CHAIN_LIMIT`` | 10 | loops triggered by loops, at most this deep |
 """
@@ -69,6 +71,16 @@ def stale_seconds() -> float:
 
 def max_attempts() -> int:
     return int(_number("LOOPKIT_RUN_MAX_ATTEMPTS", 3))
+
+
+def host_concurrency() -> int:
+    """Runs one worker process executes at once (``runs.host``); more wait in the queue."""
+    return int(_number("LOOPKIT_RUN_HOST_CONCURRENCY", 256))
+
+
+def host_db_threads() -> int:
+    """Threads (so database connections) a run host uses for its runs' database work."""
+    return int(_number("LOOPKIT_RUN_HOST_DB_THREADS", 4))
 
 
 def webhook_max_bytes() -> int:

@@ -162,6 +162,28 @@ def record_events(run_id: int, events: list[tuple[str, dict[str, Any]]]) -> list
     return messages
 
 
+def finished_payload(run: Run, status: str, error: str = "") -> dict[str, Any]:
+    """Return the ``run_finished`` payload of a run ended outside the engine (a crash,
+    a cancel while queued or suspended, a lost worker): the totals it has stored."""
+    end = run.finished_at or timezone.now()
+    return {
+        "loop": run.loop_name,
+        "status": status,
+        "error": error or None,
+        "duration_ms": 0.0
+        if run.started_at is None
+        else (end - run.started_at).total_seconds() * 1000,
+        "tokens": {
+            "input": run.tokens_in,
+            "output": run.tokens_out,
+            "cached_read": run.tokens_cached,
+            "reasoning": run.tokens_reasoning,
+        },
+        "cost": None if run.cost_usd is None else float(run.cost_usd),
+        "cost_known": run.cost_known,
+    }
+
+
 def record_event(run_id: int, type_: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Store one event of run *run_id*, update the run's totals, then push it; return it."""
     return record_events(run_id, [(type_, payload)])[0]

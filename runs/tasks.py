@@ -1,46 +1,89 @@
-"""Huey tasks: execute a run, fire due cron schedules, recover runs of lost workers.
+"""Huey task wiring for runs: what each task calls, and the queue the lifecycle uses.
 
-Enqueue ``execute_run`` only through ``transaction.on_commit`` (``start_run``
-does), so a worker never looks for a run that is not committed yet.
+The work is elsewhere: ``runs.host`` executes runs, ``runs.lifecycle`` moves
+them between statuses and recovers lost ones, ``runs.triggers`` fires
+schedules and completion triggers. Tasks are enqueued after commit
+(``transaction.on_commit``), so a worker never looks for a run that is not
+committed yet.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import F
-from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from runs import conf
-from runs.models import ACTIVE, Run, Status
+from loopkit_web.db import is_refusal
+from runs import lifecycle, triggers
+from runs.host import host
+from runs.models import Run
 
 logger = logging.getLogger(__name__)
 
 #: How long a deferred run (its team at the concurrency limit) waits before retrying.
 DEFER_SECONDS = 1.0
+#: How long a claim refused by a busy database waits before retrying.
+BUSY_SECONDS = 2.0
 
 
 @db_task()
 def execute_run(run_id: int, attempt: int | None = None) -> str:
-    """Execute (or, with *attempt*, resume) one run."""
-    from runs.execution import execute
+    """Start (or resume) one run on this process's run host; return what happened.
 
-    result = execute(run_id, attempt)
-    if result == "defer":
+    The task ends once the run is started: the run goes on as an asyncio task
+    of the host. Inline (``HUEY_IMMEDIATE``: tests) it waits for the run.
+    """
+    try:
+        started = host().execute(run_id, attempt)
+    except Exception as exc:
+        if not is_refusal(exc):
+            raise
+        logger.warning("database busy; claiming run %s again in %ss: %s", run_id, BUSY_SECONDS, exc)
+        execute_run.schedule((run_id, attempt), delay=BUSY_SECONDS)
+        return "busy"
+    if started == "defer":
         execute_run.schedule((run_id, attempt), delay=DEFER_SECONDS)
-    return result
+        return "defer"
+    if isinstance(started, str):
+        return started
+    if settings.HUEY.get("immediate"):
+        return started.result()
+    return "started"
+
+
+@db_task()
+def run_completed(run_id: int) -> list[int]:
+    """Start the loops whose trigger is this run's completion (with its status)."""
+    run = Run.objects.filter(pk=run_id).first()
+    return triggers.fire_completion_triggers(run) if run is not None else []
+
+
+class HueyQueue:
+    """``lifecycle.Queue`` on Huey."""
+
+    def execute(
+        self, run_id: int, attempt: int | None = None, *, at: datetime | None = None
+    ) -> None:
+        if at is None:
+            execute_run(run_id, attempt)
+        else:
+            execute_run.schedule((run_id, attempt), eta=at)
+
+    def completed(self, run_id: int) -> None:
+        run_completed(run_id)
+
+
+lifecycle.set_queue(HueyQueue())
 
 
 def fire_crons(now: datetime | None = None) -> list[int]:
-    from runs.triggers import fire_due_crons
-
     close_old_connections()
-    return fire_due_crons(now)
+    return triggers.fire_due_crons(now)
 
 
 @db_task()
@@ -55,65 +98,13 @@ def cron_tick() -> list[int]:
     return fire_crons()
 
 
-def recover_stale_runs(now: datetime | None = None) -> dict[str, list[int]]:
-    """Resume (or fail) active runs whose worker stopped beating; re-enqueue lost queued runs.
-
-    A run is taken over with a conditional UPDATE on its stale heartbeat, so
-    two recoverers never both resume it. A run past ``max_attempts`` fails
-    with the reason.
-    """
-    from runs.services import finish_without_worker
-
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=conf.stale_seconds())
-    resumed: list[int] = []
-    failed: list[int] = []
-    requeued: list[int] = []
-    for run in Run.objects.filter(status__in=ACTIVE, heartbeat_at__lt=cutoff):
-        taken = Run.objects.filter(
-            pk=run.pk, status__in=ACTIVE, heartbeat_at__lt=cutoff, attempt=run.attempt
-        ).update(heartbeat_at=now, worker="recovering", attempt=F("attempt") + 1)
-        if not taken:
-            continue
-        run.refresh_from_db()
-        if run.attempt > conf.max_attempts():
-            reason = (
-                f"the worker running it stopped responding {run.attempt - 1} times; "
-                "giving up (LOOPKIT_RUN_MAX_ATTEMPTS)"
-            )
-            if finish_without_worker(run, Status.FAILED, reason, set(ACTIVE)):
-                failed.append(run.pk)
-            continue
-        from runs.recorder import record_event
-
-        record_event(
-            run.pk,
-            "run_recovered",
-            {"attempt": run.attempt, "reason": "the worker stopped responding"},
-        )
-        execute_run(run.pk, run.attempt)
-        resumed.append(run.pk)
-    # A queued run whose task was lost with its worker: enqueue it again (claims are idempotent).
-    for run_id in Run.objects.filter(status=Status.QUEUED, heartbeat_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
-        if Run.objects.filter(pk=run_id, status=Status.QUEUED, heartbeat_at__lt=cutoff).update(
-            heartbeat_at=now
-        ):
-            execute_run(run_id)
-            requeued.append(run_id)
-    if resumed or failed or requeued:
-        logger.warning("recovery: resumed %s, failed %s, requeued %s", resumed, failed, requeued)
-    return {"resumed": resumed, "failed": failed, "requeued": requeued}
-
-
 @db_task()
 def recover_runs() -> dict[str, list[int]]:
-    """Run the recovery scan now (what the periodic task does every minute)."""
-    return recover_stale_runs()
+    """Run the recovery sweep now (what the periodic task does every minute)."""
+    return lifecycle.recover()
 
 
 @db_periodic_task(crontab(minute="*"))
 def recovery_tick() -> dict[str, list[int]]:
-    """Every minute: recover runs whose heartbeat is stale."""
-    return recover_stale_runs()
+    """Every minute: recover runs of lost workers and wake suspended runs that are due."""
+    return lifecycle.recover()

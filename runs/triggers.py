@@ -25,8 +25,9 @@ from loopkit.engine.payloads import (
     latest_due_time,
 )
 from runs import conf
+from runs.inputs import RunRefused
+from runs.lifecycle import start_run
 from runs.models import CronFiring, Run, TriggerType
-from runs.services import RunRefused, start_run
 
 logger = logging.getLogger(__name__)
 

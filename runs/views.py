@@ -20,7 +20,7 @@ from loopkit.yamlio import to_data
 from loopkit_web.errors import ApiError
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import get_scoped_or_404, membership_for, require_role
-from runs import services
+from runs import lifecycle
 from runs.models import Run
 
 
@@ -101,7 +101,7 @@ def start(request: HttpRequest, loop_id: int) -> HttpResponse:
         if key.startswith("input.")
     }
     try:
-        run = services.start_run(
+        run = lifecycle.start_run(
             loop,
             trigger_type="manual",
             payload=_dialog_payload(request, loop),

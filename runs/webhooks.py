@@ -26,8 +26,9 @@ from django.views.decorators.http import require_POST
 from builder.models import Loop
 from loopkit import spec
 from runs import conf
+from runs.inputs import RunRefused
+from runs.lifecycle import start_run
 from runs.models import TriggerType, WebhookDelivery
-from runs.services import RunRefused, start_run
 from runs.triggers import current_spec, signature_valid
 
 

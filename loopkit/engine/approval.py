@@ -1,10 +1,19 @@
 """Approval gates: the seam between a paused run and whoever answers it.
 
-The engine emits ``approval_requested``, marks the run
-``waiting_for_approval`` in the store and awaits ``Approver.decide``; a
-gate's ``timeoutMinutes`` is enforced by the engine (``onTimeout`` decides,
-default reject). The CLI answers from flags or the terminal; the web app
-implements ``decide`` by waiting for a decision row written by the browser.
+The engine emits ``approval_requested`` (once per gate, even across resumes:
+a checkpoint remembers when the question was asked), marks the run
+``waiting_for_approval`` in the store and awaits ``Approver.decide``.
+
+Two kinds of approver:
+
+* one that waits (the CLI: flags or the terminal). The engine enforces the
+  gate's ``timeoutMinutes`` by cancelling the wait (``onTimeout`` decides,
+  default reject);
+* one that ``suspends`` (the web app): ``decide`` returns a decision already
+  made, or one it closed itself because ``request.deadline`` passed
+  (``timed_out=True``), or raises ``loopkit.errors.Suspended``: the run
+  checkpoints and ends as ``suspended``, holding nothing, and is resumed
+  (``RunOptions.resume``) when a decision is stored or the deadline comes.
 """
 
 from __future__ import annotations
@@ -25,6 +34,9 @@ class ApprovalRequest:
     approvers: list[str] = field(default_factory=list)
     timeout_s: float | None = None
     outputs: dict[str, str] = field(default_factory=dict)
+    #: When the question was first asked, and when the gate times out (epoch seconds).
+    asked_at: float = 0.0
+    deadline: float | None = None
 
 
 @dataclass
@@ -32,6 +44,8 @@ class ApprovalDecision:
     approved: bool
     by: str | None = None
     reason: str | None = None
+    #: Closed by the gate's deadline (``onTimeout``), not by a person.
+    timed_out: bool = False
 
 
 class Approver(ABC):
@@ -41,7 +55,11 @@ class Approver(ABC):
     ``request.approvers``) has decided; it may wait as long as it likes (the
     engine applies the gate's timeout and cancels the wait) and must let
     ``asyncio.CancelledError`` through (the run was cancelled meanwhile).
+    An approver with ``suspends = True`` never waits: see the module's docstring.
     """
+
+    #: True: ``decide`` raises ``Suspended`` instead of waiting and applies the deadline.
+    suspends: bool = False
 
     @abstractmethod
     async def decide(self, request: ApprovalRequest) -> ApprovalDecision:

@@ -299,6 +299,20 @@ class RunFinished(Event):
     projection: dict[str, Any] | None = None
 
 
+@dataclass(kw_only=True)
+class RunSuspended(Event):
+    """The run parked at a wait (an approval gate) and released its worker; a
+    ``run_started`` with ``resumed`` follows when it is resumed. ``resume_at``
+    (epoch seconds) is the gate's deadline, if it has one."""
+
+    type: ClassVar[str] = "run_suspended"
+    loop: str
+    key: str = ""
+    reason: str = ""
+    resume_at: float | None = None
+    duration_ms: float = 0.0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -314,6 +328,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BudgetWarning,
         ApprovalRequested,
         ApprovalResolved,
+        RunSuspended,
         RunFinished,
     )
 }

@@ -29,7 +29,7 @@ from loopkit.engine.events import (
     StepStarted,
     Tokens,
 )
-from loopkit.errors import ApprovalRejected, BudgetExceeded, Cancelled, RunError
+from loopkit.errors import ApprovalRejected, BudgetExceeded, Cancelled, RunError, Suspended
 from loopkit.memory import Checkpoint
 from loopkit.templating import compile_condition
 
@@ -96,7 +96,7 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
 
     Every member is awaited even when one fails, so finished work is
     checkpointed; then the most significant failure is raised (cancellation,
-    then budget, then the first other error).
+    then budget, then the first other error, then a suspension).
     """
     members = [(f"{key}.parallel[{i}]", s) for i, s in enumerate(step.parallel)]
     run.emit(
@@ -125,7 +125,8 @@ async def run_parallel(run: Run, step: spec.ParallelStep, key: str, round_: int)
             for error in errors:
                 if isinstance(error, kind):
                     raise error
-        raise errors[0]
+        # A member that failed ends the run; one waiting for approval only parks it.
+        raise next((e for e in errors if not isinstance(e, Suspended)), errors[0])
     run.emit(
         StepFinished(
             key=key,
@@ -255,26 +256,46 @@ async def run_conditional(run: Run, step: spec.ConditionalStep, key: str, round_
 
 
 async def run_approval(run: Run, step: spec.ApprovalStep, key: str, round_: int) -> None:
-    """Pause until the approver decides (or the gate times out); raise if rejected."""
+    """Pause until the approver decides (or the gate times out); raise if rejected.
+
+    The question is asked once: a checkpoint (``<key>:asked``) keeps when, so a
+    run resumed after suspending here neither asks again nor restarts the clock
+    of the gate's timeout. An approver that ``suspends`` raises ``Suspended``
+    while nobody has decided: the run ends as suspended and is resumed later.
+    """
     ck = f"r{round_}:{key}"
     checkpoint = run.checkpoints.get(ck)
     if checkpoint is not None and checkpoint.data.get("approved"):
         return
     timeout_s = float(step.timeout_minutes) * 60 if step.timeout_minutes is not None else None
     on_timeout = step.on_timeout or "reject"
-    question = _render_question(run, step.approve, key)
-    run.emit(StepStarted(key=key, label=step.label, kind="approval", round=round_))
-    run.emit(
-        ApprovalRequested(
-            key=key,
-            label=step.label,
-            question=question,
-            approvers=list(step.approvers),
-            timeout_s=timeout_s,
-            on_timeout=on_timeout,
+    asked = run.checkpoints.get(f"{ck}:asked")
+    if asked is None:
+        question = _render_question(run, step.approve, key)
+        asked_at = time.time()
+        run.emit(StepStarted(key=key, label=step.label, kind="approval", round=round_))
+        run.emit(
+            ApprovalRequested(
+                key=key,
+                label=step.label,
+                question=question,
+                approvers=list(step.approvers),
+                timeout_s=timeout_s,
+                on_timeout=on_timeout,
+            )
         )
-    )
+        await run.save_checkpoint(
+            Checkpoint(
+                key=f"{ck}:asked",
+                label=step.label,
+                data={"asked_at": asked_at, "question": question},
+            )
+        )
+    else:
+        question = str(asked.data.get("question", step.approve))
+        asked_at = float(asked.data.get("asked_at") or time.time())
     await run.set_status("waiting_for_approval")
+    deadline = asked_at + timeout_s if timeout_s is not None else None
     request = ApprovalRequest(
         run_id=run.id,
         loop=run.loop.name,
@@ -284,14 +305,15 @@ async def run_approval(run: Run, step: spec.ApprovalStep, key: str, round_: int)
         approvers=list(step.approvers),
         timeout_s=timeout_s,
         outputs={name: r.output for name, r in run.ctx.results.items()},
+        asked_at=asked_at,
+        deadline=deadline,
     )
-    started = time.perf_counter()
     timed_out = False
     try:
-        if timeout_s is None:
-            decision = await run.approver.decide(request)
+        if deadline is None or run.approver.suspends:
+            decision = await run.approver.decide(request)  # may raise Suspended
         else:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout(max(deadline - time.time(), 0.0)):
                 decision = await run.approver.decide(request)
     except TimeoutError:
         timed_out = True
@@ -300,6 +322,7 @@ async def run_approval(run: Run, step: spec.ApprovalStep, key: str, round_: int)
             by=None,
             reason=f"no decision within {step.timeout_minutes:g} minute(s)",
         )
+    timed_out = timed_out or decision.timed_out
     await run.set_status("running")
     run.emit(
         ApprovalResolved(
@@ -324,7 +347,7 @@ async def run_approval(run: Run, step: spec.ApprovalStep, key: str, round_: int)
             label=step.label,
             kind="approval",
             round=round_,
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=(time.time() - asked_at) * 1000,
             branch="approved" if decision.approved else "rejected",
         )
     )

@@ -27,6 +27,7 @@ from loopkit.engine.events import (
     Event,
     RunFinished,
     RunStarted,
+    RunSuspended,
     StepFinished,
     StepStarted,
     Tokens,
@@ -42,6 +43,7 @@ from loopkit.errors import (
     LoopKitError,
     ResumeRefused,
     RunError,
+    Suspended,
 )
 from loopkit.llm import LLM, default_model
 from loopkit.memory import Checkpoint, RunRecord, Store
@@ -102,6 +104,8 @@ class RunResult:
     error: str | None = None
     error_code: str | None = None
     limit: str | None = None
+    #: A ``suspended`` run is resumed at this time (epoch seconds) if nothing happens first.
+    resume_at: float | None = None
 
 
 class Run:
@@ -443,6 +447,8 @@ class Run:
             status, error, code = "cancelled", str(exc), exc.code
         except ApprovalRejected as exc:
             status, error, code = "cancelled", str(exc), exc.code
+        except Suspended as exc:
+            return await self._suspend(exc)
         except BudgetExceeded as exc:
             status, error, code, limit = "budget_exceeded", exc.message, exc.code, exc.limit
         except (RunError, ConfigError) as exc:
@@ -612,6 +618,50 @@ class Run:
             error=error,
             error_code=code,
             limit=limit,
+        )
+
+    async def _suspend(self, exc: Suspended) -> RunResult:
+        """Park the run at a wait: no ``run_finished``; its record keeps the time and
+        usage so far (a resume continues the time budget, not the waiting)."""
+        rec = self.record
+        rec.status = "waiting_for_approval"
+        rec.duration_ms = self.budget.elapsed * 1000.0
+        rec.tokens = self.budget.tokens.as_dict()
+        rec.cost = self.budget.cost if self.budget.cost_known else None
+        rec.requests = self.budget.calls
+        rec.iterations = self.budget.iterations
+        rec.steps = self.agent_runs
+        rec.rounds = self.rounds
+        self.emit(
+            RunSuspended(
+                loop=self.loop.name,
+                key=exc.key,
+                reason=exc.reason,
+                resume_at=exc.resume_at,
+                duration_ms=rec.duration_ms,
+            )
+        )
+        rec.seq = self.seq
+        if self.store is not None:
+            await self._store(self.store.save_run, rec)
+        if self.tool_provider is not None:
+            await self.tool_provider.close()
+        return RunResult(
+            id=self.id,
+            loop=self.loop.name,
+            status="suspended",
+            outputs={name: r.output for name, r in self.ctx.results.items()},
+            tokens=self.budget.tokens,
+            cost=rec.cost,
+            duration_ms=rec.duration_ms,
+            rounds=self.rounds,
+            steps=self.agent_runs,
+            requests=self.budget.calls,
+            verdicts=self.verdicts,
+            iterations=self.budget.iterations,
+            error=exc.reason,
+            error_code=exc.code,
+            resume_at=exc.resume_at,
         )
 
     async def _remember(self, outputs: dict[str, str]) -> None:

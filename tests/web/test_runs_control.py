@@ -1,7 +1,8 @@
 """Approval gates, cancel, the per-team concurrency limit and terminal statuses.
 
-The run executes in a thread of the test process (as in a worker thread),
-so the test can act on it through the API while it waits or works.
+Runs execute on this process's run host (``runs.host``), as in a worker:
+inline where Huey runs tasks inline (the test settings), or started from a
+thread so the test can act on a run through the API while it works.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from loopkit_web.audit.models import AuditEvent
-from runs import execution
+from runs import lifecycle
+from runs.host import host
+from runs.lifecycle import start_run
 from runs.models import ApprovalRequest, Run, Status
-from runs.services import start_run
 
 from .runs_support import event_types, loop_yaml, make_loop
 
@@ -29,18 +32,34 @@ def team(make_team: Any) -> tuple[Any, dict[str, Any]]:
     return make_team("Acme", roles=["owner", "admin", "editor", "viewer"])
 
 
+class Collected(list[int]):
+    """A task queue that only collects the runs it is asked to execute."""
+
+    def execute(self, run_id: int, attempt: int | None = None, **when: Any) -> None:
+        self.append(run_id)
+
+    def completed(self, run_id: int) -> None:
+        pass
+
+
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Keep started runs queued (collect their ids) instead of executing them inline."""
-    ids: list[int] = []
-    monkeypatch.setattr("runs.tasks.execute_run", lambda run_id, attempt=None: ids.append(run_id))
+    ids = Collected()
+    monkeypatch.setattr(lifecycle, "_queue", ids)
     yield ids
+
+
+def execute(run_id: int) -> str:
+    """Execute a run on the host as a worker's task does; return how it ended."""
+    started = host().execute(run_id)
+    return started if isinstance(started, str) else started.result(timeout=30)
 
 
 def in_thread(run_id: int) -> threading.Thread:
     def work() -> None:
         try:
-            execution.execute(run_id)
+            execute(run_id)
         finally:
             connection.close()
 
@@ -59,15 +78,18 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 15) -> Any:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_a_run_waits_at_an_approval_until_an_admin_approves_it(
-    team: Any, queued: list[int], client_for: Any
+def test_a_run_suspends_at_an_approval_and_the_decision_resumes_it(
+    team: Any, client_for: Any
 ) -> None:
     acme, users = team
     loop = make_loop(acme, approval=True)
     run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
-    thread = in_thread(run.pk)
-    approval = wait_for("the approval row", lambda: ApprovalRequest.objects.filter(run=run).first())
-    wait_for("waiting", lambda: Run.objects.get(pk=run.pk).status == Status.WAITING)
+    run.refresh_from_db()
+    # Parked: waiting, held by no worker, not in the host.
+    assert (run.status, run.worker) == (Status.WAITING, lifecycle.SUSPENDED)
+    assert run.pk not in host().runs
+    assert event_types(run)[-1] == "run_suspended"
+    approval = ApprovalRequest.objects.get(run=run)
     assert approval.step == "Ship"
     assert approval.approvers == ["admin"]
     url = f"/api/runs/{run.pk}/approvals/{approval.pk}/approve"
@@ -81,14 +103,23 @@ def test_a_run_waits_at_an_approval_until_an_admin_approves_it(
     )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "approved"
-    thread.join(timeout=15)
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED
     types = event_types(run)
-    assert types.index("approval_requested") < types.index("approval_resolved")
+    assert types.count("approval_requested") == 1
+    assert types.index("approval_requested") < types.index("run_suspended")
+    assert types.index("run_suspended") < types.index("approval_resolved")
+    assert types.count("run_finished") == 1 and types[-1] == "run_finished"
     resolved = run.events.get(type="approval_resolved").payload
     assert resolved["approved"] is True and resolved["by"] == users["admin"].username
     assert resolved["reason"] == "ship it"
+    # The reviews before the gate ran once: the resume answered them from checkpoints.
+    finished = run.events.filter(type="step_finished", payload__kind="agent")
+    assert sorted(e.payload["label"] for e in finished if not e.payload.get("resumed")) == [
+        "Bug Review",
+        "Security Review",
+        "Summary",
+    ]
     assert (
         AuditEvent.objects.filter(action="run.approval_approved", target_id=str(run.pk)).count()
         == 1
@@ -97,18 +128,16 @@ def test_a_run_waits_at_an_approval_until_an_admin_approves_it(
     assert again.status_code == 409
 
 
-def test_a_rejected_approval_stops_the_run(team: Any, queued: list[int], client_for: Any) -> None:
+def test_a_rejected_approval_stops_the_run(team: Any, client_for: Any) -> None:
     acme, users = team
     loop = make_loop(acme, approval=True)
     run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
-    thread = in_thread(run.pk)
-    approval = wait_for("the approval row", lambda: ApprovalRequest.objects.filter(run=run).first())
+    approval = ApprovalRequest.objects.get(run=run)
     client_for(users["owner"]).post(
         f"/api/runs/{run.pk}/approvals/{approval.pk}/reject",
         {"comment": "not this week"},
         content_type="application/json",
     )
-    thread.join(timeout=15)
     run.refresh_from_db()
     assert run.status == Status.CANCELLED
     assert "not this week" in run.error
@@ -116,18 +145,39 @@ def test_a_rejected_approval_stops_the_run(team: Any, queued: list[int], client_
     assert AuditEvent.objects.filter(action="run.approval_rejected").count() == 1
 
 
-def test_an_approval_times_out_as_the_loop_says(team: Any, queued: list[int]) -> None:
+def test_an_approval_times_out_as_the_loop_says(team: Any) -> None:
     acme, users = team
     yaml = loop_yaml(approval=True).replace(
         "approvers:", "timeoutMinutes: 0.005\n    onTimeout: approve\n    approvers:"
     )
     loop = make_loop(acme, yaml=yaml)
     run = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
-    execution.execute(run.pk)
+    approval = ApprovalRequest.objects.get(run=run)
+    assert approval.expires_at is not None
+    wait_for("the gate's deadline", lambda: approval.expires_at < timezone.now())
+    # The deadline's scheduled task, or the minute's sweep if that task was lost.
+    assert lifecycle.recover()["woken"] == [run.pk]
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED
-    approval = ApprovalRequest.objects.get(run=run)
+    approval.refresh_from_db()
     assert (approval.status, approval.decided_by_label) == ("approved", "timeout")
+    resolved = run.events.get(type="approval_resolved").payload
+    assert resolved["timed_out"] is True
+
+
+def test_cancelling_a_suspended_run_closes_its_approval(team: Any, client_for: Any) -> None:
+    acme, users = team
+    run = start_run(
+        make_loop(acme, approval=True), trigger_type="manual", dry_run=True, actor=users["editor"]
+    )
+    assert client_for(users["editor"]).post(f"/api/runs/{run.pk}/cancel").status_code == 202
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+    approval = ApprovalRequest.objects.get(run=run)
+    assert (approval.status, approval.decided_by_label) == ("rejected", "cancel")
+    finished = run.events.filter(type="run_finished")
+    assert [e.payload["status"] for e in finished] == ["cancelled"]
+    assert finished[0].payload["tokens"]["input"] == run.tokens_in
 
 
 def test_cancel_stops_a_running_run_and_keeps_its_outputs(
@@ -160,7 +210,7 @@ def test_cancelling_a_queued_run_finishes_it_at_once(
     assert client_for(users["editor"]).post(f"/api/runs/{run.pk}/cancel").status_code == 202
     run.refresh_from_db()
     assert run.status == Status.CANCELLED
-    assert execution.execute(run.pk) == "skipped"  # its task, when it comes, does nothing
+    assert execute(run.pk) == "skipped"  # its task, when it comes, does nothing
 
 
 def test_a_terminal_status_is_never_overwritten(team: Any, queued: list[int]) -> None:
@@ -169,7 +219,7 @@ def test_a_terminal_status_is_never_overwritten(team: Any, queued: list[int]) ->
     assert run.transition(Status.CANCELLED, allowed_from={Status.QUEUED})
     stale = Run.objects.get(pk=run.pk)
     stale.status = Status.RUNNING  # a worker holding an old copy
-    assert execution.finish(stale, Status.SUCCEEDED) is False
+    assert lifecycle.finish(stale, Status.SUCCEEDED) is False
     assert Run.objects.get(pk=run.pk).status == Status.CANCELLED
 
 
@@ -180,10 +230,10 @@ def test_a_team_at_its_concurrency_limit_waits(team: Any, queued: list[int], set
     busy = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
     busy.transition(Status.RUNNING, allowed_from={Status.QUEUED})
     waiting = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
-    assert execution.execute(waiting.pk) == "defer"
+    assert execute(waiting.pk) == "defer"
     assert Run.objects.get(pk=waiting.pk).status == Status.QUEUED
     busy.transition(Status.SUCCEEDED, allowed_from={Status.RUNNING})
-    assert execution.execute(waiting.pk) == "succeeded"
+    assert execute(waiting.pk) == "succeeded"
 
 
 def test_recovery_fails_a_run_whose_worker_was_lost_too_often(team: Any, queued: list[int]) -> None:
@@ -191,13 +241,16 @@ def test_recovery_fails_a_run_whose_worker_was_lost_too_often(team: Any, queued:
 
     from django.utils import timezone
 
-    from runs.tasks import recover_stale_runs
-
     acme, users = team
     run = start_run(make_loop(acme), trigger_type="manual", dry_run=True, actor=users["editor"])
     old = timezone.now() - timedelta(minutes=5)
     Run.objects.filter(pk=run.pk).update(status=Status.RUNNING, attempt=3, heartbeat_at=old)
-    assert recover_stale_runs() == {"resumed": [], "failed": [run.pk], "requeued": []}
+    assert lifecycle.recover() == {
+        "resumed": [],
+        "failed": [run.pk],
+        "requeued": [],
+        "woken": [],
+    }
     run.refresh_from_db()
     assert run.status == Status.FAILED
     assert run.error == (
@@ -213,8 +266,6 @@ def test_recovery_leaves_live_runs_alone_and_requeues_lost_queued_ones(
 
     from django.utils import timezone
 
-    from runs.tasks import recover_stale_runs
-
     acme, users = team
     loop = make_loop(acme)
     alive = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
@@ -222,7 +273,12 @@ def test_recovery_leaves_live_runs_alone_and_requeues_lost_queued_ones(
     lost = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
     Run.objects.filter(pk=lost.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
     queued.clear()
-    assert recover_stale_runs() == {"resumed": [], "failed": [], "requeued": [lost.pk]}
+    assert lifecycle.recover() == {
+        "resumed": [],
+        "failed": [],
+        "requeued": [lost.pk],
+        "woken": [],
+    }
     assert queued == [lost.pk]
 
 
@@ -238,7 +294,7 @@ def test_a_worker_whose_run_was_taken_over_stops_and_leaves_it_to_the_new_owner(
 
     def work() -> None:
         try:
-            outcome.append(execution.execute(run.pk))
+            outcome.append(execute(run.pk))
         finally:
             connection.close()
 
@@ -246,7 +302,7 @@ def test_a_worker_whose_run_was_taken_over_stops_and_leaves_it_to_the_new_owner(
     thread.start()
     wait_for("the run to start", lambda: run.events.filter(type="step_started").exists())
     # What recovery does when it believes the worker dead.
-    Run.objects.filter(pk=run.pk).update(worker=execution.RECOVERING, attempt=2)
+    Run.objects.filter(pk=run.pk).update(worker=lifecycle.RECOVERING, attempt=2)
     thread.join(timeout=15)
     assert outcome == ["lost"]
     run.refresh_from_db()
@@ -264,4 +320,4 @@ def test_a_team_can_have_its_own_concurrency_limit(
     busy = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
     busy.transition(Status.RUNNING, allowed_from={Status.QUEUED})
     second = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
-    assert execution.execute(second.pk) == "succeeded"
+    assert execute(second.pk) == "succeeded"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runs.memory import OrmStore
 from runs.models import MemoryRecord
+from runs.orm_store import OrmStore
 
 pytestmark = pytest.mark.django_db
 

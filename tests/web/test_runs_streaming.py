@@ -12,7 +12,7 @@ from django.test import Client
 
 from loopkit import secrets
 from loopkit_web.asgi import application
-from runs.engine import DatabaseSink
+from runs.engine_adapter import DatabaseSink
 from runs.models import Run, RunEvent
 
 from .runs_support import make_loop

@@ -274,7 +274,7 @@ def test_a_loops_completion_triggers_the_loops_listening_for_its_status(
 def test_a_loop_triggering_itself_stops_at_the_chain_limit(team: Any, client_for: Any) -> None:
     acme, users = team
     loop = make_loop(acme, name="again", trigger={"type": "event", "loop": "again"})
-    from runs.services import start_run
+    from runs.lifecycle import start_run
 
     start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
     assert Run.objects.filter(loop=loop).count() == 4  # the manual run and 3 chained ones

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from builder.services import create_loop
 from loopkit_web.teams.services import create_team
-from runs.services import start_run
+from runs.lifecycle import start_run
 
 user = get_user_model().objects.create_user("runner", password="x-long-password-1")
 team = create_team(None, user, "Runs Team")

@@ -1,0 +1,207 @@
+"""The adapter between a Run row and ``loopkit.engine.run_loop``.
+
+``run_with_engine`` runs one Run's loop as a coroutine on the run host's
+event loop (``runs.host``). The engine's events go to a ``DatabaseSink`` that
+only queues them for the host's one writer thread (``EventWriter``); the ORM
+store and the approver run their database work in the event loop's default
+executor, the host's few database threads. Nothing here touches the ORM in
+the event loop's own thread.
+
+A resumed run (after a suspension at an approval gate, or a crash) passes
+``resume=True``: the engine reads its record and checkpoints from the
+``OrmStore`` and answers finished steps from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from loopkit import spec
+from loopkit.engine.cancellation import CancelToken
+from loopkit.engine.events import Event
+from loopkit.engine.runner import RunOptions, RunResult, run_loop
+from loopkit.llm import LLM
+from loopkit.providers import Providers
+from loopkit.sinks import Sink
+from providers.services import team_providers
+from runs.approvals import OrmApprover
+from runs.inputs import parse_loop
+from runs.models import Run
+from runs.orm_store import OrmStore
+from runs.recorder import record_engine_events
+
+logger = logging.getLogger(__name__)
+
+Write = Callable[[int, list[dict[str, Any]]], Any]
+
+
+class EventWriter:
+    """One thread that stores the events of every run of a process, in order.
+
+    It takes every event waiting, groups them by run and writes each run's
+    batch in one transaction (``record_engine_events``): a burst of events
+    (a wide parallel group, hundreds of runs streaming) costs a few commits,
+    not one per event, and one database connection for the whole process.
+    """
+
+    _STOP = object()
+    BATCH = 500
+
+    def __init__(self, write: Write = record_engine_events) -> None:
+        self.write = write
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="loopkit-events", daemon=True)
+        self._thread.start()
+
+    def put(self, run_id: int, event: dict[str, Any], owned: Callable[[], bool]) -> None:
+        self._queue.put((run_id, event, owned))
+
+    def flush(self) -> Future[None]:
+        """Return a future done once every event queued before this call is stored."""
+        done: Future[None] = Future()
+        self._queue.put(done)
+        return done
+
+    def close(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join(timeout=10)
+
+    def _work(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while len(items) < self.BATCH:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batches: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            owners: dict[int, Callable[[], bool]] = {}
+            flushes: list[Future[None]] = []
+            for item in items:
+                if item is self._STOP:
+                    stopping = True
+                elif isinstance(item, Future):
+                    flushes.append(item)
+                else:
+                    run_id, event, owned = item
+                    batches[run_id].append(event)
+                    owners[run_id] = owned
+            if batches:
+                close_old_connections()
+            for run_id, events in batches.items():
+                if not owners[run_id]():  # a run taken over by another worker is theirs
+                    continue
+                try:
+                    self.write(run_id, events)
+                except Exception:
+                    logger.exception("could not store %d events of run %s", len(events), run_id)
+            for done in flushes:
+                done.set_result(None)
+        connection.close()
+
+
+class DatabaseSink(Sink):
+    """Hand one run's events to the process's ``EventWriter`` (never blocks the loop)."""
+
+    #: The run page shows the agents' text as it streams (``step_output`` events).
+    wants_deltas = True
+
+    def __init__(
+        self, run_id: int, writer: EventWriter, owned: Callable[[], bool] = lambda: True
+    ) -> None:
+        self.run_id = run_id
+        self.writer = writer
+        self.owned = owned
+
+    def emit(self, event: Event) -> None:
+        self.writer.put(self.run_id, event.as_dict(), self.owned)
+
+
+def make_llm(run: Run, loop: spec.Loop, providers: Providers | None = None) -> LLM:
+    """Return the dry-run provider (per the loop's ``dryRun`` options) or the live one,
+    which sends ``team:NAME`` models to the team's *providers*."""
+    if run.dry_run:
+        from loopkit.llm import DryRunProvider
+
+        options = loop.dry_run
+        latency = (options.latency_ms if options else None) or int(
+            getattr(settings, "LOOPKIT_DRY_RUN_LATENCY_MS", 0)
+            or os.environ.get("LOOPKIT_DRY_RUN_LATENCY_MS", 0)
+        )
+        return DryRunProvider(
+            checker_scores=[float(s) for s in options.checker_scores] if options else [],
+            latency_ms=int(latency),
+        )
+    from loopkit.llm import LiteLLMProvider
+
+    return LiteLLMProvider(providers=providers)
+
+
+class Prepared:
+    """What a run needs from the database before it starts (read in a database thread)."""
+
+    def __init__(self, run: Run, resume: bool) -> None:
+        loop = parse_loop(run.loop_yaml, run.loop_name)
+        if run.model:  # chosen for this run: in place of the loop's model, not a step's own
+            loop = loop.model_copy(update={"model": run.model})
+        self.loop = loop
+        # The team's providers (keys decrypted, registered for redaction); a dry run needs none.
+        self.providers = Providers() if run.dry_run else team_providers(run.team_id)
+        self.store = OrmStore(run.team_id)
+        self.resume = resume and self.store.get_run(str(run.pk)) is not None
+
+
+async def run_with_engine(
+    run: Run,
+    token: CancelToken,
+    *,
+    resume: bool,
+    sink: Sink,
+    prepared: Prepared,
+) -> RunResult:
+    """Run *run*'s loop to its end (or to a suspension); return the engine's result.
+
+    *prepared* comes from ``Prepared(run, resume)`` (database work: call it in a
+    database thread, not in the event loop).
+    """
+    loop = prepared.loop
+    options = RunOptions(
+        inputs=dict(run.inputs),
+        # No payload (a manual run): a dry run reads a sample of its trigger's (the engine's).
+        payload=run.trigger_payload or None,
+        run_id=str(run.pk),
+        resume=prepared.resume,
+        start_seq=run.last_seq,
+        config_path=f"{run.loop_name} v{run.version_number}",
+        # A loop that names no model uses the team's default provider.
+        project_model=prepared.providers.default_model(),
+    )
+    # Connectors (MCP servers, HTTP APIs, SQL) and skills for live runs; a dry run calls no tool.
+    tools = None
+    if not run.dry_run:
+        from loopkit.connectors.provider import ConnectorTools
+
+        root = Path(getattr(settings, "LOOPKIT_PROJECT_ROOT", settings.BASE_DIR))
+        tools = ConnectorTools(loop, root=root)
+    return await run_loop(
+        loop,
+        make_llm(run, loop, prepared.providers),
+        sinks=[sink],
+        store=prepared.store,
+        approver=OrmApprover(run.pk, loop),
+        cancel=token,
+        options=options,
+        tool_provider=tools,
+    )
