@@ -22,6 +22,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "validate_cold": ([], ["--runs", "3"]),
     "serve_cold": ([], ["--runs", "1"]),
     "lrs_score": ([], []),
+    "cron_due_times": ([], ["--repeat", "10"]),
     "hostile_yaml": ([], []),
     "runtime_cold": ([], ["--repeat", "3"]),
     "fanout_verify": ([], ["--case", "256", "0", "3", "--repeat", "1"]),

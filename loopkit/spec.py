@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import zoneinfo
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -95,12 +96,34 @@ class ManualTrigger(_TriggerBase):
     type: Literal["manual"]
 
 
+#: How far back a due time missed while no worker ran still fires, unless ``catchUpMinutes`` says.
+CATCH_UP_MINUTES_DEFAULT = 5
+CATCH_UP_MINUTES_LIMIT = 7 * 24 * 60
+
+
 class CronTrigger(_TriggerBase):
     """Started on a schedule (a five-field cron expression) in a time zone."""
 
     type: Literal["cron"]
     schedule: str
     timezone: str | None = None
+    catch_up: Literal["all", "latest"] | None = Field(
+        default=None,
+        description="Due times missed while no worker ran: 'all' fires each, oldest first "
+        "(the default); 'latest' fires only the last.",
+    )
+    catch_up_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=CATCH_UP_MINUTES_LIMIT,
+        description="How old, in minutes, a missed due time may be and still fire "
+        f"(default {CATCH_UP_MINUTES_DEFAULT}).",
+    )
+
+    @property
+    def catch_up_window(self) -> timedelta:
+        """How far back a missed due time still fires."""
+        return timedelta(minutes=self.catch_up_minutes or CATCH_UP_MINUTES_DEFAULT)
 
     @field_validator("schedule")
     @classmethod

@@ -11,6 +11,7 @@
 | ``LOOPKIT_RUN_HOST_DB_THREADS`` | 4 | database threads of a worker process's run host |
 | ``LOOPKIT_WEBHOOK_MAX_BYTES`` | 1048576 | larger webhook bodies get 413 |
 | ``LOOPKIT_EVENT_CHAIN_LIMIT`` | 10 | loops triggered by loops, at most this deep |
+| ``LOOPKIT_CRON_CATCH_UP_LIMIT`` | 10 | missed cron due times one loop fires per tick, the latest |
 """
 
 from __future__ import annotations
@@ -102,3 +103,7 @@ def dry_run_only() -> bool:
             "on",
         }
     return bool(value)
+
+
+def cron_catch_up_limit() -> int:
+    return int(_number("LOOPKIT_CRON_CATCH_UP_LIMIT", 10))

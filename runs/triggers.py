@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from builder.models import Loop
@@ -22,7 +23,7 @@ from loopkit.engine.payloads import (
     completion_payload,
     cron_payload,
     custom_event_payload,
-    latest_due_time,
+    due_times,
 )
 from runs import conf
 from runs.inputs import RunRefused
@@ -81,41 +82,74 @@ def in_team_zone(trigger: spec.CronTrigger, team: Any) -> spec.CronTrigger:
     return trigger.model_copy(update={"timezone": team.timezone or "UTC"})
 
 
-def fire_due_crons(now: datetime | None = None, *, window: timedelta | None = None) -> list[int]:
-    """Start one run per loop whose schedule fell due in the last *window*; return run ids.
+def fire_due_crons(now: datetime | None = None) -> list[int]:
+    """Start a run per due time of each cron schedule that did not fire yet; return run ids.
+
+    A due time missed while no worker ran still fires within the trigger's
+    catch-up window (``catchUpMinutes``, 5 by default): each one, oldest first
+    (``catchUp: all``, the default), or only the latest (``catchUp: latest``);
+    at most ``LOOPKIT_CRON_CATCH_UP_LIMIT`` per loop and tick, the latest ones.
+    A due time before the loop's latest firing, or before the loop existed, never fires.
 
     Every worker's scheduler may call this at the same minute: the unique
-    ``(loop, due_time)`` row lets exactly one of them create the run.
+    ``(loop, due_time)`` row lets exactly one of them create each run.
     """
     now = now or timezone.now()
-    window = window or timedelta(minutes=5)
+    limit = conf.cron_catch_up_limit()
+    latest_firing = CronFiring.objects.filter(loop=OuterRef("pk")).order_by("-due_time")
+    loops = (
+        Loop.objects.filter(version__gt=0)
+        .select_related("team")
+        .annotate(last_due=Subquery(latest_firing.values("due_time")[:1]))
+    )
     started: list[int] = []
-    for loop in Loop.objects.filter(version__gt=0).select_related("team"):
+    for loop in loops:
         parsed = current_spec(loop)
         if parsed is None or not isinstance(parsed.trigger, spec.CronTrigger):
             continue
         trigger = in_team_zone(parsed.trigger, loop.team)
-        due = latest_due_time(trigger, now)
-        if due <= now - window or due < loop.created_at - timedelta(minutes=1):
-            continue
-        try:
-            with transaction.atomic():
-                firing = CronFiring.objects.create(loop=loop, due_time=due)
-                run = start_run(
-                    loop,
-                    trigger_type=TriggerType.CRON,
-                    payload=cron_payload(trigger, due),
-                    label=f"cron {trigger.schedule}",
-                )
-                firing.run = run
-                firing.save(update_fields=["run"])
-        except IntegrityError:
-            continue  # another worker fired this due time
-        except RunRefused as exc:
-            logger.warning("cron could not start %s: %s", loop.name, exc.message)
-            continue
-        started.append(run.pk)
+        after = max(now - trigger.catch_up_window, loop.created_at - timedelta(minutes=1))
+        if loop.last_due is not None:
+            after = max(after, loop.last_due)
+        due = due_times(trigger, after, now)
+        if trigger.catch_up == "latest":
+            due = due[-1:]
+        elif len(due) > limit:
+            logger.warning(
+                "cron %s: %d due times missed since %s; firing the latest %d "
+                "(LOOPKIT_CRON_CATCH_UP_LIMIT), skipping the rest",
+                loop.name,
+                len(due),
+                due[0].isoformat(),
+                limit,
+            )
+            due = due[-limit:]
+        for when in due:
+            run_id = _fire_cron(loop, trigger, when)
+            if run_id is not None:
+                started.append(run_id)
     return started
+
+
+def _fire_cron(loop: Loop, trigger: spec.CronTrigger, due: datetime) -> int | None:
+    """Start the run of *loop*'s due time *due*; None if another worker did or it was refused."""
+    try:
+        with transaction.atomic():
+            firing = CronFiring.objects.create(loop=loop, due_time=due)
+            run = start_run(
+                loop,
+                trigger_type=TriggerType.CRON,
+                payload=cron_payload(trigger, due),
+                label=f"cron {trigger.schedule}",
+            )
+            firing.run = run
+            firing.save(update_fields=["run"])
+    except IntegrityError:
+        return None  # another worker fired this due time
+    except RunRefused as exc:
+        logger.warning("cron could not start %s: %s", loop.name, exc.message)
+        return None
+    return int(run.pk)
 
 
 # ── Events ───────────────────────────────────────────────────────────────

@@ -324,6 +324,8 @@ function TriggerSection(props: PanelProps) {
         <>
           <TextField label="Schedule (cron)" {...f("schedule")} value={str(t.schedule)} onChange={(v) => set("schedule", v ?? "")} placeholder="0 9 * * 1-5" />
           <TextField label="Time zone" {...f("timezone")} value={str(t.timezone)} onChange={(v) => set("timezone", v)} placeholder="UTC" />
+          <SelectField label="Missed due times" {...f("catchUp")} value={str(t.catchUp)} options={[["all", "fire each, oldest first"], ["latest", "fire only the latest"]]} allowEmpty="(default: fire each)" onChange={(v) => set("catchUp", v)} />
+          <NumberField label="Catch up (minutes back, default 5)" step="1" min={1} max={10080} {...f("catchUpMinutes")} value={num(t.catchUpMinutes)} onChange={(v) => set("catchUpMinutes", v)} />
         </>
       )}
       {type === "webhook" && (

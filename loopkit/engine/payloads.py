@@ -25,6 +25,7 @@ __all__ = [
     "completion_payload",
     "cron_payload",
     "custom_event_payload",
+    "due_times",
     "latest_due_time",
     "lenient",
     "sample_payload",
@@ -120,6 +121,34 @@ def latest_due_time(trigger: spec.CronTrigger, now: datetime) -> datetime:
     # croniter's get_prev excludes an exact match: start one second later.
     prev = croniter(trigger.schedule, local_now + timedelta(seconds=1)).get_prev(datetime)
     return prev.astimezone(ZoneInfo("UTC"))
+
+
+def due_times(trigger: spec.CronTrigger, after: datetime, until: datetime) -> list[datetime]:
+    """Return the due times of ``trigger``'s schedule in (``after``, ``until``], oldest first.
+
+    A due time is a wall-clock time in the schedule's zone (UTC-aware here): one
+    the autumn change repeats is due at each of its two instants; one the spring
+    change skips is due as Python reads it, later by the gap (02:30 → 03:30).
+    Assumes at most one change of UTC offset in the day before ``after`` and up to ``until``.
+    """
+    from croniter import croniter
+
+    zone = ZoneInfo(trigger.timezone or "UTC")
+    # Walk the wall-clock times (naive: croniter is exact on them) of every UTC offset in
+    # play, a day earlier's too: a time the spring change skipped is due after the change.
+    moments = (after - timedelta(days=1), after, until)
+    offsets = [moment.astimezone(zone).utcoffset() or timedelta() for moment in moments]
+    low = after.astimezone(UTC).replace(tzinfo=None) + min(offsets)
+    high = until.astimezone(UTC).replace(tzinfo=None) + max(offsets)
+    walls = croniter(trigger.schedule, low)
+    found: set[datetime] = set()
+    while (wall := walls.get_next(datetime)) <= high:
+        first = wall.replace(tzinfo=zone).astimezone(UTC)
+        second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        # A repeated wall time has a later second instant; a skipped one an earlier, unreal one.
+        instants = (first, second) if first <= second else (first,)
+        found.update(when for when in instants if after < when <= until)
+    return sorted(found)
 
 
 def cron_payload(trigger: spec.CronTrigger, due: datetime) -> dict[str, Any]:

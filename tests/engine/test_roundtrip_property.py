@@ -130,7 +130,11 @@ triggers = st.one_of(
             "type": st.just("cron"),
             "schedule": st.sampled_from(["0 9 * * 1-5", "*/15 * * * *", "30 2 1 * *"]),
         },
-        optional={"timezone": st.sampled_from(["UTC", "Europe/Paris", "America/New_York"])},
+        optional={
+            "timezone": st.sampled_from(["UTC", "Europe/Paris", "America/New_York"]),
+            "catchUp": st.sampled_from(["all", "latest"]),
+            "catchUpMinutes": st.integers(1, 10080),
+        },
     ),
     st.fixed_dictionaries(
         {

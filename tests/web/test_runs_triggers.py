@@ -239,6 +239,131 @@ def test_cron_does_not_fire_a_due_time_long_past(team: Any) -> None:
     assert fire_crons(datetime(2026, 11, 25, 12, 0, tzinfo=UTC)) == []
 
 
+def cron_loop(team: Any, name: str, created: datetime, **trigger: Any) -> Any:
+    loop = make_loop(team, name=name, trigger={"type": "cron", **trigger})
+    loop.created_at = created
+    loop.save(update_fields=["created_at"])
+    return loop
+
+
+def fired_due_times(run_ids: list[int]) -> list[str]:
+    """The ``trigger.payload`` due times of the runs *run_ids*, in the order they started."""
+    runs = Run.objects.in_bulk(run_ids)
+    return [runs[pk].trigger_payload["due_time"] for pk in run_ids]
+
+
+def test_due_times_missed_while_no_worker_ran_each_fire_once_oldest_first(team: Any) -> None:
+    cron_loop(
+        team[0],
+        "quarterly",
+        datetime(2026, 11, 20, 9, 40, tzinfo=UTC),
+        schedule="*/15 * * * *",
+        catchUpMinutes=60,
+    )
+    assert len(fire_crons(datetime(2026, 11, 20, 9, 45, 10, tzinfo=UTC))) == 1
+    # Every worker is down from 09:46 to 10:31: 10:00, 10:15 and 10:30 were missed.
+    back = datetime(2026, 11, 20, 10, 31, tzinfo=UTC)
+    caught_up = fire_crons(back)
+    assert fired_due_times(caught_up) == [
+        "2026-11-20T10:00:00+00:00",
+        "2026-11-20T10:15:00+00:00",
+        "2026-11-20T10:30:00+00:00",
+    ]
+    assert caught_up == sorted(caught_up)
+    assert fire_crons(back + timedelta(seconds=30)) == []
+    assert fire_crons(back + timedelta(minutes=1)) == []
+    assert CronFiring.objects.count() == Run.objects.count() == 4
+
+
+def test_missed_due_times_older_than_the_catch_up_window_are_skipped(team: Any) -> None:
+    cron_loop(
+        team[0], "often", datetime(2026, 11, 20, 9, 59, 30, tzinfo=UTC), schedule="*/2 * * * *"
+    )
+    assert len(fire_crons(datetime(2026, 11, 20, 10, 0, 5, tzinfo=UTC))) == 1
+    # Back at 10:09:30: 10:02 and 10:04 are older than the default 5 minutes.
+    caught_up = fire_crons(datetime(2026, 11, 20, 10, 9, 30, tzinfo=UTC))
+    assert fired_due_times(caught_up) == ["2026-11-20T10:06:00+00:00", "2026-11-20T10:08:00+00:00"]
+    assert fire_crons(datetime(2026, 11, 20, 10, 9, 40, tzinfo=UTC)) == []
+
+
+def test_catch_up_latest_fires_only_the_last_missed_due_time(team: Any) -> None:
+    cron_loop(
+        team[0],
+        "hourly",
+        datetime(2026, 11, 1, tzinfo=UTC),
+        schedule="0 * * * *",
+        catchUp="latest",
+        catchUpMinutes=600,
+    )
+    caught_up = fire_crons(datetime(2026, 11, 20, 14, 20, tzinfo=UTC))
+    assert fired_due_times(caught_up) == ["2026-11-20T14:00:00+00:00"]
+    assert fire_crons(datetime(2026, 11, 20, 14, 21, tzinfo=UTC)) == []
+
+
+def test_a_day_of_missed_minutes_fires_only_the_latest_up_to_the_limit(
+    team: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.LOOPKIT_CRON_CATCH_UP_LIMIT = 3
+    cron_loop(
+        team[0],
+        "every-minute",
+        datetime(2026, 11, 19, 10, 0, tzinfo=UTC),
+        schedule="* * * * *",
+        catchUpMinutes=1440,
+    )
+    assert len(fire_crons(datetime(2026, 11, 19, 10, 0, 5, tzinfo=UTC))) == 1
+    back = datetime(2026, 11, 20, 10, 0, 5, tzinfo=UTC)
+    with caplog.at_level("WARNING", logger="runs.triggers"):
+        caught_up = fire_crons(back)
+    assert fired_due_times(caught_up) == [
+        "2026-11-20T09:58:00+00:00",
+        "2026-11-20T09:59:00+00:00",
+        "2026-11-20T10:00:00+00:00",
+    ]
+    assert "cron every-minute: 1440 due times missed since 2026-11-19T10:01:00+00:00" in caplog.text
+    # The skipped minutes stay skipped: the next tick fires its own minute only.
+    later = fire_crons(back + timedelta(minutes=1))
+    assert fired_due_times(later) == ["2026-11-20T10:01:00+00:00"]
+
+
+def test_catch_up_never_fires_a_due_time_from_before_the_loop_existed(team: Any) -> None:
+    cron_loop(
+        team[0],
+        "new",
+        datetime(2026, 11, 20, 10, 7, 30, tzinfo=UTC),
+        schedule="* * * * *",
+        catchUpMinutes=60,
+    )
+    caught_up = fire_crons(datetime(2026, 11, 20, 10, 9, 10, tzinfo=UTC))
+    # 10:07 fires: a due time less than a minute before the loop was created still does.
+    assert fired_due_times(caught_up) == [
+        "2026-11-20T10:07:00+00:00",
+        "2026-11-20T10:08:00+00:00",
+        "2026-11-20T10:09:00+00:00",
+    ]
+
+
+def test_catch_up_across_the_autumn_change_fires_each_hour_once(team: Any) -> None:
+    # Berlin, 2026-10-25: 03:00 CEST (01:00 UTC) becomes 02:00 CET; 02:00-03:00 happens twice.
+    cron_loop(
+        team[0],
+        "berlin-hourly",
+        datetime(2026, 10, 24, 23, 0, tzinfo=UTC),
+        schedule="0 * * * *",
+        timezone="Europe/Berlin",
+        catchUpMinutes=180,
+    )
+    assert len(fire_crons(datetime(2026, 10, 24, 23, 0, 20, tzinfo=UTC))) == 1  # 01:00 CEST
+    # Back at 02:05 CET, the second 02:05 of the night: both 02:00 were missed.
+    caught_up = fire_crons(datetime(2026, 10, 25, 1, 5, tzinfo=UTC))
+    assert fired_due_times(caught_up) == ["2026-10-25T00:00:00+00:00", "2026-10-25T01:00:00+00:00"]
+    assert fire_crons(datetime(2026, 10, 25, 1, 6, tzinfo=UTC)) == []
+    assert fired_due_times(fire_crons(datetime(2026, 10, 25, 2, 0, 20, tzinfo=UTC))) == [
+        "2026-10-25T02:00:00+00:00"  # 03:00 CET
+    ]
+    assert {run.trigger_payload["timezone"] for run in Run.objects.all()} == {"Europe/Berlin"}
+
+
 # ── Events ───────────────────────────────────────────────────────────────
 
 
