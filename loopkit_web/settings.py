@@ -184,7 +184,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # Always explicit: djhuey would otherwise run tasks inline whenever DEBUG is on.
 HUEY_IMMEDIATE = env_bool("LOOPKIT_HUEY_IMMEDIATE", False)
 HUEY: dict[str, Any] = {
-    "name": "loopkit",
+    # Deployments sharing one Redis database keep their queues apart by name.
+    "name": os.environ.get("LOOPKIT_HUEY_NAME", "loopkit"),
     "immediate": HUEY_IMMEDIATE,
     "results": True,
     "utc": True,

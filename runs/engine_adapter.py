@@ -37,7 +37,7 @@ from loopkit.sinks import Sink
 from providers.services import team_providers
 from runs.approvals import OrmApprover
 from runs.inputs import parse_loop
-from runs.models import Run
+from runs.models import Run, RunEvent
 from runs.orm_store import OrmStore
 from runs.recorder import record_engine_events
 
@@ -112,20 +112,41 @@ class EventWriter:
         connection.close()
 
 
+#: Events a resumed run replays from its checkpoints (``resumed=True``).
+REPLAYED = ("step_started", "step_finished", "verification_round")
+Replay = tuple[str, str | None, int | None]
+
+
+def _replay_key(event: Event) -> Replay:
+    return (event.type, getattr(event, "key", None), getattr(event, "round", None))
+
+
 class DatabaseSink(Sink):
-    """Hand one run's events to the process's ``EventWriter`` (never blocks the loop)."""
+    """Hand one run's events to the process's ``EventWriter`` (never blocks the loop).
+
+    A resumed run replays its finished steps: a replay of an event the run
+    has stored already is dropped, so each step's events are stored once; a
+    replay of one lost with a killed worker (stored as ``resumed``) fills the gap.
+    """
 
     #: The run page shows the agents' text as it streams (``step_output`` events).
     wants_deltas = True
 
     def __init__(
-        self, run_id: int, writer: EventWriter, owned: Callable[[], bool] = lambda: True
+        self,
+        run_id: int,
+        writer: EventWriter,
+        owned: Callable[[], bool] = lambda: True,
+        stored: frozenset[Replay] = frozenset(),
     ) -> None:
         self.run_id = run_id
         self.writer = writer
         self.owned = owned
+        self.stored = stored
 
     def emit(self, event: Event) -> None:
+        if getattr(event, "resumed", False) and _replay_key(event) in self.stored:
+            return
         self.writer.put(self.run_id, event.as_dict(), self.owned)
 
 
@@ -161,6 +182,12 @@ class Prepared:
         self.providers = Providers() if run.dry_run else team_providers(run.team_id)
         self.store = OrmStore(run.team_id)
         self.resume = resume and self.store.get_run(str(run.pk)) is not None
+        self.stored: frozenset[Replay] = frozenset()
+        if self.resume:
+            rows = RunEvent.objects.filter(run_id=run.pk, type__in=REPLAYED).values_list(
+                "type", "payload__key", "payload__round"
+            )
+            self.stored = frozenset((t, k, r) for t, k, r in rows)
 
 
 async def run_with_engine(

@@ -129,11 +129,11 @@ class RunHost:
 
     async def _run(self, hosted: Hosted) -> str:
         run = hosted.run
-        sink = DatabaseSink(run.pk, self.writer, hosted.owned)
         crashed = False
         resume_at: float | None = None
         try:
             prepared = await self._db(lambda: Prepared(run, hosted.resume))
+            sink = DatabaseSink(run.pk, self.writer, hosted.owned, prepared.stored)
             result = await run_with_engine(
                 run, hosted.token, resume=hosted.resume, sink=sink, prepared=prepared
             )

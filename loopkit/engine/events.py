@@ -32,6 +32,10 @@ Event types (``type``):
   is unknown so a cost limit cannot be enforced.
 - ``approval_requested`` / ``approval_resolved``: a human gate (the run is
   ``waiting_for_approval`` between the two).
+- ``run_suspended``: the run parked at an undecided gate and holds nothing
+  (an approver that ``suspends``); it goes on with a ``run_started`` whose
+  ``resumed`` is true, which replays its finished steps and rounds from
+  checkpoints (``resumed=True`` on their events).
 - ``run_finished``: the final status and totals.
 """
 
@@ -147,6 +151,8 @@ class StepStarted(Event):
     #: An agent step's rendered prompt (the user message the model is sent),
     #: secrets redacted; None for other steps and steps resumed from a checkpoint.
     prompt: str | None = None
+    #: Answered from a checkpoint (a resumed run replays its finished steps).
+    resumed: bool = False
 
 
 @dataclass(kw_only=True)
@@ -247,6 +253,8 @@ class VerificationRound(Event):
     #: No maker has run (every maker's step sat in a branch not taken), so the
     #: checker was not asked: there was nothing to verify.
     skipped: bool = False
+    #: Answered from a checkpoint (a resumed run replays its finished rounds).
+    resumed: bool = False
 
 
 @dataclass(kw_only=True)

@@ -309,7 +309,11 @@ class Run:
         self.budget.record(tokens, checkpoint.cost, calls=checkpoint.requests)
         self.ctx.record(result)
         self.agent_runs += 1
-        self.emit(StepStarted(key=key, label=checkpoint.label, kind="agent", round=round_))
+        self.emit(
+            StepStarted(
+                key=key, label=checkpoint.label, kind="agent", round=round_, resumed=True
+            )
+        )
         self.emit(
             StepFinished(
                 key=key,
@@ -489,6 +493,7 @@ class Run:
             if not self._makers_have_output(verify):
                 self._skip_verification(verify, round_)
                 return "succeeded"
+            replayed = f"r{round_}:verify" in self.checkpoints
             verdict, tokens, cost, ms = await verify_round(self, verify, round_)
             self.rounds = round_
             self.verdicts.append(verdict)
@@ -508,6 +513,7 @@ class Run:
                     cost=cost,
                     duration_ms=ms,
                     will_retry=will_retry,
+                    resumed=replayed,
                 )
             )
             if verdict.passed:

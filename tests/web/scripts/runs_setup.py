@@ -1,5 +1,6 @@
 """Run inside `manage.py shell`: create a team, a loop (YAML in RUNS_LOOP_YAML) and,
-unless RUNS_NO_RUN is set, start a dry run of it; print one RESULT JSON line."""
+unless RUNS_NO_RUN is set, start RUNS_COUNT (default 1) dry runs of it; print one
+RESULT JSON line ("run": the first run's id, "runs": all of them)."""
 
 import json
 import os
@@ -17,5 +18,9 @@ out = {"team": team.pk, "loop": loop.pk}
 if os.environ.get("RUNS_OTHER_LOOP_YAML"):
     out["other_loop"] = create_loop(None, team, os.environ["RUNS_OTHER_LOOP_YAML"])[0].pk
 if not os.environ.get("RUNS_NO_RUN"):
-    out["run"] = start_run(loop, trigger_type="manual", dry_run=True, actor=user).pk
+    count = int(os.environ.get("RUNS_COUNT", "1"))
+    runs = [
+        start_run(loop, trigger_type="manual", dry_run=True, actor=user).pk for _ in range(count)
+    ]
+    out["run"], out["runs"] = runs[0], runs
 print("RESULT " + json.dumps(out))
