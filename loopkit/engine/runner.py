@@ -310,9 +310,7 @@ class Run:
         self.ctx.record(result)
         self.agent_runs += 1
         self.emit(
-            StepStarted(
-                key=key, label=checkpoint.label, kind="agent", round=round_, resumed=True
-            )
+            StepStarted(key=key, label=checkpoint.label, kind="agent", round=round_, resumed=True)
         )
         self.emit(
             StepFinished(
