@@ -230,13 +230,19 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
     pytest.fail(f"timed out waiting for {what}")
 
 
+DAPHNE = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}",
+          "loopkit_web.asgi:application"]  # fmt: skip
+SERVE = [sys.executable, str(REPO / "manage.py"), "loopkit_start", "--no-demo", "--no-worker",
+         "--port", "{port}"]  # fmt: skip
+
+
 @contextmanager
-def daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
+def serving(env: dict[str, str], log_path: Path, command: list[str] = DAPHNE) -> Iterator[str]:
+    """Run *command* (Daphne by default) on a free port until it answers; yield its URL."""
     port = free_port()
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-             "loopkit_web.asgi:application"],
+            [part.format(port=port) for part in command],
             env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -244,13 +250,13 @@ def daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
 
             def healthy() -> bool:
                 if server.poll() is not None:
-                    pytest.fail("Daphne exited:\n" + log_path.read_text()[-3000:])
+                    pytest.fail("the server exited:\n" + log_path.read_text()[-3000:])
                 try:
                     return httpx.get(f"{url}/api/health", timeout=5).status_code == 200
                 except httpx.HTTPError:
                     return False
 
-            wait_for("Daphne to answer", healthy)
+            wait_for("the server to answer", healthy)
             yield url
         finally:
             server.terminate()
@@ -270,23 +276,45 @@ def logged_in(url: str, user: str, password: str) -> httpx.Client:
     return client
 
 
-def test_daphne_holds_at_most_its_pool_and_answers_503_while_the_database_refuses(
-    admin: Any, tmp_path: Path
-) -> None:
+@contextmanager
+def deployment(admin: Any, tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """A fresh database owned by a role of its own; yield (database, role, child environment)."""
     with login_role(admin) as role, fresh_pg_database("loopkit_dbload") as admin_db_url:
         database = admin_db_url.rsplit("/", 1)[1]
         admin.execute(f'ALTER DATABASE "{database}" OWNER TO "{role}"')
-        env = child_env(
-            DATABASE_URL=f"postgres://{role}@{SERVER}/{database}",
-            LOOPKIT_HOME=str(tmp_path / "var"),
-            LOOPKIT_HUEY_IMMEDIATE="false",  # no worker: the runs stay queued
-            LOOPKIT_CHANNEL_LAYER="memory",
-            LOOPKIT_RUNS_DRY_RUN_ONLY="true",
-            LOOPKIT_DB_POOL_MIN=str(POOL_MIN),
-            LOOPKIT_DB_POOL_MAX=str(POOL_MAX),
-            LOOPKIT_DB_POOL_TIMEOUT="5",
-            LOOPKIT_DB_POOL_MAX_IDLE="0.5",
+        yield (
+            database,
+            role,
+            child_env(
+                DATABASE_URL=f"postgres://{role}@{SERVER}/{database}",
+                LOOPKIT_HOME=str(tmp_path / "var"),
+                LOOPKIT_HUEY_IMMEDIATE="false",  # no worker: the runs stay queued
+                LOOPKIT_CHANNEL_LAYER="memory",
+                LOOPKIT_RUNS_DRY_RUN_ONLY="true",
+                LOOPKIT_DB_POOL_MIN=str(POOL_MIN),
+                LOOPKIT_DB_POOL_MAX=str(POOL_MAX),
+                LOOPKIT_DB_POOL_TIMEOUT="5",
+                LOOPKIT_DB_POOL_MAX_IDLE="0.5",
+            ),
         )
+
+
+def test_loopkit_serve_holds_no_connection_of_its_own_while_it_serves(
+    admin: Any, tmp_path: Path
+) -> None:
+    with deployment(admin, tmp_path) as (database, role, env):
+        sampler = ActivitySampler(database, role)
+        # The parent migrates and makes the first admin, then only watches Daphne.
+        with serving(env, tmp_path / "serve.log", SERVE):
+            # Daphne keeps its pool's minimum (1) after the health check; the parent none.
+            wait_for("only Daphne's idle connection to be left",
+                     lambda: sampler.count(admin) == POOL_MIN)  # fmt: skip
+
+
+def test_daphne_holds_at_most_its_pool_and_answers_503_while_the_database_refuses(
+    admin: Any, tmp_path: Path
+) -> None:
+    with deployment(admin, tmp_path) as (database, role, env):
         manage("migrate", "--no-input", env=env)
         world = json.loads(
             shell(SCRIPTS / "dbload_setup.py", env={**env, "DBLOAD_LOOP_YAML": LOOP}).stdout.split(
@@ -296,7 +324,7 @@ def test_daphne_holds_at_most_its_pool_and_answers_503_while_the_database_refuse
         bearer = {"Authorization": f"Bearer {world['token']}"}
         sampler = ActivitySampler(database, role)
 
-        with daphne(env, tmp_path / "daphne.log") as url:
+        with serving(env, tmp_path / "daphne.log") as url:
             session = logged_in(url, world["user"], world["password"])
             api = httpx.Client(base_url=url, timeout=60, headers=bearer)
 
