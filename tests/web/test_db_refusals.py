@@ -293,7 +293,8 @@ def deployment(admin: Any, tmp_path: Path) -> Iterator[tuple[str, str, dict[str,
                 LOOPKIT_RUNS_DRY_RUN_ONLY="true",
                 LOOPKIT_DB_POOL_MIN=str(POOL_MIN),
                 LOOPKIT_DB_POOL_MAX=str(POOL_MAX),
-                LOOPKIT_DB_POOL_TIMEOUT="5",
+                # Long enough for the burst on a busy machine; each refusal takes this long.
+                LOOPKIT_DB_POOL_TIMEOUT="15",
                 LOOPKIT_DB_POOL_MAX_IDLE="0.5",
             ),
         )
