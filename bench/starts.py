@@ -306,7 +306,7 @@ def main() -> None:
             f"HTTP {http['statuses']} errors {http['errors'] or 0} in {http['wall_s']} s "
             f"(latency p50 {http['latency_ms']['p50']} ms, p95 {http['latency_ms']['p95']} ms, "
             f"max {http['latency_ms']['max']} ms; Daphne CPU {r['daphne_cpu_ms_per_start']} ms "
-            "a start); runs {r['run_statuses']}, "
+            f"a start); runs {r['run_statuses']}, "
             f"{r['runs_finished']} finished, {r['failed_runs']} failed, all done after "
             f"{r['all_finished_s']} s; peak DB connections {r['peak_connections']} "
             f"(by process {r['peak_by_process']}) vs budget {r['budget']['total']} "

@@ -195,7 +195,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 DB_POOL = env_bool("LOOPKIT_DB_POOL", True)
 DB_POOL_MIN = env_int("LOOPKIT_DB_POOL_MIN", 1)
 DB_POOL_MAX = env_int("LOOPKIT_DB_POOL_MAX", 10)
-DB_POOL_TIMEOUT = env_float("LOOPKIT_DB_POOL_TIMEOUT", 10.0)
+DB_POOL_TIMEOUT = env_float("LOOPKIT_DB_POOL_TIMEOUT", 30.0)
 DB_POOL_MAX_IDLE = env_float("LOOPKIT_DB_POOL_MAX_IDLE", 60.0)
 if not 0 <= DB_POOL_MIN <= DB_POOL_MAX or DB_POOL_MAX < 1:
     raise ImproperlyConfigured(

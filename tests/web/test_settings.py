@@ -96,7 +96,7 @@ def test_postgres_connections_come_from_a_bounded_pool_never_persistent(tmp_path
     assert default["pool"] == {
         "min_size": 1,
         "max_size": 10,
-        "timeout": 10.0,
+        "timeout": 30.0,
         "max_idle": 60.0,
         "name": "loopkit",
     }
