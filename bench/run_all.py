@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "dashboard": ([], ["--sizes", "1000,10000", "--repeat", "3"]),
     "ws_latency": ([], ["--runs", "1"]),
     "drain": ([], ["--runs", "100"]),
+    "starts": ([], ["--sizes", "100"]),
 }
 
 

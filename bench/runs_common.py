@@ -43,8 +43,11 @@ print("RESULT " + json.dumps({"team": team.pk, "loop": loop.pk}))
 
 
 @contextlib.contextmanager
-def deployment(setting: str, **extra: str) -> Iterator[dict[str, str]]:
-    """Yield the environment of a fresh deployment: ``embedded`` or ``redis`` (PostgreSQL + Redis)."""
+def deployment(setting: str, redis: str = REDIS_URL, **extra: str) -> Iterator[dict[str, str]]:
+    """Yield the environment of a fresh deployment: ``embedded`` or ``redis`` (PostgreSQL + Redis).
+
+    *redis*: the Redis database to use (and flush), by default the benchmarks' own.
+    """
     var = tempfile.mkdtemp(prefix="loopkit-bench-")
     env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
     env.update(
@@ -60,14 +63,14 @@ def deployment(setting: str, **extra: str) -> Iterator[dict[str, str]]:
         yield env
         return
     import psycopg
-    import redis
+    import redis as redis_client
 
     name = f"loopkit_bench_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True)
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis_client.Redis.from_url(redis)
     client.flushdb()
     admin.execute(f'CREATE DATABASE "{name}"')
-    env.update(DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, REDIS_URL=REDIS_URL)
+    env.update(DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, REDIS_URL=redis)
     try:
         yield env
     finally:

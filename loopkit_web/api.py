@@ -27,6 +27,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.security import HttpBearer, SessionAuth
 
 from loopkit_web.accounts.models import ApiToken
+from loopkit_web.db import is_refusal, refusal_response
 from loopkit_web.errors import INVALID_TOKEN_MESSAGE, ApiError, Unauthorized, code_for
 from loopkit_web.paths import register_id_converter
 
@@ -148,6 +149,8 @@ def on_unreadable_multipart(request: HttpRequest, exc: MultiPartParserError) -> 
 
 @api.exception_handler(Exception)
 def on_unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if is_refusal(exc):  # the database refused a connection: 503 with Retry-After
+        return refusal_response(request, exc)
     logger.exception("unhandled error in %s %s", request.method, request.path, exc_info=exc)
     return error_response(request, 500, "internal server error")
 

@@ -97,6 +97,15 @@ class UpstreamFailed(ApiError):
     code = "upstream_failed"
 
 
+class DatabaseBusy(ApiError):
+    """The database refused a connection for now (at its connection limit, the pool
+    exhausted): answered with ``Retry-After`` and ``retry_after`` (seconds), see
+    loopkit_web/db.py."""
+
+    status = 503
+    code = "database_busy"
+
+
 # The code of an error raised with a bare status (ninja's HttpError, a kind's status=...).
 CODES: dict[int, str] = {
     400: BadRequest.code,

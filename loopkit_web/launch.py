@@ -31,7 +31,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
 from django.contrib.staticfiles.apps import StaticFilesConfig
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connections, transaction
 
 from loopkit_web.audit.services import record, snapshot
 from loopkit_web.demo import ensure_demo_account, run_demo_loaders
@@ -292,7 +292,21 @@ def run(options: Options, out: Stream = sys.stdout, err: Stream = sys.stderr) ->
         err.write("Interrupted before the server started.\n")
         return 130
     out.flush()
-    return serve(options, out, err, lambda: make_accounts(options, out))
+
+    def meanwhile() -> None:
+        make_accounts(options, out)
+        release_database()
+
+    return serve(options, out, err, meanwhile)
+
+
+def release_database() -> None:
+    """Close this process's connections and pools: it only waits on its children now."""
+    for conn in connections.all():
+        conn.close()
+        close_pool = getattr(conn, "close_pool", None)  # PostgreSQL's, with a pool
+        if close_pool is not None and conn.settings_dict.get("OPTIONS", {}).get("pool"):
+            close_pool()
 
 
 def default_options(**given: Any) -> Options:

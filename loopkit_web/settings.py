@@ -48,6 +48,28 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_int(name: str, default: int) -> int:
+    """Return the whole number in environment variable *name*."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    """Return the number (seconds, say) in environment variable *name*."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+
+
 def default_home() -> Path:
     """Return the user-data folder: ``$XDG_DATA_HOME/loopkit`` or ``~/.local/share/loopkit``."""
     data_home = os.environ.get("XDG_DATA_HOME", "").strip()
@@ -117,6 +139,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A refused database connection: 503 with Retry-After, never a 500 (loopkit_web/db.py).
+    "loopkit_web.db.DatabaseRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -159,15 +183,45 @@ SQLITE_OPTIONS: dict[str, Any] = {
 }
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+# Connections. Under ASGI (Daphne) each request runs in a thread of its own, and
+# Django's docs advise against persistent connections there (CONN_MAX_AGE > 0):
+# every such thread would keep one open. So connections are never persistent;
+# on PostgreSQL each process borrows them from a bounded pool (psycopg_pool,
+# Django 5.1+), returned at the end of each request or task. A request that
+# finds the pool busy waits up to LOOPKIT_DB_POOL_TIMEOUT seconds, then is
+# answered 503 with Retry-After (loopkit_web/db.py). The budget per process:
+# docs/deploy.md, "Database connections".
+DB_POOL = env_bool("LOOPKIT_DB_POOL", True)
+DB_POOL_MIN = env_int("LOOPKIT_DB_POOL_MIN", 1)
+DB_POOL_MAX = env_int("LOOPKIT_DB_POOL_MAX", 10)
+DB_POOL_TIMEOUT = env_float("LOOPKIT_DB_POOL_TIMEOUT", 30.0)
+DB_POOL_MAX_IDLE = env_float("LOOPKIT_DB_POOL_MAX_IDLE", 60.0)
+if not 0 <= DB_POOL_MIN <= DB_POOL_MAX or DB_POOL_MAX < 1:
+    raise ImproperlyConfigured(
+        f"LOOPKIT_DB_POOL_MIN={DB_POOL_MIN} and LOOPKIT_DB_POOL_MAX={DB_POOL_MAX}: "
+        "use 0 <= MIN <= MAX and MAX >= 1."
+    )
 if DATABASE_URL:
     DATABASES: dict[str, dict[str, Any]] = {
         # A plain dict (parse returns a TypedDict): OPTIONS may be added below.
         "default": dict(
-            dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+            dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)
         )
     }
+    DATABASES["default"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS") or {})
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-        DATABASES["default"]["OPTIONS"] = dict(SQLITE_OPTIONS)
+        DATABASES["default"]["OPTIONS"].update(SQLITE_OPTIONS)
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL:
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": DB_POOL_MIN,
+            "max_size": DB_POOL_MAX,
+            # How long a request or task waits for a free connection (then PoolTimeout).
+            "timeout": DB_POOL_TIMEOUT,
+            # Connections above min_size unused this long are closed, one per period.
+            "max_idle": DB_POOL_MAX_IDLE,
+            "name": "loopkit",
+        }
 else:
     DATABASES = {
         "default": {
@@ -356,5 +410,7 @@ LOGGING: dict[str, Any] = {
         "django.db.backends": {"level": "INFO"},
         # run_huey attaches its own handler to "huey"; do not print every line twice.
         "huey": {"level": "INFO", "propagate": False},
+        # The pool logs each connection it opens or closes at INFO.
+        "psycopg.pool": {"level": "WARNING"},
     },
 }

@@ -25,6 +25,7 @@ REDIS_DATABASES = {
     "scaleout": 12,  # tests/web/test_scaleout.py
     "runs_workers": 13,  # tests/web/test_runs_workers.py
     "bench": 14,  # bench/runs_common.py
+    "bench_starts": 10,  # bench/starts.py
     "watchers": 11,  # tests/web/test_runs_watchers.py
 }
 

@@ -21,6 +21,8 @@ print("SETTINGS " + json.dumps({
     "debug": settings.DEBUG,
     "db_engine": db["ENGINE"],
     "db_name": str(db["NAME"]),
+    "conn_max_age": db.get("CONN_MAX_AGE", 0),
+    "pool": db.get("OPTIONS", {}).get("pool"),
     "databases": sorted(settings.DATABASES),
     "huey": type(HUEY).__name__,
     "huey_immediate": HUEY.immediate,
@@ -73,6 +75,46 @@ def test_database_and_redis_urls_scale_out(tmp_path: Path) -> None:
     assert (s["huey"], s["huey_immediate"]) == ("RedisHuey", False)
     # channels-redis with a bounded, blocking pool (loopkit_web/channel_layers.py).
     assert s["channel_layer"] == "loopkit_web.channel_layers.RedisChannelLayer"
+
+
+def test_postgres_connections_come_from_a_bounded_pool_never_persistent(tmp_path: Path) -> None:
+    url = "postgres://loop:pw@db.internal:5432/loopkit"
+
+    default = read_settings(tmp_path, DATABASE_URL=url)
+    sized = read_settings(
+        tmp_path,
+        DATABASE_URL=url,
+        LOOPKIT_DB_POOL_MIN="0",
+        LOOPKIT_DB_POOL_MAX="25",
+        LOOPKIT_DB_POOL_TIMEOUT="2.5",
+        LOOPKIT_DB_POOL_MAX_IDLE="30",
+    )
+    without = read_settings(tmp_path, DATABASE_URL=url, LOOPKIT_DB_POOL="false")
+
+    # Django refuses a pool with persistent connections: CONN_MAX_AGE is 0 with it.
+    assert default["conn_max_age"] == sized["conn_max_age"] == without["conn_max_age"] == 0
+    assert default["pool"] == {
+        "min_size": 1,
+        "max_size": 10,
+        "timeout": 30.0,
+        "max_idle": 60.0,
+        "name": "loopkit",
+    }
+    assert sized["pool"] == {
+        "min_size": 0,
+        "max_size": 25,
+        "timeout": 2.5,
+        "max_idle": 30.0,
+        "name": "loopkit",
+    }
+    # LOOPKIT_DB_POOL=false (a PgBouncer in front, say): a connection per request, closed after it.
+    assert without["pool"] is None
+
+
+def test_other_database_urls_keep_no_persistent_connections(tmp_path: Path) -> None:
+    s = read_settings(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+
+    assert (s["db_engine"], s["conn_max_age"], s["pool"]) == ("django.db.backends.sqlite3", 0, None)
 
 
 def test_postgres_without_redis_keeps_channel_messages_in_local_sqlite(tmp_path: Path) -> None:
@@ -143,6 +185,11 @@ def test_the_deploy_checklist_passes_with_tls_settings(tmp_path: Path) -> None:
         (
             {"LOOPKIT_CHANNEL_LAYER": "redis"},
             "LOOPKIT_CHANNEL_LAYER=redis needs REDIS_URL to be set.",
+        ),
+        ({"LOOPKIT_DB_POOL_MAX": "ten"}, "LOOPKIT_DB_POOL_MAX='ten' is not a whole number."),
+        (
+            {"LOOPKIT_DB_POOL_MIN": "5", "LOOPKIT_DB_POOL_MAX": "2"},
+            "LOOPKIT_DB_POOL_MIN=5 and LOOPKIT_DB_POOL_MAX=2: use 0 <= MIN <= MAX and MAX >= 1.",
         ),
     ],
 )
