@@ -47,6 +47,18 @@ describe("the run page's reducer", () => {
     expect([node.state, node.error, view.status]).toEqual(["rejected", "not yet", "failed"]);
   });
 
+  it("keeps a suspended run waiting until its gate is resolved after the resume", () => {
+    const view = initialView(steps, "running", false);
+    applyEvent(view, ev("approval_requested", { key: "pipeline[2]", label: "Sign off", question: "Ship?" }));
+    applyEvent(view, ev("run_suspended", { key: "pipeline[2]", reason: "waiting for approval of 'Sign off'" }));
+    expect(view.status).toBe("waiting_for_approval");
+    applyEvent(view, ev("run_started", { resumed: true }));
+    expect(view.status).toBe("waiting_for_approval");
+    expect(view.nodes.get("pipeline[2]")!.state).toBe("running");
+    applyEvent(view, ev("approval_resolved", { key: "pipeline[2]", label: "Sign off", approved: true, by: "alice" }));
+    expect(view.status).toBe("running");
+  });
+
   it("cancels the steps a cancelled run interrupted and fails the group around a failed step", () => {
     const view = initialView(
       [

@@ -185,7 +185,10 @@ export function applyEvent(view: RunView, ev: RunEvent): NodeDetail[] {
   };
   switch (ev.type) {
     case "run_started":
-      if (!TERMINAL.includes(view.status)) view.status = "running";
+      // A resumed run goes on from where it was: a waiting gate stays waiting until resolved.
+      if (!TERMINAL.includes(view.status) && !(p.resumed && view.status === "waiting_for_approval")) {
+        view.status = "running";
+      }
       view.startedAt = view.startedAt ?? (typeof p.at === "number" ? p.at : null);
       break;
     case "step_started": {
@@ -259,6 +262,13 @@ export function applyEvent(view: RunView, ev: RunEvent): NodeDetail[] {
       break;
     }
     case "approval_requested": {
+      if (!TERMINAL.includes(view.status)) view.status = "waiting_for_approval";
+      const node = owned(false);
+      if (node) node.state = "running";
+      break;
+    }
+    case "run_suspended": {
+      // Parked at an undecided gate, holding no worker, until a decision or its deadline.
       if (!TERMINAL.includes(view.status)) view.status = "waiting_for_approval";
       const node = owned(false);
       if (node) node.state = "running";
