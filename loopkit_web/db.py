@@ -23,7 +23,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.db import OperationalError as DjangoOperationalError
+from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from loopkit_web.errors import DatabaseBusy
@@ -150,3 +152,20 @@ class DatabaseRefusalMiddleware:
         if is_refusal(exception):
             return refusal_response(request, exception)
         return None
+
+
+def pooled() -> bool:
+    """Whether this process borrows its connections from a pool (PostgreSQL)."""
+    return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
+
+
+def give_back() -> None:
+    """End a unit of work of a long-lived thread: return its connection to the pool.
+
+    Without a pool (SQLite) the thread keeps its connection (opening one costs
+    more than keeping it) unless the database closed it meanwhile.
+    """
+    if pooled():
+        connection.close()
+    else:
+        close_old_connections()

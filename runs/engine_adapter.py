@@ -18,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from loopkit import spec
 from loopkit.engine.cancellation import CancelToken
@@ -34,6 +35,7 @@ from loopkit.engine.runner import RunOptions, RunResult, run_loop
 from loopkit.llm import LLM
 from loopkit.providers import Providers
 from loopkit.sinks import Sink
+from loopkit_web.db import give_back, is_refusal
 from providers.services import team_providers
 from runs.approvals import OrmApprover
 from runs.inputs import parse_loop
@@ -57,6 +59,8 @@ class EventWriter:
 
     _STOP = object()
     BATCH = 500
+    #: Attempts after a refusal (pool exhausted, too many clients): about a minute.
+    RETRIES = 8
 
     def __init__(self, write: Write = record_engine_events) -> None:
         self.write = write
@@ -98,18 +102,31 @@ class EventWriter:
                     run_id, event, owned = item
                     batches[run_id].append(event)
                     owners[run_id] = owned
-            if batches:
-                close_old_connections()
-            for run_id, events in batches.items():
-                if not owners[run_id]():  # a run taken over by another worker is theirs
-                    continue
-                try:
-                    self.write(run_id, events)
-                except Exception:
-                    logger.exception("could not store %d events of run %s", len(events), run_id)
+            try:
+                for run_id, events in batches.items():
+                    if owners[run_id]():  # a run taken over by another worker is theirs
+                        self._store(run_id, events)
+                if batches:
+                    give_back()
+            except Exception:  # the writer outlives any batch: a run must not wait forever
+                logger.exception("the event writer failed on a batch")
             for done in flushes:
                 done.set_result(None)
         connection.close()
+
+    def _store(self, run_id: int, events: list[dict[str, Any]]) -> None:
+        """Write one run's batch; a database that refuses for now is waited for."""
+        for attempt in range(self.RETRIES + 1):
+            try:
+                self.write(run_id, events)
+                return
+            except Exception as exc:
+                if attempt < self.RETRIES and is_refusal(exc):
+                    give_back()
+                    time.sleep(min(2.0**attempt, 10.0))
+                    continue
+                logger.exception("could not store %d events of run %s", len(events), run_id)
+                return
 
 
 #: Events a resumed run replays from its checkpoints (``resumed=True``).

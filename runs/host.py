@@ -32,18 +32,21 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from loopkit import secrets
 from loopkit.engine.cancellation import CancelToken
+from loopkit_web.db import give_back
 from runs import conf, lifecycle
 from runs.engine_adapter import DatabaseSink, EventWriter, Prepared, run_with_engine
 from runs.models import ACTIVE, TERMINAL, Run, Status
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,14 +62,18 @@ class Hosted:
         return not self.lost.is_set()
 
 
-def _in_db_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """Wrap a job of a database thread: drop a connection the database closed meanwhile."""
+class DatabaseThreads(ThreadPoolExecutor):
+    """The host's database threads: each job gives its connection back when it ends
+    (to the pool, on PostgreSQL), so idle threads hold no connection."""
 
-    def job() -> Any:
-        close_old_connections()
-        return fn()
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def job() -> T:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                give_back()
 
-    return job
+        return super().submit(job)
 
 
 class RunHost:
@@ -79,7 +86,7 @@ class RunHost:
         self.runs: dict[int, Hosted] = {}
         self._lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
-        self.executor = ThreadPoolExecutor(db_threads or conf.host_db_threads(), "loopkit-db")
+        self.executor = DatabaseThreads(db_threads or conf.host_db_threads(), "loopkit-db")
         self.loop.set_default_executor(self.executor)
         self.writer = EventWriter()
         self._loop_thread = threading.Thread(
@@ -125,7 +132,7 @@ class RunHost:
         self.slots.release()
 
     async def _db(self, fn: Callable[[], Any]) -> Any:
-        return await self.loop.run_in_executor(None, _in_db_thread(fn))
+        return await self.loop.run_in_executor(None, fn)
 
     async def _run(self, hosted: Hosted) -> str:
         run = hosted.run
@@ -166,7 +173,6 @@ class RunHost:
             if not hosted:
                 continue
             try:
-                close_old_connections()
                 rows = Run.objects.filter(pk__in=list(hosted)).values_list(
                     "pk", "cancel_requested", "status", "worker"
                 )
@@ -190,6 +196,8 @@ class RunHost:
                     last_beat = now.timestamp()
             except Exception:
                 logger.exception("the heartbeat of %d runs failed", len(hosted))
+            finally:
+                give_back()
         connection.close()
 
     def close(self) -> None:
