@@ -84,13 +84,14 @@ def recover_stale_runs(now: datetime | None = None) -> dict[str, list[int]]:
             if finish_without_worker(run, Status.FAILED, reason, set(ACTIVE)):
                 failed.append(run.pk)
             continue
-        from runs.recorder import record_event
+        from runs.recorder import record_event, record_lost_calls
 
         record_event(
             run.pk,
             "run_recovered",
             {"attempt": run.attempt, "reason": "the worker stopped responding"},
         )
+        record_lost_calls(run.pk)  # the calls the dead worker had in flight (paid, unseen)
         execute_run(run.pk, run.attempt)
         resumed.append(run.pk)
     # A queued run whose task was lost with its worker: enqueue it again (claims are idempotent).
