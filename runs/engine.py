@@ -150,6 +150,7 @@ def run_with_engine(
         config_path=f"{run.loop_name} v{run.version_number}",
         # A loop that names no model uses the team's default provider.
         project_model=providers.default_model(),
+        lost_calls=run.lost_calls,  # paid by a dead worker: they count against maxModelCalls
     )
     # Connectors (MCP servers, HTTP APIs, SQL) and skills for live runs; a dry run calls no tool.
     tools = None
