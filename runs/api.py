@@ -107,8 +107,20 @@ class RunOut(Schema):
     tokens_out: int
     tokens_cached: int
     tokens_reasoning: int
-    cost_usd: float | None
-    cost_known: bool
+    cost_usd: float | None = Field(
+        description="The cost of the calls whose usage is recorded (null: a price is unknown)."
+    )
+    cost_known: bool = Field(
+        description="cost_usd is the whole cost: every price known and no lost call."
+    )
+    lost_calls: int = Field(
+        description="Model calls in flight when a worker died: paid, made again on resume, "
+        "their tokens and cost unknown (in no total)."
+    )
+    cost_label: str = Field(
+        description='The cost in words: "$0.0123", "unknown", '
+        '"$0.0123 + 1 lost call (cost unknown)".'
+    )
     verification_rounds: int
     final_score: float | None
     models: list[str]
@@ -171,6 +183,8 @@ def run_out(run: Run) -> dict[str, Any]:
         "tokens_reasoning": run.tokens_reasoning,
         "cost_usd": None if run.cost_usd is None else float(run.cost_usd),
         "cost_known": run.cost_known,
+        "lost_calls": run.lost_calls,
+        "cost_label": run.cost_label,
         "verification_rounds": run.verification_rounds,
         "final_score": run.final_score,
         "models": run.models_used,

@@ -228,6 +228,7 @@ async def run_with_engine(
         run_id=str(run.pk),
         resume=prepared.resume,
         start_seq=run.last_seq,
+        lost_calls=run.lost_calls,  # paid by a dead worker: they count against maxModelCalls
         config_path=f"{run.loop_name} v{run.version_number}",
         # A loop that names no model uses the team's default provider.
         project_model=prepared.providers.default_model(),

@@ -49,7 +49,7 @@ from runs.models import (
     Status,
     TriggerType,
 )
-from runs.recorder import finished_payload, record_event
+from runs.recorder import finished_payload, record_event, record_lost_calls
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +388,7 @@ def recover(now: datetime | None = None) -> dict[str, list[int]]:
                 f"the worker running it stopped responding {run.attempt - 1} times; "
                 "giving up (LOOPKIT_RUN_MAX_ATTEMPTS)"
             )
+            record_lost_calls(run.pk)  # the last dead worker's calls in flight
             if finish(run, Status.FAILED, reason, announce=True):
                 failed.append(run.pk)
             continue
@@ -396,6 +397,7 @@ def recover(now: datetime | None = None) -> dict[str, list[int]]:
             "run_recovered",
             {"attempt": run.attempt, "reason": "the worker stopped responding"},
         )
+        record_lost_calls(run.pk)  # the calls the dead worker had in flight (paid, unseen)
         queue().execute(run.pk, run.attempt)
         resumed.append(run.pk)
     for run_id in Run.objects.filter(status=Status.QUEUED, heartbeat_at__lt=cutoff).values_list(

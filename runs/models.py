@@ -121,9 +121,18 @@ class Run(models.Model):
         decimal_places=6,
         null=True,
         blank=True,
-        help_text="Null when a model's price is unknown: unknown prices stay unknown.",
+        help_text="The cost of the calls whose usage is recorded; null when a model's price "
+        "is unknown: unknown prices stay unknown.",
     )
-    cost_known = models.BooleanField(default=True)
+    cost_known = models.BooleanField(
+        default=True,
+        help_text="cost_usd is the run's whole cost: no price unknown and no lost call.",
+    )
+    lost_calls = models.PositiveIntegerField(
+        default=0,
+        help_text="Model calls in flight when a worker died: paid, then made again on resume; "
+        "their usage is unknown (runs.recorder.record_lost_calls).",
+    )
     verification_rounds = models.PositiveIntegerField(default=0)
     final_score = models.FloatField(null=True, blank=True)
     models_used = models.JSONField(default=list, blank=True)
@@ -152,6 +161,19 @@ class Run(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def cost_label(self) -> str:
+        """The run's cost in words: ``$0.0123``, ``unknown``, or with lost calls
+        ``$0.0123 + 1 lost call (cost unknown)`` (the known part, then what it lacks)."""
+        lost = self.lost_calls
+        if not lost:
+            known = self.cost_known and self.cost_usd is not None
+            return f"${self.cost_usd:.4f}" if known else "unknown"
+        calls = f"{lost} lost call{'' if lost == 1 else 's'}"
+        if self.cost_usd is None:  # a price was unknown too
+            return f"unknown (and {calls})"
+        return f"${self.cost_usd:.4f} + {calls} (cost unknown)"
 
     @property
     def duration_seconds(self) -> float | None:
@@ -189,8 +211,8 @@ class RunModel(models.Model):
     its model, tokens and cost), so a run's split per model is exact. Tokens and
     cost the engine records without a model (verification rounds) are kept under
     ``model=""``. ``cost_usd`` is null once any of the model's steps had an unknown
-    price. ``team`` and ``created_at`` are copies of the run's, so a team's runs
-    of one model are one index range.
+    price or a lost call (``Run.lost_calls``). ``team`` and ``created_at`` are copies
+    of the run's, so a team's runs of one model are one index range.
     """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_usage")

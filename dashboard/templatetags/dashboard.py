@@ -34,6 +34,10 @@ def money(value: Any) -> str:
 
 @register.filter
 def run_cost(run: Any) -> str:
+    """A run's cost; with lost calls (cost unknown), its known part and the calls it lacks."""
+    lost = run.lost_calls
+    if lost and run.cost_usd is not None:
+        return f"{money(run.cost_usd)} + {lost} lost call{'' if lost == 1 else 's'}"
     return money(run.cost_usd if run.cost_known else None)
 
 

@@ -10,6 +10,7 @@
 import {
   TERMINAL,
   applyEvent,
+  costLabel,
   elapsedSeconds,
   initialView,
   ownerNode,
@@ -55,7 +56,8 @@ let socket: WebSocket | null = null;
 let retryMs = 250;
 let selected: string | null = null;
 // requests: model calls (maxModelCalls); iterations: passes of the loop, one per round (maxIterations).
-const totals = { in: 0, out: 0, cost: 0, costKnown: true, requests: 0, iterations: 0 };
+// costKnown: every recorded call had a price; lost: calls lost with a dead worker (cost unknown).
+const totals = { in: 0, out: 0, cost: 0, costKnown: true, requests: 0, iterations: 0, lost: 0 };
 const models = new Set<string>();
 
 let graph: Graph | null = null;
@@ -261,7 +263,8 @@ function addPlan(ev: RunEvent): void {
 function showTotals(): void {
   $("tokens-in").textContent = String(totals.in);
   $("tokens-out").textContent = String(totals.out);
-  $("cost").textContent = totals.costKnown ? fmtCost(totals.cost) : "unknown";
+  $("cost").textContent = costLabel(totals.cost, totals.costKnown, totals.lost);
+  $("cost").dataset.lostCalls = String(totals.lost);
 }
 
 function showDuration(): void {
@@ -275,7 +278,7 @@ function showBudget(): void {
   body.innerHTML = "";
   const used: Record<string, number | null> = {
     maxTokens: totals.in + totals.out,
-    maxCostUsd: totals.costKnown ? totals.cost : null,
+    maxCostUsd: totals.costKnown && !totals.lost ? totals.cost : null,
     maxDurationMinutes: elapsedSeconds(view, Date.now() / 1000) / 60,
     maxIterations: totals.iterations,
     maxModelCalls: totals.requests,
@@ -371,6 +374,11 @@ function summary(ev: RunEvent): string {
       return `approval ${p.approved ? "approved" : "rejected"}${p.by ? " by " + p.by : ""}`;
     case "run_recovered":
       return `resumed on another worker (attempt ${p.attempt})`;
+    case "calls_lost": {
+      const n = Number(p.calls) || 0;
+      const names = ((p.steps || []) as Payload[]).map((s) => s.label || s.key).join(", ");
+      return `${n} call${n === 1 ? "" : "s"} lost with the worker of attempt ${p.attempt} (${names}): paid, cost unknown, made again`;
+    }
     case "tool_called":
       return (
         `${p.label || p.key}: tool ${p.name}(${clip(fmtArgs(p.arguments), 120)})` +
@@ -490,6 +498,11 @@ function apply(ev: RunEvent): void {
     case "approval_requested":
       pollApprovals(20);
       break;
+    case "calls_lost":
+      // Paid and made again on resume: they count as calls (maxModelCalls), their cost is unknown.
+      totals.requests += Number(p.calls) || 0;
+      totals.lost += Number(p.calls) || 0;
+      break;
     case "approval_resolved":
       if (wasWaiting) refreshApprovals().catch(() => {});
       break;
@@ -501,8 +514,12 @@ function apply(ev: RunEvent): void {
       }
       if (p.requests !== undefined) totals.requests = p.requests;
       if (p.iterations !== undefined) totals.iterations = p.iterations;
+      totals.lost = Math.max(totals.lost, Number(p.lost_calls) || 0);
       if ("cost" in p) {
-        totals.costKnown = p.cost !== null && p.cost_known !== false;
+        // The engine's cost_known: every price known (its payload names lost calls). A payload
+        // written from the run's row says false for lost calls alone: the live tally tells.
+        const fromRow = totals.lost > 0 && !("lost_calls" in p);
+        totals.costKnown = p.cost !== null && (fromRow ? totals.costKnown : p.cost_known !== false);
         totals.cost = p.cost || 0;
       }
       if (p.error) {

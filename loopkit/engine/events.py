@@ -36,7 +36,12 @@ Event types (``type``):
   (an approver that ``suspends``); it goes on with a ``run_started`` whose
   ``resumed`` is true, which replays its finished steps and rounds from
   checkpoints (``resumed=True`` on their events).
-- ``run_finished``: the final status and totals.
+- ``run_finished``: the final status and totals. ``lost_calls`` (only when
+  above 0) counts model calls an earlier attempt had in flight when its
+  worker died (``RunOptions.lost_calls``): they are in ``requests`` (and
+  counted against ``maxModelCalls``) but their tokens and cost are in no
+  total, so the cost is not the run's whole cost even when ``cost_known``
+  (every price known) is true.
 """
 
 from __future__ import annotations
@@ -305,6 +310,13 @@ class RunFinished(Event):
     error_code: str | None = None
     limit: str | None = None
     projection: dict[str, Any] | None = None
+    lost_calls: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = super().as_dict()
+        if not self.lost_calls:  # only a resumed run that lost calls says so
+            del data["lost_calls"]
+        return data
 
 
 @dataclass(kw_only=True)

@@ -82,6 +82,9 @@ class RunOptions:
     start_seq: int = 0
     checkpoint: bool = True
     stream_output: bool = True
+    #: Model calls an earlier attempt had in flight when its worker died (paid, usage
+    #: unknown, made again now): counted as calls made (``maxModelCalls``) from the start.
+    lost_calls: int = 0
 
 
 @dataclass
@@ -140,6 +143,8 @@ class Run:
         self.id = self.options.run_id or new_run_id()
         self.seq = self.options.start_seq
         self.budget = BudgetTracker(BudgetLimits.from_spec(spec.effective_budget(loop, project)))
+        if self.options.lost_calls:  # lost calls count as made; their tokens and cost are unknown
+            self.budget.record(Tokens(), 0.0, calls=self.options.lost_calls)
         self.checkpoints: dict[str, Checkpoint] = {}
         self.makers: set[str] = set(loop.verify.maker) if loop.verify else set()
         self.prompts = {
@@ -599,6 +604,7 @@ class Run:
                 error_code=code,
                 limit=limit,
                 projection=projection,
+                lost_calls=self.options.lost_calls,
             )
         )
         rec.seq = self.seq

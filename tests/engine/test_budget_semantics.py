@@ -249,6 +249,28 @@ async def test_a_resumed_run_counts_its_earlier_calls_and_passes_once(server: LL
     assert roles(server) == ["maker", "checker", "maker", "checker"]
 
 
+async def test_calls_a_dead_worker_lost_count_toward_max_model_calls(server: LLMServer) -> None:
+    loop = make_loop(pipeline=agents("One", "Two", "Three"), budget={"maxModelCalls": 3})
+    # A resumed web run whose earlier worker died with one call in flight (paid, unseen).
+    options = RunOptions(retry_base_delay=0.01, lost_calls=1)
+    result, sink, _ = await run(server, loop, options=options)
+
+    assert len(server.completed()) == 2  # the lost call left room for two
+    assert (result.status, result.limit) == ("budget_exceeded", "maxModelCalls")
+    assert result.error == (
+        "Stopping before call 4: it would exceed the maxModelCalls limit of 3 (calls=4)"
+    )
+    (finished,) = sink.of_type("run_finished")
+    assert (finished.requests, finished.lost_calls) == (3, 1)
+    assert finished.as_dict()["lost_calls"] == 1
+
+    server.reset()
+    result, sink, _ = await run(server, loop)
+    assert (result.status, result.requests) == ("succeeded", 3)
+    (finished,) = sink.of_type("run_finished")
+    assert "lost_calls" not in finished.as_dict()  # only a run that lost calls says so
+
+
 # ── The first release's daily-triage: maxIterations 1, maxRounds 2 ──
 
 FIRST_RELEASE_TRIAGE = """\

@@ -162,10 +162,24 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
                 proc.kill()
 
 
+def _payload(raw: Any) -> dict[str, Any]:
+    return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def _labels(db: Db, run_id: int, type_: str) -> list[str]:
+    rows = db.rows(
+        "SELECT payload FROM runs_runevent WHERE run_id = %s AND type = %s ORDER BY seq",
+        run_id,
+        type_,
+    )
+    return [str(p.get("label")) for p in map(_payload, (r[0] for r in rows))]
+
+
 @pytest.mark.services
 def test_a_run_whose_worker_is_killed_resumes_on_another_without_redoing_finished_steps(
     backend: tuple[dict[str, str], Db], tmp_path: Path
 ) -> None:
+    """...and the call in flight at the kill, paid and made again, is one lost call."""
     env, db = backend
     manage("migrate", "--no-input", env=env)
     run_id = result_of(shell(SCRIPTS / "runs_setup.py", env={**env, "RUNS_LOOP_YAML": CRASH_LOOP}))[
@@ -175,17 +189,15 @@ def test_a_run_whose_worker_is_killed_resumes_on_another_without_redoing_finishe
     first = start_worker(env, log)
     second = None
     try:
-        # Kill the worker as soon as step One is finished: the run is in step Two.
-        wait_for(
-            "step One to finish",
-            lambda: db.one(
-                "SELECT count(*) FROM runs_runevent WHERE run_id = %s AND type = 'step_finished'",
-                run_id,
-            ),
-        )
+        # Kill the worker as soon as step Two has started (One is finished): Two's call
+        # (1.2 s) is in flight.
+        wait_for("step Two to start", lambda: "Two" in _labels(db, run_id, "step_started"))
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         assert db.one("SELECT status FROM runs_run WHERE id = %s", run_id) == "running"
+        done = _labels(db, run_id, "step_finished")
+        in_flight = [s for s in _labels(db, run_id, "step_started") if s not in done]
+        assert len(in_flight) == 1, in_flight  # Two, unless the kill came late
 
         second = start_worker(env, log)
         # The periodic recovery task of the new worker may take the run over by itself
@@ -214,6 +226,28 @@ def test_a_run_whose_worker_is_killed_resumes_on_another_without_redoing_finishe
     assert_resumed_once(db, run_id)
     assert db.one("SELECT attempt FROM runs_run WHERE id = %s", run_id) == 2
 
+    # The call in flight at the kill: recorded once, right after the take-over.
+    events = db.rows(
+        "SELECT type, payload FROM runs_runevent WHERE run_id = %s ORDER BY seq", run_id
+    )
+    payloads = [(t, _payload(p)) for t, p in events]
+    types = [t for t, _ in payloads]
+    assert types.count("calls_lost") == 1
+    assert types[types.index("run_recovered") + 1] == "calls_lost"
+    lost = next(p for t, p in payloads if t == "calls_lost")
+    assert (lost["calls"], lost["attempt"]) == (1, 1)
+    assert [s["label"] for s in lost["steps"]] == in_flight
+    assert payloads[-1][1]["lost_calls"] == 1  # the engine counted it as a call made
+    lost_calls, cost_known = db.rows(
+        "SELECT lost_calls, cost_known FROM runs_run WHERE id = %s", run_id
+    )[0]
+    assert (lost_calls, bool(cost_known)) == (1, False)
+    api = result_of(shell(SCRIPTS / "runs_api_run.py", env={**env, "RUNS_RUN_ID": str(run_id)}))
+    assert api["status"] == 200, api
+    body = api["body"]
+    assert (body["lost_calls"], body["cost_known"]) == (1, False)
+    assert body["cost_label"].endswith(" + 1 lost call (cost unknown)"), body["cost_label"]
+
 
 def assert_resumed_once(db: Db, run_id: int) -> None:
     """A run resumed after its worker was killed: nothing lost, duplicated or paid twice."""
@@ -233,6 +267,9 @@ def assert_resumed_once(db: Db, run_id: int) -> None:
     assert types.count("verification_round") == 1
     checkpoints = db.rows("SELECT key FROM runs_checkpoint WHERE run_id = %s", run_id)
     assert len([k for (k,) in checkpoints if "pipeline" in k]) == 3
+
+    # A call in flight at the kill is recorded once, right after the take-over.
+    assert types.count("calls_lost") <= 1
 
 
 @pytest.mark.services

@@ -51,6 +51,7 @@ export function renderDetail(box: HTMLElement, node: NodeDetail): void {
   fact("cost", node.cost === undefined ? "—" : node.cost === null ? "unknown" : "$" + node.cost.toFixed(4));
   fact("duration", node.durationMs === null ? "—" : ms(node.durationMs));
   fact("retries", String(node.retries.length));
+  if (node.lostCalls) fact("lost calls", `${node.lostCalls} (a worker died mid-call: paid, cost unknown)`);
   box.appendChild(facts);
 
   if (node.error) section(box, "Error", "error").appendChild(el("pre", "error", node.error));

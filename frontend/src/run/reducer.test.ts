@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, elapsedSeconds, initialView, settle, type RunEvent } from "./reducer";
+import { applyEvent, costLabel, elapsedSeconds, initialView, settle, type RunEvent } from "./reducer";
 
 const steps = [
   { key: "pipeline[0]", label: "Draft", kind: "agent" },
@@ -120,6 +120,45 @@ describe("the run page's reducer", () => {
     expect(verify.verdicts.map((v) => [v.round, v.passed, v.issues])).toEqual([[1, false, ["too short"]], [2, true, []]]);
     expect([verify.state, verify.tokensIn, verify.tokensOut]).toEqual(["done", 4, 5]);
     expect(view.nodes.get("pipeline[0]")!.toolCalls.map((c) => [c.name, c.result, c.durationMs])).toEqual([["search", "3 lines", 42]]);
+  });
+
+  it("counts the calls a dead worker lost, per run and per step, and the step runs again", () => {
+    const view = initialView(
+      [
+        { key: "pipeline[0]", label: "Both", kind: "parallel" },
+        { key: "pipeline[0].parallel[0]", label: "A", kind: "agent" },
+        { key: "pipeline[0].parallel[1]", label: "B", kind: "agent" },
+      ],
+      "running",
+      false,
+    );
+    applyEvent(view, ev("step_started", { key: "pipeline[0].parallel[0]", label: "A", kind: "agent" }));
+    applyEvent(view, ev("step_started", { key: "pipeline[0].parallel[1]", label: "B", kind: "agent" }));
+    applyEvent(view, ev("run_recovered", { attempt: 2 }));
+    const touched = applyEvent(
+      view,
+      ev("calls_lost", {
+        calls: 2,
+        attempt: 1,
+        steps: [
+          { key: "pipeline[0].parallel[0]", label: "A", round: 1 },
+          { key: "pipeline[0].parallel[1]", label: "B", round: 1 },
+        ],
+      }),
+    );
+    expect(touched.map((n) => n.label)).toEqual(["A", "B"]);
+    expect([view.lostCalls, view.nodes.get("pipeline[0].parallel[0]")!.lostCalls]).toEqual([2, 1]);
+    applyEvent(view, ev("step_started", { key: "pipeline[0].parallel[0]", label: "A", kind: "agent" }));
+    applyEvent(view, ev("step_finished", { key: "pipeline[0].parallel[0]", label: "A", kind: "agent", output: "ok" }));
+    expect(view.nodes.get("pipeline[0].parallel[0]")!.state).toBe("done");
+  });
+
+  it("says a cost with lost calls as its known part and what it lacks", () => {
+    expect(costLabel(0.0123, true, 0)).toBe("$0.0123");
+    expect(costLabel(0.0123, false, 0)).toBe("unknown");
+    expect(costLabel(0.0123, true, 1)).toBe("$0.0123 + 1 lost call (cost unknown)");
+    expect(costLabel(0.5, true, 3)).toBe("$0.5000 + 3 lost calls (cost unknown)");
+    expect(costLabel(0, false, 2)).toBe("unknown (and 2 lost calls)");
   });
 
   it("stops the clock at the run's end", () => {

@@ -77,6 +77,8 @@ export interface NodeDetail {
   toolCalls: ToolCall[];
   verdicts: Verdict[];
   error: string | null;
+  /** Calls of this step lost with a worker that died (paid, usage unknown; run again). */
+  lostCalls: number;
 }
 
 export interface RunView {
@@ -85,6 +87,8 @@ export interface RunView {
   startedAt: number | null;
   endedAt: number | null;
   settled: boolean;
+  /** Model calls lost with workers that died (`calls_lost`): paid, in no total. */
+  lostCalls: number;
 }
 
 export function newNode(key: string, label: string, kind: string): NodeDetail {
@@ -107,6 +111,7 @@ export function newNode(key: string, label: string, kind: string): NodeDetail {
     toolCalls: [],
     verdicts: [],
     error: null,
+    lostCalls: 0,
   };
 }
 
@@ -115,7 +120,7 @@ export function initialView(steps: StepInfo[], status: string, hasVerify: boolea
   const nodes = new Map<string, NodeDetail>();
   for (const s of steps) nodes.set(s.key, newNode(s.key, s.label, s.kind));
   if (hasVerify) nodes.set("verify", newNode("verify", "verify", "verify"));
-  return { status, nodes, startedAt: null, endedAt: null, settled: false };
+  return { status, nodes, startedAt: null, endedAt: null, settled: false, lostCalls: 0 };
 }
 
 function isInside(key: string, outer: string): boolean {
@@ -282,6 +287,18 @@ export function applyEvent(view: RunView, ev: RunEvent): NodeDetail[] {
       if (!p.approved) node.error = p.reason ?? (p.timed_out ? "no answer in time" : null);
       break;
     }
+    case "calls_lost": {
+      // A worker died with these steps' calls in flight: paid, their usage unknown.
+      // Each step runs again on resume (its own step_started follows).
+      view.lostCalls += Number(p.calls) || 0;
+      for (const s of (p.steps || []) as Payload[]) {
+        const node = findNode(view, s.key, s.label);
+        if (!node) continue;
+        node.lostCalls += 1;
+        touched.push(node);
+      }
+      break;
+    }
     case "run_finished":
       view.status = String(p.status);
       if (typeof p.at === "number") view.endedAt = p.at;
@@ -321,6 +338,18 @@ export function settle(view: RunView, status: string, error: string | null = nul
     }
   }
   return changed;
+}
+
+/**
+ * Return a run's cost in words, as the server says it (`Run.cost_label`): the
+ * known part, then the lost calls it lacks. *pricesKnown*: every recorded
+ * call had a price (else the known part is unknown too).
+ */
+export function costLabel(cost: number, pricesKnown: boolean, lostCalls: number): string {
+  const known = pricesKnown ? "$" + cost.toFixed(4) : "unknown";
+  if (!lostCalls) return known;
+  const calls = `${lostCalls} lost call${lostCalls === 1 ? "" : "s"}`;
+  return pricesKnown ? `${known} + ${calls} (cost unknown)` : `unknown (and ${calls})`;
 }
 
 /** Return the run's duration in seconds: to its end when it has ended, else to *now*. */
