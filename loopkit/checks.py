@@ -32,7 +32,7 @@ MAX_TEMPLATE_TAGS = 5000
 
 
 def _too_big(loop: spec.Loop) -> Problem | None:
-    steps = list(spec.iter_steps(loop.pipeline))
+    steps = list(spec.iter_loop_steps(loop))
     if len(steps) > MAX_STEPS:
         return Problem(
             f"the pipeline has {len(steps):,} steps; a loop is limited to {MAX_STEPS:,}",
@@ -43,6 +43,8 @@ def _too_big(loop: spec.Loop) -> Problem | None:
     tags = 0
     for _, step in steps:
         text = getattr(step, "prompt", None) or getattr(step, "when", None) or ""
+        if isinstance(step, spec.ToolStep):
+            text = "".join(source for _, source in step.argument_templates())
         tags += text.count("{{") + text.count("{%")
     if tags > MAX_TEMPLATE_TAGS:
         return Problem(
@@ -77,7 +79,7 @@ def check_loop(
     if skills is not None:
         problems += _check_found_skills(loop, set(skills))
 
-    for path, step in spec.iter_steps(loop.pipeline):
+    for path, step in spec.iter_loop_steps(loop):
         label = getattr(step, "label", None)
         if label is not None:
             if label in labels:
@@ -97,6 +99,8 @@ def check_loop(
             problems += _check_plan(step, path, subagents, connectors, declared)
         elif isinstance(step, spec.ApprovalStep):
             problems += _template_problems(step.approve, "the question", f"{path}.approve")
+        elif isinstance(step, spec.ToolStep):
+            problems += _check_tool_step(step, path, connectors)
         elif isinstance(step, spec.ConditionalStep):
             try:
                 condition_refs(step.when)
@@ -113,6 +117,7 @@ def check_loop(
 
     if loop.verify is not None:
         problems += _check_verify(loop.verify, labels)
+    problems += _check_actions(loop)
     for name, agent in loop.subagents.items():
         if agent.prompt:
             problems += _template_problems(
@@ -211,7 +216,17 @@ def _check_verify(verify: spec.Verify, labels: dict[str, str]) -> list[Problem]:
     """
     problems: list[Problem] = []
     for index, maker in enumerate(verify.maker):
-        if maker not in labels:
+        if maker in labels and not labels[maker].startswith("pipeline"):
+            problems.append(
+                Problem(
+                    f"maker '{maker}' is a step of {labels[maker].split('[')[0]}, which runs "
+                    "after verification: makers are pipeline steps",
+                    path=f"verify.maker[{index}]",
+                    code="unknown_maker",
+                    hint="name a pipeline step whose output the checker judges",
+                )
+            )
+        elif maker not in labels:
             problems.append(
                 Problem(
                     f"maker '{maker}' is not the label of any step",
@@ -362,3 +377,70 @@ def _check_allow_list(
                 )
             )
     return problems
+
+
+# ── Actions after verification and tool steps (issue 18) ─────────────────
+
+
+def _check_tool_step(
+    step: spec.ToolStep, path: str, connectors: dict[str, spec.Connector]
+) -> list[Problem]:
+    """Check a tool step: its connector and tool exist, its arguments' templates parse,
+    and an HTTP operation gets every argument it requires."""
+    problems: list[Problem] = []
+    for where, source in step.argument_templates():
+        problems += _template_problems(source, "the argument", f"{path}.{where}")
+    connector = connectors.get(step.connector)
+    if connector is None:
+        return [
+            *problems,
+            Problem(
+                f"connector '{step.connector}' is not defined",
+                path=f"{path}.tool",
+                code="unknown_connector",
+                hint=_close(step.connector, list(connectors)) or "define it under 'connectors:'",
+            ),
+        ]
+    names = _static_tools(connector)
+    if names is not None and step.tool_name not in names:
+        return [
+            *problems,
+            Problem(
+                f"connector '{step.connector}' has no tool '{step.tool_name}'",
+                path=f"{path}.tool",
+                code="unknown_tool",
+                hint=_close(step.tool_name, sorted(names))
+                or f"its tools are: {', '.join(sorted(names)) or 'none'}",
+            ),
+        ]
+    if isinstance(connector, spec.HttpConnector):
+        from loopkit.connectors.http import operation_schema
+
+        schema = operation_schema(connector.operations[step.tool_name])
+        missing = [name for name in schema.get("required", []) if name not in step.arguments]
+        if missing:
+            problems.append(
+                Problem(
+                    f"the tool {step.tool} requires the argument"
+                    f"{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}",
+                    path=f"{path}.arguments",
+                    code="missing_argument",
+                    hint=f"add {missing[0]}: ... under 'arguments:'",
+                )
+            )
+    return problems
+
+
+def _check_actions(loop: spec.Loop) -> list[Problem]:
+    """``onFail`` runs after a verification that did not pass: without ``verify`` it never runs."""
+    if loop.on_fail and loop.verify is None:
+        return [
+            Problem(
+                "onFail runs only after verification fails, and this loop has no 'verify:': "
+                "its steps would never run",
+                path="onFail",
+                code="on_fail_without_verify",
+                hint="add 'verify:' (makers and a checker), or move the steps to onPass",
+            )
+        ]
+    return []

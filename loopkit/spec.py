@@ -49,6 +49,7 @@ MAX_OUTPUT_TOKENS_LIMIT = 1_000_000
 RunStatus = Literal["succeeded", "failed", "verification_failed", "budget_exceeded", "cancelled"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _number(value: Any) -> Any:
@@ -397,6 +398,66 @@ class PlanStep(SpecModel):
         return self.max_iterations or DEFAULT_PLAN_MAX_ITERATIONS
 
 
+# ── Tool step (issue 18: deterministic delivery, e.g. in onPass) ──────────
+
+
+class ToolStep(SpecModel):
+    """One connector tool called with the arguments the loop writes: no model call.
+
+    ``tool`` is ``connector.tool`` (an HTTP connector's operation, a SQL
+    connector's ``query`` or ``tables``, an MCP server's tool). Each string in
+    ``arguments`` (at any depth) is a Jinja2 template rendered in the sandbox;
+    a string that is one ``{{ expression }}`` and nothing else keeps the
+    expression's type (``{{ trigger.payload.pull_request.number }}`` is a number).
+    """
+
+    tool: str = Field(min_length=1, description="The tool to call, as connector.tool.")
+    label: str | None = None
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The tool's arguments; strings are Jinja2 templates.",
+    )
+
+    @field_validator("tool")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        connector, dot, tool = value.partition(".")
+        if not dot or not connector.strip() or not tool.strip() or value != value.strip():
+            raise ValueError(
+                f"'{value}' does not name a tool as connector.tool (e.g. github.create_review)"
+            )
+        return value
+
+    @property
+    def connector(self) -> str:
+        return self.tool.partition(".")[0]
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool.partition(".")[2]
+
+    def argument_templates(self) -> list[tuple[str, str]]:
+        """Return ``(path, template)`` for each string of ``arguments`` (at any depth),
+        the path relative to the step (``arguments.body``, ``arguments.labels[0]``)."""
+        return _strings(self.arguments, "arguments")
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [
+            found
+            for key, item in value.items()
+            for found in _strings(
+                item, f"{path}.{key}" if _IDENTIFIER.fullmatch(key) else f"{path}[{key!r}]"
+            )
+        ]
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _strings(item, f"{path}[{i}]")]
+    return []
+
+
 STEP_KEYS: tuple[tuple[str, str], ...] = (
     ("parallel", "<parallel>"),
     ("sequential", "<sequential>"),
@@ -404,6 +465,7 @@ STEP_KEYS: tuple[tuple[str, str], ...] = (
     ("approve", "<approval>"),
     ("plan", "<plan>"),
     ("prompt", "<agent>"),
+    ("tool", "<tool>"),
 )
 _STEP_TYPES: dict[type[BaseModel], str] = {}
 
@@ -423,13 +485,15 @@ Step = Annotated[
     | Annotated[SequentialStep, Tag("<sequential>")]
     | Annotated[ConditionalStep, Tag("<conditional>")]
     | Annotated[ApprovalStep, Tag("<approval>")]
-    | Annotated[PlanStep, Tag("<plan>")],
+    | Annotated[PlanStep, Tag("<plan>")]
+    | Annotated[ToolStep, Tag("<tool>")],
     Discriminator(
         _step_kind,
         custom_error_type="invalid_step",
         custom_error_message=(
             "a step needs one of 'prompt' (an agent), 'parallel', 'sequential', "
-            "'when' (a condition), 'approve' (a human gate) or 'plan' (a planner)"
+            "'when' (a condition), 'approve' (a human gate), 'plan' (a planner) "
+            "or 'tool' (a connector tool call)"
         ),
     ),
 ]
@@ -441,6 +505,7 @@ _STEP_TYPES.update(
         ConditionalStep: "<conditional>",
         ApprovalStep: "<approval>",
         PlanStep: "<plan>",
+        ToolStep: "<tool>",
     }
 )
 for _model in (ParallelStep, SequentialStep, ConditionalStep):
@@ -689,6 +754,17 @@ class Loop(SpecModel):
     model: str | None = None
     pipeline: list[Step] = Field(min_length=1)
     verify: Verify | None = None
+    # Actions after verification (issue 18): run once, after the rounds.
+    on_pass: list[Step] = Field(
+        default_factory=list,
+        description="Steps run once after verification passed (or, without verify, "
+        "after the pipeline succeeded): deliver the result, e.g. post a review.",
+    )
+    on_fail: list[Step] = Field(
+        default_factory=list,
+        description="Steps run once after verification failed (any end of verification "
+        "that is not a pass).",
+    )
     budget: Budget | None = None
     memory: Memory | None = None
     subagents: dict[str, SubAgent] = Field(default_factory=dict)
@@ -768,6 +844,18 @@ def iter_steps(steps: list[Any], path: str = "pipeline") -> Any:
             yield from iter_steps(step.then, f"{here}.then")
             if step.else_:
                 yield from iter_steps(step.else_, f"{here}.else")
+
+
+#: The step lists of a loop, in run order: the pipeline, then the actions after verification.
+ACTION_LISTS: tuple[tuple[str, str], ...] = (("onPass", "on_pass"), ("onFail", "on_fail"))
+
+
+def iter_loop_steps(loop: Loop) -> Any:
+    """Yield ``(path, step)`` for every step of the loop: the pipeline's, then
+    ``onPass`` and ``onFail`` (paths ``onPass[0]``, ...), depth first."""
+    yield from iter_steps(loop.pipeline)
+    for key, attribute in ACTION_LISTS:
+        yield from iter_steps(getattr(loop, attribute), key)
 
 
 def json_schema() -> dict[str, Any]:

@@ -48,6 +48,10 @@ STEP_FIELDS = ("output", "tokens", "cost", "round")
 CONTEXT_NAMES = ("inputs", "steps", "memory", "trigger", "loop", "run", "round", "feedback")
 #: The names a plan template's prompt sees besides the run context.
 PLAN_TEMPLATE_NAMES = ("task", "input", "results")
+#: What the templates of ``onPass`` and ``onFail`` steps see besides the run context.
+ACTION_NAMES = ("verification",)
+#: The fields of ``verification`` (see ``engine.context.RunContext.set_verification``).
+VERIFICATION_FIELDS = ("passed", "score", "issues", "rounds")
 _FIELDS = {
     "trigger": ("type", "event", "payload"),
     "loop": ("name", "description"),
@@ -129,10 +133,13 @@ def memory_keys(loop: spec.Loop) -> list[str]:
     memory = loop.memory
     if memory is not None and memory.persistence == "minimal":
         return ["last_run"]
+    # Every step recorded in a run that succeeds: the pipeline's and onPass's (a run
+    # whose onFail steps ran did not succeed, so they are never remembered).
     names = [
         step.label or path
-        for path, step in spec.iter_steps(loop.pipeline)
-        if isinstance(step, spec.AgentStep | spec.PlanStep)
+        for path, step in spec.iter_loop_steps(loop)
+        if isinstance(step, spec.AgentStep | spec.PlanStep | spec.ToolStep)
+        and not path.startswith("onFail")
     ]
     return [*dict.fromkeys(names), "last_run"]
 
@@ -159,19 +166,29 @@ class _Timeline:
     uses: dict[str, list[tuple[tuple[_Finished, int], str | None, str]]] = field(
         default_factory=dict
     )
+    #: Names the templates being walked see besides the run context (``ACTION_NAMES``).
+    extra: tuple[str, ...] = ()
 
     def build(self) -> None:
-        for path, step in spec.iter_steps(self.loop.pipeline):
+        for path, step in spec.iter_loop_steps(self.loop):
             if isinstance(step, spec.AgentStep | spec.PlanStep):
                 output = step.output if isinstance(step, spec.AgentStep) else None
                 schema = output.json_schema if isinstance(output, spec.OutputSchema) else None
                 self.steps.setdefault(step.label or path, (path, schema))
                 if isinstance(step, spec.PlanStep):
                     self.plans.append(step.label or path)
+            elif isinstance(step, spec.ToolStep):
+                # A tool's result: JSON of a shape only the tool knows, or text (not checked).
+                self.steps.setdefault(step.label or path, (path, {}))
         done = _Finished()
         self.sequence(self.loop.pipeline, "pipeline", done)
         for checker in self.loop.verify.checkers if self.loop.verify else []:
             self.use(checker, done, None, "verify")
+        # onPass and onFail run after the rounds (never both): each sees the whole pipeline.
+        self.extra = ACTION_NAMES
+        for key, attribute in spec.ACTION_LISTS:
+            self.sequence(getattr(self.loop, attribute), key, done.copy())
+        self.extra = ()
         for name, agent in self.loop.subagents.items():
             if not agent.prompt:
                 continue
@@ -186,6 +203,7 @@ class _Timeline:
                         scope,
                         owner,
                         owner_path,
+                        ACTION_NAMES if _in_actions(owner_path) else (),
                         note=note if name in self.uses else "",
                     )
                 )
@@ -221,6 +239,11 @@ class _Timeline:
             done.add(name, None)
         elif isinstance(step, spec.ApprovalStep):
             self.add(step.approve, f"{path}.approve", done.seen(), None, path)
+        elif isinstance(step, spec.ToolStep):
+            name = step.label or path
+            for where, source in step.argument_templates():
+                self.add(source, f"{path}.{where}", done.seen(), name, path)
+            done.add(name, None)
         elif isinstance(step, spec.SequentialStep):
             self.sequence(step.sequential, f"{path}.sequential", done)
         elif isinstance(step, spec.ParallelStep):
@@ -254,6 +277,7 @@ class _Timeline:
         condition: bool = False,
         extra: tuple[str, ...] = (),
     ) -> None:
+        extra = (*extra, *self.extra)
         self.templates.append(_Template(source, path, condition, done, owner, owner_path, extra))
 
 
@@ -315,6 +339,8 @@ class _Checker:
 
     def check(self, ref: Ref, template: _Template) -> Found:
         root = ref.root
+        if root == "verification":
+            return _verification(ref, template)
         if root in ("round", "feedback") or root in template.extra:
             return None
         if root not in CONTEXT_NAMES:
@@ -412,6 +438,11 @@ class _Checker:
             return why
         if known is None or planned:
             return "the planner chooses which planned steps run"
+        where, here = _list_of(known[0]), _list_of(template.owner_path)
+        if where != "pipeline" and where != here:
+            if here in ("onPass", "onFail"):
+                return f"it is a step of {where}, which never runs in the same run as {here}"
+            return f"it runs after verification, in {where}"
         if name == template.owner:
             return "it is this step (its output does not exist while it renders)"
         if _parallel_siblings(known[0], template.owner_path):
@@ -483,6 +514,37 @@ class _Checker:
             _did_you_mean(first, allowed),
             "unknown_reference",
         )
+
+
+def _in_actions(path: str) -> bool:
+    """Whether the step at ``path`` is one of the actions after verification."""
+    return _list_of(path) in ("onPass", "onFail")
+
+
+def _list_of(path: str) -> str:
+    """The top-level list a step's path is in: ``pipeline``, ``onPass`` or ``onFail``."""
+    return path.split("[", 1)[0].split(".", 1)[0]
+
+
+def _verification(ref: Ref, template: _Template) -> Found:
+    """``verification`` exists in the templates of onPass and onFail steps, with its fields."""
+    if "verification" not in template.extra:
+        return (
+            f"{ref.text}: 'verification' exists only in the templates of onPass and onFail "
+            "steps (they run after the rounds)",
+            "read the checker's issues in the pipeline with 'feedback'",
+            "unknown_reference",
+        )
+    if not ref.keys or not isinstance(ref.keys[0], str):
+        return None
+    name = ref.keys[0]
+    if name in VERIFICATION_FIELDS or name in _DICT_ATTRIBUTES:
+        return None
+    return (
+        f"{ref.text}: verification has no '{name}' (it holds {', '.join(VERIFICATION_FIELDS)})",
+        _did_you_mean(name, VERIFICATION_FIELDS),
+        "unknown_reference",
+    )
 
 
 def _field(ref: Ref, root: str) -> Found:

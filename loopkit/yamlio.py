@@ -451,6 +451,8 @@ def _clean_loc(loc: tuple[Any, ...]) -> PathKey:
 
 _KINDS = {dict: "mapping", list: "list"}
 _STEP_KINDS = tuple(key for key, _ in spec.STEP_KEYS)
+#: The top-level keys that hold step lists.
+_STEP_LISTS = ("pipeline", *(key for key, _ in spec.ACTION_LISTS))
 _EXPECTED = {
     "int_type": "a whole number",
     "int_parsing": "a whole number",
@@ -488,9 +490,14 @@ def problems_from_validation(error: ValidationError, doc: Document | None) -> li
             message = f"unknown key '{key}'"
             suggestion = suggest_key(key)
             hint = f"did you mean '{suggestion}'?" if suggestion and suggestion != key else None
-            if key in _STEP_KINDS and "pipeline" in path:
+            if key in _STEP_KINDS and path and path[0] in _STEP_LISTS:
                 message = f"a step holds one kind only: '{key}' cannot be added to this one"
                 hint = "split it into two steps (" + ", ".join(f"'{k}'" for k in _STEP_KINDS) + ")"
+                if key == "tool":
+                    hint = (
+                        "did you mean 'tools' (the tools an agent step may call)? "
+                        "'tool: connector.tool' is a step of its own"
+                    )
         elif kind == "missing":
             message = f"missing required key '{path[-1]}'" if path else "missing required key"
             hint = _MISSING_HINTS.get(str(path[-1])) if path else None

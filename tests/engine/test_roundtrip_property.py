@@ -275,6 +275,22 @@ def loops(draw: st.DrawFn) -> dict[str, Any]:
                 )
             ),
         }
+    # Actions after verification: agent steps and (with an HTTP connector) a tool step.
+    if draw(st.booleans()):
+        data["onPass"] = [draw(_agent(f"Pass {n}")) for n in range(draw(st.integers(1, 2)))]
+        http = [
+            (name, op)
+            for name, c in data.get("connectors", {}).items()
+            if c["type"] == "http"
+            for op in c.get("operations", {})
+        ]
+        if http and draw(st.booleans()):
+            name, op = http[0]
+            data["onPass"].append(
+                {"tool": f"{name}.{op}", "label": "Deliver", "arguments": {"id": draw(text)}}
+            )
+    if "verify" in data and draw(st.booleans()):
+        data["onFail"] = [draw(_agent("Fail 1"))]
     return data
 
 
