@@ -296,7 +296,12 @@ class ConsoleSink(Sink):
         self._print(rule("Pipeline Execution"))
 
     def _on_step_started(self, e: StepStarted) -> None:
-        if e.kind == "parallel":
+        if e.kind == "sequential" and e.key in ("onPass", "onFail"):
+            self._print()
+            self._print(rule(f"After Verification ({e.key})"))
+        elif e.kind == "tool":
+            self._print(f"  -> Tool: {e.label or e.key}...")
+        elif e.kind == "parallel":
             if self._parallel_depth == 0:
                 self._print(f"  Running {len(e.members)} agents in parallel...")
             self._parallel_depth += 1
@@ -322,6 +327,8 @@ class ConsoleSink(Sink):
             self._print(self._completed(e) + (" [resumed]" if e.resumed else ""))
         elif e.kind == "conditional":
             self._print(f"  -> Condition {e.label or e.key}: took '{e.branch}'")
+        elif e.kind == "tool" and e.resumed:
+            self._print("    + Done in an earlier attempt (not called again) [resumed]")
 
     def _on_step_failed(self, e: StepFailed) -> None:
         if e.kind == "parallel":
@@ -330,6 +337,9 @@ class ConsoleSink(Sink):
         self._print(f"    [x] {e.label or e.key}: {e.error}{retry}")
 
     def _on_tool_called(self, e: ToolCalled) -> None:
+        if e.dry_run:
+            self._print(f"    tool {e.name} [dry run: not called]")
+            return
         mark = "[x]" if e.is_error else "[ok]"
         self._print(f"    tool {e.name} {mark} ({format_ms(e.duration_ms)})")
 

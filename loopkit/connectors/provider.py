@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loopkit import secrets, spec
-from loopkit.connectors import ConnectorError, Toolbox, select
+from loopkit.connectors import ConnectorError, ConnectorTool, Toolbox, select
 from loopkit.engine.agent import ToolProvider
 from loopkit.errors import RunError, SpecError
 from loopkit.skills import Catalog, Skill, discover, instructions, resolve, skill_tools
@@ -104,6 +104,17 @@ class ConnectorTools(ToolProvider):
         out: list[Tool] = [Redacted(t) for t in tools]
         out += skill_tools(self.skills_for(step))
         return out
+
+    async def tool_for(self, step: spec.ToolStep, loop: spec.Loop) -> Tool | None:
+        """Return the tool a ``tool:`` step calls, started with its connector (redacted)."""
+        try:
+            tools = await self.toolbox.tools([step.connector])
+        except ConnectorError as exc:
+            raise RunError(str(exc), step=step.label, code="connector_error") from None
+        for tool in tools:
+            if isinstance(tool, ConnectorTool) and tool.tool == step.tool_name:
+                return Redacted(tool)
+        return None
 
     async def instructions_for(self, step: spec.AgentStep, loop: spec.Loop) -> str:
         return instructions(self.skills_for(step))

@@ -80,6 +80,27 @@ class ToolProvider(ABC):
         """Return text for the step's system prompt (skill descriptions); default none."""
         return ""
 
+    async def tool_for(self, step: spec.ToolStep, loop: spec.Loop) -> Tool | None:
+        """Return the one tool a ``tool:`` step calls (``connector.tool``), or None.
+
+        The default asks ``tools_for`` for the tools of the step's connector and
+        picks the one named; a provider may answer more directly.
+        """
+        probe = spec.AgentStep(prompt=step.tool, connectors=[step.connector], tools=[step.tool])
+        return _named(await self.tools_for(probe, loop), step)
+
+
+def _named(tools: list[Tool], step: spec.ToolStep) -> Tool | None:
+    """Return the tool of ``tools`` that a tool step names (``connector.tool``), if any."""
+    from loopkit.connectors.base import ConnectorTool, tool_name
+
+    wanted = {step.tool, tool_name(step.connector, step.tool_name)}
+    for tool in tools:
+        inner = getattr(tool, "inner", tool)  # a wrapper (redaction) keeps the tool it wraps
+        if tool.name in wanted or (isinstance(inner, ConnectorTool) and inner.dotted == step.tool):
+            return tool
+    return None
+
 
 class StaticTools(ToolProvider):
     """The same tools for every step, narrowed by each step's ``tools:`` allow-list."""
@@ -91,6 +112,9 @@ class StaticTools(ToolProvider):
         if step.tools:
             return [t for t in self.tools if t.name in step.tools]
         return list(self.tools)
+
+    async def tool_for(self, step: spec.ToolStep, loop: spec.Loop) -> Tool | None:
+        return _named(self.tools, step)
 
 
 def add_cost(a: float | None, b: float | None) -> float | None:

@@ -12,7 +12,10 @@ Templates see these names:
 - ``loop``: ``{"name", "description"}``; ``run``: ``{"id", "round"}``;
 - ``round``: the Maker/Checker round, 1, 2, ... (the same as ``run.round``);
 - ``feedback``: the checker's issues from the previous round (empty in round 1),
-  a list that renders as one ``- issue`` line per issue (``Feedback``).
+  a list that renders as one ``- issue`` line per issue (``Feedback``);
+- ``verification`` (only in the templates of ``onPass`` and ``onFail`` steps,
+  which run after the rounds): ``{"passed", "score", "issues", "rounds"}`` of
+  the verification that ended (``set_verification``).
 
 A step with an output schema has its parsed JSON value as ``steps[...].output``.
 """
@@ -112,6 +115,17 @@ class RunContext:
         self.variables["round"] = self.render_vars["round"] = round_
         self.feedback[:] = feedback
         self.feedback_note = None
+
+    def set_verification(
+        self, *, passed: bool, score: float | None, issues: list[str], rounds: int
+    ) -> None:
+        """Give templates ``verification``: how the rounds ended (for ``onPass`` / ``onFail``).
+
+        ``issues`` renders as one ``- issue`` line per issue, like ``feedback``.
+        """
+        value = {"passed": passed, "score": score, "issues": Feedback(issues), "rounds": rounds}
+        # ``render_vars`` is the merged copy the shared Jinja context reads: set both.
+        self.variables["verification"] = self.render_vars["verification"] = value
 
     def record(self, result: StepResult) -> None:
         name = result.label or result.key

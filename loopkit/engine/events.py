@@ -11,14 +11,18 @@ Event types (``type``):
 - ``run_started``: the run began (or resumed).
 - ``step_started`` / ``step_finished`` / ``step_failed``: an agent step or a
   group (``kind`` is ``agent``, ``parallel``, ``sequential``, ``conditional``,
-  ``approval``); ``step_finished`` carries tokens by kind, cost, duration and
-  output (agents) and ``resumed=True`` when a checkpoint answered it.
+  ``approval``, ``plan``, ``tool``); ``step_finished`` carries tokens by kind, cost,
+  duration and output (agents and tool steps) and ``resumed=True`` when a
+  checkpoint answered it. The actions after verification are the group
+  ``onPass`` or ``onFail`` (kind ``sequential``), their steps ``onPass[0]``, ...
 - ``step_output``: a piece of an agent step's answer while the model streams
   it (``text`` is the new piece, ``chars`` the length of the call's text so
   far, ``call`` counts the step's model calls, retries included: a new
   ``call`` starts the text again). Emitted only when a sink wants deltas and
   the provider streams; ``step_finished`` still carries the whole output.
-- ``tool_called``: one tool call inside an agent step's tool-use loop.
+- ``tool_called``: one tool call inside an agent step's tool-use loop, or a
+  tool step's call; ``dry_run`` when a dry run did not make it (the would-be call:
+  ``arguments`` as rendered, no ``result``).
 - ``output_truncated``: the model stopped at the output cap (``finish_reason``
   ``length``): ``limit`` is the ``max_tokens`` sent (``None``: none was sent,
   the provider's own limit), ``output_tokens`` those of the cut answer,
@@ -59,7 +63,9 @@ FINAL_STATUSES: tuple[str, ...] = (
     "budget_exceeded",
     "cancelled",
 )
-StepKind = Literal["agent", "parallel", "sequential", "conditional", "approval", "checker", "plan"]
+StepKind = Literal[
+    "agent", "parallel", "sequential", "conditional", "approval", "checker", "plan", "tool"
+]
 
 
 @dataclass
@@ -214,6 +220,8 @@ class ToolCalled(Event):
     result: str = ""
     is_error: bool = False
     duration_ms: float = 0.0
+    #: A tool step of a dry run: the call was not made (``arguments`` say what it would send).
+    dry_run: bool = False
 
 
 @dataclass(kw_only=True)

@@ -88,6 +88,10 @@ async def run_step(run: Run, step: Any, key: str, round_: int) -> Outcome | Step
         from loopkit.engine.plan import run_plan
 
         return await run_plan(run, step, key, round_)
+    if isinstance(step, spec.ToolStep):  # issue 18: a connector tool call, no model call
+        from loopkit.engine.actions import run_tool_step
+
+        return await run_tool_step(run, step, key, round_)
     raise TypeError(f"unknown step type {type(step).__name__}")
 
 

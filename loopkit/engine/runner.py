@@ -472,16 +472,22 @@ class Run:
     async def _guarded(self) -> str:
         remaining = self.budget.remaining_seconds()
         if remaining is None:
-            return await self._rounds()
+            return await self._rounds_and_actions()
         if remaining <= 0:
             raise self.budget.exceeded_time()
         try:
             async with asyncio.timeout(remaining) as deadline:
-                return await self._rounds()
+                return await self._rounds_and_actions()
         except TimeoutError:
             if deadline.expired():
                 raise self.budget.exceeded_time() from None
             raise
+
+    async def _rounds_and_actions(self) -> str:
+        """The rounds, then the actions after verification (``onPass`` / ``onFail``, issue 18)."""
+        from loopkit.engine.actions import run_actions
+
+        return await run_actions(self, await self._rounds())
 
     async def _rounds(self) -> str:
         verify = self.loop.verify
