@@ -578,7 +578,8 @@ def _calls_of_one_pass(loop: spec.Loop) -> tuple[int, int]:
 
     A step counts once (a plan step: its planner's call), a ``when:`` its
     smaller branch; the checkers count when some maker always runs (the
-    engine skips a checker that has no maker output to judge).
+    engine skips a checker that has no maker output to judge). The agent
+    steps of ``onPass`` count too: a pass that ends well runs them.
     """
     always: set[str] = set()
 
@@ -598,6 +599,8 @@ def _calls_of_one_pass(loop: spec.Loop) -> tuple[int, int]:
         return total
 
     steps = fewest(loop.pipeline, True)
+    # A pass that ends well runs onPass too (its agent steps are model calls of the run).
+    steps += fewest(loop.on_pass, False)
     verify = loop.verify
     if verify is None:
         return steps, 0
@@ -742,13 +745,23 @@ def _default_actions(event: str) -> list[str]:
 
 
 def _gates(s: _Scorer, trigger: Any) -> int:
-    """Award 3 points unless an unattended loop takes write actions with no approval gate."""
+    """Award 3 points unless an unattended loop takes write actions with no approval gate.
+
+    A write in ``onPass`` of a loop with ``verify:`` runs only after the checker
+    passed the result: verification gates it (issue 18), no approval is asked for.
+    """
     writers = _write_steps(s)
+    delivered = [label for path, label in writers if path.startswith("onPass")]
+    if s.loop.verify is not None and delivered:
+        writers = [(path, label) for path, label in writers if not path.startswith("onPass")]
+        s.add(
+            "ok",
+            "trigger",
+            f"Write actions in onPass ({delivered[0]}) run only after verification passes",
+        )
     if not writers:
         return 3
-    has_gate = any(
-        isinstance(step, spec.ApprovalStep) for _, step in spec.iter_steps(s.loop.pipeline)
-    )
+    has_gate = any(isinstance(step, spec.ApprovalStep) for _, step in spec.iter_loop_steps(s.loop))
     if has_gate:
         s.add("ok", "trigger", "A human approves before write actions")
         return 3
@@ -768,13 +781,30 @@ def _gates(s: _Scorer, trigger: Any) -> int:
 def _write_steps(s: _Scorer) -> list[tuple[str, str]]:
     connectors = {**(s.project.connectors if s.project else {}), **s.loop.connectors}
     writers = []
-    for path, step in s.agents:
+    for path, step in spec.iter_loop_steps(s.loop):
+        if isinstance(step, spec.ToolStep):
+            if _tool_writes(connectors.get(step.connector), step.tool_name):
+                writers.append((path, step.label or path))
+            continue
+        if not isinstance(step, spec.AgentStep):
+            continue
         for name in step.connectors:
             connector = connectors.get(name)
             if _writes(connector, step.tools):
                 writers.append((path, step.label or path))
                 break
     return writers
+
+
+def _tool_writes(connector: Any, tool: str) -> bool:
+    """Whether a tool step's one tool writes (an HTTP POST/PUT/PATCH/DELETE, an MCP tool
+    whose name does not read as a read)."""
+    if isinstance(connector, spec.HttpConnector):
+        operation = connector.operations.get(tool)
+        return operation is not None and operation.method in _WRITE_METHODS
+    if isinstance(connector, spec.McpConnector):
+        return not _reads(tool)
+    return False
 
 
 def _writes(connector: Any, allowed: list[str]) -> bool:
@@ -802,8 +832,11 @@ def _reads(tool: str) -> bool:
 
 
 def _gate_fix(s: _Scorer, path: str) -> Fix | None:
-    """Propose the pipeline with an approval gate just before the step at ``path``."""
-    pipeline = [to_data(step) for step in s.loop.pipeline]
+    """Propose the step list (the pipeline, or onPass / onFail) with an approval gate
+    just before the step at ``path``."""
+    top = path.split("[", 1)[0]
+    attribute = dict(spec.ACTION_LISTS).get(top, "pipeline")
+    pipeline = [to_data(step) for step in getattr(s.loop, attribute)]
     if _labels_in(pipeline, "Approve changes"):
         return None
     gate = {
@@ -822,7 +855,7 @@ def _gate_fix(s: _Scorer, path: str) -> Fix | None:
     for level in range(depth):
         container = container[parts[level][1]][parts[level + 1][0]]
     container.insert(parts[depth][1], gate)
-    return Fix("Add an approval gate", {"pipeline": pipeline})
+    return Fix("Add an approval gate", {top: pipeline})
 
 
 def _labels_in(data: Any, label: str) -> bool:
@@ -836,8 +869,18 @@ def _labels_in(data: Any, label: str) -> bool:
 # ── Failure recovery: 10 ─────────────────────────────────────────────────
 
 
+def _every_agent(s: _Scorer) -> list[tuple[str, spec.AgentStep]]:
+    """The agent steps of the pipeline, then those of onPass and onFail."""
+    actions = [
+        (path, step)
+        for path, step in spec.iter_loop_steps(s.loop)
+        if _is_agent(step) and not path.startswith("pipeline")
+    ]
+    return [*s.agents, *actions]
+
+
 def _recovery(s: _Scorer) -> int:
-    agents = [step for _, step in s.agents]
+    agents = [step for _, step in _every_agent(s)]
     total = len(agents) or 1
     timed = sum(1 for step in agents if step.timeout is not None)
     retried = sum(1 for step in agents if step.retries is not None)
@@ -886,9 +929,11 @@ def _recovery_fix(s: _Scorer) -> Fix:
             out.setdefault("retries", DEFAULT_RETRIES)
         return out
 
+    lists = {"pipeline": s.loop.pipeline}
+    lists.update({key: getattr(s.loop, attr) for key, attr in spec.ACTION_LISTS})
     return Fix(
         "Add timeouts and retries",
-        {"pipeline": [patch(to_data(step)) for step in s.loop.pipeline]},
+        {key: [patch(to_data(step)) for step in steps] for key, steps in lists.items() if steps},
     )
 
 
@@ -907,7 +952,7 @@ def _observability(s: _Scorer) -> int:
             "say in one sentence what the loop does and for whom",
             Fix("Describe the loop", {"description": f"What {s.loop.name} does, and for whom."}),
         )
-    unlabelled = [path for path, step in s.agents if not step.label]
+    unlabelled = [path for path, step in _every_agent(s) if not step.label]
     if not unlabelled:
         points += 3
         s.add("ok", "observability", "Every agent step is labelled")
@@ -919,7 +964,7 @@ def _observability(s: _Scorer) -> int:
             f"({unlabelled[0]})",
             "label every step: labels name steps in run events, logs and verification",
         )
-    scoped = [(path, *_scope(s, step)) for path, step in [*s.agents, *_template_steps(s)]]
+    scoped = [(path, *_scope(s, step)) for path, step in [*_every_agent(s), *_template_steps(s)]]
     with_connectors = [(path, tools) for path, connectors, tools in scoped if connectors]
     open_ended = [path for path, tools in with_connectors if not tools]
     if not open_ended:

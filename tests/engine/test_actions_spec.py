@@ -327,3 +327,66 @@ def test_a_tool_steps_output_is_readable_below_output_and_its_arguments_are_chec
 def test_the_memory_keys_include_tool_steps_and_on_pass_but_not_on_fail() -> None:
     loop = load_loop(LOOP)
     assert memory_keys(loop) == ["Diff", "Review", "Post", "last_run"]
+
+
+# ── The LRS ──────────────────────────────────────────────────────────────
+
+WEBHOOK = {"type": "webhook", "event": "pull_request", "actions": ["opened"], "secretEnv": "S"}
+POST = {
+    "tool": "github.comment",
+    "label": "Post",
+    "arguments": {"owner": "a", "repo": "b", "number": 1, "body": "{{ steps['A'].output }}"},
+}
+
+
+def findings(loop: spec.Loop) -> list[tuple[str, str]]:
+    from loopkit import lrs
+
+    return [(f.level, f.message) for f in lrs.score(loop).findings if f.dimension == "trigger"]
+
+
+def test_a_write_in_on_pass_is_gated_by_verification() -> None:
+    loop = make(
+        trigger=WEBHOOK,
+        pipeline=[{"prompt": "Hi", "label": "A"}],
+        verify=VERIFY,
+        onPass=[POST],
+    )
+    assert ("ok", "Write actions in onPass (Post) run only after verification passes") in findings(
+        loop
+    )
+    assert not any(level == "warn" for level, _ in findings(loop))
+
+
+def test_a_write_in_on_pass_without_verify_or_in_the_pipeline_asks_for_an_approval_gate() -> None:
+    from loopkit import lrs
+
+    unverified = make(trigger=WEBHOOK, pipeline=[{"prompt": "Hi", "label": "A"}], onPass=[POST])
+    assert ("warn", "Write actions run unattended (Post): no approval gate") in findings(unverified)
+    fix = next(f.fix for f in lrs.score(unverified).findings if f.message.startswith("Write"))
+    assert fix is not None and list(fix.patch) == ["onPass"]
+    assert [step.get("approve") is not None for step in fix.patch["onPass"]] == [True, False]
+
+    in_pipeline = make(
+        trigger=WEBHOOK,
+        pipeline=[{"prompt": "Hi", "label": "A"}, POST],
+        verify=VERIFY,
+    )
+    assert ("warn", "Write actions run unattended (Post): no approval gate") in findings(
+        in_pipeline
+    )
+
+
+def test_the_model_calls_a_pass_needs_include_on_pass_agent_steps() -> None:
+    from loopkit import lrs
+
+    loop = make(
+        pipeline=[{"prompt": "Hi", "label": "A"}],
+        verify=VERIFY,
+        onPass=[{"prompt": "Announce it", "label": "Announce"}],
+        budget={"maxModelCalls": 2},
+    )
+    messages = [f.message for f in lrs.score(loop).findings if f.level == "block"]
+    assert messages == [
+        "maxModelCalls 2 is below the 3 model calls one pass needs (2 agent steps, 1 checker)"
+    ]
