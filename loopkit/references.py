@@ -86,10 +86,34 @@ def condition_refs(expression: str) -> tuple[Ref, ...]:
     return _References(nodes.Template([nodes.Output([expr])])).refs()
 
 
+@lru_cache(maxsize=4096)
+def proved_steps(expression: str) -> frozenset[str]:
+    """Return the step names a true ``when:`` expression proves to have run
+    (``steps['Fix'] is defined and ...``): the ``then`` branch reads them unguarded.
+    An expression that does not parse proves nothing."""
+    import ast
+
+    from jinja2.parser import Parser
+
+    try:
+        parser = Parser(environment(), expression, state="variable")
+        expr = parser.parse_expression()
+    except TemplateSyntaxError:
+        return frozenset()
+    names = set()
+    for chain in _defined(expr):
+        if len(chain) >= 2 and chain[0] == "steps":
+            key = ast.literal_eval(chain[1])
+            if isinstance(key, str):
+                names.add(key)
+    return frozenset(names)
+
+
 def clear_caches() -> None:
     """Forget every template read (for benchmarks that measure a cold server)."""
     prompt_refs.cache_clear()
     condition_refs.cache_clear()
+    proved_steps.cache_clear()
 
 
 Chain = tuple[str, ...]  # a guard: the root, then constant keys (as str or repr)

@@ -39,7 +39,7 @@ from typing import Any
 
 from loopkit import spec, webhooks
 from loopkit.errors import Problem
-from loopkit.references import Key, Ref, condition_refs, prompt_refs
+from loopkit.references import Key, Ref, condition_refs, prompt_refs, proved_steps
 from loopkit.templating import TemplateSyntaxError, environment
 
 #: The fields of ``steps['X']`` (see ``engine.context.RunContext.record``).
@@ -259,6 +259,11 @@ class _Timeline:
             count = len(done.entries)
             for branch, members in (("then", step.then), ("else", step.else_ or [])):
                 mine = done.copy()
+                if branch == "then":  # `when: steps['X'] is defined`: X ran, in this branch
+                    for proved in proved_steps(step.when):
+                        entry = mine.entries.get(proved)
+                        if entry is not None:
+                            mine.entries[proved] = (entry[0], None)
                 self.sequence(members, f"{path}.{branch}", mine)
                 why = f"it runs only when the condition at {path}.when is " + (
                     "true" if branch == "then" else "false"

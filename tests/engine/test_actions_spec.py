@@ -390,3 +390,20 @@ def test_the_model_calls_a_pass_needs_include_on_pass_agent_steps() -> None:
     assert messages == [
         "maxModelCalls 2 is below the 3 model calls one pass needs (2 agent steps, 1 checker)"
     ]
+
+
+def test_a_when_that_proves_a_step_ran_lets_its_then_branch_read_it_unguarded() -> None:
+    read = {"prompt": "Deliver {{ steps['B'].output }}"}
+    assert (
+        refs(
+            pipeline=PIPELINE,
+            onPass=[{"when": "steps['B'] is defined and verification.passed", "then": [read]}],
+        )
+        == []
+    )
+    # Only the then branch: the else branch (and what follows) must still guard it.
+    found = refs(
+        pipeline=PIPELINE,
+        onPass=[{"when": "'B' in steps", "then": [{"prompt": "x"}], "else": [read]}, read],
+    )
+    assert [path for path, _ in found] == ["onPass[0].else[0].prompt", "onPass[1].prompt"]
