@@ -46,19 +46,26 @@ def test_loops_that_remember_render_what_the_last_run_left() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_each_prompt_renders_with_the_engines_context(path: Path) -> None:
     loop = load(path)
-    labels = [s.label for _, s in spec.iter_steps(loop.pipeline) if getattr(s, "label", None)]
+    labels = [s.label for _, s in spec.iter_loop_steps(loop) if getattr(s, "label", None)]
     context = {
         "trigger": {"type": loop.effective_trigger.type, "payload": _Anything()},
-        "inputs": {name: _Anything() for name in loop.inputs},
-        "steps": {label: {"output": "text"} for label in labels},
+        "inputs": {
+            name: declared.default if isinstance(declared.default, str) else _Anything()
+            for name, declared in loop.inputs.items()
+        },
+        "steps": {label: {"output": _Anything()} for label in labels},
         "memory": {},
         "loop": {"name": loop.name},
         "round": 1,
         "feedback": "",
+        "verification": {"passed": True, "score": 0.9, "issues": [], "rounds": 1},
     }
-    for _, step in spec.iter_steps(loop.pipeline):
+    for _, step in spec.iter_loop_steps(loop):
         if isinstance(step, spec.AgentStep):
             assert compile_prompt(step.prompt)(context).strip()
+        elif isinstance(step, spec.ToolStep):  # its arguments (onPass deliveries)
+            for _, source in step.argument_templates():
+                assert compile_prompt(source)(context).strip()
 
 
 def test_pr_review_has_the_seeds_four_reviewers_as_makers() -> None:
@@ -84,7 +91,7 @@ def test_daily_triage_is_the_seeds_cron_loop_without_verify_or_budget_limits() -
 
 def test_the_examples_use_every_primitive_between_them() -> None:
     loops = [load(path) for path in FILES]
-    steps = [step for loop in loops for _, step in spec.iter_steps(loop.pipeline)]
+    steps = [step for loop in loops for _, step in spec.iter_loop_steps(loop)]
     kinds = {type(step) for step in steps}
     assert {
         spec.AgentStep,
@@ -92,7 +99,9 @@ def test_the_examples_use_every_primitive_between_them() -> None:
         spec.SequentialStep,
         spec.ConditionalStep,
         spec.ApprovalStep,
+        spec.ToolStep,
     } <= kinds
+    assert any(loop.on_pass for loop in loops)
     triggers = {type(loop.trigger) for loop in loops}
     assert {
         spec.WebhookTrigger,

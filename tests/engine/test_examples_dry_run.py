@@ -15,6 +15,7 @@ from loopkit.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
+REPOSITORY = {"name": "app", "full_name": "acme/app", "owner": {"login": "acme"}}
 PAYLOADS: dict[str, dict[str, object]] = {
     "pr-review": {
         "action": "opened",
@@ -23,6 +24,7 @@ PAYLOADS: dict[str, dict[str, object]] = {
             "title": "Fix login",
             "diff_url": "https://example.com/3.diff",
         },
+        "repository": REPOSITORY,
     },
     "ci-failure-sweeper": {
         "action": "completed",
@@ -42,7 +44,7 @@ PAYLOADS: dict[str, dict[str, object]] = {
             "merged": True,
             "user": {"login": "ada"},
         },
-        "repository": {"full_name": "acme/app"},
+        "repository": REPOSITORY,
     },
     "dependency-update-review": {
         "action": "opened",
@@ -51,19 +53,29 @@ PAYLOADS: dict[str, dict[str, object]] = {
             "title": "Bump requests",
             "user": {"login": "dependabot[bot]"},
         },
+        "repository": REPOSITORY,
     },
 }
 INPUTS = {"release-notes": ["version=1.4.0"], "incident-summary": ["incidentId=INC-7"]}
-# Steps each loop runs on the trigger above (the conditionals' branches taken).
+# Agent steps each loop runs on the trigger above (the conditionals' branches taken; tool
+# steps make no model call and are not counted).
 STEPS = {
     "pr-review": 4,
     "daily-triage": 3,
     "ci-failure-sweeper": 4,
-    "post-merge-cleanup": 5,
+    "post-merge-cleanup": 4,
     "dependency-update-review": 4,
     "docs-drift-check": 3,
-    "release-notes": 3,
+    "release-notes": 2,
     "incident-summary": 2,
+}
+
+# The connector write each loop delivers its verified result with (onPass).
+DELIVERS = {
+    "pr-review": "github.create_review",
+    "post-merge-cleanup": "github.create_issue",
+    "dependency-update-review": "github.create_comment",
+    "release-notes": "github.create_release",
 }
 
 
@@ -88,6 +100,9 @@ def test_each_example_loop_completes_a_dry_run(project: Path, name: str) -> None
     assert code == 0, text
     assert f"[ok] Loop '{name}' completed successfully" in text
     assert f"Steps: {STEPS[name]}\n" in text
+    if name in DELIVERS:  # the verified result is delivered after the pass: not in a dry run
+        assert "── After Verification (onPass) " in text
+        assert f"    tool {DELIVERS[name]} [dry run: not called]\n" in text
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "loops").glob("*.yaml")))

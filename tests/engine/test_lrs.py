@@ -228,8 +228,13 @@ def test_an_inline_secret_is_blocked() -> None:
 
 
 def test_write_actions_without_a_gate_get_a_gate_fix_before_the_writing_step() -> None:
-    loop = load("post-merge-cleanup")
+    # post-merge-cleanup files its issue in onPass, after verification; filed from the
+    # pipeline (before the checker judged it), the write is unattended.
+    data = to_data(load("post-merge-cleanup"))
+    data["pipeline"][0]["then"].append(data.pop("onPass")[0]["then"][0])
+    loop = loop_from_data(data)
     finding = next(f for f in lrs.score(loop).findings if f.message.startswith("Write actions"))
+    assert finding.message == "Write actions run unattended (File Issue): no approval gate"
     assert finding.fix is not None
     patched = loop_from_data(merge_patch(to_data(loop), finding.fix.patch))
     gated = patched.pipeline[0]
@@ -238,7 +243,7 @@ def test_write_actions_without_a_gate_get_a_gate_fix_before_the_writing_step() -
         "ParallelStep",
         "AgentStep",
         "ApprovalStep",
-        "AgentStep",
+        "ToolStep",
     ]
     assert "[ok] A human approves before write actions" in messages(lrs.score(patched))
 
