@@ -48,6 +48,7 @@ def _kind(step: dict[str, Any]) -> str:
         ("sequential", "sequential group"),
         ("when", "conditional"),
         ("approve", "approval step"),
+        ("tool", "tool step"),
     ):
         if key in step:
             return name
@@ -59,7 +60,11 @@ class _Node(TypedDict):
     step: dict[str, Any]
     ident: str  # the label, else the step's content signature (n-th of its kind)
     parent: str  # the ident of the group holding it ("" at the top level)
-    key: str  # "pipeline", "parallel", "sequential", "then" or "else"
+    key: str  # the step list: "pipeline" (or "onPass", "onFail"), "parallel", ..., "else"
+
+
+#: The top-level step lists: the pipeline, then the actions after verification.
+STEP_LISTS = ("pipeline", "onPass", "onFail")
 
 
 def _signature(step: dict[str, Any]) -> str:
@@ -72,7 +77,7 @@ def _signature(step: dict[str, Any]) -> str:
     return json.dumps([_kind(step), _own(step), children], sort_keys=True, default=str)
 
 
-def _walk(steps: list[Any]) -> list[_Node]:
+def _walk(steps: list[Any], top: str = "pipeline") -> list[_Node]:
     out: list[_Node] = []
     seen: dict[str, int] = {}
 
@@ -93,7 +98,7 @@ def _walk(steps: list[Any]) -> list[_Node]:
                 if isinstance(children, list):
                     visit(children, f"{here}.{child_key}", ident, child_key)
 
-    visit(steps, "pipeline", "", "pipeline")
+    visit(steps, top, "", top)
     return out
 
 
@@ -210,9 +215,10 @@ def _change(
     }
 
 
-def step_changes(old: list[Any], new: list[Any]) -> list[Change]:
-    """Return the steps added, removed, changed and moved between two pipelines."""
-    old_nodes, new_nodes = _walk(old), _walk(new)
+def step_changes(old: list[Any], new: list[Any], top: str = "pipeline") -> list[Change]:
+    """Return the steps added, removed, changed and moved between two step lists
+    (``top``: the pipeline, ``onPass`` or ``onFail``)."""
+    old_nodes, new_nodes = _walk(old, top), _walk(new, top)
     pairs = _match(old_nodes, new_nodes)
     moved = _moved(pairs)
     matched = {new["ident"]: old for old, new in pairs}
@@ -323,6 +329,10 @@ def loop_changes(
     """Return the whole change list from ``old`` to ``new`` (canonical loop data)."""
     return [
         *section_changes(old, new),
-        *step_changes(old.get("pipeline") or [], new.get("pipeline") or []),
+        *(
+            change
+            for top in STEP_LISTS
+            for change in step_changes(old.get(top) or [], new.get(top) or [], top)
+        ),
         *lrs_change(lrs_old, lrs_new),
     ]

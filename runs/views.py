@@ -34,7 +34,10 @@ def _steps(loop: spec.Loop | None) -> list[dict[str, Any]]:
     if loop is None:
         return []
     out = []
-    for path, step in spec.iter_steps(loop.pipeline):
+    for path, step in spec.iter_loop_steps(loop):
+        top = path.split("[", 1)[0]
+        if path == f"{top}[0]" and top != "pipeline":  # onPass / onFail: run after the rounds
+            out.append({"key": top, "label": top, "kind": "sequential", "depth": 0})
         label = getattr(step, "label", None)
         kind = type(step).__name__.removesuffix("Step").lower()
         out.append({"key": path, "label": label or path, "kind": kind, "depth": path.count(".")})

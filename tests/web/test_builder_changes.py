@@ -131,3 +131,19 @@ def test_the_editor_round_trip_is_byte_identical_for_canonical_yaml(path: Path) 
     assert validate(canonical_text).yaml == canonical_text  # YAML view → YAML
     assert validate(data=first.data).yaml == canonical_text  # graph/form (JSON) → YAML
     assert validate(data=first.data).data == first.data
+
+
+def test_it_reports_changes_to_the_actions_after_verification() -> None:
+    new = (
+        BASE
+        + "onPass:\n  - {tool: github.comment, label: Post, arguments: {body: hi}}\n"
+        + "onFail:\n  - {prompt: Explain., label: Explain}\n"
+    )
+    assert kinds(BASE, new) == [
+        ("added", "onPass[0]", "added tool step 'Post'"),
+        ("added", "onFail[0]", "added agent step 'Explain'"),
+    ]
+    edited = new.replace("body: hi", "body: hello")
+    assert kinds(new, edited) == [
+        ("changed", "onPass[0]", "changed tool step 'Post': arguments.body: 'hi' → 'hello'")
+    ]

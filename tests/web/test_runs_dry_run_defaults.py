@@ -124,3 +124,29 @@ def test_a_dry_run_still_refuses_an_input_the_loop_does_not_declare(
     assert response.status_code == 422
     assert response.json()["message"] == "unknown input(s) rpeo (this loop's inputs: repo)"
     assert Run.objects.count() == 0
+
+
+def test_a_dry_run_of_pr_review_reports_the_review_it_would_post_and_the_page_lists_it(
+    demo: Any, client_for: Any
+) -> None:
+    team, users = demo
+    loop = Loop.objects.get(team=team, name="pr-review")
+    editor = client_for(users["editor"])
+    editor.post(f"/runs/start/{loop.pk}/", {"dry_run": "1"})
+    run = Run.objects.get(loop=loop)
+    assert run.status == Status.SUCCEEDED, run.error
+    calls = {
+        e.payload["key"]: e.payload for e in run.events.filter(type="tool_called").order_by("seq")
+    }
+    assert set(calls) == {"pipeline[0]", "onPass[0]"}  # the diff, then the review
+    would = calls["onPass[0]"]
+    assert (would["name"], would["dry_run"], would["result"]) == (
+        "github.create_review",
+        True,
+        "",
+    )
+    assert would["arguments"]["event"] == "COMMENT"
+    assert "### Performance" in would["arguments"]["body"]
+    page = editor.get(f"/runs/{run.pk}/").content.decode()
+    for key in ("pipeline[0]", "pipeline[1].parallel[3]", "onPass", "onPass[0]"):
+        assert f'data-key="{key}"' in page
