@@ -4,7 +4,7 @@ import { adopt, origin, pickable, type SharedMap, type TeamDefinitions } from ".
 import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErrors } from "./fields";
 import { LabelField } from "./LabelField";
 import { getAt, parsePath, setAt } from "./paths";
-import { asObject, asStringList, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
+import { STEP_LISTS, asObject, asStringList, declaredTools, inPipeline, insertStep, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
 import type { Json, JsonObject, LoopData, SpecError, StepKind } from "./types";
 
 export interface Suggestions {
@@ -184,6 +184,15 @@ function StepForm(props: PanelProps & { path: string }) {
         </>
       );
       break;
+    case "tool":
+      body = (
+        <>
+          {common}
+          <TextField label="Tool (connector.tool)" {...f("tool")} value={str(step.tool)} onChange={(v) => set("tool", v ?? "")} list="lke-tools" hint="One tool of a connector, called with the arguments below: no model call." />
+          <ToolArguments {...props} path={path} step={step} />
+        </>
+      );
+      break;
     case "approval":
       body = (
         <>
@@ -225,9 +234,9 @@ function StepForm(props: PanelProps & { path: string }) {
       );
       break;
     default:
-      body = <p className="lke-muted">This step needs one of prompt, parallel, sequential, when or approve. Fix it in the YAML.</p>;
+      body = <p className="lke-muted">This step needs one of prompt, tool, parallel, sequential, when or approve. Fix it in the YAML.</p>;
   }
-  const kindName: Record<StepKind, string> = { agent: "Agent", approval: "Approval gate", plan: "Plan", parallel: "Parallel group", sequential: "Sequence", conditional: "Condition", unknown: "Step" };
+  const kindName: Record<StepKind, string> = { agent: "Agent", approval: "Approval gate", plan: "Plan", tool: "Tool call", parallel: "Parallel group", sequential: "Sequence", conditional: "Condition", unknown: "Step" };
   return (
     <Section
       id="step"
@@ -242,6 +251,116 @@ function StepForm(props: PanelProps & { path: string }) {
     >
       <div className="lke-path">{path}</div>
       {body}
+    </Section>
+  );
+}
+
+/**
+ * A tool step's arguments: one field per argument. Text is a Jinja2 template; other
+ * values (numbers, lists, mappings) are shown as JSON and edited in the YAML view.
+ */
+function ToolArguments(props: PanelProps & { path: string; step: JsonObject }) {
+  const { path, step } = props;
+  const args = asObject(step.arguments) ?? {};
+  const base = parsePath(path);
+  const setArg = (name: string, value: Json | undefined) =>
+    props.edit((d) => {
+      const next = setAt(d, [...base, "arguments", name], value) as LoopData;
+      const left = asObject(getAt(next, [...base, "arguments"]));
+      return left && Object.keys(left).length === 0 ? (setAt(next, [...base, "arguments"], undefined) as LoopData) : next;
+    });
+  return (
+    <div className="lke-field" data-path={`${path}.arguments`} data-testid="tool-arguments">
+      <span className="lke-label">Arguments</span>
+      {fieldErrors(props.errors, `${path}.arguments`)
+        .filter((e) => e.path === `${path}.arguments`)
+        .map((e, i) => (
+          <div className="lke-field-error" role="alert" key={i}>{e.message}</div>
+        ))}
+      {Object.entries(args).map(([name, value]) => (
+        <div key={name} className="lke-item" data-argument={name}>
+          {typeof value === "string" ? (
+            <TextField label={name} multiline path={`${path}.arguments.${name}`} errors={props.errors} disabled={props.readOnly} value={value} onChange={(v) => setArg(name, v ?? "")} hint="A Jinja2 template; one {{ expression }} alone keeps its type (a number stays a number)." />
+          ) : (
+            <div className="lke-field" data-path={`${path}.arguments.${name}`}>
+              <span className="lke-label">{name}</span>
+              <code>{JSON.stringify(value)}</code> <small className="lke-muted">(edit in the YAML)</small>
+            </div>
+          )}
+          {!props.readOnly && (
+            <button type="button" className="lke-link" onClick={() => setArg(name, undefined)}>
+              remove
+            </button>
+          )}
+        </div>
+      ))}
+      {!props.readOnly && (
+        <form
+          className="lke-inline"
+          onSubmit={(e) => {
+            e.preventDefault();
+            const input = e.currentTarget.elements.namedItem("name") as HTMLInputElement;
+            const name = input.value.trim();
+            if (name && !(name in args)) setArg(name, "");
+            input.value = "";
+          }}
+        >
+          <input name="name" placeholder="argument name" aria-label="New argument name" />
+          <button type="submit">Add argument</button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+/** onPass / onFail: steps run once after verification; add them here or with + on the graph. */
+function ActionsSection(props: PanelProps) {
+  const lists: [string, string][] = [
+    ["onPass", props.data.verify ? "After a pass (onPass)" : "After the pipeline succeeded (onPass)"],
+    ["onFail", "After a failed verification (onFail)"],
+  ];
+  const add = (list: string, kind: StepKind) => {
+    const steps = props.data[list];
+    const index = Array.isArray(steps) ? steps.length : 0;
+    props.edit((d) => insertStep(d, list, index, newStep(d, kind)));
+    props.select(`${list}[${index}]`);
+  };
+  return (
+    <Section id="actions" title="After verification">
+      <p className="lke-muted">Steps that deliver the result (post a review, file an issue) run once, after the rounds: onPass only when verification passed, onFail when it did not. Their templates also read verification.passed, .score, .issues and .rounds.</p>
+      {lists.map(([list, title]) => {
+        const steps = Array.isArray(props.data[list]) ? (props.data[list] as Json[]) : [];
+        return (
+          <div key={list} className="lke-field" data-path={list} data-testid={`actions-${list}`}>
+            <span className="lke-label">{title}</span>
+            {steps.length === 0 && <div className="lke-muted">none</div>}
+            <ul className="lke-plain">
+              {steps.map((raw, i) => {
+                const step = asObject(raw) ?? {};
+                return (
+                  <li key={i}>
+                    <button type="button" className="lke-link" onClick={() => props.select(`${list}[${i}]`)}>
+                      {stepLabel(step) ?? `${list}[${i}]`}
+                    </button>{" "}
+                    <small className="lke-muted">{stepKind(step)}</small>
+                  </li>
+                );
+              })}
+            </ul>
+            {fieldErrors(props.errors, list)
+              .filter((e) => e.path === list)
+              .map((e, i) => (
+                <div className="lke-field-error" role="alert" key={i}>{e.message}</div>
+              ))}
+            {!props.readOnly && (list === "onPass" || props.data.verify) && (
+              <div className="lke-inline">
+                <button type="button" onClick={() => add(list, "tool")}>Add a tool call</button>
+                <button type="button" onClick={() => add(list, "agent")}>Add an agent</button>
+              </div>
+            )}
+          </div>
+        );
+      })}
     </Section>
   );
 }
@@ -350,6 +469,7 @@ function TriggerSection(props: PanelProps) {
 function VerifySection(props: PanelProps) {
   const v = asObject(props.data.verify);
   const labels = iterSteps(props.data)
+    .filter((e) => inPipeline(e.path)) // makers are pipeline steps
     .map((e) => stepLabel(e.step))
     .filter((l): l is string => !!l);
   const f = (name: string) => ({ path: `verify.${name}`, errors: props.errors, disabled: props.readOnly });
@@ -529,6 +649,7 @@ function LoopSections(props: PanelProps) {
       </Section>
       <TriggerSection {...props} />
       <VerifySection {...props} />
+      <ActionsSection {...props} />
       <BudgetSection {...props} />
       <MemorySection {...props} />
       <NamedMap
@@ -582,6 +703,11 @@ export const FormPanel = memo(function FormPanel(props: PanelProps) {
           <option key={s} value={s} />
         ))}
       </datalist>
+      <datalist id="lke-tools">
+        {declaredTools(props.data).map((s) => (
+          <option key={s} value={s} />
+        ))}
+      </datalist>
       <datalist id="lke-checkers">
         {Array.from(new Set(checkers)).map((s) => (
           <option key={s} value={s} />
@@ -594,7 +720,7 @@ export const FormPanel = memo(function FormPanel(props: PanelProps) {
   else if (selected === "verify") body = <VerifySection {...props} />;
   else if (selected === "budget") body = <BudgetSection {...props} />;
   else if (selected === "memory") body = <MemorySection {...props} />;
-  else if (selected && selected.startsWith("pipeline")) body = <StepForm {...props} path={selected} />;
+  else if (selected && STEP_LISTS.some((list) => selected.startsWith(`${list}[`))) body = <StepForm {...props} path={selected} />;
   else body = <LoopSections {...props} />;
   return (
     <div className="lke-form" data-testid="form-panel">

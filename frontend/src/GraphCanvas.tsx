@@ -44,6 +44,7 @@ const KIND_ICON: Record<string, string> = {
   agent: "◆",
   approval: "✋",
   plan: "☰",
+  tool: "⚙",
   parallel: "∥",
   sequential: "↓",
   conditional: "◇",
@@ -60,6 +61,7 @@ const ADDABLE: [StepKind, string][] = [
   ["conditional", "Condition"],
   ["approval", "Approval gate"],
   ["plan", "Plan (planner decides)"],
+  ["tool", "Tool call (no model)"],
 ];
 
 function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: string }) {

@@ -126,3 +126,62 @@ describe("the plan step", () => {
     expect(Object.keys(step.templates as object)).toEqual(["research"]);
   });
 });
+
+describe("actions after verification and tool steps", () => {
+  const data: LoopData = {
+    name: "pr-review",
+    pipeline: [
+      { tool: "github.get_pull_diff", label: "Diff", arguments: { pull_number: "{{ trigger.payload.pull_request.number }}" } },
+      { prompt: "Review {{ steps['Diff'].output }}", label: "Review" },
+    ],
+    verify: { maker: ["Review"], checker: "Adversarial Verifier" },
+    onPass: [{ tool: "github.create_review", label: "Post Review", arguments: { body: "{{ steps['Review'].output }}" } }],
+    onFail: [{ prompt: "Explain {{ verification.issues }}", label: "Explain" }],
+  };
+  const graph = loopToGraph(data);
+  const edgeData = (source: string, target: string) => graph.edges.find((e) => e.source === source && e.target === target)?.data;
+
+  it("draws a tool step as a tool node that names its tool", () => {
+    expect(stepKind((data.pipeline as StepData[])[0])).toBe("tool");
+    const node = graph.nodes.find((n) => n.id === "pipeline[0]")!;
+    expect(node.data).toMatchObject({ kind: "tool", title: "Diff", detail: "calls github.get_pull_diff", listPath: "pipeline", index: 0 });
+    expect(graph.nodes.some((n) => n.data.kind === "unknown")).toBe(false);
+  });
+
+  it("hangs onPass on the checker's pass edge and onFail on its fail edge, both ending at Done", () => {
+    expect(edgeData("verify", "onPass[0]")).toMatchObject({ listPath: "onPass", index: 0, label: "pass" });
+    expect(edgeData("onPass[0]", "end")).toMatchObject({ listPath: "onPass", index: 1 });
+    expect(edgeData("verify", "onFail[0]")).toMatchObject({ listPath: "onFail", index: 0, label: "fail" });
+    expect(edgeData("onFail[0]", "end")).toMatchObject({ listPath: "onFail", index: 1 });
+    expect(edgeData("verify", "end")).toBeUndefined();
+    const laid = layoutGraph(graph);
+    const y = (id: string) => laid.nodes.find((n) => n.id === id)!.position.y;
+    expect(y("verify")).toBeLessThan(y("onPass[0]"));
+    expect(y("onPass[0]")).toBeLessThan(y("end"));
+  });
+
+  it("offers to add an onPass step on the pass edge when there is none", () => {
+    const bare = loopToGraph({ ...data, onPass: undefined as unknown as StepData[], onFail: undefined as unknown as StepData[] });
+    expect(bare.edges.find((e) => e.id === "verify->end")!.data).toMatchObject({ listPath: "onPass", index: 0, label: "pass" });
+  });
+
+  it("runs onPass after the pipeline when there is no verification", () => {
+    const plain = loopToGraph({ name: "x", pipeline: [{ prompt: "a", label: "A" }], onPass: [{ tool: "api.post", label: "Post" }] });
+    const find = (s: string, t: string) => plain.edges.find((e) => e.source === s && e.target === t)?.data;
+    expect(find("pipeline[0]", "onPass[0]")).toMatchObject({ listPath: "pipeline", index: 1 });
+    expect(find("onPass[0]", "end")).toMatchObject({ listPath: "onPass", index: 1 });
+  });
+
+  it("resolves the run page's onPass keys and labels", () => {
+    const ids = new Set(graph.nodes.map((n) => n.id));
+    expect(resolveKey(data, ids, "onPass[0]")).toBe("onPass[0]");
+    expect(resolveKey(data, ids, "Post Review")).toBe("onPass[0]");
+    expect(resolveKey(data, ids, "onPass[0].arguments.body")).toBe("onPass[0]");
+  });
+
+  it("a new tool step calls the first tool the loop's connectors declare", () => {
+    const withConnector: LoopData = { ...data, connectors: { github: { type: "http", baseUrl: "https://api.github.com", operations: { create_review: { path: "/x" } } } } };
+    expect(newStep(withConnector, "tool")).toEqual({ tool: "github.create_review", label: "Tool" });
+    expect(newStep({ name: "x", pipeline: [] }, "tool")).toEqual({ tool: "connector.tool", label: "Tool" });
+  });
+});

@@ -2,8 +2,10 @@
  * Loop data → graph: the nodes and edges React Flow draws, laid out by dagre.
  *
  * Node ids are the keys the run page uses: a step's path
- * (`pipeline[0].parallel[2]`), or `trigger`, `verify`, `budget`, `memory`, `end`;
- * a group's closing node is `<path>#join`.
+ * (`pipeline[0].parallel[2]`, `onPass[0]`), or `trigger`, `verify`, `budget`,
+ * `memory`, `end`; a group's closing node is `<path>#join`. The actions after
+ * verification hang off the checker: `onPass` on its "pass" edge, `onFail` on
+ * its "fail" edge (without verification, `onPass` follows the pipeline).
  */
 import dagre from "@dagrejs/dagre";
 import type { Edge, Node } from "@xyflow/react";
@@ -16,6 +18,7 @@ export type LoopNodeKind =
   | "agent"
   | "approval"
   | "plan"
+  | "tool"
   | "parallel"
   | "sequential"
   | "conditional"
@@ -58,6 +61,7 @@ export const NODE_SIZE: Record<LoopNodeKind, [number, number]> = {
   agent: [190, 64],
   approval: [180, 64],
   plan: [230, 84],
+  tool: [200, 64],
   parallel: [200, 40],
   sequential: [200, 40],
   conditional: [220, 56],
@@ -128,6 +132,10 @@ function stepNode(step: StepData, path: string, listPath: string, index: number)
       title = label ?? "Approval";
       detail = short(step.approve, 48);
       break;
+    case "tool":
+      title = label ?? "Tool call";
+      detail = `calls ${typeof step.tool === "string" ? step.tool : "?"}`;
+      break;
     case "plan": {
       title = label ?? "Plan";
       const templates = Object.keys(asObject(step.templates) ?? {});
@@ -162,7 +170,7 @@ function stepNode(step: StepData, path: string, listPath: string, index: number)
     default:
       nodeKind = "unknown";
       title = label ?? "Unknown step";
-      detail = "needs prompt, plan, parallel, sequential, when or approve";
+      detail = "needs prompt, tool, plan, parallel, sequential, when or approve";
   }
   return { id: path, type: "loop", position: { x: 0, y: 0 }, data: { kind: nodeKind, title, detail, listPath, index, ...data } };
 }
@@ -255,10 +263,17 @@ export function loopToGraph(data: LoopData): { nodes: LoopNode[]; edges: LoopEdg
       },
     });
   }
-  for (const e of exits) edge(b, e, last, { listPath: "pipeline", index: pipeline.length });
+  const onPass = Array.isArray(data.onPass) ? data.onPass : [];
+  const onFail = Array.isArray(data.onFail) ? data.onFail : [];
   if (verify) {
+    for (const e of exits) edge(b, e, last, { listPath: "pipeline", index: pipeline.length });
     b.nodes.push({ id: "end", type: "loop", position: { x: 0, y: 0 }, data: { kind: "end", title: "Done", detail: "" } });
-    b.edges.push({ id: "verify->end", source: "verify", target: "end", type: "loop", data: { role: "flow", label: "pass" } });
+    // After the rounds: onPass on the "pass" edge (its + adds a step there), onFail on "fail".
+    const passExits = buildList(b, onPass, "onPass", ["verify"], { label: "pass" });
+    for (const e of passExits) edge(b, e, "end", { listPath: "onPass", index: onPass.length, ...(onPass.length ? {} : { label: "pass" }) });
+    if (onFail.length) {
+      for (const e of buildList(b, onFail, "onFail", ["verify"], { label: "fail" })) edge(b, e, "end", { listPath: "onFail", index: onFail.length });
+    }
     const labels = labelIndex(data);
     for (const maker of asStringList(verify.maker)) {
       const source = labels.get(maker);
@@ -268,6 +283,9 @@ export function loopToGraph(data: LoopData): { nodes: LoopNode[]; edges: LoopEdg
     }
   } else {
     b.nodes.push({ id: "end", type: "loop", position: { x: 0, y: 0 }, data: { kind: "end", title: "Done", detail: "no verification" } });
+    // Without verification, onPass runs once the pipeline succeeded.
+    const afterPipeline = onPass.length ? buildList(b, onPass, "onPass", exits, { listPath: "pipeline", index: pipeline.length }) : exits;
+    for (const e of afterPipeline) edge(b, e, last, onPass.length ? { listPath: "onPass", index: onPass.length } : { listPath: "pipeline", index: pipeline.length });
   }
   b.nodes.push({ id: "budget", type: "loop", position: { x: 0, y: 0 }, data: { kind: "budget", title: "Budget", detail: budgetDetail(data.budget), absent: !data.budget } });
   b.nodes.push({ id: "memory", type: "loop", position: { x: 0, y: 0 }, data: { kind: "memory", title: "Memory", detail: memoryDetail(data.memory), absent: !data.memory } });

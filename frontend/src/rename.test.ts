@@ -200,3 +200,26 @@ describe("refusing a rename", () => {
     expect(renameRefusal(prReview(), "pipeline[0].parallel[0]", undefined)).toBeNull();
   });
 });
+
+describe("onPass, onFail and tool steps", () => {
+  const data = (): LoopData => ({
+    name: "x",
+    pipeline: [{ prompt: "Review", label: "Review" }],
+    verify: { maker: ["Review"], checker: "Adversarial Verifier" },
+    onPass: [{ tool: "github.comment", label: "Post", arguments: { body: "{{ steps['Review'].output }}", labels: ["{{ steps.Review.output | length }}"], number: 3 } }],
+    onFail: [{ prompt: "Explain why {{ steps['Review'].output }} failed", label: "Explain" }],
+  });
+
+  it("finds and renames the references in the actions and in tool arguments", () => {
+    expect(referencesTo(data(), "Review")).toEqual(["onPass[0].arguments.body", "onPass[0].arguments.labels[0]", "onFail[0].prompt", "verify.maker[0]"]);
+    const out = renameStep(data(), "pipeline[0]", "Code Review");
+    expect(out.onPass).toEqual([
+      { tool: "github.comment", label: "Post", arguments: { body: "{{ steps['Code Review'].output }}", labels: ["{{ steps['Code Review'].output | length }}"], number: 3 } },
+    ]);
+    expect((out.onFail as LoopData[])[0].prompt).toBe("Explain why {{ steps['Code Review'].output }} failed");
+  });
+
+  it("keeps labels unique across the pipeline and the actions", () => {
+    expect(renameRefusal(data(), "pipeline[0]", "Explain")).toBe("Not renamed: another step (onFail[0]) is labelled 'Explain'. Labels must be unique.");
+  });
+});

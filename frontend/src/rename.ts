@@ -7,7 +7,8 @@
  * The verify stage names its makers by label. A rename rewrites all of them:
  * `verify.maker`, and the `steps` / `memory` references in every template the
  * engine renders (agent prompts, `when:`, plan tasks and plan template
- * prompts, approval questions, subagent prompts).
+ * prompts, approval questions, subagent prompts, tool steps' arguments), in the
+ * pipeline and in onPass / onFail.
  *
  * A reference is a piece of Jinja syntax, never plain text: `steps['X']`,
  * `steps["X"]`, `steps.X` or `steps.get('X', ...)` (and the same on `memory`)
@@ -227,6 +228,13 @@ export function templateFields(data: LoopData): [Path, Syntax][] {
       if (typeof entry.step[field] === "string") out.push([[...base, field], "template"]);
     }
     if (typeof entry.step.when === "string") out.push([[...base, "when"], "expression"]);
+    // A tool step's arguments: every string, at any depth, is a template.
+    const walk = (value: Json | undefined, path: Path) => {
+      if (typeof value === "string") out.push([path, "template"]);
+      else if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i]));
+      else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+    };
+    if (typeof entry.step.tool === "string") walk(entry.step.arguments, [...base, "arguments"]);
     for (const [name, template] of Object.entries(asObject(entry.step.templates) ?? {})) {
       if (typeof asObject(template)?.prompt === "string") out.push([[...base, "templates", name, "prompt"], "template"]);
     }

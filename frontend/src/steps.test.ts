@@ -111,3 +111,32 @@ describe("removing several steps", () => {
     expect(labels(removeSteps(data, ["pipeline[1]", "pipeline[1].parallel[1]"]))).toEqual(["A"]);
   });
 });
+
+describe("the actions after verification", () => {
+  const data: LoopData = {
+    name: "x",
+    pipeline: [{ prompt: "a", label: "A" }],
+    onPass: [{ tool: "api.post", label: "Post" }],
+    onFail: [{ prompt: "b", label: "B" }],
+  };
+
+  it("are steps like the pipeline's: listed, labelled, owning their fields", () => {
+    expect(iterSteps(data).map((e) => [e.path, e.kind])).toEqual([
+      ["pipeline[0]", "agent"],
+      ["onPass[0]", "tool"],
+      ["onFail[0]", "agent"],
+    ]);
+    expect(labelIndex(data).get("Post")).toBe("onPass[0]");
+    expect(freshLabel(data, "Post")).toBe("Post 2");
+    expect(owningStep("onPass[0].arguments.body")).toBe("onPass[0]");
+    expect(owningStep("onFail[0].prompt")).toBe("onFail[0]");
+  });
+
+  it("take inserts, moves and deletes", () => {
+    const added = insertStep(data, "onPass", 1, { prompt: "c", label: "C" });
+    expect((added.onPass as LoopData[]).map((s) => s.label)).toEqual(["Post", "C"]);
+    const moved = moveStep(added, "onPass[1]", "pipeline", 1);
+    expect((moved.pipeline as LoopData[]).map((s) => s.label)).toEqual(["A", "C"]);
+    expect(removeStep(data, "onPass[0]").onPass).toEqual([]);
+  });
+});

@@ -1,4 +1,4 @@
-/** Steps of a loop's pipeline and the edits the graph and form make to them. */
+/** Steps of a loop (its pipeline, then onPass and onFail) and the edits the graph and form make to them. */
 import { formatPath, getAt, isPrefix, parsePath, setAt, type Path } from "./paths";
 import type { Json, JsonObject, LoopData, StepData, StepKind } from "./types";
 
@@ -11,7 +11,16 @@ export function stepKind(step: Json | undefined): StepKind {
   if ("approve" in step) return "approval";
   if ("plan" in step) return "plan";
   if ("prompt" in step) return "agent";
+  if ("tool" in step) return "tool";
   return "unknown";
+}
+
+/** The loop's top-level step lists: the pipeline, then the actions after verification. */
+export const STEP_LISTS = ["pipeline", "onPass", "onFail"] as const;
+
+/** Whether a step path is in the pipeline (makers are pipeline steps), not in onPass/onFail. */
+export function inPipeline(path: string): boolean {
+  return parsePath(path)[0] === "pipeline";
 }
 
 /** The step lists a step holds, as [key, list] pairs (`then`/`else` for a condition). */
@@ -37,7 +46,8 @@ export interface StepEntry {
   kind: StepKind;
 }
 
-/** Every step, depth first, groups before members (like loopkit.spec.iter_steps). */
+/** Every step, depth first, groups before members: the pipeline, then onPass and onFail
+ * (like loopkit.spec.iter_loop_steps). */
 export function iterSteps(data: LoopData): StepEntry[] {
   const out: StepEntry[] = [];
   const walk = (steps: Json | undefined, prefix: Path) => {
@@ -49,7 +59,7 @@ export function iterSteps(data: LoopData): StepEntry[] {
       for (const [key] of childLists(step)) walk(step[key], [...path, key]);
     });
   };
-  walk(data.pipeline, ["pipeline"]);
+  for (const list of STEP_LISTS) walk(data[list], [list]);
   return out;
 }
 
@@ -86,6 +96,8 @@ export function newStep(data: LoopData, kind: StepKind): StepData {
       return { approve: "Approve this change?", label: freshLabel(data, "Approval") };
     case "sequential":
       return { sequential: [{ prompt: "Describe the task", label: freshLabel(data) }] };
+    case "tool":
+      return { tool: firstTool(data), label: freshLabel(data, "Tool") };
     case "plan":
       return {
         plan: "Describe the goal the planner works towards",
@@ -99,7 +111,22 @@ export function newStep(data: LoopData, kind: StepKind): StepData {
   }
 }
 
-/** Insert `step` at `index` of the step list at `listPath` ("pipeline", "pipeline[0].parallel"). */
+/** The tools the loop's connectors declare, as `connector.tool` (HTTP operations, SQL's two). */
+export function declaredTools(data: LoopData): string[] {
+  const out: string[] = [];
+  for (const [name, raw] of Object.entries(asObject(data.connectors) ?? {})) {
+    const connector = asObject(raw);
+    if (connector?.type === "http") for (const op of Object.keys(asObject(connector.operations) ?? {})) out.push(`${name}.${op}`);
+    else if (connector?.type === "sql") out.push(`${name}.query`, `${name}.tables`);
+  }
+  return out;
+}
+
+function firstTool(data: LoopData): string {
+  return declaredTools(data)[0] ?? "connector.tool";
+}
+
+/** Insert `step` at `index` of the step list at `listPath` ("pipeline", "pipeline[0].parallel", "onPass"). */
 export function insertStep(data: LoopData, listPath: string, index: number, step: StepData): LoopData {
   const path = parsePath(listPath);
   const list = getAt(data, path);
@@ -220,6 +247,6 @@ export function owningStep(fieldPath: string): string | null {
   const path = parsePath(fieldPath);
   let last = -1;
   for (let i = 0; i < path.length; i++) if (typeof path[i] === "number") last = i;
-  if (path[0] !== "pipeline" || last < 0) return null;
+  if (!(STEP_LISTS as readonly string[]).includes(String(path[0])) || last < 0) return null;
   return formatPath(path.slice(0, last + 1));
 }

@@ -7,7 +7,7 @@ export type JsonObject = { [key: string]: Json };
 export type LoopData = JsonObject;
 export type StepData = JsonObject;
 
-export type StepKind = "agent" | "parallel" | "sequential" | "conditional" | "approval" | "plan" | "unknown";
+export type StepKind = "agent" | "parallel" | "sequential" | "conditional" | "approval" | "plan" | "tool" | "unknown";
 
 export interface SpecError {
   message: string;

@@ -114,19 +114,19 @@ def test_it_adds_a_parallel_agent_in_the_graph_and_the_yaml_and_lrs_follow(
     open_editor(page, live_server.url, loop["id"])
     assert yaml_text(page) == loop["yaml"]
     for index in range(4):
-        assert node(page, f"pipeline[0].parallel[{index}]").is_visible()
+        assert node(page, f"pipeline[1].parallel[{index}]").is_visible()
     page.get_by_text("4 of 4 agent steps without a timeout or retries").wait_for()
     screenshot(page, "editor-pr-review-opened")
 
-    node(page, "pipeline[0]").get_by_role(
+    node(page, "pipeline[1]").get_by_role(
         "button", name="Add a parallel branch", exact=True
     ).click()
     page.get_by_role("menuitem", name="Agent").click()
 
-    node(page, "pipeline[0].parallel[4]").wait_for()
+    node(page, "pipeline[1].parallel[4]").wait_for()
     wait_for_yaml(page, "label: Agent\n")
     # The new step is selected: the inspector shows it.
-    page.get_by_test_id("form-panel").get_by_text("pipeline[0].parallel[4]", exact=True).wait_for()
+    page.get_by_test_id("form-panel").get_by_text("pipeline[1].parallel[4]", exact=True).wait_for()
     text = yaml_text(page)
     assert "      - prompt: Describe the task\n        label: Agent\n" in text
     assert text.index("label: Performance Review") < text.index("label: Agent")
@@ -205,7 +205,7 @@ def test_it_saves_reloads_and_restores_an_older_version(
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
-    node(page, "pipeline[0]").get_by_role(
+    node(page, "pipeline[1]").get_by_role(
         "button", name="Add a parallel branch", exact=True
     ).click()
     page.get_by_role("menuitem", name="Agent").click()
@@ -222,16 +222,16 @@ def test_it_saves_reloads_and_restores_an_older_version(
     page.wait_for_selector(EDITOR_READY)
     assert yaml_text(page) == saved["yaml"]
     assert page.get_by_test_id("version").inner_text() == "v2"
-    node(page, "pipeline[0].parallel[4]").wait_for()
+    node(page, "pipeline[1].parallel[4]").wait_for()
 
     page.get_by_role("tab", name="History").click()
     page.get_by_text("Add a fifth reviewer").wait_for()
     page.locator('[data-version="2"]').get_by_role("button", name="Show changes").click()
-    page.wait_for_selector('[data-testid="node-pipeline[0].parallel[4]"].lke-highlight')
+    page.wait_for_selector('[data-testid="node-pipeline[1].parallel[4]"].lke-highlight')
     assert page.locator(".lke-highlight").count() == 1
     page.get_by_test_id("restore-1").click()
     page.get_by_test_id("version").get_by_text("v3").wait_for()
-    node(page, "pipeline[0].parallel[4]").wait_for(state="detached")
+    node(page, "pipeline[1].parallel[4]").wait_for(state="detached")
     assert yaml_text(page) == loop["yaml"]
     restored = api.get(f"/api/loops/{loop['id']}/versions/3").json()
     assert restored["yaml"] == loop["yaml"] and restored["restored_from"] == 1
@@ -252,7 +252,7 @@ def test_it_shows_the_other_change_when_a_save_is_stale(
     )
     assert response.status_code == 200, response.content
 
-    node(page, "pipeline[0]").get_by_role(
+    node(page, "pipeline[1]").get_by_role(
         "button", name="Add a parallel branch", exact=True
     ).click()
     page.get_by_role("menuitem", name="Agent").click()
@@ -313,8 +313,8 @@ def test_it_reorders_parallel_branches_by_drag(signed_in: Any, live_server: Any,
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
-    bug = node(page, "pipeline[0].parallel[0]")
-    quality = node(page, "pipeline[0].parallel[2]")
+    bug = node(page, "pipeline[1].parallel[0]")
+    quality = node(page, "pipeline[1].parallel[2]")
     box = quality.bounding_box()
     bug.hover()
     page.mouse.down()
@@ -327,7 +327,13 @@ def test_it_reorders_parallel_branches_by_drag(signed_in: Any, live_server: Any,
         " return t.indexOf('label: Quality Review') < t.indexOf('label: Bug Review'); }"
     )
     labels = re.findall(r"label: (\w+ Review)", yaml_text(page))
-    assert labels == ["Security Review", "Quality Review", "Bug Review", "Performance Review"]
+    assert labels == [
+        "Security Review",
+        "Quality Review",
+        "Bug Review",
+        "Performance Review",
+        "Post Review",  # onPass
+    ]
 
 
 def test_a_new_loop_is_created_from_the_editor(signed_in: Any, live_server: Any, api: Any) -> None:
@@ -359,22 +365,22 @@ def test_the_run_graph_shows_step_states_and_highlights(
         """(spec) => {
             window.graph = window.LoopKitGraph.mount(document.getElementById('graph'), {spec});
             window.graph.setNodeState('Bug Review', 'running', {tokens: 1200, cost: 0.0123, durationMs: 1500});
-            window.graph.setNodeState('pipeline[0].parallel[1]', 'done', {tokens: 800});
+            window.graph.setNodeState('pipeline[1].parallel[1]', 'done', {tokens: 800});
             window.graph.setNodeState('Quality Review', 'failed');
             window.graph.highlight(['verify.maxRounds']);
         }""",
         loop["spec"],
     )
-    bug = node(page, "pipeline[0].parallel[0]")
+    bug = node(page, "pipeline[1].parallel[0]")
     bug.get_by_text("1,200 tok · $0.0123 · 1.5 s").wait_for()
     assert page.locator("style#lke-graph-styles").count() == 1
     page.wait_for_function(
         "() => getComputedStyle(document.querySelector('.react-flow__node')).position === 'absolute'"
     )
     assert "lke-state-running" in (bug.get_attribute("class") or "")
-    assert "lke-state-done" in (node(page, "pipeline[0].parallel[1]").get_attribute("class") or "")
+    assert "lke-state-done" in (node(page, "pipeline[1].parallel[1]").get_attribute("class") or "")
     assert "lke-state-failed" in (
-        node(page, "pipeline[0].parallel[2]").get_attribute("class") or ""
+        node(page, "pipeline[1].parallel[2]").get_attribute("class") or ""
     )
     assert "lke-highlight" in (node(page, "verify").get_attribute("class") or "")
     assert page.locator(".lke-add-button").count() == 0  # read-only: no edit buttons
@@ -389,23 +395,23 @@ def test_the_form_edits_a_step_and_shows_field_errors(
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
-    node(page, "pipeline[0].parallel[0]").click()
+    node(page, "pipeline[1].parallel[0]").click()
     form = page.get_by_test_id("form-panel")
-    form.get_by_text("pipeline[0].parallel[0]", exact=True).wait_for()
+    form.get_by_text("pipeline[1].parallel[0]", exact=True).wait_for()
 
     form.get_by_label("Label").fill("Bugs")
     wait_for_yaml(page, "label: Bugs\n")
     page.wait_for_selector(EDITOR_READY)
     verify = yaml_text(page).split("verify:")[1]
     assert "- Bugs\n" in verify and "Bug Review" not in verify
-    node(page, "pipeline[0].parallel[0]").get_by_text("Bugs", exact=True).wait_for()
+    node(page, "pipeline[1].parallel[0]").get_by_text("Bugs", exact=True).wait_for()
 
     form.get_by_label("Prompt").fill("")
     page.wait_for_selector('[data-testid="editor"][data-status="invalid"]')
-    field = form.locator('[data-path="pipeline[0].parallel[0].prompt"]')
+    field = form.locator('[data-path="pipeline[1].parallel[0].prompt"]')
     field.get_by_role("alert").wait_for()
     assert "at least 1 character" in field.get_by_role("alert").inner_text()
-    assert "lke-invalid" in (node(page, "pipeline[0].parallel[0]").get_attribute("class") or "")
+    assert "lke-invalid" in (node(page, "pipeline[1].parallel[0]").get_attribute("class") or "")
     screenshot(page, "editor-form-field-error")
 
     form.get_by_label("Prompt").fill("Find the bugs.")
@@ -427,7 +433,7 @@ def test_a_viewer_reads_the_loop_without_edit_controls(
     open_editor(page, live_server.url, loop["id"])
     assert page.get_by_test_id("save").count() == 0
     assert page.locator(".lke-add-button").count() == 0
-    node(page, "pipeline[0].parallel[0]").click()
+    node(page, "pipeline[1].parallel[0]").click()
     assert page.get_by_test_id("form-panel").get_by_label("Prompt").is_disabled()
     go_to_line(page, "maxRounds: 3")
     page.keyboard.type("3")
@@ -470,17 +476,19 @@ def test_the_delete_key_removes_the_selected_step_and_its_maker(
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
-    node(page, "pipeline[0].parallel[3]").click()
+    node(page, "pipeline[1].parallel[3]").click()
     page.keyboard.press("Delete")
-    node(page, "pipeline[0].parallel[3]").wait_for(state="detached")
-    wait_for_yaml(page, "Performance Review", present=False)
-    page.wait_for_selector(EDITOR_READY)
+    node(page, "pipeline[1].parallel[3]").wait_for(state="detached")
+    wait_for_yaml(page, "label: Performance Review", present=False)
     assert node(page, "verify").get_by_text("3 makers", exact=False).is_visible()
+    # The review posted after the pass (onPass) still reads it: the editor says where.
+    page.wait_for_selector('[data-testid="editor"][data-status="invalid"]')
+    page.wait_for_selector('[data-testid="node-onPass[0]"].lke-invalid')
     # Undo in the YAML view brings the step back, in every view.
     page.locator(".lke-yaml .cm-content").click()
     page.keyboard.press("Control+z")
     wait_for_yaml(page, "label: Performance Review\n")
-    node(page, "pipeline[0].parallel[3]").wait_for()
+    node(page, "pipeline[1].parallel[3]").wait_for()
     page.wait_for_selector(EDITOR_READY)
     assert node(page, "verify").get_by_text("4 makers", exact=False).is_visible()
 

@@ -31,21 +31,21 @@ def test_picking_a_connector_another_loop_defines_copies_it_into_the_yaml(
     page = signed_in
     import_example(api, "incident-summary")  # defines the `incidents` SQL connector
     import_example(api, "checkout-investigation")  # defines the `judge` verifier
-    loop = import_example(api, "pr-review")  # defines no connector
+    loop = import_example(api, "pr-review")  # defines only `github`
     open_editor(page, live_server.url, loop["id"])
-    assert "connectors:" not in yaml_text(page)
+    assert "incidents:" not in yaml_text(page)
 
-    node(page, "pipeline[0].parallel[0]").click()
+    node(page, "pipeline[1].parallel[0]").click()
     picker = page.get_by_test_id("form-panel").get_by_test_id("pick-connectors")
     option = picker.locator('label[data-name="incidents"]')
     assert "copied from incident-summary" in option.inner_text()
     assert "copies its definition into this loop" in picker.inner_text()
     option.locator("input[type=checkbox]").check()
 
-    wait_for_yaml(page, "connectors:\n  incidents:\n    type: sql\n")
+    wait_for_yaml(page, "\n  incidents:\n    type: sql\n")
     page.wait_for_selector(EDITOR_READY)
     text = yaml_text(page)
-    assert yaml.safe_load(text)["pipeline"][0]["parallel"][0]["connectors"] == ["incidents"]
+    assert yaml.safe_load(text)["pipeline"][1]["parallel"][0]["connectors"] == ["incidents"]
     assert "    url: ${INCIDENTS_DATABASE_URL}\n    rowLimit: 500\n" in text
     # Now the loop's own: offered first, marked as this loop's.
     assert picker.locator('label[data-name="incidents"]').inner_text().endswith("this loop")

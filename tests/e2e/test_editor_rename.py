@@ -93,14 +93,14 @@ def test_a_rename_to_another_steps_label_is_refused_with_a_message(
     page = signed_in
     loop = import_example(api, "pr-review")
     open_editor(page, live_server.url, loop["id"])
-    node(page, "pipeline[0].parallel[0]").click()
+    node(page, "pipeline[1].parallel[0]").click()
     form = page.get_by_test_id("form-panel")
     label = form.get_by_label("Label")
     label.fill("Security Review")
     refused = form.get_by_test_id("rename-refused")
     refused.wait_for()
     message = (
-        "Not renamed: another step (pipeline[0].parallel[1]) is labelled 'Security Review'."
+        "Not renamed: another step (pipeline[1].parallel[1]) is labelled 'Security Review'."
         " Labels must be unique."
     )
     assert refused.inner_text() == message
@@ -113,12 +113,12 @@ def test_a_rename_to_another_steps_label_is_refused_with_a_message(
     assert refused.inner_text() == message
     page.wait_for_selector(EDITOR_READY)
     assert yaml_text(page) == loop["yaml"]
-    assert node(page, "pipeline[0].parallel[0]").get_by_text("Bug Review", exact=True).is_visible()
+    assert node(page, "pipeline[1].parallel[0]").get_by_text("Bug Review", exact=True).is_visible()
 
     # Typing key by key goes through another step's label ("Bug Review") on
     # the way to a free one: only the last label counts, nothing is merged.
-    node(page, "pipeline[0].parallel[1]").click()
-    form.get_by_text("pipeline[0].parallel[1]", exact=True).wait_for()
+    node(page, "pipeline[1].parallel[1]").click()
+    form.get_by_text("pipeline[1].parallel[1]", exact=True).wait_for()
     label.click()
     page.keyboard.press("Control+a")
     page.keyboard.type("Bug Review 2", delay=40)
@@ -126,7 +126,7 @@ def test_a_rename_to_another_steps_label_is_refused_with_a_message(
     page.wait_for_selector(EDITOR_READY)
     assert refused.count() == 0
     assert form.get_by_test_id("rename-hint").inner_text() == (
-        "Renaming updates 1 reference: verify.maker[1]."
+        "Renaming updates 2 references: onPass[0].arguments.body, verify.maker[1]."
     )
     text = yaml_text(page)
     assert "label: Bug Review\n" in text and "Security Review" not in text
