@@ -214,7 +214,8 @@ function addToolCall(ev: RunEvent): void {
   li.querySelector(".tool-name")!.textContent = p.name || "?";
   li.querySelector(".tool-args")!.textContent = "(" + clip(fmtArgs(p.arguments), 300) + ")";
   const result = li.querySelector<HTMLElement>(".tool-result")!;
-  result.textContent = (p.is_error ? "error: " : "") + clip(p.result, 400);
+  // A dry run's tool step: the call it would make, not made (issue 18).
+  result.textContent = p.dry_run ? "dry run: not called" : (p.is_error ? "error: " : "") + clip(p.result, 400);
   result.title = String(p.result || "");
   li.querySelector(".tool-duration")!.textContent = fmtMs(p.duration_ms);
   list.appendChild(li);
@@ -382,7 +383,7 @@ function summary(ev: RunEvent): string {
     case "tool_called":
       return (
         `${p.label || p.key}: tool ${p.name}(${clip(fmtArgs(p.arguments), 120)})` +
-        ` → ${p.is_error ? "error: " : ""}${clip(p.result, 120)} · ${fmtMs(p.duration_ms)}`
+        (p.dry_run ? " → dry run: not called" : ` → ${p.is_error ? "error: " : ""}${clip(p.result, 120)} · ${fmtMs(p.duration_ms)}`)
       );
     case "plan_made":
       return (

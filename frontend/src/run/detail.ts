@@ -77,7 +77,7 @@ export function renderDetail(box: HTMLElement, node: NodeDetail): void {
       const li = el("li", call.isError ? "tool-error" : "");
       li.appendChild(el("code", "tool-name", call.name));
       li.appendChild(el("pre", "tool-args", JSON.stringify(call.arguments ?? {}, null, 2)));
-      li.appendChild(el("pre", "tool-result", (call.isError ? "error: " : "") + call.result));
+      li.appendChild(el("pre", "tool-result", call.dryRun ? "dry run: not called" : (call.isError ? "error: " : "") + call.result));
       li.appendChild(el("small", "tool-duration", ms(call.durationMs)));
       list.appendChild(li);
     }

@@ -169,3 +169,23 @@ describe("the run page's reducer", () => {
     expect(elapsedSeconds(view, 5000)).toBe(9);
   });
 });
+
+describe("the actions after verification", () => {
+  it("puts onPass steps under their group and keeps a dry run's would-be call as not made", () => {
+    const view = initialView(
+      [
+        { key: "onPass", label: "onPass", kind: "sequential" },
+        { key: "onPass[0]", label: "Post Review", kind: "tool" },
+      ],
+      "running",
+      true,
+    );
+    applyEvent(view, ev("step_started", { key: "onPass", label: "onPass", kind: "sequential", round: 1 }));
+    applyEvent(view, ev("step_started", { key: "onPass[0]", label: "Post Review", kind: "tool", round: 1 }));
+    applyEvent(view, ev("tool_called", { key: "onPass[0]", label: "Post Review", name: "github.create_review", arguments: { body: "LGTM" }, result: "", dry_run: true }));
+    applyEvent(view, ev("step_finished", { key: "onPass[0]", label: "Post Review", kind: "tool", round: 1, output: "<github.create_review result>" }));
+    const node = view.nodes.get("onPass[0]")!;
+    expect(node.state).toBe("done");
+    expect(node.toolCalls.map((c) => [c.name, c.dryRun, c.arguments])).toEqual([["github.create_review", true, { body: "LGTM" }]]);
+  });
+});

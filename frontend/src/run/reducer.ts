@@ -37,6 +37,8 @@ export interface ToolCall {
   result: string;
   isError: boolean;
   durationMs: number;
+  /** A dry run's tool step: the call it would make (not made). */
+  dryRun: boolean;
 }
 
 export interface Retry {
@@ -248,6 +250,7 @@ export function applyEvent(view: RunView, ev: RunEvent): NodeDetail[] {
         result: String(p.result ?? ""),
         isError: Boolean(p.is_error),
         durationMs: Number(p.duration_ms) || 0,
+        dryRun: Boolean(p.dry_run),
       });
       break;
     case "verification_round": {
