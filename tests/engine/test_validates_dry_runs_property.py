@@ -4,7 +4,8 @@ Loops are generated with templates that reference what may or may not exist
 when they render: inputs declared or not, steps that run before, after or
 beside the step (a sibling in a parallel group), steps in a branch that may
 not be taken, ``trigger.payload`` paths that the trigger's event has or has
-not, memory keys, ``round`` and ``feedback``. Whatever ``analyze`` accepts
+not, memory keys, ``round`` and ``feedback``, and actions after verification
+(``onPass`` / ``onFail``, a tool step) that read ``verification``. Whatever ``analyze`` accepts
 must run: the dry run (no inputs, no payload, an in-memory store, approvals
 granted as ``loopkit run --dry-run`` grants them) ends ``succeeded``.
 """
@@ -148,6 +149,33 @@ def loops(draw: st.DrawFn) -> dict[str, Any]:
         data["inputs"] = inputs
     if makers and draw(st.booleans()):
         data["verify"] = {"maker": makers[:2], "checker": "Adversarial Verifier", "maxRounds": 2}
+    # Actions after verification: an agent, and a tool step whose arguments are templates.
+    if draw(st.booleans()):
+        on_pass: list[dict[str, Any]] = [
+            {"prompt": draw(prompts(LABELS)) + " {{ verification.score }}", "label": "Deliver"}
+        ]
+        if draw(st.booleans()):
+            data["connectors"] = {
+                "api": {
+                    "type": "http",
+                    "baseUrl": "https://api.example.com",
+                    "operations": {"post": {"method": "POST", "path": "/posts"}},
+                }
+            }
+            on_pass.append(
+                {
+                    "tool": "api.post",
+                    "label": "Post",
+                    "arguments": {
+                        "body": draw(prompts(LABELS)),
+                        "value": f"{{{{ {draw(references(LABELS))} }}}}",
+                        "passed": "{{ verification.passed }}",
+                    },
+                }
+            )
+        data["onPass"] = on_pass
+    if "verify" in data and draw(st.booleans()):
+        data["onFail"] = [{"prompt": "Explain: {{ verification.issues }}", "label": "Explain"}]
     return data
 
 
