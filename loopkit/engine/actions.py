@@ -39,7 +39,7 @@ from loopkit.engine.pipeline import Outcome, run_steps
 from loopkit.errors import BudgetExceeded, RunError
 from loopkit.memory import Checkpoint
 from loopkit.templating import TemplateLimitError, compile_condition
-from loopkit.tools import summary
+from loopkit.tools import Tool, summary
 
 if TYPE_CHECKING:
     from loopkit.engine.runner import Run
@@ -175,7 +175,7 @@ async def run_tool_step(run: Run, step: spec.ToolStep, key: str, round_: int) ->
     return Outcome()
 
 
-async def _tool(run: Run, step: spec.ToolStep, key: str) -> Any:
+async def _tool(run: Run, step: spec.ToolStep, key: str) -> Tool:
     name = step.label or key
     provider = run.tool_provider
     if provider is None:
