@@ -256,8 +256,7 @@ class LLMServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -273,6 +272,14 @@ class LLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per connection; a listen backlog for hundreds of clients connecting at once
+    (the standard library's 5 makes the rest retry their SYN a second or more later)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
 
 
 def completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
