@@ -11,11 +11,12 @@ status counts unchanged for ``--settle`` seconds) it reports:
   RSS idle vs now, and whether the worker still has free capacity: a fresh dry
   run of a gate-less loop started through the API, and how long it takes to
   finish (``--probe-timeout``, default 30 s).
-* **database load of the waiting**: over ``--window`` seconds (10) with the
-  runs waiting, minus the same window with none (the worker idle, before the
-  runs were created): on PostgreSQL ``pg_stat_database`` transactions
+* **database load of the waiting**: the median of three windows of
+  ``--window`` seconds (5) with the runs waiting, minus the same with none
+  (the worker idle, before the runs were created): on PostgreSQL ``pg_stat_database`` transactions
   (``xact_commit``) and rows read (``tup_returned`` + ``tup_fetched``) per
-  second; everywhere the worker's CPU time, context switches (all its
+  second (after a ``VACUUM ANALYZE``, so that autovacuum does not read during
+  the window); everywhere the worker's CPU time, context switches (all its
   threads: how often something in it woke up) and read system calls
   (``/proc/PID/io`` ``syscr``: on SQLite the database reads that missed its
   page cache; PostgreSQL's socket reads are not counted there) per second.
@@ -125,6 +126,7 @@ class Load:
 
     def __init__(self, env: dict[str, str], pid: int) -> None:
         self.pid = pid
+        self.url = env.get("DATABASE_URL", "").replace("postgres://", "postgresql://")
         self.dbname = env["DATABASE_URL"].rsplit("/", 1)[1] if env.get("DATABASE_URL") else None
         self.admin: Any = None
         if self.dbname:
@@ -151,13 +153,25 @@ class Load:
             out["xact"], out["rows"] = float(row[0]), float(row[1])
         return out
 
-    def window(self, seconds: float) -> dict[str, float]:
-        time.sleep(1.5)  # backends flush their statistics at most once a second
+    def window(self, seconds: float, parts: int = 3) -> dict[str, float]:
+        """The median over *parts* consecutive windows of *seconds* (one may catch a
+        once-a-minute task, or a backend's statistics flushed late)."""
+        if self.admin is not None:
+            # Nothing left for autovacuum to read during the window (the runs just created).
+            import psycopg
+
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+        time.sleep(2)  # backends flush their statistics at most once a second
+        rates: list[dict[str, float]] = []
         before = self.snapshot()
-        time.sleep(seconds)
-        after = self.snapshot()
-        span = after["t"] - before["t"]
-        return {k: round((after[k] - before[k]) / span, 2) for k in before if k != "t"}
+        for _ in range(parts):
+            time.sleep(seconds)
+            after = self.snapshot()
+            span = after["t"] - before["t"]
+            rates.append({k: (after[k] - before[k]) / span for k in before if k != "t"})
+            before = after
+        return {k: round(statistics.median(r[k] for r in rates), 2) for k in rates[0]}
 
     def close(self) -> None:
         if self.admin is not None:
@@ -328,7 +342,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=100)
     parser.add_argument("--settings", default="redis", help="redis (PostgreSQL + Redis), embedded")
     parser.add_argument("--quick", action="store_true", help="100 runs, 20 decisions")
-    parser.add_argument("--window", type=float, default=10.0, help="seconds of load measured")
+    parser.add_argument("--window", type=float, default=5.0, help="seconds of one load window")
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--probe-timeout", type=float, default=30.0)
     parser.add_argument("--huey-workers", type=int, default=0, help="LOOPKIT_HUEY_WORKERS")
@@ -358,7 +372,7 @@ def main() -> None:
                 if p["seconds"] is not None
                 else f"not finished in {args.probe_timeout:g} s (still {p['status']})"
             )
-            + f"\n  caused by the waiting (minus idle, over {r['window_s']:g} s): {db_load}"
+            + f"\n  caused by the waiting (minus idle, median of 3 x {r['window_s']:g} s): {db_load}"
             f"worker CPU {c['cpu']} s/s, {c['wakeups']} context switches/s, "
             f"{c['syscr']} read syscalls/s"
             f"\n  decision -> resume ({d['decided']} decided, {d['unresolved_after_30s']} "
