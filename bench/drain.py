@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from runs_common import (
     deployment,
     load_average,
     manage,
+    proc_cpu,
     result,
     setup,
     stop,
@@ -94,9 +96,11 @@ def drain(runs: int, workers: int, latency_ms: int = 0, per_process: int = 1) ->
         extra["LOOPKIT_RUN_HOST_CONCURRENCY"] = str(per_process)
     with deployment("redis", **extra) as env:
         setup(env, loop_yaml)
+        cpu_before = 0.0
         if latency_ms:  # the workers are up and idle before the runs exist
             procs = [worker(env, threads=per_process) for _ in range(workers)]
             wait_quiet([p.pid for p in procs])
+            cpu_before = sum(proc_cpu(p.pid) for p in procs)
         load_before = load_average()
         enqueued = result(manage({**env, "BENCH_RUNS": str(runs)}, "shell", "-c", ENQUEUE))
         if not latency_ms:
@@ -108,6 +112,7 @@ def drain(runs: int, workers: int, latency_ms: int = 0, per_process: int = 1) ->
                 if done >= runs or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
+            cpu = sum(proc_cpu(p.pid) for p in procs)
         finally:
             stop(*procs)
         import psycopg
@@ -131,10 +136,16 @@ def drain(runs: int, workers: int, latency_ms: int = 0, per_process: int = 1) ->
     }
     if latency_ms:
         floor = 2 * latency_ms / 1000
+        cpu_per_run = (cpu - cpu_before) / max(done, 1)
         out.update(
             latency_ms=latency_ms,
             per_process=per_process,
             floor_runs_per_s=round(workers * per_process / floor, 2),
+            # What the workers' CPU allows on this machine: its cores / CPU per run.
+            worker_cpu_per_run_s=round(cpu_per_run, 3),
+            cpu_ceiling_runs_per_s=round((os.cpu_count() or 1) / cpu_per_run, 1)
+            if cpu_per_run
+            else None,
         )
     return out
 
@@ -169,7 +180,9 @@ def main() -> None:
             else ""
         )
         floor = (
-            f"; floor {r['floor_runs_per_s']} runs/s ({r['runs_per_s'] / r['floor_runs_per_s']:.0%})"
+            f"; floor {r['floor_runs_per_s']} runs/s ({r['runs_per_s'] / r['floor_runs_per_s']:.0%}); "
+            f"workers' CPU {r['worker_cpu_per_run_s']} s per run: {os.cpu_count()} cores allow "
+            f"{r['cpu_ceiling_runs_per_s']:.1f} runs/s"
             if args.latency_ms and r["runs_per_s"]
             else ""
         )
