@@ -147,11 +147,19 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
                     if done >= size or proc.poll() is not None:
                         break
                     time.sleep(0.25)
-                hwm = proc_status(proc.pid).get("VmHWM", peak_rss)
+                end_status = proc_status(proc.pid)
+                hwm = end_status.get("VmHWM", peak_rss)
                 load_after = load_average()
                 rows = db.rows(
                     "SELECT status, started_at, finished_at FROM runs_run WHERE id >= %s", (first,)
                 )
+                errors = [
+                    str(e)[:300]
+                    for (e,) in db.rows(
+                        "SELECT DISTINCT error FROM runs_run WHERE id >= %s AND error != ''",
+                        (first,),
+                    )
+                ]
             finally:
                 db.close()
                 stop(proc)
@@ -187,10 +195,13 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
         "model_requests": model_requests,
         "idle_rss_mb": round(idle_kb / 1024, 1),
         "peak_rss_mb": round(hwm / 1024, 1),
+        # Kept after the runs ended: memory that grows with runs done, not with runs in flight.
+        "end_rss_mb": round(end_status.get("VmRSS", 0) / 1024, 1),
         "rss_per_in_flight_mb": round(per_run_kb / 1024, 2) if per_run_kb is not None else None,
         "idle_threads": idle.get("Threads"),
         "peak_threads": peak_threads,
         "enqueue_s": round(batch["enqueue_s"], 2),
+        "errors": errors,
         "load_before": load_before,
         "load_after": load_after,
     }
@@ -219,8 +230,10 @@ def main() -> None:
             f"run p50 {r['run_duration_p50_s']} s, floor {r['floor_s']} s); "
             f"peak in flight {r['peak_in_flight']} (model requests at once "
             f"{r['peak_model_requests_at_once']}); worker RSS idle {r['idle_rss_mb']} MB, peak "
-            f"{r['peak_rss_mb']} MB = {r['rss_per_in_flight_mb']} MB per in-flight run; threads "
-            f"{r['idle_threads']} -> {r['peak_threads']}; load {r['load_before']} -> {r['load_after']}",
+            f"{r['peak_rss_mb']} MB = {r['rss_per_in_flight_mb']} MB per in-flight run, at the end "
+            f"{r['end_rss_mb']} MB; threads "
+            f"{r['idle_threads']} -> {r['peak_threads']}; load {r['load_before']} -> {r['load_after']}"
+            + (f"; errors {r['errors']}" if r["errors"] else ""),
             flush=True,
         )
 

@@ -14,6 +14,8 @@ with ``api_base=server.url``)::
 Replies are chosen in this order: the first matching ``when`` rule (rules
 with ``times`` are used up), then the ``script`` queue, then ``default``.
 A ``responder(body) -> Reply`` function can replace all of that.
+Each connection gets a thread, and the listen backlog is 1024, so hundreds of
+clients may connect at once (bench/inflight.py holds 500 runs' calls open).
 Usage defaults: prompt tokens = characters of the messages / 4, completion
 tokens = characters of the reply / 4 (at least 1), both overridable, and the
 completion is clamped to the request's ``max_tokens`` like real providers do.
