@@ -15,7 +15,8 @@ For each N: a fresh deployment (PostgreSQL + Redis by default), one
 warmed up with one live run, then N live runs created in one transaction (all
 enqueued at its commit). It prints runs per minute (N / (last finished_at -
 first started_at)), the peak of runs in flight (status running or waiting,
-sampled from the database every 0.25 s), the worker's peak RSS (VmHWM) and
+sampled from the database every 0.25 s, with the deployment's PostgreSQL
+connections), the worker's peak RSS (VmHWM) and
 RSS per in-flight run ((peak - idle after the warm-up) / peak in flight), and
 the throughput against the floor (N runs all at once take the floor time:
 floor / span in %).
@@ -74,6 +75,11 @@ LOOP = yamlio.dump(
 ACTIVE_SQL = (
     "SELECT count(*) FILTER (WHERE status IN ('running', 'waiting_for_approval')), "
     "count(*) FILTER (WHERE finished_at IS NOT NULL) FROM runs_run WHERE id >= %s"
+)
+
+CONNECTIONS_SQL = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid != pg_backend_pid()"
 )
 
 
@@ -137,9 +143,11 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
                 batch = enqueue(env, loop, size, dry_run=False)
                 first = batch["first"]
                 deadline = time.monotonic() + args.timeout
-                peak_active = peak_threads = peak_rss = 0
+                peak_active = peak_threads = peak_rss = peak_conns = 0
                 while time.monotonic() < deadline:
                     active, done = db.one(ACTIVE_SQL, (first,))
+                    if db.postgres:  # the deployment's connections (this one not counted)
+                        peak_conns = max(peak_conns, int(db.one(CONNECTIONS_SQL)[0]))
                     status = proc_status(proc.pid)
                     peak_active = max(peak_active, int(active))
                     peak_threads = max(peak_threads, status.get("Threads", 0))
@@ -198,6 +206,7 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
         # Kept after the runs ended: memory that grows with runs done, not with runs in flight.
         "end_rss_mb": round(end_status.get("VmRSS", 0) / 1024, 1),
         "rss_per_in_flight_mb": round(per_run_kb / 1024, 2) if per_run_kb is not None else None,
+        "peak_db_connections": peak_conns if db.postgres else None,
         "idle_threads": idle.get("Threads"),
         "peak_threads": peak_threads,
         "enqueue_s": round(batch["enqueue_s"], 2),
@@ -232,7 +241,8 @@ def main() -> None:
             f"{r['peak_model_requests_at_once']}); worker RSS idle {r['idle_rss_mb']} MB, peak "
             f"{r['peak_rss_mb']} MB = {r['rss_per_in_flight_mb']} MB per in-flight run, at the end "
             f"{r['end_rss_mb']} MB; threads "
-            f"{r['idle_threads']} -> {r['peak_threads']}; load {r['load_before']} -> {r['load_after']}"
+            f"{r['idle_threads']} -> {r['peak_threads']}, PostgreSQL connections "
+            f"{r['peak_db_connections']}; load {r['load_before']} -> {r['load_after']}"
             + (f"; errors {r['errors']}" if r["errors"] else ""),
             flush=True,
         )
