@@ -118,7 +118,7 @@ def drain(runs: int, workers: int, latency_ms: int = 0, per_process: int = 1) ->
         import psycopg
 
         with psycopg.connect(env["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 conn.execute("SELECT status, count(*) FROM runs_run GROUP BY status").fetchall()
             )
         median_run = run_seconds(env)
