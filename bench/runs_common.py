@@ -173,7 +173,7 @@ ENQUEUE = """
 import json, os, time
 from django.db import transaction
 from builder.models import Loop
-from runs.services import start_run
+from runs.lifecycle import start_run
 loop = Loop.objects.get(pk=int(os.environ["BENCH_LOOP"]))
 started = time.perf_counter()
 # One transaction: every run is enqueued at its commit (start_run enqueues on commit), at once.
