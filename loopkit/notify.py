@@ -174,11 +174,13 @@ def post_webhook(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     transport: httpx.BaseTransport | None = None,
+    quote_body: bool = True,
 ) -> int:
     """POST ``payload`` as JSON to a Slack-compatible webhook; return the HTTP status.
 
     Raise ``NotifyError`` (naming the host only) when it cannot be reached or
-    answers with a status of 300 or more (redirects are not followed).
+    answers with a status of 300 or more (redirects are not followed); the
+    error quotes the start of the answer's body unless ``quote_body`` is False.
     """
     problem = check_webhook_url(url)
     if problem:
@@ -193,7 +195,7 @@ def post_webhook(
     except httpx.HTTPError as exc:
         raise NotifyError(f"could not reach the webhook at {host}: {_reason(exc)}") from None
     if response.status_code >= 300:
-        body = secrets.redact(" ".join(response.text.split()))[:MAX_QUOTED]
+        body = secrets.redact(" ".join(response.text.split()))[:MAX_QUOTED] if quote_body else ""
         raise NotifyError(
             f"the webhook at {host} answered HTTP {response.status_code}"
             + (f": {body}" if body else "")
