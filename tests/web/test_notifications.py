@@ -339,3 +339,20 @@ def test_a_webhook_that_fails_is_logged_without_its_url_and_the_run_is_untouched
     )
     for where, text in {"logs": caplog.text, "events, audit, outcome": stored}.items():
         assert "s3cr3t-webhook-token" not in text, f"the webhook URL leaked into the {where}"
+
+
+def test_key_rotation_reencrypts_the_webhook_url_too(team: Any, settings: Any) -> None:
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    acme, _ = team
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.LOOPKIT_SECRETS_KEY = old
+    configure(acme, f"https://hooks.example.com{SECRET_PATH}")
+    settings.LOOPKIT_SECRETS_KEY = f"{new},{old}"
+
+    call_command("rotate_provider_keys", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    settings.LOOPKIT_SECRETS_KEY = new
+
+    row = TeamNotifications.objects.get(team=acme)
+    assert row.webhook_url() == f"https://hooks.example.com{SECRET_PATH}"
