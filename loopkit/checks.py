@@ -308,6 +308,8 @@ def _static_tools(connector: spec.Connector) -> set[str] | None:
         return set(connector.operations)
     if isinstance(connector, spec.SqlConnector):
         return {"query", "tables"}
+    if isinstance(connector, spec.SlackConnector | spec.EmailConnector):
+        return {"send"}
     return None
 
 

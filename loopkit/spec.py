@@ -613,19 +613,116 @@ class SqlConnector(_ConnectorBase):
     timeout_seconds: Number | None = Field(default=None, gt=0)
 
 
+# ── Notification connectors (slack, email): one ``send`` tool each ──────
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# An address, or a ``${VAR}`` reference resolved when the connector starts.
+_ADDRESS_RE = re.compile(r"^(?:[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_NAME_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not an environment variable name (letters, digits and '_', "
+            "not starting with a digit, e.g. SLACK_WEBHOOK_URL): name the variable, "
+            "never write the secret itself"
+        )
+    return value
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not an email address (name@example.com) or a ${{VAR}} reference"
+        )
+    return value
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+Address = Annotated[str, BeforeValidator(_address)]
+
+
+class SlackConnector(_ConnectorBase):
+    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat...): a ``send`` tool.
+
+    The webhook URL is a secret (whoever has it can post): it is read from the
+    environment variable ``webhookEnv`` names, never written in the file.
+    """
+
+    type: Literal["slack"]
+    webhook_env: EnvName = Field(
+        description="Name of the environment variable holding the webhook URL."
+    )
+    timeout_seconds: Number | None = Field(default=None, gt=0, le=300)
+
+
+class SmtpSettings(SpecModel):
+    """How an email connector reaches its SMTP server."""
+
+    host: str = Field(min_length=1, description="The SMTP server (a ${VAR} reference is allowed).")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default 587 (starttls), 465 (ssl), 25 (none)."
+    )
+    tls: Literal["starttls", "ssl", "none"] | None = Field(
+        default=None,
+        description="starttls (default): upgrade a plain connection; ssl: TLS from the start; "
+        "none: no encryption (a relay on localhost).",
+    )
+    user_env: EnvName | None = Field(
+        default=None, description="Name of the environment variable holding the SMTP user."
+    )
+    password_env: EnvName | None = Field(
+        default=None, description="Name of the environment variable holding the SMTP password."
+    )
+    timeout_seconds: Number | None = Field(default=None, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _user_with_password(self) -> SmtpSettings:
+        if (self.user_env is None) != (self.password_env is None):
+            raise ValueError("set both 'userEnv' and 'passwordEnv' (SMTP login), or neither")
+        return self
+
+    @property
+    def effective_tls(self) -> str:
+        return self.tls or "starttls"
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.effective_tls]
+
+
+class EmailConnector(_ConnectorBase):
+    """Email through an SMTP server to fixed recipients: a ``send`` tool."""
+
+    type: Literal["email"]
+    smtp: SmtpSettings
+    from_: Address = Field(alias="from")
+    to: Annotated[list[Address], BeforeValidator(_one_or_many)] = Field(min_length=1)
+    subject_prefix: str | None = Field(
+        default=None, description="Put before every subject (e.g. '[loopkit] ')."
+    )
+
+
+#: The connector kinds whose only tool is ``send`` (a notification).
+NOTIFY_KINDS = ("slack", "email")
+CONNECTOR_KINDS = ("mcp", "http", "sql", *NOTIFY_KINDS)
+
+
 def _connector_kind(value: Any) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return f"<{kind}>" if kind in ("mcp", "http", "sql") else None
+    return f"<{kind}>" if kind in CONNECTOR_KINDS else None
 
 
 Connector = Annotated[
     Annotated[McpConnector, Tag("<mcp>")]
     | Annotated[HttpConnector, Tag("<http>")]
-    | Annotated[SqlConnector, Tag("<sql>")],
+    | Annotated[SqlConnector, Tag("<sql>")]
+    | Annotated[SlackConnector, Tag("<slack>")]
+    | Annotated[EmailConnector, Tag("<email>")],
     Discriminator(
         _connector_kind,
         custom_error_type="invalid_connector",
-        custom_error_message="connector 'type' must be one of mcp, http, sql",
+        custom_error_message="connector 'type' must be one of mcp, http, sql, slack, email",
     ),
 ]
 
