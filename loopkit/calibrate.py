@@ -147,7 +147,7 @@ def _is_jsonl(path: Path, text: str) -> bool:
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         return False
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return len(lines) > 1 and all(line.startswith("{") for line in lines)
+    return bool(lines) and all(line.startswith("{") for line in lines)
 
 
 def _jsonl(text: str, shown: str) -> list[_Raw]:
@@ -382,7 +382,8 @@ def _example(raw: _Raw, loop: spec.Loop, shown: str, problems: list[Problem]) ->
         for label, value in outputs.items():
             if value is None or isinstance(value, bool | int | float):
                 fail(
-                    f"the output of '{label}' must be text (or a JSON value), not {_kind(value)}",
+                    f"the output of '{label}' must be text (or, for a step with an output "
+                    f"schema, a mapping or a list), not {_kind(value)}",
                     "outputs" if "outputs" in data else "output",
                 )
     inputs = data.get("inputs", {})
@@ -415,7 +416,7 @@ def _example(raw: _Raw, loop: spec.Loop, shown: str, problems: list[Problem]) ->
         fail("'issues' must be a list of texts (the issues a person found)", "issues")
         issues = []
     ident = data.get("id", f"#{raw.number}")
-    if not isinstance(ident, str | int) or isinstance(ident, bool):
+    if not isinstance(ident, str | int | float) or isinstance(ident, bool):
         fail(f"'id' must be a text or a number, not {_kind(ident)}", "id")
     note = data.get("note")
     if note is not None and not isinstance(note, str):

@@ -256,6 +256,48 @@ def test_no_more_checker_calls_are_in_flight_than_the_concurrency(
     assert in_flight == 2
 
 
+def test_with_several_checkers_an_example_passes_only_when_every_checker_passes(
+    project: Path, server: LLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "loops" / "summary.yaml").write_text(
+        LOOP.replace("checker: Adversarial Verifier", "checker: [Adversarial Verifier, style]")
+        + "subagents:\n"
+        "  style:\n"
+        "    role: verifier\n"
+        "    model: team:other\n"
+        "    prompt: You check the style of summaries.\n"
+    )
+    with (project / "loopkit.yaml").open("a") as file:
+        file.write(f"  other:\n    model: openai/gpt-4o\n    apiBase: {server.url}\n")
+
+    def two_checkers(body: dict[str, Any]) -> Reply:
+        if "check the style" in body["messages"][0]["content"]:
+            if "Stuff." in body["messages"][-1]["content"]:
+                return verdict(False, 0.2, ["says nothing"])
+            return verdict(True, 0.8)
+        return verdict(True, 0.9)  # the adversarial verifier passes everything
+
+    server.responder = two_checkers
+    code, document = calibrate_json(capsys=capsys)
+
+    assert code == 0
+    assert document["models"] == {"Adversarial Verifier": "team:local", "style": "team:other"}
+    assert document["requests"] == 10
+    assert (
+        sorted(r.body["model"] for r in server.completed()) == ["gpt-4o"] * 5 + ["gpt-4o-mini"] * 5
+    )
+    outcomes = {r["id"]: r["outcome"] for r in document["results"]}
+    assert outcomes == {
+        "a": "agree",
+        "b": "agree",
+        "c": "false_pass",
+        "d": "agree",
+        "e": "agree",
+    }
+    b = next(r for r in document["results"] if r["id"] == "b")
+    assert (b["checkerPass"], b["issues"]) == (False, ["style: says nothing"])
+
+
 def test_an_example_the_provider_refuses_is_an_error_and_nothing_is_saved(
     project: Path, server: LLMServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
