@@ -15,21 +15,17 @@ dangerous kind) and false fails. This module holds:
   loop under ``<state dir>/calibration/``) and what the LRS shows of it
   (``last_calibration``), with the loop's content hash to tell a stale one.
 
-Importing it is cheap (``loopkit validate`` reads the records): the engine is
-imported by ``calibrate`` only.
+Importing it is cheap (``loopkit validate`` reads the records): the engine,
+asyncio and the rest are imported by the functions that need them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import difflib
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from loopkit import spec
 from loopkit.errors import Problem, SpecError
@@ -300,6 +296,8 @@ def _problem(
 
 
 def _did_you_mean(name: str, names: list[str]) -> str | None:
+    import difflib
+
     match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return f"did you mean '{match[0]}'?" if match else None
 
@@ -626,6 +624,8 @@ async def calibrate(
     prompt that does not render) is the example's ``error``; an answer that
     is no verdict is a failed round, as in a run.
     """
+    import asyncio
+
     if loop.verify is None:
         raise ValueError(f"the loop '{loop.name}' has no 'verify:'")
     verify = loop.verify
@@ -723,6 +723,8 @@ def content_hash(loop: spec.Loop, project: spec.Project | None = None) -> str:
     The loop's canonical data (comments and layout do not count) and the
     definitions of its checker subagents written in the project file.
     """
+    import hashlib
+
     from loopkit.yamlio import to_data
 
     subagents = project.subagents if project else {}
@@ -748,6 +750,8 @@ def state_dir(loop: spec.Loop, context: ProjectContext) -> Path:
 
 def record_path(loop: spec.Loop, context: ProjectContext) -> Path:
     """Return the file holding the loop's last calibration."""
+    from urllib.parse import quote
+
     return state_dir(loop, context) / "calibration" / f"{quote(loop.name, safe='')}.json"
 
 
@@ -817,4 +821,6 @@ def last_calibration(loop: spec.Loop, context: ProjectContext) -> Calibration | 
 
 def file_hash(path: Path) -> str:
     """Return the SHA-256 of a file's bytes (which labels a record was made with)."""
+    import hashlib
+
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
