@@ -253,16 +253,6 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
     return result
 
 
-def _calibrated(report: Report | None, loop: Any, context: ProjectContext) -> Report | None:
-    """Return ``report`` with the loop's last checker calibration, if any (``loopkit calibrate``)."""
-    if report is None or loop is None or loop.verify is None:
-        return report
-    from loopkit import lrs
-    from loopkit.calibrate import last_calibration
-
-    return lrs.with_calibration(report, last_calibration(loop, context))
-
-
 def _analyze(data: bytes, shown: str, context: ProjectContext) -> Analysis:
     """Analyse a loop file, looking for its skills only as far as needed.
 
@@ -360,6 +350,16 @@ def _validate_inline(context: ProjectContext, keys: list[str] | None = None) -> 
             result.report = _calibrated(lrs.score(loop, context.project), loop, context)
         results.append(result)
     return results
+
+
+def _calibrated(report: Report | None, loop: Any, context: ProjectContext) -> Report | None:
+    """Return ``report`` with the loop's last checker calibration, if any (``loopkit calibrate``)."""
+    if report is None or loop is None or loop.verify is None:
+        return report
+    from loopkit import lrs
+    from loopkit.calibrate import last_calibration
+
+    return lrs.with_calibration(report, last_calibration(loop, context))
 
 
 def _check_unique_names(results: list[Result]) -> None:
