@@ -249,7 +249,7 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
         result.name = _guess_name(path)
         return result
     result.name = analysis.loop.name if analysis.loop else None
-    result.report = analysis.report
+    result.report = _calibrated(analysis.report, analysis.loop, context)
     return result
 
 
@@ -347,9 +347,19 @@ def _validate_inline(context: ProjectContext, keys: list[str] | None = None) -> 
         for p in problems:
             result.problems.append(replace(p, file=shown))
         if not problems:
-            result.report = lrs.score(loop, context.project)
+            result.report = _calibrated(lrs.score(loop, context.project), loop, context)
         results.append(result)
     return results
+
+
+def _calibrated(report: Report | None, loop: Any, context: ProjectContext) -> Report | None:
+    """Return ``report`` with the loop's last checker calibration, if any (``loopkit calibrate``)."""
+    if report is None or loop is None or loop.verify is None:
+        return report
+    from loopkit import lrs
+    from loopkit.calibrate import last_calibration
+
+    return lrs.with_calibration(report, last_calibration(loop, context))
 
 
 def _check_unique_names(results: list[Result]) -> None:
