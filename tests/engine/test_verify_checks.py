@@ -456,3 +456,31 @@ async def test_a_live_run_without_a_tool_provider_fails_a_tool_check(
     assert result.status == "verification_failed"
     assert ci.requests == []
     assert "no tool provider" in rounds(sink)[0].issues[0]
+
+
+async def test_the_console_transcript_counts_the_checks_and_shows_a_minor_failure(
+    server: LLMServer,
+) -> None:
+    import io
+
+    from loopkit.sinks import ConsoleSink
+
+    server.when(is_checker, verdict(True, 0.9))
+    server.default = Reply("Title: crash\nTODO: severity")
+    loop = report_loop(
+        [
+            {"step": "Reporter", "regex": "^Title:"},
+            {"name": "no TODO", "step": "Reporter", "regex": "TODO", "mustNotMatch": True}
+            | {"severity": "minor"},
+        ]
+    )
+    out = io.StringIO()
+
+    await run_loop(loop, LiteLLMProvider(api_base=server.url), sinks=[ConsoleSink(out)])
+
+    transcript = out.getvalue()
+    assert (
+        "  Round 1: [ok] PASS (score: 0.90)\n"
+        "    checks: 1 passed, 1 failed\n"
+        "    - check 'no TODO' (minor): the output of 'Reporter' matches /TODO/ at line 2: 'TODO'\n"
+    ) in transcript
