@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -309,15 +310,54 @@ async def _tool(run: Run, check: spec.ToolCheck, index: int) -> _Found | None:
     )
 
 
+#: A text argument that is one ``{{ expression }}`` and nothing else.
+_ONE_EXPRESSION = re.compile(r"^\s*\{\{(?!.*\{\{)(.*)\}\}\s*$", re.DOTALL)
+
+
 def _render(run: Run, value: Any, key: str) -> Any:
-    """Render the text values of a tool check's arguments (at any depth) in the sandbox."""
+    """Render the text values of a tool check's arguments (at any depth) in the sandbox.
+
+    A value that is one ``{{ expression }}`` keeps the expression's type when it is
+    JSON data (``{{ inputs.pr }}`` stays the number 42); other text renders as text.
+    """
     if isinstance(value, str):
+        whole = _ONE_EXPRESSION.match(value)
+        if whole is not None:
+            found = _native(run, whole.group(1), key)
+            if found is not _TEXT:
+                return found
         return render(run, value, key, "argument")
     if isinstance(value, dict):
         return {k: _render(run, v, key) for k, v in value.items()}
     if isinstance(value, list):
         return [_render(run, v, key) for v in value]
     return value
+
+
+_TEXT = object()
+
+
+def _native(run: Run, expression: str, key: str) -> Any:
+    """Return the value of ``expression`` when it is JSON data, else ``_TEXT`` (render it)."""
+    try:
+        value = compile_condition(expression)(**run.ctx.variables)
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise RunError(
+            f"{key}: the argument template failed: {getattr(exc, 'message', None) or exc}",
+            step=key,
+            code="template_error",
+        ) from None
+    return value if _is_json(value) else _TEXT
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if type(value) is list:  # not a subclass such as ``Feedback``, which renders as lines
+        return all(_is_json(v) for v in value)
+    if type(value) is dict:
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False
 
 
 def _quote(text: str) -> str:

@@ -65,7 +65,7 @@ def report_loop(checks: list[dict[str, Any]], **extra: Any) -> spec.Loop:
             "name": "report",
             "description": "Write a bug report as JSON.",
             "model": MODEL,
-            "inputs": {"branch": {"default": "main"}},
+            "inputs": {"branch": {"default": "main"}, "pr": {"type": "integer", "default": 7}},
             "pipeline": [
                 {
                     "prompt": "Report the bug.{% if feedback %}\nFix: {{ feedback }}{% endif %}",
@@ -336,6 +336,8 @@ def ci_loop(ci: CI, check: dict[str, Any], **verify: Any) -> spec.Loop:
                             "properties": {
                                 "branch": {"type": "string"},
                                 "suite": {"type": "string"},
+                                "pr": {"type": "integer"},
+                                "title": {"type": "string"},
                             },
                             "required": ["branch"],
                         },
@@ -350,7 +352,7 @@ def ci_loop(ci: CI, check: dict[str, Any], **verify: Any) -> spec.Loop:
 TESTS_PASS = {
     "name": "tests pass",
     "tool": "ci.run_tests",
-    "arguments": {"branch": "{{ inputs.branch }}", "suite": "unit"},
+    "arguments": {"branch": "{{ inputs.branch }}", "suite": "unit", "pr": "{{ inputs.pr }}"},
     "expect": "result.exit_code == 0",
 }
 
@@ -367,12 +369,12 @@ async def test_a_tool_check_calls_the_connector_and_passes_on_its_result(
 
     assert result.status == "succeeded"
     assert ci.requests == [
-        {"method": "POST", "path": "/runs", "body": {"branch": "fix-42", "suite": "unit"}}
+        {"method": "POST", "path": "/runs", "body": {"branch": "fix-42", "suite": "unit", "pr": 7}}
     ]
     assert checker_requests(server) == 1
     (call,) = [e for e in sink.events if isinstance(e, ToolCalled)]
     assert call.key == "verify.checks[0]" and call.name == "ci__run_tests"
-    assert call.arguments == {"branch": "fix-42", "suite": "unit"} and not call.is_error
+    assert call.arguments == {"branch": "fix-42", "suite": "unit", "pr": 7} and not call.is_error
     assert rounds(sink)[0].checks[0]["passed"] is True
 
 
@@ -484,3 +486,23 @@ async def test_the_console_transcript_counts_the_checks_and_shows_a_minor_failur
         "    checks: 1 passed, 1 failed\n"
         "    - check 'no TODO' (minor): the output of 'Reporter' matches /TODO/ at line 2: 'TODO'\n"
     ) in transcript
+
+
+async def test_an_argument_that_is_one_expression_keeps_its_type_and_other_text_renders(
+    server: LLMServer, ci: CI
+) -> None:
+    server.when(is_checker, verdict(True, 0.9))
+    check = {
+        "tool": "ci.run_tests",
+        "arguments": {
+            "branch": "{{ inputs.branch }}",
+            "pr": "{{ inputs.pr + 1 }}",
+            "title": "PR {{ inputs.pr }} round {{ round }}",
+        },
+    }
+    loop = ci_loop(ci, check)
+
+    result, _ = await run(loop, LiteLLMProvider(api_base=server.url), tools=ConnectorTools(loop))
+
+    assert result.status == "succeeded"
+    assert ci.requests[0]["body"] == {"branch": "main", "pr": 8, "title": "PR 7 round 1"}
