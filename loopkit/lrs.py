@@ -344,7 +344,26 @@ def _verification(s: _Scorer) -> int:
         s.add("ok", "verification", "Maker/Checker separation enforced")
     elif points > 0:
         s.add("ok", "verification", "Maker/Checker verification configured")
-    return points
+    return _checks_credit(s, verify, points)
+
+
+#: Points that deterministic checks (``verify.checks``) give back, up to the dimension's 25.
+CHECKS_CREDIT = 3
+
+
+def _checks_credit(s: _Scorer, verify: spec.Verify, points: int) -> int:
+    """Credit ``verify.checks``: a check that costs no model call and cannot be talked round
+    offsets a checker's weaknesses (the same model as the makers, a near-miss name)."""
+    count = len(verify.checks)
+    if not count:
+        return points
+    s.add(
+        "ok",
+        "verification",
+        f"{count} deterministic check{'s' if count != 1 else ''} "
+        f"run{'s' if count == 1 else ''} before the checker (no model call)",
+    )
+    return min(25, points + CHECKS_CREDIT)
 
 
 def _near_miss(name: str, names: list[str]) -> str | None:

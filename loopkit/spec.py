@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     field_validator,
     model_validator,
@@ -447,6 +448,201 @@ for _model in (ParallelStep, SequentialStep, ConditionalStep):
     _model.model_rebuild()
 
 
+# ── Deterministic checks (verify.checks) ────────────────────────────────
+#
+# Checks run before the checker each round and cost no model call: a JSON Schema
+# or a regular expression on a step's output, or a connector tool whose result
+# must satisfy a condition. The engine runs them in ``loopkit.engine.checks``;
+# ``loopkit.checks`` cross-checks their steps, tools, templates and schema files.
+
+CheckSeverity = Literal["blocker", "major", "minor"]
+#: A check's severity when it says none: its failure fails the round.
+DEFAULT_CHECK_SEVERITY: CheckSeverity = "blocker"
+_TOOL_RE = re.compile(r"^([^.\s]+)\.([^\s]+)$")
+
+
+class _CheckBase(SpecModel):
+    name: str | None = Field(
+        default=None, min_length=1, description="What the check is called in issues and events."
+    )
+    severity: CheckSeverity | None = Field(
+        default=None,
+        description="blocker or major: a failure fails the round without asking the checker; "
+        "minor: the failure is reported and the checker is asked (default blocker).",
+    )
+    message: str | None = Field(
+        default=None, min_length=1, description="Said when the check fails (before the detail)."
+    )
+
+    @property
+    def effective_severity(self) -> CheckSeverity:
+        return self.severity or DEFAULT_CHECK_SEVERITY
+
+
+class SchemaCheck(_CheckBase):
+    """A step's output must be JSON that matches a JSON Schema."""
+
+    step: str = Field(min_length=1, description="The label of the step whose output is checked.")
+    json_schema: dict[str, Any] | str = Field(
+        alias="schema",
+        description="A JSON Schema, or the path of a JSON or YAML file holding one "
+        "(relative to the loop's file).",
+    )
+    #: The schema read from ``json_schema``'s file when the loop was loaded (``loopkit.checks``).
+    _loaded: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def schema_file(self) -> str | None:
+        return self.json_schema if isinstance(self.json_schema, str) else None
+
+    @property
+    def resolved_schema(self) -> dict[str, Any] | None:
+        """Return the schema: written inline, or read from its file (None: not read)."""
+        return self.json_schema if isinstance(self.json_schema, dict) else self._loaded
+
+    def load_schema(self, schema: dict[str, Any]) -> None:
+        self._loaded = schema
+
+    @field_validator("json_schema")
+    @classmethod
+    def _file_named(cls, value: dict[str, Any] | str) -> dict[str, Any] | str:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("a schema is a mapping, or the path of a file that holds one")
+        return value
+
+
+class RegexCheck(_CheckBase):
+    """A step's output must match a regular expression (or must not, with ``mustNotMatch``)."""
+
+    step: str = Field(min_length=1, description="The label of the step whose output is checked.")
+    regex: str = Field(
+        min_length=1,
+        description="Searched anywhere in the output; (?i) ignores case, (?m) makes ^ and $ "
+        "match at lines, (?s) lets . match newlines.",
+    )
+    must_not_match: bool | None = Field(
+        default=None, description="Fail when the expression is found instead (default false)."
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import regex
+
+        try:
+            regex.compile(value)
+        except regex.error as exc:
+            raise ValueError(f"'{value}' is not a valid regular expression: {exc}") from None
+        return value
+
+
+class ToolCheck(_CheckBase):
+    """A connector tool is called (no model involved); its result must satisfy ``expect``."""
+
+    tool: str = Field(description="<connector>.<tool>, e.g. ci.run_tests.")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The tool's arguments; text values are Jinja2 templates over the run context.",
+    )
+    expect: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Jinja2 condition over 'result' (the tool's JSON answer, else its text) "
+        "and the run context; without it, the check passes when the tool answers without error.",
+    )
+
+    @field_validator("tool")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not _TOOL_RE.match(value):
+            raise ValueError(
+                f"'{value}' does not name a connector's tool: write <connector>.<tool>, "
+                "e.g. 'ci.run_tests'"
+            )
+        return value
+
+    @property
+    def connector(self) -> str:
+        return self.tool.split(".", 1)[0]
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool.split(".", 1)[1]
+
+
+CHECK_KEYS: tuple[tuple[str, str], ...] = (
+    ("schema", "<schema>"),
+    ("regex", "<regex>"),
+    ("tool", "<tool>"),
+)
+_CHECK_TYPES: dict[type[BaseModel], str] = {
+    SchemaCheck: "<schema>",
+    RegexCheck: "<regex>",
+    ToolCheck: "<tool>",
+}
+
+
+def _check_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key, tag in CHECK_KEYS:
+            if key in value:
+                return tag
+        return None
+    return _CHECK_TYPES.get(type(value))
+
+
+Check = Annotated[
+    Annotated[SchemaCheck, Tag("<schema>")]
+    | Annotated[RegexCheck, Tag("<regex>")]
+    | Annotated[ToolCheck, Tag("<tool>")],
+    Discriminator(
+        _check_kind,
+        custom_error_type="invalid_check",
+        custom_error_message=(
+            "a check needs one of 'schema' (a JSON Schema on a step's output), 'regex' "
+            "(a regular expression on a step's output) or 'tool' (a connector tool call)"
+        ),
+    ),
+]
+
+
+def check_templates(checks: list[Any]) -> Any:
+    """Yield ``(path, source, is_condition)`` for every template of ``verify.checks``:
+    a tool check's text arguments (at any depth) and its ``expect`` condition."""
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            yield path, value, False
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                here = (
+                    f"{path}.{key}"
+                    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)
+                    else (f"{path}[{key!r}]")
+                )
+                yield from walk(item, here)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from walk(item, f"{path}[{index}]")
+
+    for index, check in enumerate(checks):
+        if isinstance(check, ToolCheck):
+            yield from walk(check.arguments, f"verify.checks[{index}].arguments")
+            if check.expect is not None:
+                yield f"verify.checks[{index}].expect", check.expect, True
+
+
+def check_name(check: SchemaCheck | RegexCheck | ToolCheck) -> str:
+    """Return what a check is called: its ``name``, else what it checks."""
+    if check.name:
+        return check.name
+    if isinstance(check, SchemaCheck):
+        return f"{check.step} schema"
+    if isinstance(check, RegexCheck):
+        return f"{check.step} {'must not match' if check.must_not_match else 'regex'}"
+    return check.tool
+
+
 # ── Verify, budget, memory ───────────────────────────────────────────────
 
 
@@ -469,6 +665,11 @@ class Verify(SpecModel):
     max_rounds: int | None = Field(default=None, ge=1, le=20)
     auto_retry: bool | None = None
     pass_score: Number | None = Field(default=None, ge=0, le=1)
+    # Deterministic checks (issue 18, h/checks): run before the checker each round.
+    checks: list[Check] = Field(
+        default_factory=list,
+        description="Checks that cost no model call, run before the checker each round.",
+    )
 
     @property
     def checkers(self) -> list[str]:

@@ -234,7 +234,7 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
     result = Result(file=shown)
     try:
         context = context or _context_for(path)
-        analysis = _analyze(path.read_bytes(), shown, context)
+        analysis = _analyze(path.read_bytes(), shown, context, path.resolve().parent)
     except SpecError as exc:  # the project file of this loop is invalid
         result.problems = exc.problems
         result.name = _guess_name(path)
@@ -253,7 +253,9 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
     return result
 
 
-def _analyze(data: bytes, shown: str, context: ProjectContext) -> Analysis:
+def _analyze(
+    data: bytes, shown: str, context: ProjectContext, base: Path | None = None
+) -> Analysis:
     """Analyse a loop file, looking for its skills only as far as needed.
 
     Finding the skills of installed packages scans every distribution's entry
@@ -263,13 +265,19 @@ def _analyze(data: bytes, shown: str, context: ProjectContext) -> Analysis:
     from loopkit.document import analyze
 
     if b"skill" not in data:
-        return analyze(data, file=shown, project=context.project)
+        return analyze(data, file=shown, project=context.project, base=base)
     analysis = analyze(
-        data, file=shown, project=context.project, skills=_skill_names(context, packages=False)
+        data,
+        file=shown,
+        project=context.project,
+        skills=_skill_names(context, packages=False),
+        base=base,
     )
     if not any(p.code == "unknown_skill" for p in analysis.problems):
         return analysis
-    return analyze(data, file=shown, project=context.project, skills=_skill_names(context))
+    return analyze(
+        data, file=shown, project=context.project, skills=_skill_names(context), base=base
+    )
 
 
 _SKILLS: dict[tuple[Path, bool], list[str]] = {}
