@@ -83,6 +83,8 @@ async def test_send_posts_one_json_message_with_text_and_blocks(
     hooks: WebhookServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # httpx's own level (another library may have raised it) must let its request line through.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     url = hooks.url()
     conn = slack(url)
     await conn.start()
@@ -385,6 +387,8 @@ async def test_an_agent_step_sends_through_both_and_no_secret_reaches_events_or_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # httpx's own level (another library may have raised it) must let its request line through.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     with WebhookServer() as hooks, SMTPServer(users={"loopbot": SMTP_PASSWORD}) as smtp:
         url = hooks.url("/services/T111/B222/run-secret-path")
         monkeypatch.setenv("LK_TEST_RUN_SLACK_URL", url)
