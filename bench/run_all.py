@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/run_all.py [--quick] [NAME ...]
 ``--quick`` uses small sizes (a smoke run of every script in a few minutes);
 without it each script runs with its own defaults, which for the dashboard
 means seeding 100,000 runs. Names pick a subset (e.g. ``fanout_verify``).
-The drain and WebSocket benches need the PostgreSQL and Redis of docs/deploy.md.
+The drain, in-flight, approvals and WebSocket benches need the PostgreSQL and Redis of docs/deploy.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "ws_latency": ([], ["--runs", "1"]),
     "drain": ([], ["--runs", "100"]),
     "starts": ([], ["--sizes", "100"]),
+    "drain_io": (["--latency-ms", "1000"], ["--latency-ms", "500", "--runs", "64"]),
+    "inflight": ([], ["--quick"]),
+    "approvals": ([], ["--quick"]),
 }
+#: benches that run another's script with other arguments
+SCRIPTS = {"drain_io": "drain"}
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +54,7 @@ def main(argv: list[str]) -> int:
         args = quick_args if quick else default_args
         print(f"\n=== {name} {' '.join(args)}", flush=True)
         started = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(HERE / f"{name}.py"), *args])
+        rc = subprocess.call([sys.executable, str(HERE / f"{SCRIPTS.get(name, name)}.py"), *args])
         print(f"=== {name}: exit {rc} in {time.perf_counter() - started:.1f} s", flush=True)
         if rc:
             failed.append(name)

@@ -10,6 +10,8 @@ templates) compiles, and what each template reads will exist when it renders
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
+from typing import Any
 
 from loopkit import spec
 from loopkit.errors import Problem
@@ -59,6 +61,7 @@ def check_loop(
     loop: spec.Loop,
     project: spec.Project | None = None,
     skills: Collection[str] | None = None,
+    base: Path | None = None,
 ) -> list[Problem]:
     """Return every cross-reference problem of ``loop`` (empty when it is sound).
 
@@ -67,6 +70,10 @@ def check_loop(
     is given, those count as declared and every skill the loop names must be
     among them; without it, a step's skills must be listed in the loop's
     ``skills:``.
+
+    ``base`` is the folder of the file the loop is written in: the schema files
+    of ``verify.checks`` are read from there (and kept on the loop for its runs).
+    Without it, a check's schema must be written inline.
     """
     too_big = _too_big(loop)
     if too_big is not None:
@@ -117,6 +124,8 @@ def check_loop(
 
     if loop.verify is not None:
         problems += _check_verify(loop.verify, labels)
+        if loop.verify.checks:
+            problems += _check_checks(loop, labels, connectors, base)
     problems += _check_actions(loop)
     for name, agent in loop.subagents.items():
         if agent.prompt:
@@ -323,6 +332,8 @@ def _static_tools(connector: spec.Connector) -> set[str] | None:
         return set(connector.operations)
     if isinstance(connector, spec.SqlConnector):
         return {"query", "tables"}
+    if isinstance(connector, spec.SlackConnector | spec.EmailConnector):
+        return {"send"}
     return None
 
 
@@ -377,6 +388,173 @@ def _check_allow_list(
                 )
             )
     return problems
+
+
+# ── verify.checks (issue 18) ─────────────────────────────────────────────
+
+#: The largest schema file a check may name.
+MAX_SCHEMA_FILE_BYTES = 1_000_000
+
+
+def _check_checks(
+    loop: spec.Loop,
+    labels: dict[str, str],
+    connectors: dict[str, spec.Connector],
+    base: Path | None,
+) -> list[Problem]:
+    """Check ``verify.checks``: steps that answer, declared tools, templates and schemas."""
+    assert loop.verify is not None
+    answering = {
+        step.label
+        for _, step in spec.iter_steps(loop.pipeline)
+        if isinstance(step, spec.AgentStep | spec.PlanStep) and step.label
+    }
+    problems: list[Problem] = []
+    for index, check in enumerate(loop.verify.checks):
+        where = f"verify.checks[{index}]"
+        if isinstance(check, spec.SchemaCheck | spec.RegexCheck) and check.step not in answering:
+            problems.append(_not_an_output(check.step, labels, answering, f"{where}.step"))
+        if isinstance(check, spec.SchemaCheck):
+            problems += _check_schema(check, f"{where}.schema", base)
+        elif isinstance(check, spec.ToolCheck):
+            problems += _check_tool(check, f"{where}.tool", connectors)
+    for path, source, condition in spec.check_templates(loop.verify.checks):
+        if not condition:
+            problems += _template_problems(source, "the argument", path)
+            continue
+        try:
+            condition_refs(source)
+        except TemplateSyntaxError as exc:
+            problems.append(
+                Problem(
+                    "'expect' is not a valid expression: "
+                    + str(exc.message).replace("'end of template'", "end of expression"),
+                    path=path,
+                    code="invalid_expect",
+                    hint="write a Jinja2 expression over 'result', e.g. \"result.exit_code == 0\"",
+                )
+            )
+    return problems
+
+
+def _not_an_output(name: str, labels: dict[str, str], answering: set[str], path: str) -> Problem:
+    if name in labels:
+        return Problem(
+            f"step '{name}' gives no output to check (at {labels[name]}): "
+            "a check reads an agent or plan step's answer",
+            path=path,
+            code="not_an_output",
+            hint="name the label of an agent step (a group's members are checked one by one)",
+        )
+    return Problem(
+        f"step '{name}' is not the label of any step",
+        path=path,
+        code="unknown_step",
+        hint=_close(name, sorted(answering)) or "label the step whose output is checked",
+    )
+
+
+def _check_tool(
+    check: spec.ToolCheck, path: str, connectors: dict[str, spec.Connector]
+) -> list[Problem]:
+    declared = connectors.get(check.connector)
+    if declared is None:
+        return [
+            Problem(
+                f"connector '{check.connector}' is not defined",
+                path=path,
+                code="unknown_connector",
+                hint=_close(check.connector, list(connectors)) or "define it under 'connectors:'",
+            )
+        ]
+    names = _static_tools(declared)
+    if names is not None and check.tool_name not in names:
+        return [
+            Problem(
+                f"connector '{check.connector}' has no tool '{check.tool_name}'",
+                path=path,
+                code="unknown_tool",
+                hint=_close(check.tool_name, sorted(names))
+                or f"its tools are: {', '.join(sorted(names)) or 'none'}",
+            )
+        ]
+    return []
+
+
+def _check_schema(check: spec.SchemaCheck, path: str, base: Path | None) -> list[Problem]:
+    """Read a check's schema file (relative to ``base``) and check that the schema is valid."""
+    from loopkit import structured
+
+    schema: Any = check.json_schema
+    if isinstance(schema, str):
+        found = _read_schema(schema, path, base)
+        if isinstance(found, Problem):
+            return [found]
+        schema = found
+        check.load_schema(schema)
+    try:
+        structured.validator(schema)
+    except structured.BadSchema as exc:
+        return [
+            Problem(
+                f"the schema is not a valid JSON Schema: {exc}",
+                path=path,
+                code="invalid_schema",
+                hint="see https://json-schema.org/understanding-json-schema/",
+            )
+        ]
+    return []
+
+
+def _read_schema(name: str, path: str, base: Path | None) -> dict[str, Any] | Problem:
+    """Return the schema held by the file ``name`` (JSON, or YAML), or the problem reading it."""
+    import json
+
+    from loopkit.errors import SpecError
+    from loopkit.yamlio import parse
+
+    if base is None:
+        return Problem(
+            f"the schema '{name}' names a file, but this loop was not read from a file, "
+            "so there is no folder to find it in",
+            path=path,
+            code="schema_file",
+            hint="write the schema inline (schema: {type: object, ...})",
+        )
+    file = base / name
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_SCHEMA_FILE_BYTES + 1)
+    except OSError as exc:
+        return Problem(
+            f"cannot read the schema file '{name}': {exc.strerror or exc}",
+            path=path,
+            code="schema_file",
+            hint=f"the path is relative to the loop's folder ({base})",
+        )
+    if len(data) > MAX_SCHEMA_FILE_BYTES:
+        return Problem(
+            f"the schema file '{name}' is over {MAX_SCHEMA_FILE_BYTES:,} bytes",
+            path=path,
+            code="schema_file",
+        )
+    value: Any
+    try:
+        value = json.loads(data) if file.suffix.lower() == ".json" else parse(data, str(file)).data
+    except (ValueError, SpecError) as exc:
+        detail = "; ".join(p.message for p in exc.problems) if isinstance(exc, SpecError) else exc
+        return Problem(
+            f"the schema file '{name}' is not valid JSON or YAML: {detail}",
+            path=path,
+            code="schema_file",
+        )
+    if not isinstance(value, dict):
+        return Problem(
+            f"the schema file '{name}' does not hold a mapping (a JSON Schema object)",
+            path=path,
+            code="schema_file",
+        )
+    return value
 
 
 # ── Actions after verification and tool steps (issue 18) ─────────────────

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("loopkit.commands.schema", "print the JSON Schema of a loop file"),
     "run": ("loopkit.commands.run", "run a loop (live, or free with --dry-run)"),
     "status": ("loopkit.commands.status", "show recent runs"),
+    "calibrate": (
+        "loopkit.commands.calibrate",
+        "measure a loop's checker against labelled examples",
+    ),
     "skills": ("loopkit.commands.skills", "list the skills a project can use"),
     "pull": ("loopkit.commands.sync", "pull a team's loops from a LoopKit server into loops/"),
     "push": ("loopkit.commands.sync", "push loops/ to a team on a LoopKit server"),

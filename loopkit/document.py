@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from loopkit import emitter, lrs, spec, yamlio
@@ -86,13 +87,15 @@ def analyze(
     file: str | None = None,
     project: spec.Project | None = None,
     skills: Collection[str] | None = None,
+    base: Path | None = None,
 ) -> Analysis:
     """Parse, migrate, validate and cross-check one loop document.
 
     ``source`` is YAML text (``str`` or ``bytes``) or data already parsed (a
     mapping, as the editor sends JSON). ``project`` lends its subagents,
     connectors and defaults; ``skills`` are the names of the skills found for
-    the project (see ``loopkit.checks.check_loop``).
+    the project (see ``loopkit.checks.check_loop``). ``base`` is the folder of
+    the loop's file, where the schema files of ``verify.checks`` are read.
     """
     analysis = Analysis(file=file, project=project)
     doc: yamlio.Document | None = None
@@ -106,7 +109,7 @@ def analyze(
     except SpecError as exc:
         analysis.problems = exc.problems
         return analysis
-    problems = check_loop(analysis.loop, project, skills)
+    problems = check_loop(analysis.loop, project, skills, base=base)
     if problems:
         analysis.problems = yamlio.position_problems(problems, doc)
     return analysis

@@ -344,7 +344,26 @@ def _verification(s: _Scorer) -> int:
         s.add("ok", "verification", "Maker/Checker separation enforced")
     elif points > 0:
         s.add("ok", "verification", "Maker/Checker verification configured")
-    return points
+    return _checks_credit(s, verify, points)
+
+
+#: Points that deterministic checks (``verify.checks``) give back, up to the dimension's 25.
+CHECKS_CREDIT = 3
+
+
+def _checks_credit(s: _Scorer, verify: spec.Verify, points: int) -> int:
+    """Credit ``verify.checks``: a check that costs no model call and cannot be talked round
+    offsets a checker's weaknesses (the same model as the makers, a near-miss name)."""
+    count = len(verify.checks)
+    if not count:
+        return points
+    s.add(
+        "ok",
+        "verification",
+        f"{count} deterministic check{'s' if count != 1 else ''} "
+        f"run{'s' if count == 1 else ''} before the checker (no model call)",
+    )
+    return min(25, points + CHECKS_CREDIT)
 
 
 def _near_miss(name: str, names: list[str]) -> str | None:
@@ -1011,3 +1030,82 @@ def _inline_secrets(s: _Scorer) -> Iterator[str]:
             userinfo = url.split("://", 1)[1].split("@", 1)[0]
             if ":" in userinfo and "${" not in userinfo:
                 yield f"connectors.{name} url password"
+
+
+# ── Checker calibration (from the project state, not the YAML) ───────────
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The last ``loopkit calibrate`` of a loop, as the LRS shows it.
+
+    ``agreement`` is 0..1 over ``examples`` judged; ``current`` says the loop
+    (and its checkers) are unchanged since (``loopkit.calibrate.last_calibration``
+    compares content hashes).
+    """
+
+    at: float
+    agreement: float
+    examples: int
+    false_passes: int
+    false_fails: int
+    current: bool = True
+
+
+def percent(fraction: float) -> int:
+    """Return ``fraction`` as a whole percentage that reads 100 only when it is 1."""
+    value = int(fraction * 100 + 0.5)
+    return min(value, 99) if fraction < 1 else value
+
+
+def calibration_findings(calibration: Calibration) -> list[Finding]:
+    """Return the findings a calibration adds to the verification dimension (no points)."""
+    import time
+
+    day = time.strftime("%Y-%m-%d", time.gmtime(calibration.at))
+    fp = calibration.false_passes
+    message = (
+        f"Checker calibrated {day}: {percent(calibration.agreement)}% agreement on "
+        f"{calibration.examples} example{'s' if calibration.examples != 1 else ''}, "
+        f"{fp} false pass{'es' if fp != 1 else ''}"
+    )
+    findings = [
+        Finding(
+            "warn" if fp else "ok",
+            "verification",
+            message,
+            (
+                f"the checker passed {fp} example{'s' if fp != 1 else ''} a person failed: "
+                "sharpen its prompt (or give it another model) and calibrate again"
+                if fp
+                else None
+            ),
+        )
+    ]
+    if not calibration.current:
+        findings.append(
+            Finding(
+                "warn",
+                "verification",
+                f"The loop changed since its checker was calibrated ({day})",
+                "the figures may no longer hold: run 'loopkit calibrate LOOP --labels FILE' again",
+            )
+        )
+    return findings
+
+
+def with_calibration(report: Report, calibration: Calibration | None) -> Report:
+    """Return ``report`` with the calibration's findings after the verification ones.
+
+    The score does not change: it rates the loop file, which a calibration
+    does not change (and the web app scores the YAML alone).
+    """
+    if calibration is None:
+        return report
+    findings = list(report.findings)
+    at = max(
+        (i + 1 for i, f in enumerate(findings) if f.dimension == "verification"),
+        default=0,
+    )
+    findings[at:at] = calibration_findings(calibration)
+    return Report(report.score, report.grade, report.dimensions, findings)

@@ -152,7 +152,7 @@ class ProjectContext:
         from loopkit.yamlio import format_path, parse, parse_path
 
         found = self.skills().refs() if skills is None else skills
-        problems = check_loop(self.project.loops[key], self.project, found)
+        problems = check_loop(self.project.loops[key], self.project, found, base=self.root)
         if not problems:
             return []
         shown = str(self.file) if self.file else PROJECT_FILE

@@ -234,6 +234,15 @@ def format_cost(cost: float | None) -> str:
     return "$?" if cost is None else f"${cost:.4f}"
 
 
+def check_counts(checks: list[dict[str, Any]]) -> str:
+    """Return ``2 passed, 1 failed, 1 skipped`` for a round's ``verify.checks`` outcomes."""
+    passed = sum(1 for c in checks if c.get("passed") is True)
+    failed = sum(1 for c in checks if c.get("passed") is False)
+    skipped = len(checks) - passed - failed
+    parts = [f"{passed} passed", f"{failed} failed"] + ([f"{skipped} skipped"] if skipped else [])
+    return ", ".join(parts)
+
+
 class ConsoleSink(Sink):
     """Print the run as the seed's transcript (``loopkit-runtime run``).
 
@@ -366,6 +375,12 @@ class ConsoleSink(Sink):
         score = "?" if e.score is None else f"{e.score:.2f}"
         verdict = "[ok] PASS" if e.passed else "[x] FAIL"
         self._print(f"  Round {e.round}: {verdict} (score: {score})")
+        if e.checks:  # verify.checks (issue 18): what ran before the checker
+            self._print(f"    checks: {check_counts(e.checks)}")
+        if e.passed:  # a passing round's failed checks: minor ones, or a dry run's
+            for c in e.checks:
+                if c.get("passed") is False:
+                    self._print(f"    - check '{c['name']}' ({c['severity']}): {c['message']}")
         if not e.passed:
             for issue in e.issues:
                 self._print(f"    - {issue}")

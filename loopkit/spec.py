@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     field_validator,
     model_validator,
@@ -512,6 +513,201 @@ for _model in (ParallelStep, SequentialStep, ConditionalStep):
     _model.model_rebuild()
 
 
+# ── Deterministic checks (verify.checks) ────────────────────────────────
+#
+# Checks run before the checker each round and cost no model call: a JSON Schema
+# or a regular expression on a step's output, or a connector tool whose result
+# must satisfy a condition. The engine runs them in ``loopkit.engine.checks``;
+# ``loopkit.checks`` cross-checks their steps, tools, templates and schema files.
+
+CheckSeverity = Literal["blocker", "major", "minor"]
+#: A check's severity when it says none: its failure fails the round.
+DEFAULT_CHECK_SEVERITY: CheckSeverity = "blocker"
+_TOOL_RE = re.compile(r"^([^.\s]+)\.([^\s]+)$")
+
+
+class _CheckBase(SpecModel):
+    name: str | None = Field(
+        default=None, min_length=1, description="What the check is called in issues and events."
+    )
+    severity: CheckSeverity | None = Field(
+        default=None,
+        description="blocker or major: a failure fails the round without asking the checker; "
+        "minor: the failure is reported and the checker is asked (default blocker).",
+    )
+    message: str | None = Field(
+        default=None, min_length=1, description="Said when the check fails (before the detail)."
+    )
+
+    @property
+    def effective_severity(self) -> CheckSeverity:
+        return self.severity or DEFAULT_CHECK_SEVERITY
+
+
+class SchemaCheck(_CheckBase):
+    """A step's output must be JSON that matches a JSON Schema."""
+
+    step: str = Field(min_length=1, description="The label of the step whose output is checked.")
+    json_schema: dict[str, Any] | str = Field(
+        alias="schema",
+        description="A JSON Schema, or the path of a JSON or YAML file holding one "
+        "(relative to the loop's file).",
+    )
+    #: The schema read from ``json_schema``'s file when the loop was loaded (``loopkit.checks``).
+    _loaded: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def schema_file(self) -> str | None:
+        return self.json_schema if isinstance(self.json_schema, str) else None
+
+    @property
+    def resolved_schema(self) -> dict[str, Any] | None:
+        """Return the schema: written inline, or read from its file (None: not read)."""
+        return self.json_schema if isinstance(self.json_schema, dict) else self._loaded
+
+    def load_schema(self, schema: dict[str, Any]) -> None:
+        self._loaded = schema
+
+    @field_validator("json_schema")
+    @classmethod
+    def _file_named(cls, value: dict[str, Any] | str) -> dict[str, Any] | str:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("a schema is a mapping, or the path of a file that holds one")
+        return value
+
+
+class RegexCheck(_CheckBase):
+    """A step's output must match a regular expression (or must not, with ``mustNotMatch``)."""
+
+    step: str = Field(min_length=1, description="The label of the step whose output is checked.")
+    regex: str = Field(
+        min_length=1,
+        description="Searched anywhere in the output; (?i) ignores case, (?m) makes ^ and $ "
+        "match at lines, (?s) lets . match newlines.",
+    )
+    must_not_match: bool | None = Field(
+        default=None, description="Fail when the expression is found instead (default false)."
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import regex
+
+        try:
+            regex.compile(value)
+        except regex.error as exc:
+            raise ValueError(f"'{value}' is not a valid regular expression: {exc}") from None
+        return value
+
+
+class ToolCheck(_CheckBase):
+    """A connector tool is called (no model involved); its result must satisfy ``expect``."""
+
+    tool: str = Field(description="<connector>.<tool>, e.g. ci.run_tests.")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The tool's arguments; text values are Jinja2 templates over the run context.",
+    )
+    expect: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A Jinja2 condition over 'result' (the tool's JSON answer, else its text) "
+        "and the run context; without it, the check passes when the tool answers without error.",
+    )
+
+    @field_validator("tool")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not _TOOL_RE.match(value):
+            raise ValueError(
+                f"'{value}' does not name a connector's tool: write <connector>.<tool>, "
+                "e.g. 'ci.run_tests'"
+            )
+        return value
+
+    @property
+    def connector(self) -> str:
+        return self.tool.split(".", 1)[0]
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool.split(".", 1)[1]
+
+
+CHECK_KEYS: tuple[tuple[str, str], ...] = (
+    ("schema", "<schema>"),
+    ("regex", "<regex>"),
+    ("tool", "<tool>"),
+)
+_CHECK_TYPES: dict[type[BaseModel], str] = {
+    SchemaCheck: "<schema>",
+    RegexCheck: "<regex>",
+    ToolCheck: "<tool>",
+}
+
+
+def _check_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key, tag in CHECK_KEYS:
+            if key in value:
+                return tag
+        return None
+    return _CHECK_TYPES.get(type(value))
+
+
+Check = Annotated[
+    Annotated[SchemaCheck, Tag("<schema>")]
+    | Annotated[RegexCheck, Tag("<regex>")]
+    | Annotated[ToolCheck, Tag("<tool>")],
+    Discriminator(
+        _check_kind,
+        custom_error_type="invalid_check",
+        custom_error_message=(
+            "a check needs one of 'schema' (a JSON Schema on a step's output), 'regex' "
+            "(a regular expression on a step's output) or 'tool' (a connector tool call)"
+        ),
+    ),
+]
+
+
+def check_templates(checks: list[Any]) -> Any:
+    """Yield ``(path, source, is_condition)`` for every template of ``verify.checks``:
+    a tool check's text arguments (at any depth) and its ``expect`` condition."""
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            yield path, value, False
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                here = (
+                    f"{path}.{key}"
+                    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)
+                    else (f"{path}[{key!r}]")
+                )
+                yield from walk(item, here)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from walk(item, f"{path}[{index}]")
+
+    for index, check in enumerate(checks):
+        if isinstance(check, ToolCheck):
+            yield from walk(check.arguments, f"verify.checks[{index}].arguments")
+            if check.expect is not None:
+                yield f"verify.checks[{index}].expect", check.expect, True
+
+
+def check_name(check: SchemaCheck | RegexCheck | ToolCheck) -> str:
+    """Return what a check is called: its ``name``, else what it checks."""
+    if check.name:
+        return check.name
+    if isinstance(check, SchemaCheck):
+        return f"{check.step} schema"
+    if isinstance(check, RegexCheck):
+        return f"{check.step} {'must not match' if check.must_not_match else 'regex'}"
+    return check.tool
+
+
 # ── Verify, budget, memory ───────────────────────────────────────────────
 
 
@@ -534,6 +730,11 @@ class Verify(SpecModel):
     max_rounds: int | None = Field(default=None, ge=1, le=20)
     auto_retry: bool | None = None
     pass_score: Number | None = Field(default=None, ge=0, le=1)
+    # Deterministic checks (issue 18, h/checks): run before the checker each round.
+    checks: list[Check] = Field(
+        default_factory=list,
+        description="Checks that cost no model call, run before the checker each round.",
+    )
 
     @property
     def checkers(self) -> list[str]:
@@ -678,19 +879,116 @@ class SqlConnector(_ConnectorBase):
     timeout_seconds: Number | None = Field(default=None, gt=0)
 
 
+# ── Notification connectors (slack, email): one ``send`` tool each ──────
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# An address, or a ``${VAR}`` reference resolved when the connector starts.
+_ADDRESS_RE = re.compile(r"^(?:[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+|\$\{[A-Za-z_][A-Za-z0-9_]*\})$")
+
+
+def _env_name(value: str | None) -> str | None:
+    if value is not None and not _ENV_NAME_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not an environment variable name (letters, digits and '_', "
+            "not starting with a digit, e.g. SLACK_WEBHOOK_URL): name the variable, "
+            "never write the secret itself"
+        )
+    return value
+
+
+def _address(value: str) -> str:
+    if not _ADDRESS_RE.match(value):
+        raise ValueError(
+            f"'{value}' is not an email address (name@example.com) or a ${{VAR}} reference"
+        )
+    return value
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+Address = Annotated[str, BeforeValidator(_address)]
+
+
+class SlackConnector(_ConnectorBase):
+    """A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat...): a ``send`` tool.
+
+    The webhook URL is a secret (whoever has it can post): it is read from the
+    environment variable ``webhookEnv`` names, never written in the file.
+    """
+
+    type: Literal["slack"]
+    webhook_env: EnvName = Field(
+        description="Name of the environment variable holding the webhook URL."
+    )
+    timeout_seconds: Number | None = Field(default=None, gt=0, le=300)
+
+
+class SmtpSettings(SpecModel):
+    """How an email connector reaches its SMTP server."""
+
+    host: str = Field(min_length=1, description="The SMTP server (a ${VAR} reference is allowed).")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default 587 (starttls), 465 (ssl), 25 (none)."
+    )
+    tls: Literal["starttls", "ssl", "none"] | None = Field(
+        default=None,
+        description="starttls (default): upgrade a plain connection; ssl: TLS from the start; "
+        "none: no encryption (a relay on localhost).",
+    )
+    user_env: EnvName | None = Field(
+        default=None, description="Name of the environment variable holding the SMTP user."
+    )
+    password_env: EnvName | None = Field(
+        default=None, description="Name of the environment variable holding the SMTP password."
+    )
+    timeout_seconds: Number | None = Field(default=None, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _user_with_password(self) -> SmtpSettings:
+        if (self.user_env is None) != (self.password_env is None):
+            raise ValueError("set both 'userEnv' and 'passwordEnv' (SMTP login), or neither")
+        return self
+
+    @property
+    def effective_tls(self) -> str:
+        return self.tls or "starttls"
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"starttls": 587, "ssl": 465, "none": 25}[self.effective_tls]
+
+
+class EmailConnector(_ConnectorBase):
+    """Email through an SMTP server to fixed recipients: a ``send`` tool."""
+
+    type: Literal["email"]
+    smtp: SmtpSettings
+    from_: Address = Field(alias="from")
+    to: Annotated[list[Address], BeforeValidator(_one_or_many)] = Field(min_length=1)
+    subject_prefix: str | None = Field(
+        default=None, description="Put before every subject (e.g. '[loopkit] ')."
+    )
+
+
+#: The connector kinds whose only tool is ``send`` (a notification).
+NOTIFY_KINDS = ("slack", "email")
+CONNECTOR_KINDS = ("mcp", "http", "sql", *NOTIFY_KINDS)
+
+
 def _connector_kind(value: Any) -> str | None:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return f"<{kind}>" if kind in ("mcp", "http", "sql") else None
+    return f"<{kind}>" if kind in CONNECTOR_KINDS else None
 
 
 Connector = Annotated[
     Annotated[McpConnector, Tag("<mcp>")]
     | Annotated[HttpConnector, Tag("<http>")]
-    | Annotated[SqlConnector, Tag("<sql>")],
+    | Annotated[SqlConnector, Tag("<sql>")]
+    | Annotated[SlackConnector, Tag("<slack>")]
+    | Annotated[EmailConnector, Tag("<email>")],
     Discriminator(
         _connector_kind,
         custom_error_type="invalid_connector",
-        custom_error_message="connector 'type' must be one of mcp, http, sql",
+        custom_error_message="connector 'type' must be one of mcp, http, sql, slack, email",
     ),
 ]
 

@@ -73,6 +73,11 @@ def _validator(schema: dict[str, Any]) -> Any:
     return found
 
 
+def validator(schema: dict[str, Any]) -> Any:
+    """Return the (cached) validator of ``schema``; raise ``BadSchema`` when it is invalid."""
+    return _validator(schema)
+
+
 def error_path(path: Any) -> str:
     """Return a JSON path (``$.items[0].name``) for a validation error's ``absolute_path``."""
     out = "$"

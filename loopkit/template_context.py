@@ -1,7 +1,8 @@
 """What exists when a template renders, and the check of what each template reads.
 
 Every template of a loop (agent prompts, ``when:`` conditions, subagent
-prompts, approval questions, plan tasks and plan template prompts) is read
+prompts, approval questions, plan tasks and plan template prompts, a tool
+check's arguments and ``expect``) is read
 once into chains of lookups (``loopkit.references``). ``check_templates``
 walks the pipeline in run order and checks each chain against what the run
 context will hold when that template renders (see ``docs/loop-yaml.md``,
@@ -22,7 +23,8 @@ context will hold when that template renders (see ``docs/loop-yaml.md``,
   trigger's kind, see ``_payload``);
 - ``loop.name``, ``loop.description``, ``run.id``, ``run.round``, ``round``,
   ``feedback``, Jinja2's globals and the template's own variables; plan
-  template prompts also see ``task``, ``input`` and ``results``.
+  template prompts also see ``task``, ``input`` and ``results``, and a check's
+  ``expect`` sees ``result``.
 
 A read that may find nothing must be guarded (see ``loopkit.references``
 for what counts as a guard); a guard never excuses a name that exists nowhere.
@@ -52,6 +54,8 @@ PLAN_TEMPLATE_NAMES = ("task", "input", "results")
 ACTION_NAMES = ("verification",)
 #: The fields of ``verification`` (see ``engine.context.RunContext.set_verification``).
 VERIFICATION_FIELDS = ("passed", "score", "issues", "rounds")
+#: The names a check's ``expect`` condition sees besides the run context.
+CHECK_EXPECT_NAMES = ("result",)
 _FIELDS = {
     "trigger": ("type", "event", "payload"),
     "loop": ("name", "description"),
@@ -184,6 +188,12 @@ class _Timeline:
         self.sequence(self.loop.pipeline, "pipeline", done)
         for checker in self.loop.verify.checkers if self.loop.verify else []:
             self.use(checker, done, None, "verify")
+        # verify.checks (issue 18): a tool check's arguments and its expect, after the pipeline.
+        for path, source, condition in spec.check_templates(
+            self.loop.verify.checks if self.loop.verify else []
+        ):
+            extra = CHECK_EXPECT_NAMES if condition else ()
+            self.add(source, path, done.seen(), None, "verify", condition=condition, extra=extra)
         # onPass and onFail run after the rounds (never both): each sees the whole pipeline.
         self.extra = ACTION_NAMES
         for key, attribute in spec.ACTION_LISTS:

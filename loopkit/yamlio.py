@@ -453,6 +453,7 @@ _KINDS = {dict: "mapping", list: "list"}
 _STEP_KINDS = tuple(key for key, _ in spec.STEP_KEYS)
 #: The top-level keys that hold step lists.
 _STEP_LISTS = ("pipeline", *(key for key, _ in spec.ACTION_LISTS))
+_CHECK_KINDS = tuple(key for key, _ in spec.CHECK_KEYS)
 _EXPECTED = {
     "int_type": "a whole number",
     "int_parsing": "a whole number",
@@ -498,12 +499,17 @@ def problems_from_validation(error: ValidationError, doc: Document | None) -> li
                         "did you mean 'tools' (the tools an agent step may call)? "
                         "'tool: connector.tool' is a step of its own"
                     )
+            if key in _CHECK_KINDS and "checks" in path:  # verify.checks (issue 18)
+                message = f"a check holds one kind only: '{key}' cannot be added to this one"
+                hint = (
+                    "split it into two checks (" + ", ".join(f"'{k}'" for k in _CHECK_KINDS) + ")"
+                )
         elif kind == "missing":
             message = f"missing required key '{path[-1]}'" if path else "missing required key"
             hint = _MISSING_HINTS.get(str(path[-1])) if path else None
         elif kind in ("value_error", "assertion_error"):
             message = str(err["msg"]).removeprefix("Value error, ")
-        elif kind in ("invalid_step", "invalid_trigger", "invalid_connector"):
+        elif kind in ("invalid_step", "invalid_trigger", "invalid_connector", "invalid_check"):
             message = str(err["msg"])
             given = err.get("input")
             if kind == "invalid_step" and isinstance(given, dict):
@@ -628,16 +634,18 @@ def load_loop(
     check: bool = True,
     project: spec.Project | None = None,
     skills: Collection[str] | None = None,
+    base: Path | None = None,
 ) -> spec.Loop:
     """Parse, migrate and validate one loop file; with ``check``, also its cross-references.
 
-    ``skills`` are the names of the skills found for the project (see ``check_loop``).
+    ``skills`` are the names of the skills found for the project (see ``check_loop``);
+    ``base`` is the loop file's folder (where ``verify.checks`` schema files are read).
     With ``check``, this is ``loopkit.document.analyze(...).require()``.
     """
     if check:
         from loopkit.document import analyze  # document builds on this module
 
-        return analyze(text, file=file, project=project, skills=skills).require()
+        return analyze(text, file=file, project=project, skills=skills, base=base).require()
     doc = parse(text, file)
     return validate_data(spec.Loop, doc.data, doc, migrate_loop)
 
@@ -666,7 +674,14 @@ def load_loop_file(
 ) -> spec.Loop:
     """Read and load a loop file from disk."""
     path = Path(path)
-    return load_loop(path.read_bytes(), str(path), check=check, project=project, skills=skills)
+    return load_loop(
+        path.read_bytes(),
+        str(path),
+        check=check,
+        project=project,
+        skills=skills,
+        base=path.resolve().parent,
+    )
 
 
 def load_project(text: str | bytes, file: str | None = None) -> spec.Project:

@@ -117,7 +117,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Apps of later issues append themselves here (e.g. "builder", "runs"); their
 # urls.py and api.py are then mounted by loopkit_web/urls.py and api.py.
 # "dashboard" before "runs": its /runs/ list answers before the runs app's pages.
-LOOPKIT_APPS: list[str] = ["builder", "dashboard", "runs", "providers"]
+LOOPKIT_APPS: list[str] = ["builder", "dashboard", "runs", "providers", "notifications"]
 
 INSTALLED_APPS = [
     "daphne",
@@ -389,6 +389,22 @@ if LOOPKIT_SIGNUP not in ("open", "invite", "closed"):
     raise ImproperlyConfigured(
         f"LOOPKIT_SIGNUP must be open, invite or closed, not {LOOPKIT_SIGNUP!r}"
     )
+
+# --- Notifications (docs/notifications.md) ----------------------------------------
+
+# Where people open LoopKit (https://loopkit.example.com): the links in notifications.
+# Unset: http://localhost:$LOOPKIT_PORT, fine only on one machine.
+LOOPKIT_PUBLIC_URL = os.environ.get("LOOPKIT_PUBLIC_URL", "").strip().rstrip("/")
+# Teams' email notifications go through Django's email backend: an SMTP server.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "loopkit@localhost")
 
 # Navigation entries of the base template: (label, URL name). An entry whose
 # URL name does not resolve yet is shown disabled instead of failing the page.

@@ -68,6 +68,10 @@ class Queue(Protocol):
 
     def completed(self, run_id: int) -> None: ...
 
+    def notify(self, run_id: int, what: str) -> None:
+        """Tell the run's team (``approval``: it waits at a gate; ``failed``: it failed)."""
+        ...
+
 
 _queue: Queue | None = None
 
@@ -82,6 +86,20 @@ def queue() -> Queue:
         # Loaded by runs.apps.RunsConfig.ready: a process without it has no Django set up.
         raise RuntimeError("runs.tasks is not loaded: django.setup() first")
     return _queue
+
+
+# ── Notifications (docs/notifications.md) ───────────────────────────────
+
+#: The terminal statuses a run's team is told about: every one but succeeded and cancelled.
+NOTIFIED_FAILURES = TERMINAL - {Status.SUCCEEDED, Status.CANCELLED}
+
+
+def _notify(run_id: int, what: str) -> None:
+    """Enqueue telling *run_id*'s team about *what* once the transaction commits.
+
+    ``robust``: a queue that cannot take the task is logged, never fails the run.
+    """
+    transaction.on_commit(lambda: queue().notify(run_id, what), robust=True)
 
 
 def _actor_label(actor: Any) -> str:
@@ -270,6 +288,7 @@ def suspend(run: Run, worker: str, resume_at: float | None) -> bool:
         queue().execute(run.pk, at=datetime.fromtimestamp(resume_at, tz=UTC))
     if not ApprovalRequest.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).exists():
         wake(run.pk)
+    _notify(run.pk, "approval")  # once per gate: the task skips gates already told
     return True
 
 
@@ -317,6 +336,8 @@ def finish(
             record_event(run.pk, "run_finished", finished_payload(run, status, error))
         run_id = run.pk
         transaction.on_commit(lambda: queue().completed(run_id))
+        if status in NOTIFIED_FAILURES:
+            _notify(run_id, "failed")
     return True
 
 

@@ -73,7 +73,8 @@ class OrmStore(Store):
                 MemoryRecord(
                     team_id=self.team_id, namespace=namespace, key=key, value=value, updated_at=now
                 )
-                for key, value in values.items()
+                # In key order: two runs upserting the same keys never deadlock.
+                for key, value in sorted(values.items())
             ],
             update_conflicts=True,
             unique_fields=["team", "namespace", "key"],

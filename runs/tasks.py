@@ -63,6 +63,21 @@ def run_completed(run_id: int) -> list[int]:
     return triggers.fire_completion_triggers(run) if run is not None else []
 
 
+@db_task()
+def notify_run(run_id: int, what: str) -> list[int]:
+    """Tell the run's team that it waits for approval or failed (notifications app).
+
+    A failure to send is logged (and kept on the notification's row), never raised.
+    """
+    from notifications.services import notify_run as tell
+
+    try:
+        return tell(run_id, what)
+    except Exception:
+        logger.exception("the %s notification of run %s failed", what, run_id)
+        return []
+
+
 class HueyQueue:
     """``lifecycle.Queue`` on Huey."""
 
@@ -76,6 +91,9 @@ class HueyQueue:
 
     def completed(self, run_id: int) -> None:
         run_completed(run_id)
+
+    def notify(self, run_id: int, what: str) -> None:
+        notify_run(run_id, what)
 
 
 lifecycle.set_queue(HueyQueue())

@@ -21,7 +21,10 @@ from loopkit_web.errors import ApiError
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import get_scoped_or_404, membership_for, require_role
 from runs import lifecycle
+from runs.api import parse_payload
 from runs.models import Run
+from runs.starts import sample_payload_text
+from runs.triggers import current_spec
 
 
 @login_required
@@ -76,10 +79,6 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def _dialog_payload(request: HttpRequest, loop: Loop) -> dict[str, Any] | None:
     """Return the Run dialog's payload; None when empty or GitHub's sample left unchanged
     (the engine then reads its own sample, where what the example lacks is a placeholder)."""
-    from runs.api import parse_payload
-    from runs.starts import sample_payload_text
-    from runs.triggers import current_spec
-
     text = request.POST.get("payload", "")
     payload = parse_payload(text)
     parsed = current_spec(loop)

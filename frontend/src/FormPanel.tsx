@@ -629,6 +629,8 @@ function LoopSections(props: PanelProps) {
   const set = setterFor(props, "");
   const sub = (name: string) => (field: string, value: Json | undefined) => props.edit((d) => setAt(d, ["subagents", name, field], value) as LoopData);
   const con = (name: string) => (field: string, value: Json | undefined) => props.edit((d) => setAt(d, ["connectors", name, field], value) as LoopData);
+  // An email connector's nested smtp settings (smtp.host, smtp.tls).
+  const smtp = (name: string) => (field: string, value: Json | undefined) => props.edit((d) => setAt(d, ["connectors", name, "smtp", field], value) as LoopData);
   const loopLevel = props.errors.filter((e) => !e.path || !owningStep(e.path));
   return (
     <>
@@ -680,11 +682,16 @@ function LoopSections(props: PanelProps) {
           const p = (field: string) => ({ path: `connectors.${name}.${field}`, errors: props.errors, disabled: props.readOnly });
           return (
             <>
-              <SelectField label="Type" {...p("type")} value={str(item.type)} options={["mcp", "http", "sql"]} onChange={(v) => con(name)("type", v)} />
+              <SelectField label="Type" {...p("type")} value={str(item.type)} options={["mcp", "http", "sql", "slack", "email"]} onChange={(v) => con(name)("type", v)} />
               {item.type === "mcp" && <TextField label="Command (stdio)" {...p("command")} value={str(item.command)} onChange={(v) => con(name)("command", v)} />}
               {item.type === "mcp" && <TextField label="URL (http)" {...p("url")} value={str(item.url)} onChange={(v) => con(name)("url", v)} />}
               {item.type === "http" && <TextField label="Base URL" {...p("baseUrl")} value={str(item.baseUrl)} onChange={(v) => con(name)("baseUrl", v)} />}
               {item.type === "sql" && <TextField label="Database URL" {...p("url")} value={str(item.url)} onChange={(v) => con(name)("url", v)} />}
+              {item.type === "slack" && <TextField label="Webhook URL variable" {...p("webhookEnv")} value={str(item.webhookEnv)} onChange={(v) => con(name)("webhookEnv", v)} placeholder="SLACK_WEBHOOK_URL" hint="The name of the environment variable that holds the webhook URL, never the URL." />}
+              {item.type === "email" && <TextField label="SMTP host" {...p("smtp.host")} value={str(asObject(item.smtp)?.host)} onChange={(v) => smtp(name)("host", v)} />}
+              {item.type === "email" && <SelectField label="SMTP TLS" {...p("smtp.tls")} value={str(asObject(item.smtp)?.tls)} options={["starttls", "ssl", "none"]} allowEmpty="starttls (default)" onChange={(v) => smtp(name)("tls", v)} />}
+              {item.type === "email" && <TextField label="From" {...p("from")} value={str(item.from)} onChange={(v) => con(name)("from", v)} />}
+              {item.type === "email" && <ListField label="To" {...p("to")} value={asStringList(item.to)} onChange={(v) => con(name)("to", v)} />}
             </>
           );
         }}

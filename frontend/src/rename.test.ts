@@ -182,6 +182,37 @@ describe("renaming a step", () => {
     expect(renameStep(data, "pipeline[0]", "A").pipeline).toEqual([{ prompt: "a", label: "A" }, { prompt: "Use {{ steps['A'].output }}", label: "B" }]);
   });
 
+  it("renames the step of verify.checks and the references in a tool check's arguments and expect", () => {
+    const data: LoopData = {
+      name: "checked",
+      pipeline: [{ prompt: "Write", label: "Writer" }],
+      verify: {
+        maker: "Writer",
+        checker: "Adversarial Verifier",
+        checks: [
+          { step: "Writer", regex: "^#" },
+          { tool: "ci.run", arguments: { body: "{{ steps.Writer.output }}", tags: ["{{ steps['Writer'].round }}", 3] }, expect: "result.ok and steps.Writer.output != ''" },
+        ],
+      },
+    };
+    expect(referencesTo(data, "Writer")).toEqual([
+      "verify.checks[1].arguments.body",
+      "verify.checks[1].arguments.tags[0]",
+      "verify.checks[1].expect",
+      "verify.maker",
+      "verify.checks[0].step",
+    ]);
+    const out = renameReferences(data, "Writer", "Author");
+    expect(out.verify).toEqual({
+      maker: "Author",
+      checker: "Adversarial Verifier",
+      checks: [
+        { step: "Author", regex: "^#" },
+        { tool: "ci.run", arguments: { body: "{{ steps.Author.output }}", tags: ["{{ steps['Author'].round }}", 3] }, expect: "result.ok and steps.Author.output != ''" },
+      ],
+    });
+  });
+
   it("leaves the loop as it is when nothing refers to the step", () => {
     const data = everywhere();
     const out = renameReferences(data, "Nobody", "Somebody");

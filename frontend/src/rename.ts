@@ -7,8 +7,9 @@
  * The verify stage names its makers by label. A rename rewrites all of them:
  * `verify.maker`, and the `steps` / `memory` references in every template the
  * engine renders (agent prompts, `when:`, plan tasks and plan template
- * prompts, approval questions, subagent prompts, tool steps' arguments), in the
- * pipeline and in onPass / onFail.
+ * prompts, approval questions, subagent prompts, a tool check's arguments and
+ * `expect`, tool steps' arguments), in the pipeline and in onPass / onFail, and
+ * the `step` of each of `verify.checks`.
  *
  * A reference is a piece of Jinja syntax, never plain text: `steps['X']`,
  * `steps["X"]`, `steps.X` or `steps.get('X', ...)` (and the same on `memory`)
@@ -229,12 +230,9 @@ export function templateFields(data: LoopData): [Path, Syntax][] {
     }
     if (typeof entry.step.when === "string") out.push([[...base, "when"], "expression"]);
     // A tool step's arguments: every string, at any depth, is a template.
-    const walk = (value: Json | undefined, path: Path) => {
-      if (typeof value === "string") out.push([path, "template"]);
-      else if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i]));
-      else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
-    };
-    if (typeof entry.step.tool === "string") walk(entry.step.arguments, [...base, "arguments"]);
+    if (typeof entry.step.tool === "string") {
+      for (const path of textsIn(entry.step.arguments, [...base, "arguments"])) out.push([path, "template"]);
+    }
     for (const [name, template] of Object.entries(asObject(entry.step.templates) ?? {})) {
       if (typeof asObject(template)?.prompt === "string") out.push([[...base, "templates", name, "prompt"], "template"]);
     }
@@ -242,7 +240,27 @@ export function templateFields(data: LoopData): [Path, Syntax][] {
   for (const [name, agent] of Object.entries(asObject(data.subagents) ?? {})) {
     if (typeof asObject(agent)?.prompt === "string") out.push([["subagents", name, "prompt"], "template"]);
   }
+  // verify.checks (issue 18): a tool check's text arguments (at any depth) and its `expect`.
+  checkList(data).forEach((check, i) => {
+    const c = asObject(check);
+    if (!c) return;
+    for (const path of textsIn(c.arguments, ["verify", "checks", i, "arguments"])) out.push([path, "template"]);
+    if (typeof c.expect === "string") out.push([["verify", "checks", i, "expect"], "expression"]);
+  });
   return out;
+}
+
+function checkList(data: LoopData): Json[] {
+  const checks = asObject(data.verify)?.checks;
+  return Array.isArray(checks) ? checks : [];
+}
+
+/** The paths of the text values inside `value` (mappings and lists, at any depth). */
+function textsIn(value: Json | undefined, base: Path): Path[] {
+  if (typeof value === "string") return [base];
+  if (Array.isArray(value)) return value.flatMap((v, i) => textsIn(v, [...base, i]));
+  const object = asObject(value);
+  return object ? Object.entries(object).flatMap(([k, v]) => textsIn(v, [...base, k])) : [];
 }
 
 function makerList(data: LoopData): Json[] | null {
@@ -261,6 +279,9 @@ export function referencesTo(data: LoopData, name: string): string[] {
   makers?.forEach((m, i) => {
     if (m === name) out.push(typeof asObject(data.verify)?.maker === "string" ? "verify.maker" : `verify.maker[${i}]`);
   });
+  checkList(data).forEach((c, i) => {
+    if (asObject(c)?.step === name) out.push(`verify.checks[${i}].step`);
+  });
   return out;
 }
 
@@ -278,6 +299,9 @@ export function renameReferences(data: LoopData, from: string, to: string): Loop
   else if (Array.isArray(makers) && makers.includes(from)) {
     out = setAt(out, ["verify", "maker"], makers.map((m) => (m === from ? to : m))) as LoopData;
   }
+  checkList(out).forEach((c, i) => {
+    if (asObject(c)?.step === from) out = setAt(out, ["verify", "checks", i, "step"], to) as LoopData;
+  });
   return out;
 }
 

@@ -21,7 +21,7 @@ import {
   type RunEvent,
   type StepInfo,
 } from "./run/reducer";
-import { renderDetail } from "./run/detail";
+import { checksSummary, renderDetail } from "./run/detail";
 import type { LoopData, NodeStats } from "./types";
 
 interface PageData {
@@ -366,7 +366,7 @@ function summary(ev: RunEvent): string {
     case "verification_round":
       return p.skipped
         ? `round ${p.round}: skipped (no maker ran)`
-        : `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})`;
+        : `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})` + checksSummary(p.checks);
     case "run_finished":
       return `finished: ${p.status}${p.error ? " — " + p.error : ""}`;
     case "approval_requested":

@@ -111,13 +111,14 @@ export function newStep(data: LoopData, kind: StepKind): StepData {
   }
 }
 
-/** The tools the loop's connectors declare, as `connector.tool` (HTTP operations, SQL's two). */
+/** The tools the loop's connectors declare, as `connector.tool` (HTTP operations, SQL's two, a notification's send). */
 export function declaredTools(data: LoopData): string[] {
   const out: string[] = [];
   for (const [name, raw] of Object.entries(asObject(data.connectors) ?? {})) {
     const connector = asObject(raw);
     if (connector?.type === "http") for (const op of Object.keys(asObject(connector.operations) ?? {})) out.push(`${name}.${op}`);
     else if (connector?.type === "sql") out.push(`${name}.query`, `${name}.tables`);
+    else if (connector?.type === "slack" || connector?.type === "email") out.push(`${name}.send`);
   }
   return out;
 }

@@ -234,7 +234,7 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
     result = Result(file=shown)
     try:
         context = context or _context_for(path)
-        analysis = _analyze(path.read_bytes(), shown, context)
+        analysis = _analyze(path.read_bytes(), shown, context, path.resolve().parent)
     except SpecError as exc:  # the project file of this loop is invalid
         result.problems = exc.problems
         result.name = _guess_name(path)
@@ -249,11 +249,13 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
         result.name = _guess_name(path)
         return result
     result.name = analysis.loop.name if analysis.loop else None
-    result.report = analysis.report
+    result.report = _calibrated(analysis.report, analysis.loop, context)
     return result
 
 
-def _analyze(data: bytes, shown: str, context: ProjectContext) -> Analysis:
+def _analyze(
+    data: bytes, shown: str, context: ProjectContext, base: Path | None = None
+) -> Analysis:
     """Analyse a loop file, looking for its skills only as far as needed.
 
     Finding the skills of installed packages scans every distribution's entry
@@ -263,13 +265,19 @@ def _analyze(data: bytes, shown: str, context: ProjectContext) -> Analysis:
     from loopkit.document import analyze
 
     if b"skill" not in data:
-        return analyze(data, file=shown, project=context.project)
+        return analyze(data, file=shown, project=context.project, base=base)
     analysis = analyze(
-        data, file=shown, project=context.project, skills=_skill_names(context, packages=False)
+        data,
+        file=shown,
+        project=context.project,
+        skills=_skill_names(context, packages=False),
+        base=base,
     )
     if not any(p.code == "unknown_skill" for p in analysis.problems):
         return analysis
-    return analyze(data, file=shown, project=context.project, skills=_skill_names(context))
+    return analyze(
+        data, file=shown, project=context.project, skills=_skill_names(context), base=base
+    )
 
 
 _SKILLS: dict[tuple[Path, bool], list[str]] = {}
@@ -347,9 +355,19 @@ def _validate_inline(context: ProjectContext, keys: list[str] | None = None) -> 
         for p in problems:
             result.problems.append(replace(p, file=shown))
         if not problems:
-            result.report = lrs.score(loop, context.project)
+            result.report = _calibrated(lrs.score(loop, context.project), loop, context)
         results.append(result)
     return results
+
+
+def _calibrated(report: Report | None, loop: Any, context: ProjectContext) -> Report | None:
+    """Return ``report`` with the loop's last checker calibration, if any (``loopkit calibrate``)."""
+    if report is None or loop is None or loop.verify is None:
+        return report
+    from loopkit import lrs
+    from loopkit.calibrate import last_calibration
+
+    return lrs.with_calibration(report, last_calibration(loop, context))
 
 
 def _check_unique_names(results: list[Result]) -> None:

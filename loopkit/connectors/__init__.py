@@ -1,4 +1,5 @@
-"""Connectors: MCP servers, HTTP APIs and SQL databases exposed to agents as tools.
+"""Connectors: MCP servers, HTTP APIs, SQL databases and notifications (Slack-compatible
+webhooks, email) exposed to agents as tools.
 
 ``build()`` makes the runtime connector of a declared one; ``Toolbox`` holds
 the connectors of one run: each starts the first time a step needs it (so a
@@ -56,6 +57,14 @@ def build(
         from loopkit.connectors.http import HttpConnector
 
         return HttpConnector(name, config, env=env_dict)
+    if isinstance(config, spec.SlackConnector):
+        from loopkit.connectors.notify import SlackConnector
+
+        return SlackConnector(name, config, env=env_dict)
+    if isinstance(config, spec.EmailConnector):
+        from loopkit.connectors.notify import EmailConnector
+
+        return EmailConnector(name, config, env=env_dict)
     from loopkit.connectors.sql import SqlConnector
 
     return SqlConnector(name, config, env=env_dict, root=root)

@@ -20,9 +20,10 @@ Event types (``type``):
   far, ``call`` counts the step's model calls, retries included: a new
   ``call`` starts the text again). Emitted only when a sink wants deltas and
   the provider streams; ``step_finished`` still carries the whole output.
-- ``tool_called``: one tool call inside an agent step's tool-use loop, or a
-  tool step's call; ``dry_run`` when a dry run did not make it (the would-be call:
-  ``arguments`` as rendered, no ``result``).
+- ``tool_called``: one tool call inside an agent step's tool-use loop (or a
+  tool check's call, keyed ``verify.checks[i]``, or a tool step's call;
+  ``dry_run`` when a dry run did not make a tool step's call: the would-be
+  call, ``arguments`` as rendered, no ``result``).
 - ``output_truncated``: the model stopped at the output cap (``finish_reason``
   ``length``): ``limit`` is the ``max_tokens`` sent (``None``: none was sent,
   the provider's own limit), ``output_tokens`` those of the cut answer,
@@ -31,7 +32,8 @@ Event types (``type``):
 - ``plan_made``: a plan step's planner chose the next steps (or finished,
   or asked for more than ``maxIterations`` allows: ``limit_reached``).
 - ``verification_round``: one Maker/Checker round with its verdict (``skipped``
-  when no maker has run at all, so there was nothing to verify).
+  when no maker has run at all, so there was nothing to verify) and what the
+  deterministic checks (``verify.checks``) found before the checker (``checks``).
 - ``budget_warning``: a budget dimension passed 80 % of its limit, or a price
   is unknown so a cost limit cannot be enforced.
 - ``approval_requested`` / ``approval_resolved``: a human gate (the run is
@@ -268,6 +270,9 @@ class VerificationRound(Event):
     skipped: bool = False
     #: Answered from a checkpoint (a resumed run replays its finished rounds).
     resumed: bool = False
+    #: What ``verify.checks`` did before the checker, in order: name, kind (schema |
+    #: regex | tool), passed (None when skipped), message, severity, duration_ms, skipped.
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

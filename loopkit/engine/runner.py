@@ -523,6 +523,7 @@ class Run:
                     duration_ms=ms,
                     will_retry=will_retry,
                     resumed=replayed,
+                    checks=verdict.checks,  # verify.checks (issue 18, h/checks)
                 )
             )
             if verdict.passed:

@@ -28,6 +28,7 @@ from loopkit.engine.agent import (
     tool_round_limit,
     tool_rounds_exceeded,
 )
+from loopkit.engine.checks import run_checks
 from loopkit.engine.events import Tokens
 from loopkit.errors import RunError
 from loopkit.memory import Checkpoint
@@ -56,6 +57,8 @@ class Verdict:
     score: float | None
     issues: list[str] = field(default_factory=list)
     reason: str | None = None
+    #: What ``verify.checks`` did this round (``CheckOutcome.as_dict``; engine/checks.py).
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class Verdict:
             "score": self.score,
             "issues": self.issues,
             "reason": self.reason,
+            "checks": self.checks,
         }
 
 
@@ -169,16 +173,19 @@ async def verify_round(
         run.budget.record(tokens, checkpoint.cost, calls=checkpoint.requests)
         v = checkpoint.data
         return (
-            Verdict(v["passed"], v["score"], list(v["issues"]), v.get("reason")),
+            Verdict(
+                v["passed"], v["score"], list(v["issues"]), v.get("reason"), v.get("checks", [])
+            ),
             tokens,
             checkpoint.cost,
             checkpoint.duration_ms,
         )
     started = time.perf_counter()
+    checked = await run_checks(run, verify, round_)  # deterministic checks: no model call
     tokens, cost, requests = Tokens(), 0.0, 0
     total_cost: float | None = cost
     verdicts: list[Verdict] = []
-    for name in verify.checkers:
+    for name in [] if checked.blocking else verify.checkers:
         run.cancel.raise_if_cancelled()
         model, messages = checker_messages(run, verify, name)
         tools, extra = await _checker_tools(run, name)
@@ -216,7 +223,12 @@ async def verify_round(
                 *await run_tool_calls(run, f"verify.{name}", name, response, by_name),
             ]
         verdicts.append(parse_verdict(response.content, verify.effective_pass_score))
-    verdict = _combine(verdicts, verify.checkers)
+    if checked.blocking:  # a blocker or major check failed: the checker is not asked
+        verdict = Verdict(False, None, checked.issues, checked.reason)
+    else:  # minor failures are reported with the checker's issues
+        verdict = _combine(verdicts, verify.checkers)
+        verdict.issues = [*verdict.issues, *checked.issues]
+    verdict.checks = checked.as_events()
     duration = (time.perf_counter() - started) * 1000
     await run.save_checkpoint(
         Checkpoint(

@@ -14,6 +14,8 @@ with ``api_base=server.url``)::
 Replies are chosen in this order: the first matching ``when`` rule (rules
 with ``times`` are used up), then the ``script`` queue, then ``default``.
 A ``responder(body) -> Reply`` function can replace all of that.
+Each connection gets a thread, and the listen backlog is 1024, so hundreds of
+clients may connect at once (bench/inflight.py holds 500 runs' calls open).
 Usage defaults: prompt tokens = characters of the messages / 4, completion
 tokens = characters of the reply / 4 (at least 1), both overridable, and the
 completion is clamped to the request's ``max_tokens`` like real providers do.
@@ -256,8 +258,7 @@ class LLMServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -273,6 +274,14 @@ class LLMServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per connection; a listen backlog for hundreds of clients connecting at once
+    (the standard library's 5 makes the rest retry their SYN a second or more later)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
 
 
 def completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:

@@ -149,6 +149,16 @@ PAGES: list[Case] = [
     Case("POST", "/providers/{provider_id}/", "admin", ok=(302,), data=PROVIDER_FORM),
     Case("POST", "/providers/{provider_id}/delete/", "admin", ok=(302,)),
     Case("POST", "/providers/{provider_id}/test/", "admin"),
+    # a team's notification settings (admins); a test with nothing set sends nothing
+    Case("GET", "/teams/{team_id}/notifications/", "admin"),
+    Case(
+        "POST",
+        "/teams/{team_id}/notifications/",
+        "admin",
+        ok=(302,),
+        data={"email_recipients": "oncall@example.com", "on_failure": "on"},
+    ),
+    Case("POST", "/teams/{team_id}/notifications/test/", "admin"),
 ]
 
 API: list[Case] = [
@@ -243,6 +253,15 @@ API: list[Case] = [
     Case("PATCH", "/api/providers/{provider_id}", "admin", data={"model": "openai/other"}),
     Case("DELETE", "/api/providers/{provider_id}", "admin", ok=(204,)),
     Case("POST", "/api/providers/{provider_id}/test", "admin"),
+    # notifications
+    Case("GET", "/api/teams/{team_id}/notifications", "admin"),
+    Case(
+        "PATCH",
+        "/api/teams/{team_id}/notifications",
+        "admin",
+        data={"email_recipients": ["oncall@example.com"], "on_approval": False},
+    ),
+    Case("POST", "/api/teams/{team_id}/notifications/test", "admin"),
 ]
 
 CASES: list[Case] = PAGES + API

@@ -41,6 +41,9 @@ class Collected(list[int]):
     def completed(self, run_id: int) -> None:
         pass
 
+    def notify(self, run_id: int, what: str) -> None:
+        pass
+
 
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:

@@ -263,6 +263,9 @@ def test_recovery_records_the_calls_of_the_worker_it_takes_a_run_from(
         def completed(self, run_id: int) -> None:
             pass
 
+        def notify(self, run_id: int, what: str) -> None:
+            pass
+
     monkeypatch.setattr(lifecycle, "_queue", Collected())
     acme, _ = team
     run = running_run(acme)

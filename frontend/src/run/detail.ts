@@ -1,9 +1,10 @@
 /**
  * The detail panel of one node of the run page: what it was asked (the rendered
  * prompt), what it answered (parsed JSON shown as such), what it cost, its
- * retries, tool calls, the checker's verdicts per round and its error.
+ * retries, tool calls, the checker's verdicts per round (with the deterministic
+ * checks that ran before the checker) and its error.
  */
-import type { NodeDetail } from "./reducer";
+import type { CheckOutcome, NodeDetail } from "./reducer";
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
@@ -27,6 +28,36 @@ function ms(n: number): string {
 /** Return a JSON value as indented text (the output of a step with a schema). */
 export function prettyJson(value: unknown): string {
   return JSON.stringify(value, null, 2);
+}
+
+/** Return the text of one deterministic check's line: `[ok] name`, `[x] name (minor): why`. */
+export function checkLine(c: CheckOutcome): string {
+  const mark = c.skipped || c.passed === null ? "[-]" : c.passed ? "[ok]" : "[x]";
+  const severity = c.passed === false && c.severity !== "blocker" ? ` (${c.severity})` : "";
+  const why = c.message && c.passed !== true ? `: ${c.message}` : "";
+  return `${mark} ${c.name}${severity}${why} · ${ms(c.durationMs)}`;
+}
+
+/** Return ` · checks: 2 passed, 1 failed` for a verification_round event's `checks` (none: ""). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function checksSummary(checks: any): string {
+  if (!Array.isArray(checks) || !checks.length) return "";
+  const passed = checks.filter((c) => c && c.passed === true).length;
+  const failed = checks.filter((c) => c && c.passed === false).length;
+  const skipped = checks.length - passed - failed;
+  return ` · checks: ${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : "");
+}
+
+function renderChecks(checks: CheckOutcome[]): HTMLElement {
+  const list = el("ul", "detail-checks");
+  list.dataset.part = "checks";
+  for (const c of checks) {
+    const state = c.skipped || c.passed === null ? "skipped" : c.passed ? "pass" : "fail";
+    const li = el("li", `check-${state}`, checkLine(c));
+    li.dataset.check = c.name;
+    list.appendChild(li);
+  }
+  return list;
 }
 
 export function renderDetail(box: HTMLElement, node: NodeDetail): void {
@@ -90,6 +121,7 @@ export function renderDetail(box: HTMLElement, node: NodeDetail): void {
       const verdict = v.skipped ? "SKIPPED" : v.passed ? "PASS" : "FAIL";
       const score = v.score === null ? "?" : v.score.toFixed(2);
       const li = el("li", v.passed ? "pass" : "fail", `round ${v.round}/${v.maxRounds} · ${v.checker}: ${verdict} (score ${score})`);
+      if (v.checks.length) li.appendChild(renderChecks(v.checks));
       if (v.issues.length) {
         const issues = el("ul", "");
         for (const issue of v.issues) issues.appendChild(el("li", "", issue));

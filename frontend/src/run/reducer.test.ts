@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { checkLine, checksSummary } from "./detail";
 import { applyEvent, costLabel, elapsedSeconds, initialView, settle, type RunEvent } from "./reducer";
 
 const steps = [
@@ -120,6 +121,51 @@ describe("the run page's reducer", () => {
     expect(verify.verdicts.map((v) => [v.round, v.passed, v.issues])).toEqual([[1, false, ["too short"]], [2, true, []]]);
     expect([verify.state, verify.tokensIn, verify.tokensOut]).toEqual(["done", 4, 5]);
     expect(view.nodes.get("pipeline[0]")!.toolCalls.map((c) => [c.name, c.result, c.durationMs])).toEqual([["search", "3 lines", 42]]);
+  });
+
+  it("keeps a round's deterministic checks with its verdict, and a tool check's call on the verify node", () => {
+    const view = initialView([{ key: "pipeline[0]", label: "Reporter", kind: "agent" }], "running", true);
+    applyEvent(view, ev("tool_called", { key: "verify.checks[1]", label: null, name: "ci__run_tests", arguments: { branch: "main" }, result: "{}", is_error: false, duration_ms: 30 }));
+    applyEvent(
+      view,
+      ev("verification_round", {
+        round: 1,
+        max_rounds: 1,
+        checker: "Adversarial Verifier",
+        passed: false,
+        score: null,
+        issues: ["check 'shape': $.title: 'title' is a required property"],
+        reason: "deterministic checks failed ('shape'): the checker was not asked",
+        checks: [
+          { name: "shape", kind: "schema", passed: false, message: "$.title: 'title' is a required property", severity: "blocker", duration_ms: 0.4, skipped: false },
+          { name: "tests pass", kind: "tool", passed: true, message: null, severity: "major", duration_ms: 31, skipped: false },
+          { name: "no TODO", kind: "regex", passed: null, message: "step 'Polisher' has not run: nothing to check", severity: "minor", duration_ms: 0, skipped: true },
+        ],
+      }),
+    );
+    const verify = view.nodes.get("verify")!;
+    expect(verify.state).toBe("failed");
+    expect(verify.error).toBe("deterministic checks failed ('shape'): the checker was not asked");
+    expect(verify.toolCalls.map((c) => c.name)).toEqual(["ci__run_tests"]);
+    const [v] = verify.verdicts;
+    expect(v.checks.map((c) => [c.name, c.passed, c.skipped])).toEqual([
+      ["shape", false, false],
+      ["tests pass", true, false],
+      ["no TODO", null, true],
+    ]);
+    expect(v.checks.map(checkLine)).toEqual([
+      "[x] shape: $.title: 'title' is a required property · 0 ms",
+      "[ok] tests pass · 31 ms",
+      "[-] no TODO: step 'Polisher' has not run: nothing to check · 0 ms",
+    ]);
+  });
+
+  it("reads a round without checks (an older event) as having none", () => {
+    const view = initialView([], "running", true);
+    applyEvent(view, ev("verification_round", { round: 1, max_rounds: 1, checker: "c", passed: true, score: 0.9 }));
+    expect(view.nodes.get("verify")!.verdicts[0].checks).toEqual([]);
+    expect(checksSummary(undefined)).toBe("");
+    expect(checksSummary([{ passed: true }, { passed: false }, { passed: null, skipped: true }])).toBe(" · checks: 1 passed, 1 failed, 1 skipped");
   });
 
   it("counts the calls a dead worker lost, per run and per step, and the step runs again", () => {

@@ -47,6 +47,18 @@ export interface Retry {
   code: string;
 }
 
+/** One of `verify.checks` in a round: run before the checker, no model call. */
+export interface CheckOutcome {
+  name: string;
+  kind: string;
+  /** null: not run (skipped: a dry run's tool check, a step that has not run). */
+  passed: boolean | null;
+  message: string | null;
+  severity: string;
+  durationMs: number;
+  skipped: boolean;
+}
+
 export interface Verdict {
   round: number;
   maxRounds: number;
@@ -56,6 +68,7 @@ export interface Verdict {
   issues: string[];
   reason: string | null;
   skipped: boolean;
+  checks: CheckOutcome[];
 }
 
 export interface NodeDetail {
@@ -178,6 +191,19 @@ function verdict(p: Payload): Verdict {
     issues: Array.isArray(p.issues) ? p.issues.map(String) : [],
     reason: p.reason ?? null,
     skipped: Boolean(p.skipped),
+    checks: Array.isArray(p.checks) ? p.checks.map(checkOutcome) : [],
+  };
+}
+
+function checkOutcome(c: Payload): CheckOutcome {
+  return {
+    name: String(c.name ?? "check"),
+    kind: String(c.kind ?? ""),
+    passed: c.passed === null || c.passed === undefined ? null : Boolean(c.passed),
+    message: c.message ?? null,
+    severity: String(c.severity ?? "blocker"),
+    durationMs: Number(c.duration_ms) || 0,
+    skipped: Boolean(c.skipped),
   };
 }
 

@@ -1,4 +1,5 @@
-"""Re-encrypt every stored provider key with the first key of LOOPKIT_SECRETS_KEY."""
+"""Re-encrypt every stored provider key (and team webhook URL) with the first key of
+LOOPKIT_SECRETS_KEY."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from providers.models import Provider
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt the teams' provider keys with the first key of LOOPKIT_SECRETS_KEY "
+        "Re-encrypt the teams' provider keys and notification webhook URLs with the first "
+        "key of LOOPKIT_SECRETS_KEY "
         "(put the new key first, keep the old ones after it, run this, then drop them)."
     )
 
@@ -30,4 +32,23 @@ class Command(BaseCommand):
                     ) from None
                 provider.save(update_fields=["api_key_encrypted"])
                 done += 1
-        self.stdout.write(f"re-encrypted {done} provider key(s)")
+            hooks = self._rotate_webhooks()
+        self.stdout.write(f"re-encrypted {done} provider key(s) and {hooks} webhook URL(s)")
+
+    def _rotate_webhooks(self) -> int:
+        """The teams' notification webhook URLs are encrypted with the same keys."""
+        from notifications.models import TeamNotifications
+
+        done = 0
+        rows = TeamNotifications.objects.exclude(webhook_url_encrypted="").select_for_update()
+        for row in rows:
+            try:
+                row.webhook_url_encrypted = crypto.rotate(row.webhook_url_encrypted)
+            except Exception:
+                raise CommandError(
+                    f"the notification webhook URL of team {row.team_id} is not readable with "
+                    "any key of LOOPKIT_SECRETS_KEY: nothing was changed"
+                ) from None
+            row.save(update_fields=["webhook_url_encrypted"])
+            done += 1
+        return done
