@@ -356,11 +356,18 @@ class ConsoleSink(Sink):
         score = "?" if e.score is None else f"{e.score:.2f}"
         verdict = "[ok] PASS" if e.passed else "[x] FAIL"
         self._print(f"  Round {e.round}: {verdict} (score: {score})")
+        for issue in e.issues:  # a passing round's are outvoted (require: majority)
+            self._print(f"    - {issue}" + (" (outvoted)" if e.passed else ""))
+        for issue in e.minor:  # below blockOn: reported, not retried
+            self._print(f"    ~ {issue} (minor)")
         if not e.passed:
-            for issue in e.issues:
-                self._print(f"    - {issue}")
             if e.reason:
                 self._print(f"    reason: {e.reason}")
+            if e.stalled:
+                self._print(
+                    "  [!] Stalled: the checker repeated issues of an earlier round; "
+                    "no more rounds are spent"
+                )
             if e.will_retry:
                 self._print(
                     f"  Retrying the makers with the checker's feedback (round {e.round + 1})..."
@@ -385,8 +392,16 @@ class ConsoleSink(Sink):
         self._print()
         self._print(rule("Results"))
         name = e.loop
-        if e.status == "succeeded":
+        if e.status == "succeeded" and e.accepted:
+            how = "onFail: accept-best" if e.accepted == "best" else "approved by a person"
+            self._print(
+                f"[ok] Loop '{name}' completed with the best round, round {e.best_round} "
+                f"({how}): no round passed verification"
+            )
+        elif e.status == "succeeded":
             self._print(f"[ok] Loop '{name}' completed successfully")
+        elif e.status == "verification_failed" and e.error_code == "stalled":
+            self._print(f"[x] Loop '{name}' stalled in verification after {e.rounds} round(s)")
         elif e.status == "verification_failed":
             self._print(f"[x] Loop '{name}' failed verification after {e.rounds} round(s)")
         elif e.status == "budget_exceeded":
