@@ -33,6 +33,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "ws_latency": ([], ["--runs", "1"]),
     "drain": ([], ["--runs", "100"]),
     "starts": ([], ["--sizes", "100"]),
+    "convergence": ([], ["--runs", "20"]),
 }
 
 
