@@ -377,7 +377,8 @@ class ConsoleSink(Sink):
         self._print(f"  [!] Budget: {e.message}")
 
     def _on_approval_requested(self, e: ApprovalRequested) -> None:
-        self._print(f"    [?] Approval needed: {e.question}")
+        question = e.question.replace("\n", "\n      ")  # an escalation's lists its rounds
+        self._print(f"    [?] Approval needed: {question}")
 
     def _on_approval_resolved(self, e: ApprovalResolved) -> None:
         verdict = "approved" if e.approved else "rejected"
