@@ -66,7 +66,8 @@ defect that must be fixed, "minor" for a nit or an improvement the work can do w
 
 #: How many characters of one maker's diff (round 2 on) the checker is shown.
 DIFF_CHARS = 4000
-#: How many characters of one issue the escalation question quotes.
+#: How many issues of a round, and characters of one, the escalation question quotes.
+QUESTION_ISSUES = 10
 QUESTION_ISSUE_CHARS = 300
 
 _SEVERITY_WORDS = {
@@ -422,6 +423,8 @@ async def verify_round(
     started = time.perf_counter()
     tokens, cost, requests = Tokens(), 0.0, 0
     total_cost: float | None = cost
+    # One verdict per judge, in order, with its name (``combine`` joins them).
+    names: list[str] = []
     verdicts: list[Verdict] = []
     for name in verify.checkers:
         run.cancel.raise_if_cancelled()
@@ -460,12 +463,13 @@ async def verify_round(
                 *messages,
                 *await run_tool_calls(run, f"verify.{name}", name, response, by_name),
             ]
+        names.append(name)
         verdicts.append(
             parse_verdict(
                 response.content, verify.effective_pass_score, verify.effective_block_on, name
             )
         )
-    verdict = combine(verdicts, verify.checkers, verify.effective_require)
+    verdict = combine(verdicts, names, verify.effective_require)
     duration = (time.perf_counter() - started) * 1000
     await run.save_checkpoint(
         Checkpoint(
@@ -657,13 +661,15 @@ class Verification:
             mark = "PASS" if v.passed else "FAIL"
             shown = "?" if v.score is None else f"{v.score:.2f}"
             lines.append(f"Round {record.round}: {mark}, score {shown}")
-            for issue in v.findings:
+            for issue in v.findings[:QUESTION_ISSUES]:
                 text = issue.shown
                 if len(text) > QUESTION_ISSUE_CHARS:
                     text = text[:QUESTION_ISSUE_CHARS] + "..."
                 who = f"{issue.checker}: " if len(self.verify.checkers) > 1 else ""
                 again = " (repeated)" if issue.repeated else ""
                 lines.append(f"- [{issue.severity}] {who}{text}{again}")
+            if len(v.findings) > QUESTION_ISSUES:
+                lines.append(f"- ... and {len(v.findings) - QUESTION_ISSUES} more issue(s)")
             if v.reason and not v.issues:
                 lines.append(f"- {v.reason}")
         return "\n".join(lines)
