@@ -36,6 +36,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "drain_io": (["--latency-ms", "1000"], ["--latency-ms", "500", "--runs", "64"]),
     "inflight": ([], ["--quick"]),
     "approvals": ([], ["--quick"]),
+    "convergence": ([], ["--runs", "20"]),
 }
 #: benches that run another's script with other arguments
 SCRIPTS = {"drain_io": "drain"}

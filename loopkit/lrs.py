@@ -256,9 +256,11 @@ def _verification(s: _Scorer) -> int:
             )
     for checker in verify.checkers:
         if checker in spec.BUILTIN_CHECKERS:
+            points -= _self_preference(s, checker, loop.model, makers, subagents)
             continue
         agent = subagents.get(checker)
         if agent is None:
+            points -= _self_preference(s, checker, loop.model, makers, subagents)
             # Any other name is the built-in adversarial verifier under that label
             # (the first release's form); a near miss of a subagent's name is a typo.
             near = _near_miss(checker, list(subagents))
@@ -330,16 +332,8 @@ def _verification(s: _Scorer) -> int:
                 f"and prompt as maker '{twins[0]}'",
                 "give the checker its own adversarial prompt and, ideally, another model",
             )
-        elif checker_model is not None and all(
-            _step_model(step, subagents, loop) == checker_model for step in makers.values()
-        ):
-            points -= 3
-            s.add(
-                "warn",
-                "verification",
-                f"Checker '{checker}' uses the same model as every maker ({checker_model})",
-                "a checker on another model catches mistakes the makers' model is blind to",
-            )
+        else:
+            points -= _self_preference(s, checker, checker_model, makers, subagents)
     if points == 25:
         s.add("ok", "verification", "Maker/Checker separation enforced")
     elif points > 0:
@@ -364,6 +358,40 @@ def _checks_credit(s: _Scorer, verify: spec.Verify, points: int) -> int:
         f"run{'s' if count == 1 else ''} before the checker (no model call)",
     )
     return min(25, points + CHECKS_CREDIT)
+
+
+def _self_preference(
+    s: _Scorer,
+    checker: str,
+    model: str | None,
+    makers: dict[str, spec.AgentStep],
+    subagents: dict[str, spec.SubAgent],
+) -> int:
+    """Flag a checker on the same model as one of its makers (an LLM judge favours its
+    own model's answers); return the points it costs (3, else 0)."""
+    if model is None:
+        return 0
+    same = [
+        label for label, step in makers.items() if _step_model(step, subagents, s.loop) == model
+    ]
+    if not same:
+        return 0
+    builtin = checker in spec.BUILTIN_CHECKERS or checker not in subagents
+    whose = (
+        "the built-in checker runs on the loop's model unless LOOPKIT_CHECKER_MODEL names "
+        "another; use a verifier subagent with its own model"
+        if builtin
+        else "give the checker subagent a model of another family (its 'model:')"
+    )
+    makers_named = ", ".join(f"'{label}'" for label in same)
+    s.add(
+        "warn",
+        "verification",
+        f"self-preference bias: checker '{checker}' runs on the same model as maker"
+        f"{'s' if len(same) > 1 else ''} {makers_named} ({model})",
+        f"an LLM judge favours answers from its own model: {whose}",
+    )
+    return 3
 
 
 def _near_miss(name: str, names: list[str]) -> str | None:

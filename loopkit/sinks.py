@@ -377,15 +377,18 @@ class ConsoleSink(Sink):
         self._print(f"  Round {e.round}: {verdict} (score: {score})")
         if e.checks:  # verify.checks (issue 18): what ran before the checker
             self._print(f"    checks: {check_counts(e.checks)}")
-        if e.passed:  # a passing round's failed checks: minor ones, or a dry run's
-            for c in e.checks:
-                if c.get("passed") is False:
-                    self._print(f"    - check '{c['name']}' ({c['severity']}): {c['message']}")
+        for issue in e.issues:  # a passing round's are outvoted (require: majority)
+            self._print(f"    - {issue}" + (" (outvoted)" if e.passed else ""))
+        for issue in e.minor:  # below blockOn: reported, not retried
+            self._print(f"    ~ {issue} (minor)")
         if not e.passed:
-            for issue in e.issues:
-                self._print(f"    - {issue}")
             if e.reason:
                 self._print(f"    reason: {e.reason}")
+            if e.stalled:
+                self._print(
+                    "  [!] Stalled: the checker repeated issues of an earlier round; "
+                    "no more rounds are spent"
+                )
             if e.will_retry:
                 self._print(
                     f"  Retrying the makers with the checker's feedback (round {e.round + 1})..."
@@ -395,7 +398,8 @@ class ConsoleSink(Sink):
         self._print(f"  [!] Budget: {e.message}")
 
     def _on_approval_requested(self, e: ApprovalRequested) -> None:
-        self._print(f"    [?] Approval needed: {e.question}")
+        question = e.question.replace("\n", "\n      ")  # an escalation's lists its rounds
+        self._print(f"    [?] Approval needed: {question}")
 
     def _on_approval_resolved(self, e: ApprovalResolved) -> None:
         verdict = "approved" if e.approved else "rejected"
@@ -410,8 +414,16 @@ class ConsoleSink(Sink):
         self._print()
         self._print(rule("Results"))
         name = e.loop
-        if e.status == "succeeded":
+        if e.status == "succeeded" and e.accepted:
+            how = "onFail: accept-best" if e.accepted == "best" else "approved by a person"
+            self._print(
+                f"[ok] Loop '{name}' completed with the best round, round {e.best_round} "
+                f"({how}): no round passed verification"
+            )
+        elif e.status == "succeeded":
             self._print(f"[ok] Loop '{name}' completed successfully")
+        elif e.status == "verification_failed" and e.error_code == "stalled":
+            self._print(f"[x] Loop '{name}' stalled in verification after {e.rounds} round(s)")
         elif e.status == "verification_failed":
             self._print(f"[x] Loop '{name}' failed verification after {e.rounds} round(s)")
         elif e.status == "budget_exceeded":

@@ -41,6 +41,10 @@ BUILTIN_CHECKERS = frozenset({"Adversarial Verifier", "adversarial"})
 
 DEFAULT_MAX_ROUNDS = 3
 DEFAULT_PASS_SCORE = 0.8
+#: A checker's issue severities, most severe first, and those that block by default.
+Severity = Literal["blocker", "major", "minor"]
+SEVERITIES: tuple[str, ...] = ("blocker", "major", "minor")
+DEFAULT_BLOCK_ON: tuple[str, ...] = ("blocker", "major")
 DEFAULT_MEMORY_PATH = ".loopkit/state"
 #: The highest ``maxToolRounds`` a step or subagent may set.
 MAX_TOOL_ROUNDS_LIMIT = 100
@@ -725,7 +729,8 @@ class Verify(SpecModel):
     maker: Names = Field(min_length=1, description="Labels of the steps whose output is checked.")
     checker: Annotated[str | list[str], BeforeValidator(_checker)] = Field(
         description="A subagent (role verifier), or else the built-in adversarial verifier under "
-        "this name (e.g. 'Adversarial Verifier'); a list is several checkers that must all pass."
+        "this name (e.g. 'Adversarial Verifier'); a list is several checkers, all of which must pass "
+        "(or a majority: 'require')."
     )
     max_rounds: int | None = Field(default=None, ge=1, le=20)
     auto_retry: bool | None = None
@@ -735,6 +740,53 @@ class Verify(SpecModel):
         default_factory=list,
         description="Checks that cost no model call, run before the checker each round.",
     )
+
+    # ── Convergence (issue 18): severities, several checkers, what a failure does ──
+    require: Literal["all", "majority"] | None = Field(
+        default=None,
+        description="With several checkers: 'all' must pass (the default) or a 'majority' "
+        "(more than half).",
+    )
+    block_on: Annotated[list[Severity], BeforeValidator(_one_or_many)] | None = Field(
+        default=None,
+        min_length=1,
+        description="The issue severities that send the makers back (default blocker and "
+        "major); a round whose issues are all below them passes and reports them.",
+    )
+    on_fail: Literal["fail", "accept-best", "escalate"] | None = Field(
+        default=None,
+        description="When no round passes (rounds used up, or stalled): 'fail' the run (the "
+        "default), 'accept-best' (succeed with the best-scoring round's outputs) or "
+        "'escalate' (ask a person whether to accept the best round).",
+    )
+    stall_on_repeat: bool | None = Field(
+        default=None,
+        description="End the rounds as stalled when a round's blocking issues all repeat an "
+        "earlier round's (default true).",
+    )
+
+    @field_validator("block_on")
+    @classmethod
+    def _blockers_block(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and "blocker" not in value:
+            raise ValueError("blockOn must include 'blocker' (a blocker always blocks)")
+        return list(dict.fromkeys(value)) if value is not None else None
+
+    @property
+    def effective_require(self) -> str:
+        return self.require or "all"
+
+    @property
+    def effective_block_on(self) -> tuple[str, ...]:
+        return tuple(self.block_on) if self.block_on else DEFAULT_BLOCK_ON
+
+    @property
+    def effective_on_fail(self) -> str:
+        return self.on_fail or "fail"
+
+    @property
+    def effective_stall_on_repeat(self) -> bool:
+        return True if self.stall_on_repeat is None else self.stall_on_repeat
 
     @property
     def checkers(self) -> list[str]:

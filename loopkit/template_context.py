@@ -53,7 +53,7 @@ PLAN_TEMPLATE_NAMES = ("task", "input", "results")
 #: What the templates of ``onPass`` and ``onFail`` steps see besides the run context.
 ACTION_NAMES = ("verification",)
 #: The fields of ``verification`` (see ``engine.context.RunContext.set_verification``).
-VERIFICATION_FIELDS = ("passed", "score", "issues", "rounds")
+VERIFICATION_FIELDS = ("passed", "score", "issues", "rounds", "outcome", "accepted")
 #: The names a check's ``expect`` condition sees besides the run context.
 CHECK_EXPECT_NAMES = ("result",)
 _FIELDS = {

@@ -516,13 +516,23 @@ function VerifySection(props: PanelProps) {
         label="Checker"
         {...f("checker")}
         value={asStringList(v.checker).join(", ")}
-        onChange={(x) => props.edit((d) => adopt(setAt(d, ["verify", "checker"], x ?? "") as LoopData, "subagents", x ? [x] : [], props.suggestions.defs))}
+        onChange={(x) => {
+          // "a, b" is several checkers (a list); one name stays a string.
+          const names = (x ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+          const value: Json = names.length > 1 ? names : (names[0] ?? x ?? "");
+          props.edit((d) => adopt(setAt(d, ["verify", "checker"], value) as LoopData, "subagents", names, props.suggestions.defs));
+        }}
         list="lke-checkers"
-        hint={`A verifier subagent or the built-in Adversarial Verifier. ${COPY_NOTE}`}
+        hint={`A verifier subagent or the built-in Adversarial Verifier; several, comma-separated. ${COPY_NOTE}`}
       />
       <NumberField label="Max rounds" step="1" min={1} {...f("maxRounds")} value={num(v.maxRounds)} onChange={(x) => set("maxRounds", x)} />
       <TriStateField label="Auto-retry" {...f("autoRetry")} value={bool(v.autoRetry)} onChange={(x) => set("autoRetry", x)} defaultText="(default: yes)" />
       <NumberField label="Pass score (0-1)" step="0.05" min={0} {...f("passScore")} value={num(v.passScore)} onChange={(x) => set("passScore", x)} />
+      {/* Issue 18 (convergence): severities, several checkers, what a failure does. */}
+      <ListField label="Block on (issue severities)" {...f("blockOn")} value={asStringList(v.blockOn)} onChange={(x) => set("blockOn", x)} suggestions={["blocker", "major", "minor"]} hint="Issues of these severities fail a round (default: blocker, major); the others are reported, not retried." />
+      <SelectField label="Several checkers must" {...f("require")} value={str(v.require)} options={[["all", "all pass"], ["majority", "pass by majority"]]} allowEmpty="(default: all pass)" onChange={(x) => set("require", x)} />
+      <TriStateField label="Stop when the checker repeats itself" {...f("stallOnRepeat")} value={bool(v.stallOnRepeat)} onChange={(x) => set("stallOnRepeat", x)} defaultText="(default: yes, as stalled)" />
+      <SelectField label="When no round passes" {...f("onFail")} value={str(v.onFail)} options={[["fail", "fail the run"], ["accept-best", "accept the best round"], ["escalate", "ask a person (escalate)"]]} allowEmpty="(default: fail the run)" onChange={(x) => set("onFail", x)} />
     </Section>
   );
 }

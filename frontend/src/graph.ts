@@ -259,7 +259,7 @@ export function loopToGraph(data: LoopData): { nodes: LoopNode[]; edges: LoopEdg
       data: {
         kind: "verify",
         title: `Checker: ${checker || "?"}`,
-        detail: `${makers.length} maker${makers.length === 1 ? "" : "s"} · up to ${rounds} round${rounds === 1 ? "" : "s"}${verify.autoRetry === false ? "" : " · auto-retry"}${verify.passScore !== undefined ? ` · pass ≥ ${verify.passScore}` : ""}`,
+        detail: `${makers.length} maker${makers.length === 1 ? "" : "s"} · up to ${rounds} round${rounds === 1 ? "" : "s"}${verify.autoRetry === false ? "" : " · auto-retry"}${verify.passScore !== undefined ? ` · pass ≥ ${verify.passScore}` : ""}${typeof verify.onFail === "string" && verify.onFail !== "fail" ? ` · on fail: ${verify.onFail}` : ""}`,
       },
     });
   }

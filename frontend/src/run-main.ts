@@ -299,11 +299,13 @@ function addRound(p: Payload): void {
   const tr = document.createElement("tr");
   tr.dataset.round = String(p.round);
   tr.className = p.passed ? "pass" : "fail";
-  const issues = ((p.issues || []) as unknown[]).map((i) => `<li>${escapeHtml(i)}</li>`).join("");
+  const issues =
+    ((p.issues || []) as unknown[]).map((i) => `<li>${escapeHtml(i)}</li>`).join("") +
+    ((p.minor || []) as unknown[]).map((i) => `<li class="minor">${escapeHtml(i)} (minor)</li>`).join("");
   tr.innerHTML =
     `<td>${p.round}/${p.max_rounds}</td><td>${escapeHtml(p.checker || "")}</td>` +
     `<td>${p.skipped ? "SKIPPED" : p.passed ? "PASS" : "FAIL"}</td><td>${p.score === null || p.score === undefined ? "?" : Number(p.score).toFixed(2)}</td>` +
-    `<td><ul>${issues}</ul>${p.reason ? escapeHtml(p.reason) : ""}</td>`;
+    `<td><ul>${issues}</ul>${p.reason ? escapeHtml(p.reason) : ""}${p.stalled ? " <strong>stalled: the checker repeated its issues</strong>" : ""}</td>`;
   document.querySelector("#rounds tbody")!.appendChild(tr);
 }
 
@@ -366,9 +368,12 @@ function summary(ev: RunEvent): string {
     case "verification_round":
       return p.skipped
         ? `round ${p.round}: skipped (no maker ran)`
-        : `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})` + checksSummary(p.checks);
+        : `round ${p.round}: ${p.passed ? "PASS" : "FAIL"} (score ${p.score})${p.stalled ? " — stalled" : ""}` + checksSummary(p.checks);
     case "run_finished":
-      return `finished: ${p.status}${p.error ? " — " + p.error : ""}`;
+      return (
+        `finished: ${p.status}${p.error ? " — " + p.error : ""}` +
+        (p.accepted ? ` — round ${p.best_round} accepted (${p.accepted === "best" ? "onFail: accept-best" : "approved"}): no round passed` : "")
+      );
     case "approval_requested":
       return `approval requested: ${p.question}`;
     case "approval_resolved":

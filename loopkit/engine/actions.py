@@ -4,13 +4,15 @@
 ``onPass`` steps when verification passed — or, for a loop without
 ``verify:``, when the pipeline succeeded —, its ``onFail`` steps when
 verification ended any other way (``verification_failed``, a stalled loop,
-a best round accepted without a pass). They are ordinary steps under the
+a best round accepted without a pass: ``verify.onFail`` ``accept-best``, or
+an ``escalate`` a person approved). They are ordinary steps under the
 keys ``onPass[0]``, ``onFail[1].parallel[0]``, ... (one group ``onPass`` /
 ``onFail`` of kind ``sequential`` around them): their events, budget and
 checkpoints (``r<round>:onPass[0]``) work as in the pipeline, so a resumed
 run answers a delivered action from its checkpoint instead of delivering it
 again. Their templates also read ``verification`` (passed, score, issues,
-rounds). A failing action fails the run (status ``failed``, its error).
+rounds, outcome, accepted). A failing action fails the run (status
+``failed``, its error).
 
 A ``tool:`` step calls one connector tool with arguments the loop writes
 (each string a Jinja2 template; one that is a single ``{{ expression }}``
@@ -36,6 +38,7 @@ from loopkit.engine.context import StepResult
 from loopkit.engine.events import StepFailed, StepFinished, StepStarted, ToolCalled
 from loopkit.engine.payloads import Placeholder
 from loopkit.engine.pipeline import Outcome, run_steps
+from loopkit.engine.verify import Verdict
 from loopkit.errors import BudgetExceeded, RunError
 from loopkit.memory import Checkpoint
 from loopkit.templating import TemplateLimitError, compile_condition
@@ -59,13 +62,16 @@ async def run_actions(run: Run, status: str) -> str:
     key, steps = ("onPass", run.loop.on_pass) if passed else ("onFail", run.loop.on_fail)
     if not steps:
         return status
-    verdict = run.verdicts[-1] if run.verdicts else None
+    how, accepted, verdict = _how_it_ended(run)
     run.ctx.set_verification(
         passed=passed,
         score=verdict.score if verdict else None,
         issues=list(verdict.issues) if verdict else [],
         rounds=run.rounds,
+        outcome=how,
+        accepted=accepted,
     )
+    ended = f"verification {how}" if how else status
     round_ = run.ctx.round
     run.emit(StepStarted(key=key, label=key, kind="sequential", round=round_))
     started = time.perf_counter()
@@ -75,7 +81,7 @@ async def run_actions(run: Run, status: str) -> str:
         if not isinstance(exc, BudgetExceeded):  # the run's error says which action failed
             if exc.step and not exc.message.startswith(f"{exc.step}:"):
                 exc.message = f"{exc.step}: {exc.message}"
-            exc.message += f" (in {key}" + ("" if passed else f", after {status}") + ")"
+            exc.message += f" (in {key}" + ("" if passed else f", after {ended}") + ")"
         raise
     run.emit(
         StepFinished(
@@ -90,6 +96,22 @@ async def run_actions(run: Run, status: str) -> str:
         )
     )
     return status
+
+
+def _how_it_ended(run: Run) -> tuple[str | None, str | None, Verdict | None]:
+    """Return how verification ended — its outcome (``passed``, ``skipped``, ``stalled``,
+    ``failed``; None without ``verify:``), what was accepted without a pass (``best``,
+    ``approved``) — and the verdict of the round whose outputs the run ends with: the
+    best round when no round passed (its outputs are the steps' then), else the last."""
+    rounds = run.verification
+    if rounds is None:
+        return None, None, None
+    verdict = run.verdicts[-1] if run.verdicts else None
+    if rounds.outcome in ("stalled", "failed"):
+        best = next((r for r in rounds.history if r.round == rounds.best_round), None)
+        if best is not None:
+            verdict = best.verdict
+    return rounds.outcome, rounds.accepted, verdict
 
 
 # ── The tool step ────────────────────────────────────────────────────────

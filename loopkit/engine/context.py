@@ -14,8 +14,8 @@ Templates see these names:
 - ``feedback``: the checker's issues from the previous round (empty in round 1),
   a list that renders as one ``- issue`` line per issue (``Feedback``);
 - ``verification`` (only in the templates of ``onPass`` and ``onFail`` steps,
-  which run after the rounds): ``{"passed", "score", "issues", "rounds"}`` of
-  the verification that ended (``set_verification``).
+  which run after the rounds): ``{"passed", "score", "issues", "rounds",
+  "outcome", "accepted"}`` of the verification that ended (``set_verification``).
 
 A step with an output schema has its parsed JSON value as ``steps[...].output``.
 """
@@ -117,13 +117,27 @@ class RunContext:
         self.feedback_note = None
 
     def set_verification(
-        self, *, passed: bool, score: float | None, issues: list[str], rounds: int
+        self,
+        *,
+        passed: bool,
+        score: float | None,
+        issues: list[str],
+        rounds: int,
+        outcome: str | None = None,
+        accepted: str | None = None,
     ) -> None:
         """Give templates ``verification``: how the rounds ended (for ``onPass`` / ``onFail``).
 
         ``issues`` renders as one ``- issue`` line per issue, like ``feedback``.
         """
-        value = {"passed": passed, "score": score, "issues": Feedback(issues), "rounds": rounds}
+        value = {
+            "passed": passed,
+            "score": score,
+            "issues": Feedback(issues),
+            "rounds": rounds,
+            "outcome": outcome,
+            "accepted": accepted,
+        }
         # ``render_vars`` is the merged copy the shared Jinja context reads: set both.
         self.variables["verification"] = self.render_vars["verification"] = value
 

@@ -32,7 +32,9 @@ Event types (``type``):
 - ``plan_made``: a plan step's planner chose the next steps (or finished,
   or asked for more than ``maxIterations`` allows: ``limit_reached``).
 - ``verification_round``: one Maker/Checker round with its verdict (``skipped``
-  when no maker has run at all, so there was nothing to verify) and what the
+  when no maker has run at all, so there was nothing to verify): the blocking
+  ``issues``, the ``minor`` ones, every issue structured (``findings``),
+  ``stalled`` when its blocking issues repeat an earlier round's, and what the
   deterministic checks (``verify.checks``) found before the checker (``checks``).
 - ``budget_warning``: a budget dimension passed 80 % of its limit, or a price
   is unknown so a cost limit cannot be enforced.
@@ -47,7 +49,9 @@ Event types (``type``):
   worker died (``RunOptions.lost_calls``): they are in ``requests`` (and
   counted against ``maxModelCalls``) but their tokens and cost are in no
   total, so the cost is not the run's whole cost even when ``cost_known``
-  (every price known) is true.
+  (every price known) is true. With verification: ``verification`` (how it
+  ended), ``best_round`` (whose outputs the run returns) and ``accepted``
+  (``best`` / ``approved`` when the run succeeded without a passing round).
 """
 
 from __future__ import annotations
@@ -270,6 +274,14 @@ class VerificationRound(Event):
     skipped: bool = False
     #: Answered from a checkpoint (a resumed run replays its finished rounds).
     resumed: bool = False
+    #: Issues below ``blockOn``: reported, not sent back to the makers (``issues``
+    #: holds the blocking ones).
+    minor: list[str] = field(default_factory=list)
+    #: Every issue, structured: text, severity, location, new (the checker's word),
+    #: checker, tagged (it gave a severity), blocks, repeated (an earlier round's).
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    #: The blocking issues all repeat an earlier round's: no more rounds are spent.
+    stalled: bool = False
     #: What ``verify.checks`` did before the checker, in order: name, kind (schema |
     #: regex | tool), passed (None when skipped), message, severity, duration_ms, skipped.
     checks: list[dict[str, Any]] = field(default_factory=list)
@@ -324,11 +336,21 @@ class RunFinished(Event):
     limit: str | None = None
     projection: dict[str, Any] | None = None
     lost_calls: int = 0
+    #: How verification ended: ``passed``, ``skipped``, ``stalled`` or ``failed``.
+    verification: str | None = None
+    #: The round whose outputs the run returns (the passing one, else the best by score).
+    best_round: int | None = None
+    #: ``best`` (``onFail: accept-best``) or ``approved`` (an approved escalation): the
+    #: run succeeded with the best round's outputs although no round passed.
+    accepted: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = super().as_dict()
         if not self.lost_calls:  # only a resumed run that lost calls says so
             del data["lost_calls"]
+        for name in ("verification", "best_round", "accepted"):
+            if data[name] is None:  # only a run with verification says how it went
+                del data[name]
         return data
 
 

@@ -34,7 +34,7 @@ from loopkit.engine.events import (
     VerificationRound,
 )
 from loopkit.engine.pipeline import run_steps
-from loopkit.engine.verify import Verdict, verify_round
+from loopkit.engine.verify import Verdict, Verification
 from loopkit.errors import (
     ApprovalRejected,
     BudgetExceeded,
@@ -109,6 +109,13 @@ class RunResult:
     limit: str | None = None
     #: A ``suspended`` run is resumed at this time (epoch seconds) if nothing happens first.
     resume_at: float | None = None
+    #: How verification ended (``passed``, ``skipped``, ``stalled``, ``failed``; None
+    #: without ``verify:`` or when the run stopped before a verdict), the round whose
+    #: outputs the run returns, and ``best`` / ``approved`` when that round did not
+    #: pass but was accepted (``verify.onFail`` accept-best, or an approved escalation).
+    verification: str | None = None
+    best_round: int | None = None
+    accepted: str | None = None
 
 
 class Run:
@@ -157,6 +164,8 @@ class Run:
         self.requests = 0
         self.rounds = 0
         self.verdicts: list[Verdict] = []
+        #: The Maker/Checker rounds (set when the rounds start; None without ``verify:``).
+        self.verification: Verification | None = None
         self.record = RunRecord(id=self.id, loop=loop.name)
         self._models_cache: dict[tuple[str | None, bool], str] = {}
         #: ``step_started`` events waiting to be numbered and delivered (``announce_step``).
@@ -491,23 +500,30 @@ class Run:
 
     async def _rounds(self) -> str:
         verify = self.loop.verify
+        rounds = self.verification = Verification(self, verify) if verify else None
         round_, feedback = 1, list[str]()
         while True:
             # One iteration: the pipeline and one verification round (a retry is the next).
             self.budget.begin_iteration(round_)
             self.ctx.set_round(round_, feedback)
             await run_steps(self, self.loop.pipeline, "pipeline", round_)
-            if verify is None:
+            if verify is None or rounds is None:
                 return "succeeded"
             if not self._makers_have_output(verify):
                 self._skip_verification(verify, round_)
+                rounds.outcome = "skipped"
                 return "succeeded"
             replayed = f"r{round_}:verify" in self.checkpoints
-            verdict, tokens, cost, ms = await verify_round(self, verify, round_)
+            verdict, tokens, cost, ms, stalled = await rounds.judge(round_)
             self.rounds = round_
             self.verdicts.append(verdict)
             max_rounds = verify.effective_max_rounds
-            retry = not verdict.passed and verify.effective_auto_retry and round_ < max_rounds
+            retry = (
+                not verdict.passed
+                and not stalled
+                and verify.effective_auto_retry
+                and round_ < max_rounds
+            )
             will_retry = retry and self.budget.allows_iteration(round_ + 1)
             self.emit(
                 VerificationRound(
@@ -523,6 +539,9 @@ class Run:
                     duration_ms=ms,
                     will_retry=will_retry,
                     resumed=replayed,
+                    minor=verdict.minor,
+                    findings=[i.as_dict() for i in verdict.findings],
+                    stalled=stalled,
                     checks=verdict.checks,  # verify.checks (issue 18, h/checks)
                 )
             )
@@ -531,8 +550,9 @@ class Run:
             if retry and not will_retry:
                 raise self.budget.iteration_exceeded(round_ + 1)
             if not will_retry:
-                return "verification_failed"
-            feedback = verdict.issues or [verdict.reason or "the checker did not pass the work"]
+                # No round passed: the best one is kept, and verify.onFail decides.
+                return await rounds.give_up(round_, stalled)
+            feedback = verdict.feedback()
             round_ += 1
 
     def _makers_have_output(self, verify: spec.Verify) -> bool:
@@ -571,6 +591,12 @@ class Run:
             last = self.verdicts[-1]
             error = "; ".join(last.issues) or last.reason
             code = "verification_failed"
+            if self.verification is not None:  # stalled, or an escalation not approved
+                error, code = self.verification.failure(error)
+        checked = self.verification
+        verification = checked.outcome if checked else None
+        best_round = checked.best_round if checked else None
+        accepted = checked.accepted if checked and status == "succeeded" else None
         if error:
             # A provider may quote a key back (a 401's "Bearer sk-..."): the result, the
             # stored record and the web's run row get the error masked, like every event.
@@ -612,6 +638,9 @@ class Run:
                 limit=limit,
                 projection=projection,
                 lost_calls=self.options.lost_calls,
+                verification=verification,
+                best_round=best_round,
+                accepted=accepted,
             )
         )
         rec.seq = self.seq
@@ -635,6 +664,9 @@ class Run:
             error=error,
             error_code=code,
             limit=limit,
+            verification=verification,
+            best_round=best_round,
+            accepted=accepted,
         )
 
     async def _suspend(self, exc: Suspended) -> RunResult:

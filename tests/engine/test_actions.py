@@ -116,6 +116,13 @@ def is_checker(body: dict[str, Any]) -> bool:
     return "adversarial" in body["messages"][0]["content"]
 
 
+VERIFY: dict[str, Any] = {
+    "maker": ["Bug Review"],
+    "checker": "Adversarial Verifier",
+    "maxRounds": 2,
+}
+
+
 def review_loop(base_url: str, **extra: Any) -> spec.Loop:
     """A pull request review: fetch the diff (a tool step), review it, post the review
     after a pass (onPass), report a failed verification (onFail)."""
@@ -171,7 +178,7 @@ def review_loop(base_url: str, **extra: Any) -> spec.Loop:
                 "label": "Bug Review",
             },
         ],
-        "verify": {"maker": ["Bug Review"], "checker": "Adversarial Verifier", "maxRounds": 2},
+        "verify": VERIFY,
         "onPass": [
             {
                 "tool": "github.create_review",
@@ -389,3 +396,65 @@ async def test_actions_count_against_the_budget(
 
     assert (result.status, result.limit) == ("budget_exceeded", "maxModelCalls")
     assert github.posts == []
+
+
+async def test_a_stalled_loop_runs_on_fail_with_the_outcome_and_posts_no_review(
+    llm: LLMServer, github: GitHub, tmp_path: Path
+) -> None:
+    llm.when(is_checker, verdict(False, 0.4, ["misses the off-by-one in line 9"]))
+    loop = review_loop(github.url, verify={**VERIFY, "maxRounds": 5})
+    loop.on_fail[0].arguments["body"] = (  # type: ignore[union-attr]
+        "{{ verification.outcome }} after {{ verification.rounds }} rounds:\n"
+        "{{ verification.issues }}"
+    )
+
+    result, _ = await run(llm, loop, tmp_path)
+
+    assert (result.status, result.error_code, result.rounds) == (
+        "verification_failed",
+        "stalled",
+        2,
+    )
+    assert github.posted(REVIEWS) == []
+    (report,) = github.posted(COMMENTS)
+    assert report["body"]["body"] == ("stalled after 2 rounds:\n- misses the off-by-one in line 9")
+
+
+async def test_an_accepted_best_round_is_not_a_pass_but_on_fail_may_deliver_it(
+    llm: LLMServer, github: GitHub, tmp_path: Path
+) -> None:
+    """accept-best: the run succeeds with the best round, onFail runs (not onPass),
+    and reads which round was accepted and its score."""
+    llm.when(is_checker, verdict(False, 0.6, ["too vague"]), times=1)
+    llm.when(is_checker, verdict(False, 0.5, ["misses the off-by-one"]))
+    llm.when("Round 1", Reply("First review."))
+    llm.when("Round 2", Reply("Second review."))
+    loop = review_loop(github.url, verify={**VERIFY, "onFail": "accept-best"})
+    loop.pipeline[1].prompt = "Round {{ round }}. " + loop.pipeline[1].prompt  # type: ignore[union-attr]
+    loop.on_fail = [
+        spec.ConditionalStep(
+            when="verification.accepted == 'best'",
+            then=[
+                spec.ToolStep(
+                    tool="github.create_review",
+                    label="Post Best Review",
+                    arguments={
+                        **loop.on_pass[0].arguments,  # type: ignore[union-attr]
+                        "body": "{{ steps['Bug Review'].output }} "
+                        "({{ verification.outcome }}, best score {{ verification.score }})",
+                    },
+                )
+            ],
+        )
+    ]
+
+    result, sink = await run(llm, loop, tmp_path)
+
+    assert result.status == "succeeded", result.error
+    (post,) = github.posted(REVIEWS)
+    assert post["body"]["body"] == "First review. (failed, best score 0.6)"
+    assert [e.key for e in sink.of_type("step_started")][-3:] == [
+        "onFail",
+        "onFail[0]",
+        "onFail[0].then[0]",
+    ]

@@ -246,7 +246,8 @@ VERIFY = {"maker": ["A"], "checker": "Adversarial Verifier"}
 def test_actions_read_verification_and_every_pipeline_step() -> None:
     text = (
         "{{ verification.passed }} {{ verification.score }} {{ verification.issues }} "
-        "{{ verification.rounds }} {{ steps['A'].output }} {{ round }} {{ feedback }}"
+        "{{ verification.rounds }} {{ verification.outcome }} {{ verification.accepted }} "
+        "{{ steps['A'].output }} {{ round }} {{ feedback }}"
     )
     assert (
         refs(
@@ -269,13 +270,13 @@ def test_a_pipeline_template_cannot_read_verification() -> None:
     ]
 
 
-def test_verification_has_four_fields() -> None:
+def test_verification_has_six_fields() -> None:
     assert refs(
         pipeline=PIPELINE, onPass=[{"prompt": "{{ verification.scor }}", "label": "P"}]
     ) == [
         (
             "onPass[0].prompt",
-            "verification.scor: verification has no 'scor' (it holds passed, score, issues, rounds)",
+            "verification.scor: verification has no 'scor' (it holds passed, score, issues, rounds, outcome, accepted)",
         )
     ]
 

@@ -171,7 +171,9 @@ async def test_a_failed_round_without_rounds_left_is_a_verification_failure_not_
 
 
 async def test_each_retry_round_is_the_next_iteration(server: LLMServer) -> None:
-    server.when(CHECKER, verdict(False, 0.4, ["wrong"]))
+    # A new issue each round: a repeated one would stall the rounds (issue 18).
+    server.when(CHECKER, verdict(False, 0.4, ["wrong"]), times=1)
+    server.when(CHECKER, verdict(False, 0.5, ["still incomplete"]))
 
     result, sink, _ = await run(server, verified({"maxIterations": 2}, max_rounds=3))
 

@@ -145,32 +145,42 @@ def test_open_store_follows_the_loops_memory_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "passed", "score", "issues", "reason"),
+    ("text", "passed", "score", "issues", "reason", "minor"),
     [
-        ('{"pass": true, "score": 0.9, "issues": []}', True, 0.9, [], None),
-        ('```json\n{"pass": true, "score": 0.85}\n```', True, 0.85, [], None),
+        ('{"pass": true, "score": 0.9, "issues": []}', True, 0.9, [], None, []),
+        ('```json\n{"pass": true, "score": 0.85}\n```', True, 0.85, [], None, []),
+        # A plain-string issue in a passing verdict: the checker did not let it block.
         (
             'Here you go: {"passed": "yes", "score": 92, "issues": "typo"} thanks',
             True,
             0.92,
-            ["typo"],
+            [],
             None,
+            ["typo"],
         ),
-        ('{"pass": true, "score": 0.5}', False, 0.5, [], "score 0.50 is below passScore 0.8"),
-        ('{"pass": false, "score": 0.9}', False, 0.9, [], "the checker did not pass the work"),
-        ('{"pass": true}', False, None, [], "the checker's verdict has no numeric 'score'"),
-        ("LGTM", False, None, [], "the checker's verdict is not JSON: 'LGTM'"),
+        # ... and in a failing one it is major: it blocks.
+        ('{"pass": false, "score": 0.9, "issues": ["typo"]}', False, 0.9, ["typo"], None, []),
+        ('{"pass": true, "score": 0.5}', False, 0.5, [], "score 0.50 is below passScore 0.8", []),
+        ('{"pass": false, "score": 0.9}', False, 0.9, [], "the checker did not pass the work", []),
+        ('{"pass": true}', False, None, [], "the checker's verdict has no numeric 'score'", []),
+        ("LGTM", False, None, [], "the checker's verdict is not JSON: 'LGTM'", []),
     ],
 )
 def test_verdicts_are_parsed_defensively(
-    text: str, passed: bool, score: float | None, issues: list[str], reason: str | None
+    text: str,
+    passed: bool,
+    score: float | None,
+    issues: list[str],
+    reason: str | None,
+    minor: list[str],
 ) -> None:
     verdict = parse_verdict(text, 0.8)
-    assert (verdict.passed, verdict.score, verdict.issues, verdict.reason) == (
+    assert (verdict.passed, verdict.score, verdict.issues, verdict.reason, verdict.minor) == (
         passed,
         score,
         issues,
         reason,
+        minor,
     )
 
 

@@ -271,6 +271,12 @@ def loops(draw: st.DrawFn) -> dict[str, Any]:
                         "maxRounds": st.integers(1, 20),
                         "autoRetry": st.booleans(),
                         "passScore": st.sampled_from([0, 0.5, 0.85, 1]),
+                        "require": st.sampled_from(["all", "majority"]),
+                        "blockOn": st.sampled_from(
+                            [["blocker"], ["blocker", "major"], ["blocker", "major", "minor"]]
+                        ),
+                        "onFail": st.sampled_from(["fail", "accept-best", "escalate"]),
+                        "stallOnRepeat": st.booleans(),
                     },
                 )
             ),

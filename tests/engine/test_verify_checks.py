@@ -197,7 +197,7 @@ async def test_a_minor_failure_is_reported_but_does_not_block(server: LLMServer)
     assert checker_requests(server) == 1
     (round_,) = rounds(sink)
     assert round_.passed
-    assert round_.issues == [
+    assert round_.minor == [
         "check 'no TODO': leave no TODO in a report: the output of 'Reporter' "
         "matches /TODO/ at line 1: 'TODO'"
     ]
@@ -219,11 +219,10 @@ async def test_a_major_failure_blocks_like_a_blocker(server: LLMServer) -> None:
     assert result.status == "verification_failed"
     assert checker_requests(server) == 0
     (round_,) = rounds(sink)
-    # Every failure is an issue of the blocked round; the reason names the blocking ones.
-    assert [i.split(":")[0] for i in round_.issues] == [
-        "check 'Reporter regex'",
-        "check 'Reporter regex'",
-    ]
+    # The blocking failure is an issue of the round, the minor one is reported as minor;
+    # the reason names the blocking ones.
+    assert [i.split(":")[0] for i in round_.issues] == ["check 'Reporter regex'"]
+    assert [i.split(":")[0] for i in round_.minor] == ["check 'Reporter regex'"]
     assert round_.reason == (
         "deterministic checks failed ('Reporter regex'): the checker was not asked"
     )
@@ -484,7 +483,7 @@ async def test_the_console_transcript_counts_the_checks_and_shows_a_minor_failur
     assert (
         "  Round 1: [ok] PASS (score: 0.90)\n"
         "    checks: 1 passed, 1 failed\n"
-        "    - check 'no TODO' (minor): the output of 'Reporter' matches /TODO/ at line 2: 'TODO'\n"
+        "    ~ check 'no TODO': the output of 'Reporter' matches /TODO/ at line 2: 'TODO' (minor)\n"
     ) in transcript
 
 

@@ -147,7 +147,13 @@ def approve(client: httpx.Client, run_id: int) -> None:
     client.post(url, json={"comment": "go"}, headers=headers).raise_for_status()
 
 
-def watch_run(client: httpx.Client, loop_id: int, count: int, quiet: float = 10.0) -> Watched:
+#: How long a watcher waits for its next event before giving up: past the longest period
+#: between a socket's re-reads of a waiting run (runs.consumers.QUIET_MAX_SECONDS, 8 s),
+#: with room for a loaded machine. A push lost after a long wait is read back within it.
+QUIET = 20.0
+
+
+def watch_run(client: httpx.Client, loop_id: int, count: int, quiet: float = QUIET) -> Watched:
     """Start a dry run of *loop_id* (whose first step is an approval gate), open *count*
     sockets on it, approve once all hold the gate's event; return what they saw."""
     base = str(client.base_url).rstrip("/")

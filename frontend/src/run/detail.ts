@@ -122,12 +122,14 @@ export function renderDetail(box: HTMLElement, node: NodeDetail): void {
       const score = v.score === null ? "?" : v.score.toFixed(2);
       const li = el("li", v.passed ? "pass" : "fail", `round ${v.round}/${v.maxRounds} · ${v.checker}: ${verdict} (score ${score})`);
       if (v.checks.length) li.appendChild(renderChecks(v.checks));
-      if (v.issues.length) {
+      if (v.issues.length || v.minor.length) {
         const issues = el("ul", "");
         for (const issue of v.issues) issues.appendChild(el("li", "", issue));
+        for (const issue of v.minor) issues.appendChild(el("li", "minor", `${issue} (minor)`));
         li.appendChild(issues);
       }
       if (v.reason) li.appendChild(el("p", "", v.reason));
+      if (v.stalled) li.appendChild(el("p", "", "Stalled: the checker repeated issues of an earlier round."));
       list.appendChild(li);
     }
     section(box, "Checker's verdicts", "verdicts").appendChild(list);

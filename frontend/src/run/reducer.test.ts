@@ -168,6 +168,18 @@ describe("the run page's reducer", () => {
     expect(checksSummary([{ passed: true }, { passed: false }, { passed: null, skipped: true }])).toBe(" · checks: 1 passed, 1 failed, 1 skipped");
   });
 
+  it("keeps a round's minor issues apart from its blocking ones, and a stalled round", () => {
+    const view = initialView([{ key: "pipeline[0]", label: "Writer", kind: "agent" }], "running", true);
+    applyEvent(view, ev("verification_round", { round: 1, max_rounds: 3, checker: "critic", passed: false, score: 0.5, issues: ["no tests"], minor: ["typo"], will_retry: true }));
+    applyEvent(view, ev("verification_round", { round: 2, max_rounds: 3, checker: "critic", passed: false, score: 0.6, issues: ["no tests"], stalled: true }));
+    const verify = view.nodes.get("verify")!;
+    expect(verify.verdicts.map((v) => [v.issues, v.minor, v.stalled])).toEqual([
+      [["no tests"], ["typo"], false],
+      [["no tests"], [], true],
+    ]);
+    expect([verify.state, verify.error]).toEqual(["failed", "no tests"]);
+  });
+
   it("counts the calls a dead worker lost, per run and per step, and the step runs again", () => {
     const view = initialView(
       [

@@ -66,9 +66,13 @@ export interface Verdict {
   passed: boolean;
   score: number | null;
   issues: string[];
+  /** Issues below blockOn: reported, not retried. */
+  minor: string[];
   reason: string | null;
   skipped: boolean;
   checks: CheckOutcome[];
+  /** The blocking issues repeated an earlier round's: no more rounds. */
+  stalled: boolean;
 }
 
 export interface NodeDetail {
@@ -189,8 +193,10 @@ function verdict(p: Payload): Verdict {
     passed: Boolean(p.passed),
     score: p.score === null || p.score === undefined ? null : Number(p.score),
     issues: Array.isArray(p.issues) ? p.issues.map(String) : [],
+    minor: Array.isArray(p.minor) ? p.minor.map(String) : [],
     reason: p.reason ?? null,
     skipped: Boolean(p.skipped),
+    stalled: Boolean(p.stalled),
     checks: Array.isArray(p.checks) ? p.checks.map(checkOutcome) : [],
   };
 }
