@@ -30,7 +30,7 @@ from runs.models import ApprovalRequest, ApprovalStatus, Run, Status
 
 
 def _step(loop: spec.Loop, key: str) -> spec.ApprovalStep | None:
-    for path, step in spec.iter_steps(loop.pipeline):
+    for path, step in spec.iter_loop_steps(loop):  # the pipeline, onPass and onFail
         if path == key and isinstance(step, spec.ApprovalStep):
             return step
     return None
