@@ -26,14 +26,12 @@ placeholder.
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import TemplateError, Undefined
-
 from loopkit import secrets, spec
-from loopkit.engine.agent import redact_text, render, run_tool
+from loopkit.engine.agent import redact_text, run_tool
+from loopkit.engine.arguments import render_value
 from loopkit.engine.context import StepResult
 from loopkit.engine.events import StepFailed, StepFinished, StepStarted, ToolCalled
 from loopkit.engine.payloads import Placeholder
@@ -41,7 +39,6 @@ from loopkit.engine.pipeline import Outcome, run_steps
 from loopkit.engine.verify import Verdict
 from loopkit.errors import BudgetExceeded, RunError
 from loopkit.memory import Checkpoint
-from loopkit.templating import TemplateLimitError, compile_condition
 from loopkit.tools import Tool, summary
 
 if TYPE_CHECKING:
@@ -254,44 +251,9 @@ def _resume(run: Run, step: spec.ToolStep, checkpoint: Checkpoint, key: str, rou
 
 # ── Arguments ────────────────────────────────────────────────────────────
 
+
 #: A string that is one ``{{ expression }}`` and nothing else (whitespace around it allowed).
-_SINGLE = re.compile(r"\s*\{\{-?(.*?)-?\}\}\s*", re.S)
-
-
 def render_arguments(run: Run, step: spec.ToolStep, key: str) -> dict[str, Any]:
     """Render a tool step's arguments against the run context into plain JSON data."""
-    value = _render(run, step.arguments, f"{key}.arguments")
+    value = render_value(run, step.arguments, f"{key}.arguments")
     return dict(value)
-
-
-def _render(run: Run, value: Any, where: str) -> Any:
-    if isinstance(value, str):
-        return _render_text(run, value, where)
-    if isinstance(value, dict):
-        return {k: _render(run, v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render(run, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def _render_text(run: Run, source: str, where: str) -> Any:
-    """Render one string: one ``{{ expression }}`` keeps its value's type, else text."""
-    match = _SINGLE.fullmatch(source)
-    inner = match.group(1) if match else ""
-    if not match or any(mark in inner for mark in ("{{", "}}", "{%", "%}", "{#")):
-        return render(run, source, where, "argument")
-    try:
-        value = compile_condition(inner.strip())(**run.ctx.variables)
-        if isinstance(value, Undefined):
-            str(value)  # raises the undefined name's error
-    except TemplateLimitError as exc:
-        raise RunError(
-            f"{where}: the argument template {exc.message}", step=where, code="template_limit"
-        ) from None
-    except (TemplateError, ArithmeticError, RecursionError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        raise RunError(
-            f"{where}: the argument template failed: {message}", step=where, code="template_error"
-        ) from None
-    # Plain JSON data (a dry run's placeholders as the text they render as).
-    return json.loads(json.dumps(value, default=str))

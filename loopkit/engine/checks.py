@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -45,7 +44,8 @@ from jinja2 import TemplateError
 
 from loopkit import secrets, spec, structured
 from loopkit.connectors.base import tool_name
-from loopkit.engine.agent import render, run_tool
+from loopkit.engine.agent import run_tool
+from loopkit.engine.arguments import render_value
 from loopkit.engine.events import ToolCalled
 from loopkit.errors import RunError
 from loopkit.templating import compile_condition
@@ -265,7 +265,7 @@ async def _tool(run: Run, check: spec.ToolCheck, index: int) -> _Found | None:
     )
     try:
         tools = await run.tool_provider.tools_for(as_step, run.loop)
-        arguments = _render(run, check.arguments, key)
+        arguments = render_value(run, check.arguments, key)
     except RunError as exc:
         return _Found(str(exc), location=check.tool)
     tool: Tool | None = next((t for t in tools if t.name == wanted), None)
@@ -311,55 +311,6 @@ async def _tool(run: Run, check: spec.ToolCheck, index: int) -> _Found | None:
 
 
 #: A text argument that is one ``{{ expression }}`` and nothing else.
-_ONE_EXPRESSION = re.compile(r"^\s*\{\{(?!.*\{\{)(.*)\}\}\s*$", re.DOTALL)
-
-
-def _render(run: Run, value: Any, key: str) -> Any:
-    """Render the text values of a tool check's arguments (at any depth) in the sandbox.
-
-    A value that is one ``{{ expression }}`` keeps the expression's type when it is
-    JSON data (``{{ inputs.pr }}`` stays the number 42); other text renders as text.
-    """
-    if isinstance(value, str):
-        whole = _ONE_EXPRESSION.match(value)
-        if whole is not None:
-            found = _native(run, whole.group(1), key)
-            if found is not _TEXT:
-                return found
-        return render(run, value, key, "argument")
-    if isinstance(value, dict):
-        return {k: _render(run, v, key) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render(run, v, key) for v in value]
-    return value
-
-
-_TEXT = object()
-
-
-def _native(run: Run, expression: str, key: str) -> Any:
-    """Return the value of ``expression`` when it is JSON data, else ``_TEXT`` (render it)."""
-    try:
-        value = compile_condition(expression)(**run.ctx.variables)
-    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
-        raise RunError(
-            f"{key}: the argument template failed: {getattr(exc, 'message', None) or exc}",
-            step=key,
-            code="template_error",
-        ) from None
-    return value if _is_json(value) else _TEXT
-
-
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
-    if type(value) is list:  # not a subclass such as ``Feedback``, which renders as lines
-        return all(_is_json(v) for v in value)
-    if type(value) is dict:
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
-    return False
-
-
 def _quote(text: str) -> str:
     flat = " ".join(text.split())
     return repr(flat if len(flat) <= QUOTE_CHARS else flat[: QUOTE_CHARS - 1] + "…")
