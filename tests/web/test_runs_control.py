@@ -324,3 +324,32 @@ def test_a_team_can_have_its_own_concurrency_limit(
     busy.transition(Status.RUNNING, allowed_from={Status.QUEUED})
     second = start_run(loop, trigger_type="manual", dry_run=True, actor=users["editor"])
     assert execute(second.pk) == "succeeded"
+
+
+def test_an_escalated_verification_suspends_until_a_person_accepts_the_best_round(
+    team: Any, client_for: Any
+) -> None:
+    acme, users = team
+    yaml = loop_yaml(scores=[0.3, 0.4]).replace(
+        "checker: Adversarial Verifier",
+        "checker: Adversarial Verifier\n  maxRounds: 2\n  onFail: escalate",
+    )
+    run = start_run(
+        make_loop(acme, yaml=yaml), trigger_type="manual", dry_run=True, actor=users["editor"]
+    )
+    run.refresh_from_db()
+    # No round passed: the run waits for a person, holding no worker.
+    assert (run.status, run.worker) == (Status.WAITING, lifecycle.SUSPENDED)
+    approval = ApprovalRequest.objects.get(run=run)
+    assert "Verification" in approval.step
+    response = client_for(users["admin"]).post(
+        f"/api/runs/{run.pk}/approvals/{approval.pk}/approve",
+        {"comment": "good enough"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
+    finished = run.events.get(type="run_finished").payload
+    assert finished["accepted"] == "approved"
+    assert event_types(run).count("verification_round") == 2
