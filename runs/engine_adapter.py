@@ -102,6 +102,8 @@ class EventWriter:
                     run_id, event, owned = item
                     batches[run_id].append(event)
                     owners[run_id] = owned
+            for events in batches.values():
+                coalesce_deltas(events)
             try:
                 for run_id, events in batches.items():
                     if owners[run_id]():  # a run taken over by another worker is theirs
@@ -127,6 +129,37 @@ class EventWriter:
                     continue
                 logger.exception("could not store %d events of run %s", len(events), run_id)
                 return
+
+
+def coalesce_deltas(events: list[dict[str, Any]]) -> None:
+    """Join, in place, a batch's streamed pieces of one model call into one event.
+
+    A writer that fell behind (hundreds of runs streaming) stores one
+    ``step_output`` per call and batch instead of one per piece: the text is
+    the pieces joined, ``chars`` the last piece's (the call's length so far).
+    A piece joins the last one of its call unless another event of that step
+    came between them, so every step's events keep their order.
+    """
+    open_calls: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("type") != "step_output":
+            key = event.get("key")
+            for call in [c for c in open_calls if c[0] == key]:
+                del open_calls[call]
+            kept.append(event)
+            continue
+        call = (event.get("key"), event.get("round"), event.get("call"))
+        joined = open_calls.get(call)
+        if joined is None:
+            open_calls[call] = dict(event)
+            kept.append(open_calls[call])
+            continue
+        joined["text"] = str(joined.get("text", "")) + str(event.get("text", ""))
+        joined["chars"] = event.get("chars", joined.get("chars"))
+        joined["seq"] = event.get("seq", joined.get("seq"))
+        joined["at"] = event.get("at", joined.get("at"))
+    events[:] = kept
 
 
 #: Events a resumed run replays from its checkpoints (``resumed=True``).

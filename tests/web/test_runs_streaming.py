@@ -119,3 +119,28 @@ async def test_the_socket_replays_the_streamed_text_once_in_order(
     rest = await replay(held)
     assert [e["seq"] for e in rest] == [seq for seq, _ in stored if seq > held]
     assert _streamed(rows[:held] + [(e["type"], e["payload"]) for e in rest]) == _finished(rows)
+
+
+def test_a_writer_behind_stores_one_event_per_call_and_keeps_each_steps_order() -> None:
+    from runs.engine_adapter import coalesce_deltas
+
+    def piece(key: str, text: str, chars: int, call: int = 1) -> dict[str, Any]:
+        return {"type": "step_output", "key": key, "round": 1, "call": call, "text": text,
+                "chars": chars}  # fmt: skip
+
+    batch = [
+        piece("a", "He", 2),
+        piece("b", "Wo", 2),
+        piece("a", "llo", 5),
+        piece("b", "rld", 5),
+        {"type": "step_finished", "key": "a", "output": "Hello"},
+        piece("b", "!", 6),
+        piece("b", "again", 5, call=2),
+    ]
+    coalesce_deltas(batch)
+    assert [(e["type"], e["key"], e.get("text"), e.get("chars")) for e in batch] == [
+        ("step_output", "a", "Hello", 5),
+        ("step_output", "b", "World!", 6),
+        ("step_finished", "a", None, None),
+        ("step_output", "b", "again", 5),
+    ]
