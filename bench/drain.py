@@ -52,7 +52,8 @@ from django.db import transaction
 from builder.models import Loop
 from runs.lifecycle import start_run
 loop = Loop.objects.get()
-payload = {"action": "opened", "pull_request": {"number": 1, "title": "Bench", "diff_url": "https://example.com/1.diff"}}
+payload = {"action": "opened", "pull_request": {"number": 1, "title": "Bench", "diff_url": "https://example.com/1.diff"},
+           "repository": {"name": "api", "full_name": "acme/api", "owner": {"login": "acme"}}}
 started = time.perf_counter()
 with transaction.atomic():  # every run enqueued at the commit, at once
     for _ in range(int(os.environ["BENCH_RUNS"])):
@@ -121,12 +122,16 @@ def drain(runs: int, workers: int, latency_ms: int = 0, per_process: int = 1) ->
             statuses: dict[str, int] = dict(
                 conn.execute("SELECT status, count(*) FROM runs_run GROUP BY status").fetchall()
             )
+            errors = [e for (e,) in conn.execute(
+                "SELECT DISTINCT left(error, 300) FROM runs_run WHERE error <> '' LIMIT 3"
+            ).fetchall()]  # fmt: skip
         median_run = run_seconds(env)
     out: dict[str, Any] = {
         "workers": workers,
         "runs": runs,
         "finished": done,
         "statuses": statuses,
+        "errors": errors,
         "seconds": round(span or 0.0, 2),
         "runs_per_s": round(done / span, 2) if span else None,
         "enqueue_s": round(enqueued["enqueue_s"], 2),
