@@ -57,3 +57,23 @@ def make_loop(team: Any, yaml: str | None = None, **kwargs: Any) -> Any:
 
 def event_types(run: Any) -> list[str]:
     return list(run.events.order_by("seq").values_list("type", flat=True))
+
+
+class CollectingQueue(list[int]):
+    """A ``runs.lifecycle.Queue`` that only collects the runs it is asked to execute
+    (their ids; ``calls`` keeps each with its attempt). Install it with
+    ``monkeypatch.setattr(lifecycle, "_queue", CollectingQueue())``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int | None]] = []
+
+    def execute(self, run_id: int, attempt: int | None = None, **when: Any) -> None:
+        self.append(run_id)
+        self.calls.append((run_id, attempt))
+
+    def completed(self, run_id: int) -> None:
+        pass
+
+    def notify(self, run_id: int, what: str) -> None:
+        pass

@@ -22,7 +22,7 @@ from runs.host import host
 from runs.lifecycle import start_run
 from runs.models import ApprovalRequest, Run, Status
 
-from .runs_support import event_types, loop_yaml, make_loop
+from .runs_support import CollectingQueue, event_types, loop_yaml, make_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,23 +32,10 @@ def team(make_team: Any) -> tuple[Any, dict[str, Any]]:
     return make_team("Acme", roles=["owner", "admin", "editor", "viewer"])
 
 
-class Collected(list[int]):
-    """A task queue that only collects the runs it is asked to execute."""
-
-    def execute(self, run_id: int, attempt: int | None = None, **when: Any) -> None:
-        self.append(run_id)
-
-    def completed(self, run_id: int) -> None:
-        pass
-
-    def notify(self, run_id: int, what: str) -> None:
-        pass
-
-
 @pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Keep started runs queued (collect their ids) instead of executing them inline."""
-    ids = Collected()
+    ids = CollectingQueue()
     monkeypatch.setattr(lifecycle, "_queue", ids)
     yield ids
 

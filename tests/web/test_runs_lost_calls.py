@@ -19,7 +19,7 @@ from django.utils import timezone
 from runs.models import Checkpoint, Run, RunModel, Status
 from runs.recorder import record_events, record_lost_calls
 
-from .runs_support import event_types, make_loop
+from .runs_support import CollectingQueue, event_types, make_loop
 
 pytestmark = pytest.mark.django_db
 
@@ -254,26 +254,15 @@ def test_recovery_records_the_calls_of_the_worker_it_takes_a_run_from(
 ) -> None:
     from runs import lifecycle
 
-    enqueued: list[tuple[int, int | None]] = []
-
-    class Collected:
-        def execute(self, run_id: int, attempt: int | None = None, **when: Any) -> None:
-            enqueued.append((run_id, attempt))
-
-        def completed(self, run_id: int) -> None:
-            pass
-
-        def notify(self, run_id: int, what: str) -> None:
-            pass
-
-    monkeypatch.setattr(lifecycle, "_queue", Collected())
+    queue = CollectingQueue()
+    monkeypatch.setattr(lifecycle, "_queue", queue)
     acme, _ = team
     run = running_run(acme)
     record_events(run.pk, [started("One")])
     Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
 
     assert lifecycle.recover()["resumed"] == [run.pk]
-    assert enqueued == [(run.pk, 2)]
+    assert queue.calls == [(run.pk, 2)]
     run.refresh_from_db()
     assert event_types(run)[-2:] == ["run_recovered", "calls_lost"]
     assert run.lost_calls == 1
