@@ -87,6 +87,9 @@ class Finding:
     message: str
     hint: str | None = None
     fix: Fix | None = None
+    #: The field the finding is about (``budget.maxModelCalls``, ``pipeline[2]``): where an
+    #: annotation points. A missing field's nearest present parent stands for it.
+    path: str = ""
 
     @property
     def mark(self) -> str:
@@ -100,6 +103,7 @@ class Finding:
             "message": self.message,
             "hint": self.hint,
             "fix": self.fix.as_dict() if self.fix else None,
+            "path": self.path,
         }
 
 
@@ -136,6 +140,35 @@ class Report:
         }
 
 
+#: Dimension key → the field a finding of it is about when it names none itself.
+DIMENSION_PATHS: dict[str, str] = {
+    "verification": "verify",
+    "budget": "budget",
+    "termination": "budget",
+    "persistence": "memory",
+    "trigger": "trigger",
+    "recovery": "pipeline",
+    "observability": "pipeline",
+}
+
+
+def finding_path(dimension: str, fix: Fix | None = None) -> str:
+    """Return the field a finding is about: where its fix writes, else its dimension's field.
+
+    A patch's first key is followed down while it holds a single key
+    (``{"budget": {"maxModelCalls": 50}}`` → ``budget.maxModelCalls``).
+    """
+    if fix is None or not fix.patch:
+        return DIMENSION_PATHS.get(dimension, "")
+    key = next(iter(fix.patch))
+    parts, value = [key], fix.patch[key]
+    while isinstance(value, dict) and len(value) == 1:
+        key = next(iter(value))
+        parts.append(key)
+        value = value[key]
+    return ".".join(parts)
+
+
 def grade_for(score: int) -> str:
     """Return the letter grade of a score (A ≥ 90, B ≥ 80, C ≥ 65, D ≥ 50, else F)."""
     for threshold, grade in GRADES:
@@ -160,8 +193,10 @@ class _Scorer:
         message: str,
         hint: str | None = None,
         fix: Fix | None = None,
+        path: str | None = None,
     ) -> None:
-        self.findings.append(Finding(level, dimension, message, hint, fix))
+        where = path if path is not None else finding_path(dimension, fix)
+        self.findings.append(Finding(level, dimension, message, hint, fix, where))
 
     @property
     def defaults(self) -> spec.ProjectDefaults | None:
@@ -531,6 +566,7 @@ def _termination(s: _Scorer) -> int:
                 f"{plan.effective_max_iterations}, maxSteps {plan.effective_max_steps})",
                 "say maxIterations and maxSteps on the plan step: they bound how much "
                 "work the planner can decide to do",
+                path=path,
             )
         else:
             s.add(
@@ -538,6 +574,7 @@ def _termination(s: _Scorer) -> int:
                 "termination",
                 f"Plan step '{name}' is bounded (at most {plan.max_iterations * plan.max_steps} "
                 "planned steps)",
+                path=path,
             )
     short_of_rounds = _iterations(s, budget)
     points += _model_calls(s, budget)
@@ -821,6 +858,7 @@ def _gates(s: _Scorer, trigger: Any) -> int:
         f"Write actions run unattended ({first[1]}): no approval gate",
         "add an 'approve:' step before the step that changes things",
         _gate_fix(s, first[0]),
+        path=first[0],
     )
     return 0
 
@@ -932,7 +970,11 @@ def _recovery(s: _Scorer) -> int:
     timed = sum(1 for step in agents if step.timeout is not None)
     retried = sum(1 for step in agents if step.retries is not None)
     points = round(3 * timed / total) + round(3 * retried / total)
-    bare = [step for step in agents if step.timeout is None or step.retries is None]
+    bare = [
+        (path, step)
+        for path, step in _every_agent(s)
+        if step.timeout is None or step.retries is None
+    ]
     if not bare:
         s.add("ok", "recovery", "Every agent step has a timeout and retries")
     else:
@@ -944,6 +986,7 @@ def _recovery(s: _Scorer) -> int:
             f"set timeout (seconds) and retries on each agent step, e.g. timeout: "
             f"{DEFAULT_TIMEOUT_SECONDS}, retries: {DEFAULT_RETRIES}",
             _recovery_fix(s),
+            path=bare[0][0],
         )
     verify = s.loop.verify
     if verify is None or verify.effective_auto_retry:
@@ -1010,6 +1053,7 @@ def _observability(s: _Scorer) -> int:
             f"{len(unlabelled)} agent step{'s' if len(unlabelled) != 1 else ''} without a label "
             f"({unlabelled[0]})",
             "label every step: labels name steps in run events, logs and verification",
+            path=unlabelled[0],
         )
     scoped = [(path, *_scope(s, step)) for path, step in [*_every_agent(s), *_template_steps(s)]]
     with_connectors = [(path, tools) for path, connectors, tools in scoped if connectors]
@@ -1025,6 +1069,7 @@ def _observability(s: _Scorer) -> int:
             f"{len(open_ended)} step{'s' if len(open_ended) != 1 else ''} may call every tool "
             f"of its connectors ({open_ended[0]})",
             "list the tools each step needs under 'tools:' (least privilege)",
+            path=open_ended[0],
         )
     secrets = list(_inline_secrets(s))
     if secrets:
@@ -1108,6 +1153,7 @@ def calibration_findings(calibration: Calibration) -> list[Finding]:
                 if fp
                 else None
             ),
+            path="verify",
         )
     ]
     if not calibration.current:
@@ -1117,6 +1163,7 @@ def calibration_findings(calibration: Calibration) -> list[Finding]:
                 "verification",
                 f"The loop changed since its checker was calibrated ({day})",
                 "the figures may no longer hold: run 'loopkit calibrate LOOP --labels FILE' again",
+                path="verify",
             )
         )
     return findings

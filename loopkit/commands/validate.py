@@ -13,6 +13,13 @@ project file. Each loop prints as in the seed::
 Exit status: 0 when every loop is valid; 1 when any file has an error, any loop
 has a blocking ``[x]`` finding, or (with ``--min-score N``) scores below N;
 2 for a usage error (a path that does not exist).
+
+``--format github`` (the default when ``GITHUB_ACTIONS=true``) prints the same
+report followed by GitHub workflow commands: an ``::error`` at the file:line of
+each error, each blocking finding and each loop below ``--min-score``, and a
+``::warning`` at each ``[!]`` finding of a loop below the bar (of every loop
+when there is no bar). ``--summary FILE`` appends a Markdown table of the
+scores to FILE (the job summary, ``$GITHUB_STEP_SUMMARY``).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from loopkit.project import ProjectContext
 
 LOOP_SUFFIXES = (".yaml", ".yml")
+FORMATS = ("text", "json", "github")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +49,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="loop files, folders or loop names (default: the project's loops folder)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="text; json; or github: text plus GitHub annotations "
+        "(default: github when GITHUB_ACTIONS=true, else text)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document (--format json)"
+    )
+    parser.add_argument(
+        "--summary",
+        metavar="FILE",
+        default=None,
+        help="append a Markdown table of the scores to FILE (e.g. $GITHUB_STEP_SUMMARY)",
+    )
     parser.add_argument(
         "--min-score",
         type=int,
@@ -65,6 +88,10 @@ class Result:
     name: str | None = None
     problems: list[Problem] = field(default_factory=list)
     report: Report | None = None
+    #: The file the loop is written in, and the loop's place in it (``("loops", key)`` for a
+    #: loop inline in the project file): where a finding's field path is looked up.
+    source: Path | None = None
+    prefix: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -89,6 +116,12 @@ def handle(args: argparse.Namespace) -> int:
     out = sys.stdout
     _fit_encoding(out)
     paint = _Painter(_use_color(args.color, out))
+    style = _format(args)
+    if style is None:
+        print(
+            "loopkit validate: --json and --format are two ways to say one thing", file=sys.stderr
+        )
+        return 2
     if args.min_score is not None and not 0 <= args.min_score <= 100:
         print("loopkit validate: --min-score must be between 0 and 100", file=sys.stderr)
         return 2
@@ -133,7 +166,7 @@ def handle(args: argparse.Namespace) -> int:
     ]
     blocked = [r for r in results if r.report is not None and r.report.blocked]
     failed = [r for r in results if not r.ok]
-    if args.json:
+    if style == "json":
         document = {
             "ok": not failed and not blocked and not below,
             "minScore": args.min_score,
@@ -145,7 +178,30 @@ def handle(args: argparse.Namespace) -> int:
             out.write(f"{shown} {_DASH[0]} a valid project file with no loops yet\n")
         _print_text(results, out, paint)
         _print_summary(results, failed, blocked, below, args.min_score, out, paint)
+    if style == "github":
+        from loopkit.commands.validate_github import print_annotations
+
+        print_annotations(results, below, args.min_score, out)
+    if args.summary:
+        from loopkit.commands.validate_github import write_summary
+
+        try:
+            write_summary(Path(args.summary), results, below, args.min_score)
+        except OSError as exc:
+            print(f"loopkit validate: cannot write {args.summary}: {exc.strerror}", file=sys.stderr)
+            return 2
     return 1 if failed or blocked or below else 0
+
+
+def _format(args: argparse.Namespace) -> str | None:
+    """Return the output format asked for (None when --json and --format disagree)."""
+    from loopkit.annotations import in_github_actions
+
+    if args.json:
+        return "json" if args.format in (None, "json") else None
+    if args.format is not None:
+        return str(args.format)
+    return "github" if in_github_actions() else "text"
 
 
 # ── Collecting and validating ────────────────────────────────────────────
@@ -231,7 +287,7 @@ def _validate_file(path: Path, context: ProjectContext | None = None) -> Result:
     from loopkit.errors import SpecError
 
     shown = _show(path)
-    result = Result(file=shown)
+    result = Result(file=shown, source=path)
     try:
         context = context or _context_for(path)
         analysis = _analyze(path.read_bytes(), shown, context, path.resolve().parent)
@@ -351,7 +407,7 @@ def _validate_inline(context: ProjectContext, keys: list[str] | None = None) -> 
         if keys is not None and key not in keys:
             continue
         problems = context.inline_problems(key, _skill_names(context))
-        result = Result(file=shown, name=loop.name)
+        result = Result(file=shown, name=loop.name, source=context.file, prefix=("loops", key))
         for p in problems:
             result.problems.append(replace(p, file=shown))
         if not problems:

@@ -52,7 +52,7 @@ def test_the_report_follows_the_contract() -> None:
     assert sum(d["max"] for d in data["dimensions"]) == 100
     assert data["score"] == sum(d["points"] for d in data["dimensions"])
     for finding in data["findings"]:
-        assert set(finding) == {"level", "dimension", "message", "hint", "fix"}
+        assert set(finding) == {"level", "dimension", "message", "hint", "fix", "path"}
         assert finding["level"] in ("ok", "warn", "block")
         assert finding["dimension"] in lrs.DIMENSIONS
         if finding["fix"] is not None:
