@@ -4,6 +4,12 @@ The loops are the seed's quick start (``pr-review`` and ``daily-triage``, the
 same files as the repository's loops/, shipped in the package as
 ``loopkit.examples``) and a small ``example``, so that ``loopkit init`` then
 ``loopkit-runtime --dry-run run pr-review`` works as the seed shows it.
+
+It also writes ``.github/workflows/loopkit.yml``, a GitHub Actions workflow
+that runs LoopKit's action (``action.yml`` at the repository's root;
+docs/github-action.md) on every push and pull request: the loops validated
+against an LRS bar and their tests replayed, problems as annotations.
+``--no-ci`` leaves it out.
 """
 
 from __future__ import annotations
@@ -14,6 +20,40 @@ import sys
 from pathlib import Path
 
 GITIGNORE_ENTRY = ".loopkit/"
+
+#: Where LoopKit's GitHub Action is published (``uses: OWNER/REPO@REF``); the ref is the
+#: release tag of this version, so a project's CI runs the LoopKit it was made with.
+ACTION_REPOSITORY = "loopkit-ai/loopkit"
+WORKFLOW_FILE = Path(".github", "workflows", "loopkit.yml")
+#: The LRS bar of the generated workflow: the loops init writes meet it (the lowest,
+#: daily-triage, scores 75); raise it as the project's loops improve.
+WORKFLOW_MIN_SCORE = 70
+
+WORKFLOW_TEMPLATE = """\
+# LoopKit CI: validate the loops (a Loop Readiness Score bar included) and replay
+# their tests on every push and pull request. Problems show as annotations at
+# file:line. Inputs of the action: docs/github-action.md in the LoopKit repository.
+name: LoopKit
+
+on:
+  push:
+    branches: [main]
+  pull_request:
+
+permissions:
+  contents: read
+
+jobs:
+  loopkit:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: {action}
+        with:
+          min-score: {min_score}
+          # Replays tests/*.test.yaml against their cassettes: no network, no cost.
+          run-tests: true
+"""
 
 PROJECT_TEMPLATE = """\
 # LoopKit project file. Reference: docs/loop-yaml.md in the LoopKit repository.
@@ -75,7 +115,14 @@ memory:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder")
     parser.add_argument(
-        "--force", action="store_true", help="overwrite loopkit.yaml and the loops init writes"
+        "--force",
+        action="store_true",
+        help="overwrite loopkit.yaml, the loops and the workflow init writes",
+    )
+    parser.add_argument(
+        "--no-ci",
+        action="store_true",
+        help=f"do not write the GitHub Actions workflow ({WORKFLOW_FILE.as_posix()})",
     )
 
 
@@ -86,7 +133,9 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     project_file = root / "loopkit.yaml"
     loops = {name: root / "loops" / f"{name}.yaml" for name in (*SEED_LOOPS, EXAMPLE_NAME)}
-    existing = [p for p in (project_file, *loops.values()) if p.exists()]
+    workflow = None if args.no_ci else root / WORKFLOW_FILE
+    written = [project_file, *loops.values(), *([workflow] if workflow else [])]
+    existing = [p for p in written if p.exists()]
     if existing and not args.force:
         for path in existing:
             print(f"loopkit init: {path} already exists", file=sys.stderr)
@@ -100,19 +149,35 @@ def handle(args: argparse.Namespace) -> int:
         project_file.write_text(PROJECT_TEMPLATE.format(name=_yaml_string(name)), encoding="utf-8")
         for path, text in texts.items():
             path.write_text(text, encoding="utf-8")
+        if workflow is not None:
+            workflow.parent.mkdir(parents=True, exist_ok=True)
+            workflow.write_text(workflow_text(), encoding="utf-8")
         ignored = _ensure_ignored(root / ".gitignore")
     except OSError as exc:
         print(f"loopkit init: cannot write {exc.filename or root}: {exc.strerror}", file=sys.stderr)
         return 1
-    for path in (project_file, *loops.values()):
+    for path in written:
         print(f"Created {path}")
     if ignored:
         print(f"Added {GITIGNORE_ENTRY} to {root / '.gitignore'}")
+    if workflow is not None:
+        print(
+            f"The workflow checks the loops on GitHub once pushed (LRS bar {WORKFLOW_MIN_SCORE}; "
+            "'loopkit init --no-ci' leaves it out)"
+        )
     where = "" if root.resolve() == Path.cwd().resolve() else f"cd {args.dir} && "
     print("\nNext:")
     print(f"  {where}loopkit validate")
     print(f"  {where}loopkit-runtime --dry-run run {SEED_LOOPS[0]}")
     return 0
+
+
+def workflow_text(version: str | None = None) -> str:
+    """Return the GitHub Actions workflow that runs LoopKit's action at this version's tag."""
+    from loopkit import __version__
+
+    action = f"{ACTION_REPOSITORY}@v{version or __version__}"
+    return WORKFLOW_TEMPLATE.format(action=action, min_score=WORKFLOW_MIN_SCORE)
 
 
 def _seed_loop(name: str) -> str:

@@ -20,9 +20,7 @@ if TYPE_CHECKING:
     from loopkit.yamlio import Document
 
 
-def collect(
-    results: list[Result], below: list[Result], min_score: int | None
-) -> list[Annotation]:
+def collect(results: list[Result], below: list[Result], min_score: int | None) -> list[Annotation]:
     """Return the annotations of a validation, in the report's order."""
     out: list[Annotation] = []
     for result in results:
