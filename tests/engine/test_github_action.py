@@ -105,6 +105,7 @@ def run_action(
     unknown = set(given) - set(inputs)
     assert not unknown, f"not inputs of action.yml: {unknown}"
     inputs.update(given)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     summary = tmp_path / "step-summary.md"
     summary.touch()
     python = stand_in_python(tmp_path)
@@ -174,15 +175,19 @@ def has_loopkit_test() -> bool:
     return done.returncode == 0
 
 
-def check_test_step(run: ActionRun) -> None:
-    step = run.step("Replay loop tests")
+def skip_without_loopkit_test() -> None:
     if not has_loopkit_test():
         # TEMPORARY (issue 17): `loopkit test` comes from another branch. Remove this skip
-        # once both are merged: the step must then run and pass.
+        # once both are merged: the step must then run.
         pytest.skip(
             "!!! 'loopkit test --help' FAILS: `loopkit test` is not in this build yet, so the "
             "action's test step cannot pass; validate was exercised, the test step was NOT !!!"
         )
+
+
+def check_test_step(run: ActionRun) -> None:
+    step = run.step("Replay loop tests")
+    skip_without_loopkit_test()
     assert step.code == 0, step.stdout + step.stderr
     assert "### LoopKit: loop tests\n\n✅ every test passed\n" in run.summary
 
@@ -335,3 +340,44 @@ def test_the_action_is_a_composite_action_with_described_inputs() -> None:
     for name, spec in ACTION["inputs"].items():
         assert spec.get("description"), name
         assert isinstance(spec.get("default"), str), name  # inputs are strings
+
+
+def test_a_failing_loop_test_fails_the_action_with_an_error_at_the_expectations_line(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llm_server import LLMServer, Reply, verdict
+
+    skip_without_loopkit_test()
+    monkeypatch.chdir(project)
+    for name in ("LOOPKIT_CHECKER_MODEL", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    server = LLMServer().start()
+    try:
+        server.when("adversarial verifier", verdict(True, 0.9))
+        server.default = Reply("- one\n- two\n- three")
+        monkeypatch.setenv("LOOPKIT_API_BASE", server.url)
+        monkeypatch.setenv("LOOPKIT_MODEL", "openai/test")
+        assert loopkit_main(["run", "example", "--record"]) == 0
+    finally:
+        server.stop()
+    monkeypatch.delenv("LOOPKIT_API_BASE")
+    monkeypatch.delenv("LOOPKIT_MODEL")
+    inputs = {**workflow_inputs(project), "junit": "out/junit.xml"}
+
+    passing = run_action(project, tmp_path / "first", **inputs)
+    assert passing.step("Replay loop tests").code == 0, passing.step("Replay loop tests").stdout
+
+    test_file = project / "tests" / "example.test.yaml"
+    test_file.write_text(
+        "loop: ../loops/example.yaml\nexpect:\n  status: succeeded\n  maxTokens: 1\n"
+    )
+    failing = run_action(project, tmp_path / "second", **inputs)
+    step = failing.step("Replay loop tests")
+    assert step.code == 1, step.stdout + step.stderr
+    [annotation] = step.annotations
+    assert annotation.startswith(
+        "::error file=tests/example.test.yaml,line=4,col=14,title=loopkit test%3A example::"
+        "tokens: expected at most 1, used "
+    )
+    assert "❌ some tests failed (see the annotations)" in failing.summary
+    assert (project / "out" / "junit.xml").is_file()
