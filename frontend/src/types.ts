@@ -31,6 +31,8 @@ export interface LrsFinding {
   message: string;
   hint: string | null;
   fix: null | { label: string; patch: JsonObject };
+  /** The field the finding is about, e.g. "budget.maxModelCalls" (docs/lrs.md). */
+  path?: string;
 }
 
 export interface LrsReport {
