@@ -111,13 +111,30 @@ def _read(path: Path) -> str:
 def convert_text(text: str, filename: str, fmt: str = "auto") -> Imported:
     """Convert one file's text (a CrewAI tasks file alone: its agents are missing)."""
     fmt = _format(text, filename, fmt)
-    if fmt == "dify":
-        return _finish(dify.convert(text, filename), filename)
-    if fmt == "gh-aw":
-        return _finish(gh_aw.convert(text, filename), filename)
-    if fmt == "agentspec":
-        return _finish(agentspec.convert(text, filename), filename)
-    return _finish(crewai.convert(text, filename), filename)
+    converters: dict[str, Callable[[str, str], Conversion]] = {
+        "dify": dify.convert,
+        "gh-aw": gh_aw.convert,
+        "agentspec": agentspec.convert,
+        "crewai": crewai.convert,
+    }
+    return _finish(_guarded(fmt, filename, lambda: converters[fmt](text, filename)), filename)
+
+
+def _guarded(fmt: str, filename: str, convert: Callable[[], Conversion]) -> Conversion:
+    """Run a converter; a source of an unexpected shape is the input's fault, said as such.
+
+    The converters check the shapes they rely on; a value of another type deep
+    in a file (a number where a mapping was expected) would otherwise surface
+    as a Python error.
+    """
+    try:
+        return convert()
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise refuse(
+            f"the file does not have the shape of a {fmt} file ({type(exc).__name__}: {exc})",
+            filename,
+            hint=f"check it against the {fmt} format, or name another with --format",
+        ) from None
 
 
 def _format(text: str, filename: str, fmt: str) -> str:
@@ -156,13 +173,20 @@ def convert_path(path: Path, fmt: str = "auto") -> Imported:
 
 def _crew(path: Path) -> Imported:
     agents, tasks, crew = crewai.find_project(path)
-    conversion = crewai.convert(
-        _read(tasks),
+    tasks_text = _read(tasks)
+    agents_text = _read(agents) if agents else None
+    crew_text = _read(crew) if crew else None
+    conversion = _guarded(
+        "crewai",
         str(tasks),
-        _read(agents) if agents else None,
-        str(agents) if agents else None,
-        _read(crew) if crew else None,
-        name=path.name if path.is_dir() else None,
+        lambda: crewai.convert(
+            tasks_text,
+            str(tasks),
+            agents_text,
+            str(agents) if agents else None,
+            crew_text,
+            name=path.name if path.is_dir() else None,
+        ),
     )
     return _finish(conversion, str(tasks))
 
@@ -192,6 +216,10 @@ def convert_upload(files: list[tuple[str, str]]) -> tuple[list[Imported], list[t
             )
         tasks_name, tasks_text = crew["tasks"]
         agents_name, agents_text = crew.get("agents", (None, None))
-        conversion = crewai.convert(tasks_text, tasks_name, agents_text, agents_name)
+        conversion = _guarded(
+            "crewai",
+            tasks_name,
+            lambda: crewai.convert(tasks_text, tasks_name, agents_text, agents_name),
+        )
         imported.append(_finish(conversion, tasks_name))
     return imported, rest

@@ -180,7 +180,7 @@ class _Converter:
                 "query", {"description": "The user's message (Dify's sys.query).", "required": True}
             )
         first = [t for _, t in self.out[self.start]]
-        pipeline = self.walk_from(self.start, None, ())
+        pipeline = self.walk(self.start, None, ())
         if not pipeline:
             raise refuse(
                 "the Dify workflow has no LLM node LoopKit can run"
@@ -241,46 +241,41 @@ class _Converter:
                 spec["default"] = ""  # Dify passes an empty string for an unfilled field
             self.inputs[name] = spec
 
-    def walk_from(self, node_id: str, stop: str | None, ctx: tuple[str, ...]) -> list[Any]:
-        """Return the steps after ``node_id`` up to (not including) ``stop``."""
-        targets = [t for _, t in self.out[node_id]]
-        if not targets:
-            return []
-        if len(targets) == 1:
-            return self.walk(targets[0], stop, ctx)
-        join = self.join(targets)
-        if join is None:
-            join = stop
-        branches = [b for b in (self.walk(t, join, ctx) for t in targets) if b]
-        steps: list[Any] = []
-        if len(branches) == 1:
-            steps += branches[0]
-        elif branches:
-            steps.append({"parallel": [_one(b) for b in branches]})
-        if join is not None and join != stop:
-            steps += self.walk(join, stop, ctx)
-        return steps
-
     def walk(self, node_id: str | None, stop: str | None, ctx: tuple[str, ...]) -> list[Any]:
+        """Return the steps from ``node_id`` up to (not including) ``stop``.
+
+        Iterative along a chain (a long workflow must not exhaust the stack);
+        it recurses only into branches.
+        """
         steps: list[Any] = []
-        if node_id is None or node_id == stop:
-            return steps
-        if node_id in self.emitted:
-            self.note(node_id, "the graph reaches this node again (a cycle): not followed")
-            return steps
-        kind = self.kind(node_id)
-        if kind == "if-else":
-            self.emitted[node_id] = ("", ctx)
-            step, join = self.conditional(node_id, stop, ctx)
-            if step is not None:
-                steps.append(step)
-            if join is not None and join != stop:
-                steps += self.walk(join, stop, ctx)
-            return steps
-        step = self.step(node_id, ctx)
-        if step is not None:
-            steps.append(step)
-        return steps + self.walk_from(node_id, stop, ctx)
+        while node_id is not None and node_id != stop:
+            if node_id in self.emitted:
+                self.note(node_id, "the graph reaches this node again (a cycle): not followed")
+                break
+            kind = self.kind(node_id)
+            if kind in ("if-else", "question-classifier"):
+                routed = self.route(node_id, stop, ctx)
+                steps += routed[0]
+                node_id = routed[1]
+                continue
+            if kind == "start":
+                self.emitted[node_id] = ("", ctx)
+            else:
+                step = self.step(node_id, ctx)
+                if step is not None:
+                    steps.append(step)
+            targets = list(dict.fromkeys(t for _, t in self.out[node_id]))
+            if len(targets) <= 1:
+                node_id = targets[0] if targets else None
+                continue
+            join = self.join(targets) or stop
+            branches = [b for b in (self.walk(t, join, ctx) for t in targets) if b]
+            if len(branches) == 1:
+                steps += branches[0]
+            elif branches:
+                steps.append({"parallel": [_one(b) for b in branches]})
+            node_id = join
+        return steps
 
     # ── nodes ────────────────────────────────────────────────────────────
 
@@ -295,12 +290,6 @@ class _Converter:
             self.end(node_id, data)
         elif kind == "variable-aggregator":
             pass  # read where it is referenced
-        elif kind == "question-classifier":
-            self.note(
-                node_id,
-                "a question classifier routes by class; not mapped, every "
-                "class's branch is kept as a parallel branch",
-            )
         elif kind in _SKIPPED:
             self.note(node_id, f"not mapped: {_SKIPPED[kind]}")
         else:
@@ -459,36 +448,49 @@ class _Converter:
                 "outputs",
             )
 
-    def conditional(
+    def route(
         self, node_id: str, stop: str | None, ctx: tuple[str, ...]
-    ) -> tuple[dict[str, Any] | None, str | None]:
+    ) -> tuple[list[Any], str | None]:
+        """Return the steps of an if-else or classifier node and the node after its branches."""
         data = self.nodes[node_id]["data"]
-        cases = data.get("cases")
-        if not isinstance(cases, list):  # DSL before 0.1.1: one case, handle 'true'
-            cases = [
-                {
-                    "case_id": "true",
-                    "conditions": data.get("conditions") or [],
-                    "logical_operator": data.get("logical_operator", "and"),
-                }
-            ]
+        steps: list[Any] = []
+        cases: list[tuple[str, str | None]] = []
+        if self.kind(node_id) == "if-else":
+            self.emitted[node_id] = ("", ctx)
+            raw = data.get("cases")
+            if not isinstance(raw, list):  # DSL before 0.1.1: one case, handle 'true'
+                raw = [
+                    {
+                        "case_id": "true",
+                        "conditions": data.get("conditions") or [],
+                        "logical_operator": data.get("logical_operator", "and"),
+                    }
+                ]
+            for i, case in enumerate(raw):
+                if isinstance(case, dict):
+                    handle = str(case.get("case_id") or case.get("id") or "true")
+                    cases.append((handle, self.condition(node_id, case, i, ctx)))
+        else:
+            classify = self.classifier(node_id, data, ctx)
+            steps.append(classify)
+            for item in data.get("classes") or []:
+                if isinstance(item, dict) and item.get("id") is not None:
+                    name = string(item.get("name")) or str(item["id"])
+                    cases.append(
+                        (
+                            str(item["id"]),
+                            f"{step_ref(classify['label'])}.output['class'] == {quote(name)}",
+                        )
+                    )
         by_handle: dict[str, str] = {}
         for handle, target in self.out[node_id]:
             by_handle.setdefault(handle, target)
         targets = list(dict.fromkeys(by_handle.values()))
-        join = self.join(targets) if len(targets) > 1 else None
-        if join is None:
-            join = stop
+        join = (self.join(targets) if len(targets) > 1 else None) or stop
         branches: list[tuple[str | None, list[Any]]] = []
-        for i, case in enumerate(cases):
-            if not isinstance(case, dict):
-                continue
-            handle = str(case.get("case_id") or case.get("id") or "true")
-            when = self.condition(node_id, case, i, ctx)
-            case_target = by_handle.get(handle)
-            body = (
-                self.walk(case_target, join, (*ctx, f"{node_id}:{handle}")) if case_target else []
-            )
+        for handle, when in cases:
+            target = by_handle.get(handle)
+            body = self.walk(target, join, (*ctx, f"{node_id}:{handle}")) if target else []
             branches.append((when, body))
         false_target = by_handle.get("false")
         otherwise = (
@@ -496,8 +498,44 @@ class _Converter:
         )
         step = _chain(branches, otherwise)
         if step is not None:
-            step["label"] = self.labels.take(string(data.get("title")), "Condition")
-        return step, join
+            title = string(data.get("title"))
+            if self.kind(node_id) == "question-classifier":
+                title = f"Route by {title}" if title else ""
+            step["label"] = self.labels.take(title, "Condition")
+            steps.append(step)
+        return steps, join
+
+    def classifier(
+        self, node_id: str, data: dict[str, Any], ctx: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """Return the agent step that does a question classifier's classifying."""
+        label = self.labels.take(string(data.get("title")), "Classify")
+        names = [
+            string(c.get("name")) or str(c.get("id"))
+            for c in data.get("classes") or []
+            if isinstance(c, dict)
+        ]
+        query = self.ref(data.get("query_variable_selector") or [], ctx)
+        prompt = (
+            "Classify the input into exactly one of these classes: "
+            + ", ".join(jinja_text(n) for n in names)
+            + "."
+        )
+        instruction = data.get("instruction")
+        if isinstance(instruction, str) and instruction.strip():
+            prompt += "\n\n" + self.template(node_id, instruction.strip(), ctx, ("instruction",))
+        prompt += "\n\nInput:\n" + ("{{ " + query + " }}" if query else "(not mapped)")
+        step: dict[str, Any] = {"prompt": prompt, "label": label}
+        step.update(self.model(node_id, data.get("model")))
+        step["output"] = {
+            "schema": {
+                "type": "object",
+                "properties": {"class": {"type": "string", "enum": names}},
+                "required": ["class"],
+            }
+        }
+        self.emitted[node_id] = (label, ctx)
+        return step
 
     def condition(
         self, node_id: str, case: dict[str, Any], i: int, ctx: tuple[str, ...]
@@ -585,8 +623,12 @@ class _Converter:
             return None
         label, where = self.emitted[node_id]
         expr = f"{step_ref(label)}.output"
-        if var not in ("text", "output") and len(selector) == 2:
-            expr += f"[{quote(var)}]" if var != "structured_output" else ""
+        if kind == "question-classifier" and var == "class_name":
+            expr += "['class']"
+        elif kind == "llm" and var == "structured_output":
+            expr += "".join(f"[{quote(str(part))}]" for part in selector[2:])
+        elif var != "text":
+            return None  # usage, files, reasoning_content...: nothing LoopKit keeps
         if where != ctx[: len(where)]:
             return f"({expr} if {step_ref(label)} is defined else '')"
         return expr

@@ -19,6 +19,7 @@ from loopkit.cli import main
 from loopkit.document import analyze
 from loopkit.errors import SpecError
 from loopkit.importers import Imported, convert_path, convert_text, convert_upload, detect
+from loopkit.templating import environment
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "import"
 
@@ -368,3 +369,73 @@ def test_loopkit_import_runs_as_a_program(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("name: release_notes\n")
     assert "release_notes — LRS: " in done.stderr
+
+
+def test_a_dify_question_classifier_classifies_with_a_schema_then_routes() -> None:
+    result = imported("dify/intent_reply.yml")
+    loop = loop_of(result)
+    classify = loop.pipeline[1]
+    assert isinstance(classify, spec.AgentStep) and classify.label == "问题分类器"
+    assert isinstance(classify.output, spec.OutputSchema)
+    assert classify.output.json_schema["properties"]["class"]["enum"] == ["健康咨询", "使用帮助"]
+    route = loop.pipeline[2]
+    assert isinstance(route, spec.ConditionalStep) and route.label == "Route by 问题分类器"
+    assert route.when == "steps['问题分类器'].output['class'] == '健康咨询'"
+    assert any("knowledge-retrieval node '知识检索': not mapped" in n for n in notes(result))
+
+
+def test_literal_jinja_in_a_source_prompt_stays_literal() -> None:
+    text = (
+        (FIXTURES / "gh-aw/weekly-digest.md")
+        .read_text()
+        .replace("what shipped", "what shipped ({{ not a template }}, {% raw %})")
+    )
+    result = convert_text(text, "digest.md")
+    (step,) = loop_of(result).pipeline
+    assert isinstance(step, spec.AgentStep)
+    assert "{{ '{{' }} not a template }}, {{ '{%' }} raw %})" in step.prompt
+    rendered = (
+        environment()
+        .from_string(step.prompt)
+        .render(inputs={"repository": "a/b", "topic": "x"}, run={"id": 1})
+    )
+    assert "what shipped ({{ not a template }}, {% raw %})" in rendered
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "flow.yml",
+            "app: {mode: workflow}\nkind: app\nworkflow: {graph: {nodes: 5, edges: []}}\n",
+            "workflow.graph.nodes and .edges must be lists",
+        ),
+        (
+            "flow.yml",
+            "app: {mode: workflow}\nkind: app\nworkflow:\n  graph:\n    nodes:\n"
+            "      - {id: a, data: {type: start, variables: 7}}\n    edges: []\n",
+            "the file does not have the shape of a dify file",
+        ),
+        ("wf.md", "---\non: 5\n---\nDo it.\n", "'on:' must be an event name, a list or a mapping"),
+        (
+            "tasks.yaml",
+            "- description: x\n  expected_output: y\n",
+            "a CrewAI tasks file must map each task's name to its settings",
+        ),
+        (
+            "flow.json",
+            '{"component_type": "Flow", "agentspec_version": "25.4.1", "start_node": 3}',
+            "the flow 'None' has no start_node",
+        ),
+    ],
+)
+def test_malformed_sources_are_refused_with_a_message_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    assert main(["import", str(path), "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"loopkit import: {path}")
+    assert message in err
+    assert "Traceback" not in err
