@@ -489,8 +489,10 @@ class _Converter:
         join = (self.join(targets) if len(targets) > 1 else None) or stop
         branches: list[tuple[str | None, list[Any]]] = []
         for handle, when in cases:
-            target = by_handle.get(handle)
-            body = self.walk(target, join, (*ctx, f"{node_id}:{handle}")) if target else []
+            case_target = by_handle.get(handle)
+            body = (
+                self.walk(case_target, join, (*ctx, f"{node_id}:{handle}")) if case_target else []
+            )
             branches.append((when, body))
         false_target = by_handle.get("false")
         otherwise = (
