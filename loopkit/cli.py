@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 #: Commands that only read and write loop files: they start without pydantic plugins.
-FILE_ONLY_COMMANDS = frozenset({"validate", "schema", "init"})
+FILE_ONLY_COMMANDS = frozenset({"validate", "schema", "init", "import", "export"})
 
 
 def _available() -> dict[str, tuple[str, str]]:
