@@ -208,7 +208,6 @@ class _Converter:
                 if target in stack and self.maker is None:
                     members = stack[stack.index(target) :]
                     self.cycle = set(members)
-                    self.loop_edge = (node, target)
                 elif target not in seen:
                     visit(target)
             stack.pop()

@@ -490,6 +490,12 @@ class _Converter:
         branches: list[tuple[str | None, list[Any]]] = []
         for handle, when in cases:
             case_target = by_handle.get(handle)
+            if when is None and case_target:
+                self.note(
+                    node_id,
+                    f"the branch '{handle}' is left out: its condition cannot be translated",
+                )
+                continue
             body = (
                 self.walk(case_target, join, (*ctx, f"{node_id}:{handle}")) if case_target else []
             )
@@ -707,7 +713,7 @@ def _chain(
             continue
         result = [step]
     if not result or result is otherwise:
-        return {"when": "true", "then": otherwise} if otherwise else None
+        return {"sequential": otherwise} if otherwise else None
     first: dict[str, Any] = result[0]
     return first
 
