@@ -17,6 +17,7 @@ import re
 from collections import Counter, deque
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from loopkit.importers.base import (
     Conversion,
@@ -64,7 +65,8 @@ PROVIDERS = {
 _SKIPPED = {
     "code": "a code node runs Python or JavaScript; LoopKit loops run no code",
     "tool": "a tool node calls a Dify tool; declare a connector and add a tool step",
-    "http-request": "an HTTP request node; declare an http connector and add a tool step",
+    "http-request": "an HTTP request node whose URL or method LoopKit cannot declare as an "
+    "http connector's operation",
     "knowledge-retrieval": "knowledge retrieval reads a Dify knowledge base; LoopKit has none",
     "iteration": "an iteration runs its inner nodes per item; LoopKit has no loop-over-items step",
     "loop": "a loop node repeats its inner nodes; LoopKit repeats work through verify rounds",
@@ -81,7 +83,15 @@ _INPUT_TYPES = {"number": "number", "checkbox": "boolean"}
 
 def detect(text: str, filename: str) -> bool:
     """Return True when ``text`` looks like a Dify DSL export (``kind: app``)."""
-    return bool(_KIND.search(text) and _SECTION.search(text))
+    if _KIND.search(text) and _SECTION.search(text):
+        return True
+    # Early exports have no `kind:`; an app section with a mode and a workflow graph is Dify's.
+    return bool(
+        re.search(r"^app:", text, re.M)
+        and re.search(r"^\s+mode:\s*['\"]?(workflow|advanced-chat)", text, re.M)
+        and re.search(r"^workflow:", text, re.M)
+        and re.search(r"^\s+graph:", text, re.M)
+    )
 
 
 def convert(text: str, filename: str) -> Conversion:
@@ -132,6 +142,7 @@ class _Converter:
         self.emitted: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.inputs: dict[str, dict[str, Any]] = {}
         self.models: Counter[str] = Counter()
+        self.connectors: dict[str, dict[str, Any]] = {}
 
     # ── helpers ──────────────────────────────────────────────────────────
 
@@ -182,10 +193,12 @@ class _Converter:
         first = [t for _, t in self.out[self.start]]
         pipeline = self.walk(self.start, None, ())
         if not pipeline:
+            shown = "; ".join(str(n) for n in self.notes[:3])
             raise refuse(
                 "the Dify workflow has no LLM node LoopKit can run"
                 + ("" if first else ": nothing follows the start node"),
                 self.src.file,
+                hint=f"what did not map: {shown}" if shown else None,
             )
         stem = PurePath(self.src.file).stem
         data: dict[str, Any] = {"name": loop_name(string(self.app.get("name")), stem)}
@@ -203,6 +216,8 @@ class _Converter:
                 if step.get("model") == model:
                     del step["model"]
         data["pipeline"] = pipeline
+        if self.connectors:
+            data["connectors"] = self.connectors
         return Conversion(FORMAT, data, self.notes)
 
     def read_start(self) -> None:
@@ -285,6 +300,10 @@ class _Converter:
             return self.llm(node_id, data, ctx)
         if kind == "agent":
             return self.agent(node_id, data, ctx)
+        if kind == "http-request":
+            request = self.http(node_id, data, ctx)
+            if request is not None:
+                return request
         self.emitted[node_id] = ("", ctx)
         if kind == "end":
             self.end(node_id, data)
@@ -374,6 +393,98 @@ class _Converter:
                 "agent_parameters",
                 "tools",
             )
+        self.emitted[node_id] = (label, ctx)
+        return step
+
+    def http(
+        self, node_id: str, data: dict[str, Any], ctx: tuple[str, ...]
+    ) -> dict[str, Any] | None:
+        """Return a tool step (and declare its http connector) for an HTTP request node."""
+        method = str(data.get("method") or "get").upper()
+        url = urlsplit(str(data.get("url") or ""))
+        if (
+            method not in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            or url.scheme not in ("http", "https")
+            or not url.netloc
+            or "{{#" in url.netloc
+        ):
+            return None  # noted as not mapped by the caller
+        label = self.labels.take(string(data.get("title")), "HTTP Request")
+        arguments: dict[str, Any] = {}
+        segments = []
+        for segment in url.path.split("/"):
+            if _VAR.search(segment):
+                name = f"path{len(arguments) + 1}"
+                arguments[name] = self.template(node_id, segment, ctx, ("url",))
+                segments.append("{" + name + "}")
+            else:
+                segments.append(segment)
+        required = list(arguments)
+        pairs = [tuple(p.split("=", 1)) for p in url.query.split("&") if "=" in p]
+        pairs += [
+            tuple(line.split(":", 1))
+            for line in str(data.get("params") or "").splitlines()
+            if ":" in line
+        ]
+        for key, value in pairs:
+            arguments[key.strip()] = self.template(node_id, value.strip(), ctx, ("params",))
+        headers: dict[str, str] = {}
+        for line in str(data.get("headers") or "").splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                continue
+            if "{{#" in value:
+                self.note(
+                    node_id,
+                    f"the header '{key.strip()}' reads a variable; headers are "
+                    "not templates in LoopKit, so it is left out",
+                    "data",
+                    "headers",
+                )
+            else:
+                headers[key.strip()] = value.strip()
+        auth = data.get("authorization")
+        if isinstance(auth, dict) and auth.get("type") not in (None, "no-auth"):
+            env = re.sub(r"[^A-Z0-9]+", "_", url.netloc.upper()).strip("_") + "_API_KEY"
+            headers["Authorization"] = "Bearer ${" + env + "}"
+            self.note(
+                node_id,
+                f"its API key is not copied: set the environment variable {env} "
+                "(sent as a Bearer token; check the scheme)",
+                "data",
+                "authorization",
+            )
+        body = data.get("body")
+        if isinstance(body, dict) and body.get("type") not in (None, "none") and body.get("data"):
+            if method in ("GET", "DELETE"):
+                self.note(node_id, "a body on a GET or DELETE is not sent", "data", "body")
+            else:
+                self.note(
+                    node_id,
+                    "its body is not mapped: a LoopKit HTTP tool sends its "
+                    "non-path arguments as the JSON body; add them under arguments",
+                    "data",
+                    "body",
+                )
+        connector = re.sub(r"[^a-z0-9]+", "_", url.netloc.lower()).strip("_") or "http"
+        operation = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or f"request_{node_id}"
+        declared = self.connectors.setdefault(
+            connector,
+            {"type": "http", "baseUrl": f"{url.scheme}://{url.netloc}", "operations": {}},
+        )
+        spec: dict[str, Any] = {"method": method, "path": "/".join(segments) or "/"}
+        if arguments:
+            spec["parameters"] = {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in arguments},
+                **({"required": required} if required else {}),
+            }
+        if headers:
+            spec["headers"] = headers
+        declared["operations"][operation] = spec
+        step: dict[str, Any] = {"tool": f"{connector}.{operation}", "label": label}
+        if arguments:
+            step["arguments"] = arguments
         self.emitted[node_id] = (label, ctx)
         return step
 
@@ -633,6 +744,8 @@ class _Converter:
         expr = f"{step_ref(label)}.output"
         if kind == "question-classifier" and var == "class_name":
             expr += "['class']"
+        elif kind == "http-request" and var == "body":
+            pass
         elif kind == "llm" and var == "structured_output":
             expr += "".join(f"[{quote(str(part))}]" for part in selector[2:])
         elif var != "text":

@@ -439,3 +439,19 @@ def test_malformed_sources_are_refused_with_a_message_not_a_traceback(
     assert err.startswith(f"loopkit import: {path}")
     assert message in err
     assert "Traceback" not in err
+
+
+def test_a_dify_http_request_becomes_an_http_connector_and_a_tool_step() -> None:
+    result = imported("dify/chart_demo.yml")
+    loop = loop_of(result)
+    (call,) = loop.pipeline
+    assert isinstance(call, spec.ToolStep) and call.label == "获取天气数据"
+    assert call.tool == "weather_cma_cn.request_1731568176573"
+    assert call.arguments == {"stationid": "58367"}
+    connector = loop.connectors["weather_cma_cn"]
+    assert isinstance(connector, spec.HttpConnector)
+    assert connector.base_url == "https://weather.cma.cn"
+    operation = connector.operations["request_1731568176573"]
+    assert (operation.method, operation.path) == ("GET", "/api/climate")
+    assert loop.inputs["query"].required is True  # advanced-chat's sys.query
+    assert any("answer node '直接回复': not mapped" in n for n in notes(result))
