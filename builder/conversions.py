@@ -21,7 +21,7 @@ from builder.models import Loop
 from builder.services import InvalidLoop, _problem
 from loopkit import yamlio
 from loopkit.errors import SpecError
-from loopkit.importers import convert_upload, gh_aw
+from loopkit.importers import convert_upload, gh_aw_export
 
 
 @dataclass
@@ -92,7 +92,7 @@ def audit(converted: list[Converted]) -> dict[str, Any]:
 def export_gh_aw(yaml_text: str) -> tuple[str, list[str]]:
     """Return a stored (valid) loop version as a gh-aw workflow and what the export lost."""
     loop = yamlio.load_loop(yaml_text, check=False)
-    markdown, lost = gh_aw.export(loop)
+    markdown, lost = gh_aw_export.export(loop)
     return markdown, [str(n) for n in lost]
 
 

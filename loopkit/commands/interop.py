@@ -130,7 +130,7 @@ def handle_import(args: argparse.Namespace) -> int:
 def handle_export(args: argparse.Namespace) -> int:
     from loopkit.document import analyze
     from loopkit.errors import Problem, SpecError
-    from loopkit.importers import gh_aw
+    from loopkit.importers import gh_aw_export
     from loopkit.project import find_project
 
     try:
@@ -150,7 +150,7 @@ def handle_export(args: argparse.Namespace) -> int:
     if loop is None or analysis.problems:
         _problems("export", analysis.problems, sys.stderr)
         return 1
-    markdown, lost = gh_aw.export(loop)
+    markdown, lost = gh_aw_export.export(loop)
     if args.output:
         try:
             Path(args.output).write_text(markdown, encoding="utf-8")
