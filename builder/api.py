@@ -15,7 +15,7 @@ from django.utils.text import slugify
 from ninja import Query, Router, Status
 from pydantic import ValidationError as PydanticValidationError
 
-from builder import gitsync, services
+from builder import conversions, gitsync, services
 from builder.models import GitRepository, Loop, LoopVersion
 from builder.schemas import (
     DiffOut,
@@ -190,9 +190,16 @@ def import_files(request: HttpRequest) -> Any:
         uploads = [(f.name or "upload", f.read()) for f in uploaded]
         overwrite = str(request.POST.get("overwrite", "")).lower() in ("1", "true", "on", "yes")
         message = request.POST.get("message", "")
-    files = services.expand_uploads(uploads)
-    result = services.import_loops(request, team, files, overwrite=overwrite, message=message)
-    return result.as_dict()
+    files, converted = conversions.convert_uploads(services.expand_uploads(uploads))
+    result = services.import_loops(
+        request,
+        team,
+        files,
+        overwrite=overwrite,
+        message=message,
+        audit_extra=conversions.audit(converted),
+    )
+    return {**result.as_dict(), "converted": [c.as_dict() for c in converted]}
 
 
 @router.get("/repository", response={200: RepositoryOut, **errors(404)})
@@ -267,6 +274,19 @@ def export_one(request: HttpRequest, loop_id: int) -> HttpResponse:
     response = HttpResponse(version.yaml, content_type="application/yaml; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{loop.name}.yaml"'
     return response
+
+
+@router.get(
+    "/{id:loop_id}/export/gh-aw",
+    response={200: None, **errors(404)},
+    openapi_extra=DOWNLOAD["markdown"],
+)
+def export_gh_aw(request: HttpRequest, loop_id: int) -> HttpResponse:
+    """Download the current version as a GitHub agentic workflow (markdown with front matter).
+
+    What the workflow cannot say (docs/import-export.md) is recorded in the audit event.
+    """
+    return conversions.gh_aw_response(request, _loop(request, loop_id))
 
 
 @router.get("/{id:loop_id}/versions", response={200: list[VersionSummaryOut], **errors(404)})

@@ -103,10 +103,25 @@ class ImportJsonIn(Schema):
     message: str = Field("", max_length=500)
 
 
+class ConvertedNoteOut(Schema):
+    message: str
+    where: str
+
+
+class ConvertedOut(Schema):
+    """A file of another tool's format, converted to a loop (loopkit.importers)."""
+
+    file: str
+    format: str
+    loop: str
+    notes: list[ConvertedNoteOut]
+
+
 class ImportOut(Schema):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
+    converted: list[ConvertedOut] = []
 
 
 class RepositoryIn(Schema):

@@ -319,6 +319,12 @@ def is_loop_file(name: str) -> bool:
     return name.lower().endswith((".yaml", ".yml"))
 
 
+#: Files of other tools' formats the import converts (builder.conversions): gh-aw
+#: workflows (.md), Agent Spec flows (.json), CrewAI config (.jsonc); their YAML
+#: forms (Dify, CrewAI, Agent Spec) end in .yaml/.yml like loops.
+FOREIGN_SUFFIXES = (".md", ".markdown", ".json", ".jsonc")
+
+
 def read_zip(name: str, content: bytes) -> list[tuple[str, bytes]]:
     """Return the loop files of a zip of a repository's ``loops/`` (or of loop files).
 
@@ -375,10 +381,13 @@ def expand_uploads(uploads: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     for name, content in uploads:
         if name.lower().endswith(".zip") or content[:4] == b"PK\x03\x04":
             files += read_zip(name, content)
-        elif is_loop_file(name):
+        elif is_loop_file(name) or name.lower().endswith(FOREIGN_SUFFIXES):
             files.append((name, content))
         else:
-            raise BuilderError(f"{name}: not a loop file: upload .yaml/.yml files or a .zip")
+            raise BuilderError(
+                f"{name}: not a loop file: upload .yaml/.yml files or a .zip (or a Dify, "
+                "CrewAI, GitHub agentic workflow or Agent Spec file)"
+            )
     return files
 
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("<int:loop_id>/diff/", views.loop_diff, name="loop_diff"),
     path("<int:loop_id>/delete/", views.loop_delete, name="loop_delete"),
     path("<int:loop_id>/export.yaml", views.export_one, name="export_one"),
+    path("<int:loop_id>/export.md", views.export_gh_aw, name="export_gh_aw"),
     path(
         "<int:loop_id>/versions/<int:number>/restore/",
         views.restore_version,

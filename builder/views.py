@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builder import definitions, gitsync, services
+from builder import conversions, definitions, gitsync, services
 from builder.models import GitRepository, Loop
 from loopkit_web.accounts.decorators import download_view
 from loopkit_web.audit.services import record
@@ -292,6 +292,11 @@ def export_one(request: HttpRequest, loop_id: int) -> HttpResponse:
 
 
 @download_view
+def export_gh_aw(request: HttpRequest, loop_id: int) -> HttpResponse:
+    return conversions.gh_aw_response(request, _loop(request, loop_id))
+
+
+@download_view
 def export_all(request: HttpRequest) -> HttpResponse:
     team = _team(request, "viewer")
     loops = list(Loop.objects.for_team(team).order_by("name"))
@@ -322,13 +327,14 @@ def import_loops(request: HttpRequest) -> HttpResponse:
             if declared > services.max_upload_bytes():
                 raise services.too_large(declared)
             uploads = [(f.name or "upload", f.read()) for f in request.FILES.getlist("files")]
-            files = services.expand_uploads(uploads)
+            files, converted = conversions.convert_uploads(services.expand_uploads(uploads))
             result = services.import_loops(
                 request,
                 team,
                 files,
                 overwrite=request.POST.get("overwrite") == "on",
                 message=request.POST.get("message", ""),
+                audit_extra=conversions.audit(converted),
             )
         except services.BuilderError as exc:
             messages.error(request, exc.message)
@@ -337,7 +343,11 @@ def import_loops(request: HttpRequest) -> HttpResponse:
             status = exc.status
         else:
             messages.success(request, _import_summary(result.as_dict()))
-            return redirect("builder:loop_list")
+            if not converted:
+                return redirect("builder:loop_list")
+            # Converted files: stay to show what did not map, with links to the loops.
+            names = {loop.name: loop.pk for loop in Loop.objects.for_team(team)}
+            context["converted"] = [{**c.as_dict(), "pk": names.get(c.loop)} for c in converted]
     context["max_bytes"] = services.max_upload_bytes()
     return render(request, "builder/import.html", context, status=status)
 

@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "measure a loop's checker against labelled examples",
     ),
     "skills": ("loopkit.commands.skills", "list the skills a project can use"),
+    "import": (
+        "loopkit.commands.interop",
+        "convert a Dify, CrewAI, GitHub agentic workflow or Agent Spec file into a loop",
+    ),
+    "export": ("loopkit.commands.interop", "write a loop as a GitHub agentic workflow"),
     "pull": ("loopkit.commands.sync", "pull a team's loops from a LoopKit server into loops/"),
     "push": ("loopkit.commands.sync", "push loops/ to a team on a LoopKit server"),
     # The web app's module (imports Django only when run): needs the [web] extra.
@@ -40,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 #: Commands that only read and write loop files: they start without pydantic plugins.
-FILE_ONLY_COMMANDS = frozenset({"validate", "schema", "init"})
+FILE_ONLY_COMMANDS = frozenset({"validate", "schema", "init", "import", "export"})
 
 
 def _available() -> dict[str, tuple[str, str]]:

@@ -11,6 +11,7 @@ from pydantic import ConfigDict
 _MEDIA = {
     "zip": ("application/zip", "A zip of loops/<name>.yaml."),
     "yaml": ("application/yaml", "The loop's YAML."),
+    "markdown": ("text/markdown", "The loop as a GitHub agentic workflow (gh-aw)."),
 }
 DOWNLOAD: dict[str, dict[str, Any]] = {
     kind: {

@@ -132,6 +132,7 @@ PAGES: list[Case] = [
     Case("GET", "/loops/{loop_id}/diff/", "viewer"),
     Case("POST", "/loops/{loop_id}/delete/", "editor", ok=(302,)),
     Case("GET", "/loops/{loop_id}/export.yaml", "viewer", download=True),
+    Case("GET", "/loops/{loop_id}/export.md", "viewer", download=True),
     Case("POST", "/loops/{loop_id}/versions/{number}/restore/", "editor", ok=(302,)),
     # runs pages; the webhook is public and refuses an unsigned delivery
     Case("GET", "/runs/{run_id}/", "viewer"),
@@ -213,6 +214,7 @@ API: list[Case] = [
     ),
     Case("DELETE", "/api/loops/{loop_id}", "editor", ok=(204,)),
     Case("GET", "/api/loops/{loop_id}/export", "viewer"),
+    Case("GET", "/api/loops/{loop_id}/export/gh-aw", "viewer"),
     Case("GET", "/api/loops/{loop_id}/versions", "viewer"),
     Case("GET", "/api/loops/{loop_id}/versions/{number}", "viewer"),
     Case("GET", "/api/loops/{loop_id}/diff", "viewer"),

@@ -43,7 +43,12 @@ def test_it_imports_one_yaml_file_and_audits_it(acme: Any) -> None:
     team, _, client = acme
     response = upload(client, ("triage.yaml", loop_yaml().encode()))
     assert response.status_code == 200, response.content
-    assert response.json() == {"created": ["triage"], "updated": [], "unchanged": []}
+    assert response.json() == {
+        "created": ["triage"],
+        "updated": [],
+        "unchanged": [],
+        "converted": [],
+    }
     version = Loop.objects.get(team=team, name="triage").current()
     assert version.yaml == loop_yaml() and version.message == "Imported from triage.yaml"
     event = AuditEvent.objects.get(action="loops.imported")
@@ -115,7 +120,7 @@ def test_it_refuses_a_name_clash_unless_told_to_overwrite(acme: Any) -> None:
     body = upload(
         client, ("new.yaml", loop_yaml("new").encode()), ("triage.yaml", changed), overwrite="true"
     ).json()
-    assert body == {"created": ["new"], "updated": ["triage"], "unchanged": []}
+    assert body == {"created": ["new"], "updated": ["triage"], "unchanged": [], "converted": []}
     assert Loop.objects.get(name="triage").version == 2
 
 
@@ -181,7 +186,8 @@ def test_it_refuses_junk_that_is_not_a_zip_or_yaml(acme: Any) -> None:
         "loops.zip: the file is not a zip archive"
     )
     assert upload(client, ("photo.png", b"\x89PNG")).json()["message"] == (
-        "photo.png: not a loop file: upload .yaml/.yml files or a .zip"
+        "photo.png: not a loop file: upload .yaml/.yml files or a .zip (or a Dify, CrewAI, "
+        "GitHub agentic workflow or Agent Spec file)"
     )
     assert upload(client).json()["message"] == (
         "no file was uploaded: send YAML files or a zip of loops/"
