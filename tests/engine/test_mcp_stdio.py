@@ -21,10 +21,10 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from loopkit.cli import main
-from loopkit.looptools import input_schema, tool_name, unique_names
+from loopkit.looptools import input_schema, result_names, tool_name, unique_names
 from loopkit.project import find_project
 from loopkit.toolserver import ProjectBackend, build_server
-from loopkit.yamlio import load_loop_file
+from loopkit.yamlio import load_loop_file, loop_from_data
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -248,3 +248,28 @@ def test_a_required_input_without_default_is_required_and_typed(project: Path) -
         "additionalProperties": False,
         "required": ["count"],
     }
+
+
+def test_without_verify_the_result_is_the_last_step_that_gave_an_output() -> None:
+    loop = loop_from_data(
+        {
+            "name": "fan-out",
+            "pipeline": [
+                {"prompt": "Plan", "label": "Plan"},
+                {
+                    "parallel": [
+                        {"prompt": "A", "label": "A"},
+                        {"sequential": [{"prompt": "B1", "label": "B1"}, {"prompt": "B2"}]},
+                    ]
+                },
+                {"when": "false", "then": [{"prompt": "Never", "label": "Never"}]},
+            ],
+        }
+    )
+    outputs = {"Plan": "p", "A": "a", "B1": "b1", "pipeline[1].parallel[1].sequential[1]": "b2"}
+
+    # The branch not taken gave nothing: the parallel group before it is the result,
+    # each member's last output (an unlabelled step by its path).
+    assert result_names(loop, outputs) == ["A", "pipeline[1].parallel[1].sequential[1]"]
+    assert result_names(loop, {"Plan": "p"}) == ["Plan"]
+    assert result_names(loop, {}) == []
