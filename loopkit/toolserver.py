@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loopkit import __version__, spec
+from loopkit.engine.approval import ApprovalDecision, ApprovalRequest, Approver
 from loopkit.looptools import (
     Arguments,
     ArgumentsError,
@@ -111,8 +112,8 @@ class ProjectBackend:
     The project is read again on every listing and call, so an edited loop is
     served as it now is; a loop that does not load is left out (and said so on
     stderr, once per problem). ``dry_run_only`` makes every call a dry run.
-    Approval gates are approved in a dry run and rejected in a live one (there
-    is no one to ask on this channel): run such a loop with ``loopkit run``.
+    Approval gates are approved in a dry run; in a live one the client's user
+    is asked (``AskingApprover``).
     """
 
     def __init__(self, project: ProjectContext, *, dry_run_only: bool = False) -> None:
@@ -176,13 +177,7 @@ class ProjectBackend:
             from loopkit.connectors.provider import ConnectorTools
 
             tools = ConnectorTools(loop, project.project, root=project.root)
-        approver = (
-            StaticApprover(True, by="dry run")
-            if dry_run
-            else StaticApprover(
-                False, by="mcp", reason="no one to ask over MCP: run it with `loopkit run`"
-            )
-        )
+        approver = StaticApprover(True, by="dry run") if dry_run else AskingApprover(ctx)
         sink = ProgressSink()
         forward = asyncio.create_task(sink.forward(progress))
         try:
@@ -224,6 +219,72 @@ class ProjectBackend:
         return LiteLLMProvider(providers=providers), providers
 
 
+#: Why a live run's approval gate is rejected when the client cannot ask its user.
+NO_ONE_TO_ASK = (
+    "the MCP client cannot ask its user (no form elicitation): approve it with "
+    "`loopkit run --approve`, or run the loop on the web app"
+)
+
+_APPROVAL_FORM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "approve": {"type": "boolean", "title": "Approve", "default": False},
+        "reason": {"type": "string", "title": "Reason (optional)"},
+    },
+    "required": ["approve"],
+}
+
+
+class AskingApprover(Approver):
+    """Ask the MCP client's user at an approval gate, with an elicitation form.
+
+    The answer approves only when the form comes back accepted with
+    ``approve`` true; declining, dismissing or a failed request rejects with
+    the reason. A client that did not declare form elicitation, or a
+    connection with no channel for server requests, is not asked: the gate
+    is rejected with ``NO_ONE_TO_ASK``.
+    """
+
+    def __init__(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        self.ctx = ctx
+
+    def _can_ask(self) -> bool:
+        session = self.ctx.session
+        caps = session.client_capabilities
+        elicitation = caps.elicitation if caps is not None else None
+        # An empty ``elicitation: {}`` (the first version of the capability) means forms.
+        forms = elicitation is not None and (
+            elicitation.form is not None or elicitation.url is None
+        )
+        return forms and session.can_send_request
+
+    async def decide(self, request: ApprovalRequest) -> ApprovalDecision:
+        from mcp.shared.exceptions import MCPError
+
+        if not self._can_ask():
+            return ApprovalDecision(approved=False, by="mcp", reason=NO_ONE_TO_ASK)
+        gate = f" ({request.label})" if request.label else ""
+        message = f"The loop '{request.loop}' waits for your approval{gate}: {request.question}"
+        try:
+            answer = await self.ctx.session.elicit_form(
+                message, _APPROVAL_FORM, related_request_id=self.ctx.request_id
+            )
+        except MCPError as exc:
+            return ApprovalDecision(
+                approved=False, by="mcp", reason=f"the client could not ask: {exc.message}"
+            )
+        content = answer.content or {}
+        if answer.action == "accept" and content.get("approve") is True:
+            return ApprovalDecision(approved=True, by="mcp client")
+        said = {"decline": "declined", "cancel": "dismissed"}.get(answer.action, "not approved")
+        reason = str(content.get("reason") or "").strip()
+        return ApprovalDecision(
+            approved=False,
+            by="mcp client",
+            reason=f"{said} in the MCP client" + (f": {reason}" if reason else ""),
+        )
+
+
 class ProgressSink:
     """An engine sink that queues the events progress reports, for one task to send in order.
 
@@ -251,4 +312,4 @@ class ProgressSink:
             await progress.event(event.type, event.as_dict())
 
 
-__all__ = ["Backend", "ProgressSink", "ProjectBackend", "build_server"]
+__all__ = ["AskingApprover", "Backend", "ProgressSink", "ProjectBackend", "build_server"]

@@ -31,7 +31,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import DisallowedHost, PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import F
 from django.http import Http404, HttpRequest
@@ -157,7 +157,7 @@ def _url(request: HttpRequest, run: Run) -> str:
     path = f"/runs/{run.pk}/"
     try:
         return request.build_absolute_uri(path)
-    except Exception:  # a Host the settings do not allow: the path still says where
+    except DisallowedHost:  # a Host the settings do not allow: the path still says where
         return path
 
 

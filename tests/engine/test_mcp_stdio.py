@@ -19,6 +19,7 @@ import pytest
 from llm_server import LLMServer, Reply, verdict
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from mcp_types import ElicitResult
 
 from loopkit.cli import main
 from loopkit.looptools import input_schema, result_names, tool_name, unique_names
@@ -273,3 +274,75 @@ def test_without_verify_the_result_is_the_last_step_that_gave_an_output() -> Non
     assert result_names(loop, outputs) == ["A", "pipeline[1].parallel[1].sequential[1]"]
     assert result_names(loop, {"Plan": "p"}) == ["Plan"]
     assert result_names(loop, {}) == []
+
+
+class Answers:
+    """An elicitation callback giving scripted answers, keeping what it was asked."""
+
+    def __init__(self, *answers: ElicitResult) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    async def __call__(self, context: Any, params: Any) -> ElicitResult:
+        self.asked.append(params.message)
+        return self.answers.pop(0)
+
+
+async def test_a_live_runs_approval_gate_asks_the_clients_user(
+    project: Path,
+) -> None:
+    with LLMServer() as server:
+        (project / "loopkit.yaml").write_text(
+            "version: 2\nproviders:\n  local:\n    model: openai/test-model\n"
+            f"    apiBase: {server.url}\n    apiKey: sk-test\n    default: true\n"
+        )
+        _write(
+            project,
+            "ship",
+            "name: ship\npipeline:\n  - prompt: Write the notes.\n    label: Notes\n"
+            "  - approve: Publish the notes?\n    label: Publish\n",
+        )
+        server.default = Reply("v2 notes")
+        answers = Answers(
+            ElicitResult(action="accept", content={"approve": True}),
+            ElicitResult(action="decline"),
+        )
+        server_side = build_server(ProjectBackend(find_project(project)))
+        async with Client(server_side, mode="legacy", elicitation_callback=answers) as client:
+            approved = await client.call_tool("ship", {})
+            declined = await client.call_tool("ship", {})
+
+    assert (
+        answers.asked
+        == ["The loop 'ship' waits for your approval (Publish): Publish the notes?"] * 2
+    )
+    assert not approved.is_error and _text(approved) == "v2 notes"
+    assert declined.is_error
+    assert _text(declined) == (
+        "The run of 'ship' ended cancelled: Approval 'Publish' was rejected: "
+        "declined in the MCP client"
+    )
+
+
+async def test_a_client_that_cannot_ask_gets_the_gate_rejected_with_the_reason(
+    project: Path,
+) -> None:
+    with LLMServer() as server:
+        (project / "loopkit.yaml").write_text(
+            "version: 2\nproviders:\n  local:\n    model: openai/test-model\n"
+            f"    apiBase: {server.url}\n    apiKey: sk-test\n    default: true\n"
+        )
+        _write(project, "ship", "name: ship\npipeline:\n  - approve: Publish?\n")
+        async with _client(project) as client:
+            result = await client.call_tool("ship", {})
+
+    assert result.is_error
+    assert _text(result) == (
+        "The run of 'ship' ended cancelled: Approval 'pipeline[0]' was rejected: the MCP "
+        "client cannot ask its user (no form elicitation): approve it with "
+        "`loopkit run --approve`, or run the loop on the web app"
+    )
+
+
+def _text(result: Any) -> str:
+    return str(result.content[0].text)
