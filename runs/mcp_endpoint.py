@@ -16,6 +16,10 @@ ends. A run that stops at an approval gate answers at once that it waits,
 with its page's URL. A client that goes away leaves its run running: it is a
 run of the team like any other.
 
+No cookie is read: a page on another site cannot make a browser call this
+on its user's behalf, so no Origin check is needed (the SDK's DNS-rebinding
+guard is for servers without credentials).
+
 The server is stateless (each POST is whole): any ASGI process of a
 deployment answers any request. The SDK's session manager needs a task group
 for its life; Daphne has no ASGI lifespan, so the first request starts it in

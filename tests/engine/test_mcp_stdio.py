@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -208,18 +207,15 @@ async def test_a_loop_that_does_not_load_is_not_served_and_is_named_on_stderr(
     assert "loopkit mcp: not serving 'broken': " in capsys.readouterr().err
 
 
-def test_the_command_refuses_a_folder_without_loops(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "loopkit.cli", "mcp", "--project", str(tmp_path)],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_the_command_refuses_a_folder_without_loops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["mcp", "--project", str(tmp_path)])
 
-    assert proc.returncode == 2
-    assert proc.stdout == ""
-    assert proc.stderr == f"loopkit mcp: no loops to serve in {tmp_path.resolve() / 'loops'}\n"
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"loopkit mcp: no loops to serve in {tmp_path.resolve() / 'loops'}\n"
 
 
 def test_loop_names_become_valid_unique_tool_names() -> None:
