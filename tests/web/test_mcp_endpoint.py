@@ -42,6 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     acme = [
         loop_yaml("review", inputs={"repo": {"type": "string", "required": True}}, latency_ms=50),
         loop_yaml("gated", approval=True),
+        loop_yaml("strict", scores=[0.2, 0.3, 0.4]),
     ]
     setup = {**env, "MCP_ACME_LOOPS": json.dumps(acme), "MCP_BRAVO_LOOP": loop_yaml("secret")}
     proc = shell(SCRIPTS / "mcp_setup.py", env=setup)
@@ -80,7 +81,7 @@ async def test_a_client_lists_the_teams_loops_and_a_call_runs_one_on_the_server(
         )
 
     tools = {tool.name: tool for tool in listed.tools}
-    assert sorted(tools) == ["gated", "review"]  # not Bravo's 'secret'
+    assert sorted(tools) == ["gated", "review", "strict"]  # not Bravo's 'secret'
     assert tools["review"].input_schema["required"] == ["repo"]
     assert tools["review"].input_schema["properties"]["repo"] == {"type": "string"}
     assert not result.is_error, _texts(result)
@@ -130,12 +131,27 @@ async def test_a_run_that_stops_for_approval_answers_that_it_waits_with_its_url(
     ]
 
 
+async def test_a_run_that_fails_verification_is_an_error_result_with_its_status(
+    served: Served,
+) -> None:
+    async with connected(served, "editor") as client:
+        result = await client.call_tool("strict", {"dry_run": True})
+
+    run = result.meta["loopkit/run"]  # type: ignore[index]
+    assert result.is_error
+    assert (run["status"], run["rounds"]) == ("verification_failed", 3)
+    assert _texts(result)[0] == (
+        f"The run of 'strict' ended verification_failed (see {served.url}/runs/{run['id']}/): "
+        "dry run: the checker scored round 3 at 0.4"
+    )
+
+
 async def test_a_viewer_sees_the_tools_but_cannot_start_a_run(served: Served) -> None:
     async with connected(served, "viewer") as client:
         listed = await client.list_tools()
         result = await client.call_tool("review", {"repo": "acme/api", "dry_run": True})
 
-    assert sorted(t.name for t in listed.tools) == ["gated", "review"]
+    assert sorted(t.name for t in listed.tools) == ["gated", "review", "strict"]
     assert result.is_error
     assert _texts(result) == ["This needs the editor role in team Acme; you are viewer."]
 
