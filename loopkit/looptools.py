@@ -355,8 +355,11 @@ class Progress:
     async def event(self, type_: str, payload: Mapping[str, Any]) -> None:
         message = progress_message(type_, payload)
         if message is not None:
-            self.sent += 1
-            await self._report(self.sent, None, message)
+            await self.say(message)
+
+    async def say(self, message: str) -> None:
+        self.sent += 1
+        await self._report(self.sent, None, message)
 
 
 __all__ = [

@@ -11,8 +11,8 @@ A call starts a real run through ``runs.lifecycle.start_run`` (a Run row, an
 audit event, the team's providers; ``dry_run`` honoured, and forced by
 ``LOOPKIT_RUNS_DRY_RUN_ONLY``), then waits for it: the run's stored events
 are read as they come (every 0.1 s, backing off to 1 s while none comes) and
-reported as progress, and the result is the run's verified output once it
-ends. A run that stops at an approval gate answers at once that it waits,
+reported as progress (after a first line with the run's URL), and the
+result is the run's verified output once it ends. A run that stops at an approval gate answers at once that it waits,
 with its page's URL. A client that goes away leaves its run running: it is a
 run of the team like any other.
 
@@ -185,6 +185,8 @@ class TeamBackend:
             return error_result(str(exc) or "forbidden")
         except (Loop.DoesNotExist, Http404):
             return error_result(f"the loop '{tool.loop.name}' is gone from this team")
+        url = _url(request, run)
+        await progress.say(f"run #{run.pk} of '{tool.loop.name}' started: {url}")
         run = await self._wait(run.pk, progress)
         outcome = Outcome(
             status=run.status,
@@ -196,7 +198,7 @@ class TeamBackend:
                 "rounds": run.verification_rounds,
                 "cost": None if run.cost_usd is None else float(run.cost_usd),
             },
-            url=_url(request, run),
+            url=url,
         )
         if run.status == Status.WAITING:
             outcome.error = await database_sync_to_async(_question)(run.pk)

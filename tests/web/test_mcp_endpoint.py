@@ -92,6 +92,7 @@ async def test_a_client_lists_the_teams_loops_and_a_call_runs_one_on_the_server(
     run = result.meta["loopkit/run"]  # type: ignore[index]
     assert run["status"] == "succeeded" and run["dry_run"] is True
     assert run["url"] == f"{served.url}/runs/{run['id']}/"
+    assert progress[0] == f"run #{run['id']} of 'review' started: {run['url']}"
     assert progress[-1] == "verification round 1/3: passed (score 0.95)"
     assert "Bug Review: started" in progress and "Summary: started" in progress
 
