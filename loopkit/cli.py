@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("loopkit.commands.interop", "write a loop as a GitHub agentic workflow"),
     "pull": ("loopkit.commands.sync", "pull a team's loops from a LoopKit server into loops/"),
     "push": ("loopkit.commands.sync", "push loops/ to a team on a LoopKit server"),
+    "mcp": ("loopkit.commands.mcp", "serve the project's loops as MCP tools over stdio"),
     # The web app's module (imports Django only when run): needs the [web] extra.
     "serve": ("loopkit_web.serve", "start the web app: server, worker, first admin"),
 }

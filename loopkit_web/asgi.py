@@ -1,4 +1,5 @@
-"""ASGI entry point (daphne): HTTP through Django, WebSockets through Channels.
+"""ASGI entry point (daphne): HTTP through Django, WebSockets through Channels,
+and ``/mcp`` through the MCP SDK's streamable HTTP transport (runs.mcp_endpoint).
 
 Apps add WebSocket routes by exposing ``websocket_urlpatterns`` in a
 ``routing`` module of an app listed in ``settings.LOOPKIT_APPS``.
@@ -23,6 +24,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from runs.mcp_endpoint import WithMcp  # noqa: E402
+
 
 def websocket_urlpatterns() -> list[Any]:
     """Collect ``routing.websocket_urlpatterns`` from the LoopKit apps."""
@@ -35,7 +38,8 @@ def websocket_urlpatterns() -> list[Any]:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # /mcp: the team's loops as MCP tools (runs.mcp_endpoint); the rest is Django's.
+        "http": WithMcp(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns()))
         ),

@@ -21,7 +21,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -201,6 +203,19 @@ def login(browser: httpx.Client, base_url: str, username: str, password: str) ->
     assert response.status_code == 302 and response.headers["Location"] == "/", response.text
 
 
+async def call_over_mcp(url: str, token: str, tool: str) -> tuple[list[str], Any]:
+    """List the tools at *url* and call *tool* as a dry run, with the mcp SDK's client."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with Client(streamable_http_client(url, http_client=http)) as client:
+        listed = await client.list_tools()
+        result = await client.call_tool(tool, {"dry_run": True})
+    return [t.name for t in listed.tools], result
+
+
 def test_loopkit_serve_runs_the_whole_app_from_the_installed_package(serving: Serving) -> None:
     base_url = serving.base_url
     # The URL is printed once the port answers: the very first request succeeds.
@@ -238,6 +253,13 @@ def test_loopkit_serve_runs_the_whole_app_from_the_installed_package(serving: Se
             assert time.monotonic() < deadline, run
             time.sleep(0.2)
         assert run["status"] == "succeeded", run
+
+        # The team's loops are MCP tools at /mcp/, for an API token.
+        csrf = {"X-CSRFToken": browser.cookies["csrftoken"], "Referer": base_url + "/"}
+        token = browser.post("/api/tokens", json={"name": "mcp"}, headers=csrf).json()["token"]
+        tools, result = anyio.run(call_over_mcp, f"{base_url}/mcp/", token, "daily-triage")
+        assert {"pr-review", "daily-triage"} <= set(tools)
+        assert not result.is_error and result.meta["loopkit/run"]["status"] == "succeeded"
 
         # Swagger UI from the package's own files: every script and style is same-origin.
         docs = browser.get("/api/docs")
