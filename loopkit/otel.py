@@ -198,15 +198,19 @@ _BARE_MODELS = (
 )
 
 
-def _usage(span: Span, tokens: Tokens) -> None:
-    span.set_attribute(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, tokens.up)
-    span.set_attribute(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, tokens.down)
+def _usage(tokens: Tokens) -> dict[str, int]:
+    """Return the usage attributes of ``tokens`` (input counts cached reads and writes)."""
+    usage = {
+        gen_ai.GEN_AI_USAGE_INPUT_TOKENS: tokens.up,
+        gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: tokens.down,
+    }
     if tokens.cached_read:
-        span.set_attribute(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, tokens.cached_read)
+        usage[gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = tokens.cached_read
     if tokens.cache_write:
-        span.set_attribute(gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, tokens.cache_write)
+        usage[gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = tokens.cache_write
     if tokens.reasoning:
-        span.set_attribute(gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, tokens.reasoning)
+        usage[gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = tokens.reasoning
+    return usage
 
 
 def _fail(span: Span, error_type: str) -> None:
@@ -360,7 +364,6 @@ class RunTracer(Sink):
                     gen_ai.GEN_AI_OPERATION_NAME: "invoke_agent",
                     gen_ai.GEN_AI_AGENT_NAME: name,
                     "loopkit.step.round": round_,
-                    "loopkit.step.role": "checker" if checker else "agent",
                 },
                 at,
             )
@@ -396,8 +399,9 @@ class RunTracer(Sink):
             gen_ai.GEN_AI_OPERATION_NAME: "chat",
             gen_ai.GEN_AI_PROVIDER_NAME: provider_,
             gen_ai.GEN_AI_REQUEST_MODEL: model,
-            gen_ai.GEN_AI_REQUEST_STREAM: request.on_text is not None,
         }
+        if request.on_text is not None:
+            attributes[gen_ai.GEN_AI_REQUEST_STREAM] = True
         if request.max_output_tokens is not None:
             attributes[gen_ai.GEN_AI_REQUEST_MAX_TOKENS] = request.max_output_tokens
         if request.response_format is not None or request.output_schema is not None:
@@ -428,17 +432,18 @@ class RunTracer(Sink):
         error: BaseException | None,
     ) -> None:
         if response is not None:
+            attributes: dict[str, Any] = _usage(response.tokens)
             if response.model:
-                span.set_attribute(gen_ai.GEN_AI_RESPONSE_MODEL, response.model)
+                attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = response.model
             if response.finish_reason:
-                span.set_attribute(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, [response.finish_reason])
-            _usage(span, response.tokens)
+                attributes[gen_ai.GEN_AI_RESPONSE_FINISH_REASONS] = [response.finish_reason]
             if response.cost is not None:
-                span.set_attribute("loopkit.cost_usd", response.cost)
+                attributes["loopkit.cost_usd"] = response.cost
             if response.tool_calls:
                 self.calls.setdefault(request.step or "agent", []).extend(response.tool_calls)
             if self.capture:
-                span.set_attribute(gen_ai.GEN_AI_OUTPUT_MESSAGES, _json(output_messages(response)))
+                attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _json(output_messages(response))
+            span.set_attributes(attributes)
         elif error is not None:
             status = getattr(error, "status_code", None)
             _fail(span, str(status) if status else type(error).__name__)
@@ -475,11 +480,10 @@ class RunTracer(Sink):
             return
         if e.kind not in ("agent", "plan"):
             return
-        span = self.agent(name, e.round, e.at)
-        span.set_attribute("loopkit.step.key", e.key)
-        span.set_attribute("loopkit.step.kind", e.kind)
+        attributes = {"loopkit.step.key": e.key, "loopkit.step.kind": e.kind}
         if e.model:
-            span.set_attribute(gen_ai.GEN_AI_REQUEST_MODEL, e.model)
+            attributes[gen_ai.GEN_AI_REQUEST_MODEL] = e.model
+        self.agent(name, e.round, e.at).set_attributes(attributes)
 
     def _on_step_finished(self, e: StepFinished) -> None:
         name = e.label or e.key
@@ -488,9 +492,10 @@ class RunTracer(Sink):
         span = self.agents.get((name, e.round))
         if span is None:
             return
-        _usage(span, e.tokens)
+        attributes: dict[str, Any] = _usage(e.tokens)
         if e.cost is not None:
-            span.set_attribute("loopkit.cost_usd", e.cost)
+            attributes["loopkit.cost_usd"] = e.cost
+        span.set_attributes(attributes)
         self._end_agent((name, e.round), e.at)
 
     def _on_step_failed(self, e: StepFailed) -> None:
@@ -553,14 +558,13 @@ class RunTracer(Sink):
             attributes[gen_ai.GEN_AI_EVALUATION_SCORE_VALUE] = e.score
         if self.capture and e.reason:
             attributes[gen_ai.GEN_AI_EVALUATION_EXPLANATION] = secrets.redact(e.reason)
-        span.set_attributes(attributes)
         # The conventions' evaluation result is an event: backends that read it find it too.
         span.add_event(
             "gen_ai.evaluation.result",
             {k: v for k, v in attributes.items() if k.startswith("gen_ai.")},
             _ns(e.at),
         )
-        _usage(span, e.tokens)
+        span.set_attributes({**attributes, **_usage(e.tokens)})
         for key in [k for k in self.agents if k[1] == e.round and k[0].startswith("verify:")]:
             self._end_agent(key, e.at)
         self.rounds.pop(e.round, None)
@@ -586,27 +590,26 @@ class RunTracer(Sink):
         )
 
     def _on_run_suspended(self, e: RunSuspended) -> None:
-        root = self.workflow()
-        root.set_attribute("loopkit.run.status", "suspended")
-        root.set_attribute("loopkit.run.suspended_at", e.key)
+        self.workflow().set_attributes(
+            {"loopkit.run.status": "suspended", "loopkit.run.suspended_at": e.key}
+        )
         self._end_all(e.at)
 
     def _on_run_finished(self, e: RunFinished) -> None:
         root = self.workflow()
-        root.set_attributes(
-            {
-                "loopkit.run.status": e.status,
-                "loopkit.run.tokens": e.tokens.total,
-                "loopkit.run.requests": e.requests,
-                "loopkit.run.steps": e.steps,
-                "loopkit.run.rounds": e.rounds,
-            }
-        )
-        _usage(root, e.tokens)
+        attributes: dict[str, Any] = {
+            "loopkit.run.status": e.status,
+            "loopkit.run.tokens": e.tokens.total,
+            "loopkit.run.requests": e.requests,
+            "loopkit.run.steps": e.steps,
+            "loopkit.run.rounds": e.rounds,
+            **_usage(e.tokens),
+        }
         if e.cost_known and e.cost is not None:
-            root.set_attribute("loopkit.run.cost_usd", e.cost)
+            attributes["loopkit.run.cost_usd"] = e.cost
         if e.verification:
-            root.set_attribute("loopkit.verification.outcome", e.verification)
+            attributes["loopkit.verification.outcome"] = e.verification
+        root.set_attributes(attributes)
         if e.status != "succeeded":
             _fail(root, e.error_code or e.status)
         self._end_all(e.at)
@@ -640,6 +643,8 @@ class TracedLLM(LLM):
         self.streams = inner.streams
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def _model(self, model: str) -> str:

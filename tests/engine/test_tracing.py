@@ -165,7 +165,6 @@ def test_a_cli_run_is_one_trace_of_genai_spans(
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "openai/fake-model",
-        "gen_ai.request.stream": False,
         "gen_ai.request.temperature": 0.2,
         "gen_ai.response.model": "fake-model",
         "gen_ai.response.finish_reasons": ["tool_calls"],
