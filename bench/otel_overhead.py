@@ -139,6 +139,8 @@ async def measure(loop: Any, client: str, runs: int, repeat: int) -> dict[str, A
     for mode, values in per_call.items():
         median = statistics.median(values)
         out[f"{mode}_us_per_call"] = round(median, 1)
+        # The samples' spread: a difference inside it is noise, not tracing.
+        out[f"{mode}_range_us"] = [round(min(values), 1), round(max(values), 1)]
         if mode != "off":
             out[f"{mode}_added_us_per_call"] = round(median - off, 1)
             out[f"{mode}_overhead_pct"] = round((median - off) / off * 100, 1)
