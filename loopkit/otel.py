@@ -9,7 +9,7 @@ timeout, compression, certificates; ``OTEL_BSP_*`` tune the batches,
 ``OTEL_TRACES_SAMPLER`` the sampling).
 
 A run's spans (the attribute names are the GenAI conventions of semconv
-``SEMCONV_VERSION``, taken from ``opentelemetry-semantic-conventions``)::
+``loopkit.genai.SEMCONV_VERSION``, taken from ``opentelemetry-semantic-conventions``)::
 
     invoke_workflow {loop}                 the run (one execution segment)
       invoke_agent {step}                  an agent step (a plan step's planner too)
@@ -46,8 +46,6 @@ recorded, only their type (``error.type``): a provider's error may quote a key.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import threading
 import time
@@ -61,11 +59,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.schemas import Schemas
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 import loopkit
-from loopkit import secrets
+from loopkit import genai, secrets
 from loopkit.engine.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -77,7 +74,6 @@ from loopkit.engine.events import (
     StepFailed,
     StepFinished,
     StepStarted,
-    Tokens,
     ToolCalled,
     VerificationRound,
 )
@@ -86,20 +82,12 @@ from loopkit.llm import LLM, LLMRequest, LLMResponse, ToolCall
 from loopkit.providers import PREFIX, is_reference
 from loopkit.sinks import Sink
 
-#: The OpenTelemetry semantic conventions version whose ``gen_ai.*`` names LoopKit follows
-#: (those of opentelemetry-semantic-conventions 0.66b2, the last release carrying them before
-#: they moved to the semantic-conventions-genai repository).
-SEMCONV_VERSION = "1.44.0"
-SCHEMA_URL = Schemas.V1_44_0.value
 #: The variable that lets prompts and answers into spans (``true``; default off).
 CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 #: The values of ``CAPTURE_VARIABLE`` that turn capture on (the newer instrumentations'
 #: ``SPAN_ONLY`` / ``SPAN_AND_EVENT`` too: LoopKit records content on spans).
 CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-#: ``gen_ai.provider.name`` of the dry run (no provider is called).
-DRY_RUN_PROVIDER = "loopkit.dry_run"
-
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _pid = 0
@@ -141,7 +129,7 @@ def provider() -> TracerProvider:
 
 def tracer() -> Tracer:
     """Return LoopKit's tracer (instrumentation scope ``loopkit``, the semconv schema URL)."""
-    return provider().get_tracer("loopkit", loopkit.__version__, schema_url=SCHEMA_URL)
+    return provider().get_tracer("loopkit", loopkit.__version__, schema_url=genai.SCHEMA_URL)
 
 
 def flush(timeout_s: float = 10.0) -> None:
@@ -163,135 +151,9 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
-def provider_name(model: str, inner: LLM) -> str:
-    """Return ``gen_ai.provider.name`` for a LiteLLM model string (``anthropic/claude-...``)."""
-    if inner.dry_run:
-        return DRY_RUN_PROVIDER
-    prefix, slash, _ = model.partition("/")
-    if slash:
-        return _PROVIDERS.get(prefix, prefix)
-    name = model.lower()
-    for start, provider_ in _BARE_MODELS:
-        if name.startswith(start):
-            return provider_
-    return "litellm"
-
-
-_PROVIDERS = {
-    "gemini": "gcp.gemini",
-    "vertex_ai": "gcp.vertex_ai",
-    "bedrock": "aws.bedrock",
-    "azure": "azure.ai.openai",
-    "azure_ai": "azure.ai.inference",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-    "watsonx": "ibm.watsonx.ai",
-}
-_BARE_MODELS = (
-    ("gpt-", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4", "openai"),
-    ("chatgpt", "openai"),
-    ("claude", "anthropic"),
-    ("command", "cohere"),
-)
-
-
-def _usage(tokens: Tokens) -> dict[str, int]:
-    """Return the usage attributes of ``tokens`` (input counts cached reads and writes)."""
-    usage = {
-        gen_ai.GEN_AI_USAGE_INPUT_TOKENS: tokens.up,
-        gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: tokens.down,
-    }
-    if tokens.cached_read:
-        usage[gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = tokens.cached_read
-    if tokens.cache_write:
-        usage[gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = tokens.cache_write
-    if tokens.reasoning:
-        usage[gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = tokens.reasoning
-    return usage
-
-
 def _fail(span: Span, error_type: str) -> None:
     span.set_attribute(ERROR_TYPE, error_type)
     span.set_status(Status(StatusCode.ERROR))
-
-
-def _json(value: Any) -> str:
-    """Return ``value`` as JSON text with every known secret masked."""
-    return secrets.redact(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return a chat message's content as the conventions' parts (text, tool calls, results)."""
-    parts: list[dict[str, Any]] = []
-    content = message.get("content")
-    if message.get("role") == "tool":
-        return [
-            {
-                "type": "tool_call_response",
-                "id": message.get("tool_call_id"),
-                "response": content,
-            }
-        ]
-    if isinstance(content, str) and content:
-        parts.append({"type": "text", "content": content})
-    elif isinstance(content, list):
-        for piece in content:
-            if isinstance(piece, dict) and piece.get("type") == "text":
-                parts.append({"type": "text", "content": piece.get("text", "")})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        arguments = function.get("arguments")
-        with contextlib.suppress(ValueError):  # not JSON: kept as the model wrote it
-            arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        parts.append(
-            {
-                "type": "tool_call",
-                "id": call.get("id"),
-                "name": function.get("name"),
-                "arguments": arguments,
-            }
-        )
-    return parts
-
-
-def input_messages(messages: Sequence[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
-    """Return (system instructions, input messages) in the conventions' JSON shapes."""
-    system: list[Any] = []
-    chat: list[Any] = []
-    for message in messages:
-        if message.get("role") == "system":
-            system += _parts(message)
-        else:
-            chat.append({"role": message.get("role"), "parts": _parts(message)})
-    return system, chat
-
-
-def output_messages(response: LLMResponse) -> list[Any]:
-    """Return the model's answer as the conventions' output messages."""
-    parts: list[dict[str, Any]] = []
-    if response.content:
-        parts.append({"type": "text", "content": response.content})
-    for call in response.tool_calls:
-        parts.append(
-            {"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.arguments}
-        )
-    return [
-        {"role": "assistant", "parts": parts, "finish_reason": response.finish_reason or "stop"}
-    ]
-
-
-#: A step's provider parameters and the request attributes they become.
-_PARAMS = {
-    "temperature": gen_ai.GEN_AI_REQUEST_TEMPERATURE,
-    "top_p": gen_ai.GEN_AI_REQUEST_TOP_P,
-    "top_k": gen_ai.GEN_AI_REQUEST_TOP_K,
-    "seed": gen_ai.GEN_AI_REQUEST_SEED,
-    "frequency_penalty": gen_ai.GEN_AI_REQUEST_FREQUENCY_PENALTY,
-    "presence_penalty": gen_ai.GEN_AI_REQUEST_PRESENCE_PENALTY,
-}
 
 
 class RunTracer(Sink):
@@ -406,7 +268,7 @@ class RunTracer(Sink):
             attributes[gen_ai.GEN_AI_REQUEST_MAX_TOKENS] = request.max_output_tokens
         if request.response_format is not None or request.output_schema is not None:
             attributes[gen_ai.GEN_AI_OUTPUT_TYPE] = "json"
-        for param, name in _PARAMS.items():
+        for param, name in genai.PARAMS.items():
             value = request.params.get(param)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 attributes[name] = value
@@ -418,10 +280,10 @@ class RunTracer(Sink):
         if request.fallbacks:
             attributes["loopkit.request.fallbacks"] = list(request.fallbacks)
         if self.capture:
-            system, chat = input_messages(request.messages)
+            system, chat = genai.input_messages(request.messages)
             if system:
-                attributes[gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS] = _json(system)
-            attributes[gen_ai.GEN_AI_INPUT_MESSAGES] = _json(chat)
+                attributes[gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS] = genai.as_json(system)
+            attributes[gen_ai.GEN_AI_INPUT_MESSAGES] = genai.as_json(chat)
         return self._start(f"chat {model}", parent, attributes, kind=SpanKind.CLIENT)
 
     def end_chat(
@@ -432,7 +294,7 @@ class RunTracer(Sink):
         error: BaseException | None,
     ) -> None:
         if response is not None:
-            attributes: dict[str, Any] = _usage(response.tokens)
+            attributes: dict[str, Any] = genai.usage(response.tokens)
             if response.model:
                 attributes[gen_ai.GEN_AI_RESPONSE_MODEL] = response.model
             if response.finish_reason:
@@ -442,7 +304,9 @@ class RunTracer(Sink):
             if response.tool_calls:
                 self.calls.setdefault(request.step or "agent", []).extend(response.tool_calls)
             if self.capture:
-                attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = _json(output_messages(response))
+                attributes[gen_ai.GEN_AI_OUTPUT_MESSAGES] = genai.as_json(
+                    genai.output_messages(response)
+                )
             span.set_attributes(attributes)
         elif error is not None:
             status = getattr(error, "status_code", None)
@@ -492,7 +356,7 @@ class RunTracer(Sink):
         span = self.agents.get((name, e.round))
         if span is None:
             return
-        attributes: dict[str, Any] = _usage(e.tokens)
+        attributes: dict[str, Any] = genai.usage(e.tokens)
         if e.cost is not None:
             attributes["loopkit.cost_usd"] = e.cost
         span.set_attributes(attributes)
@@ -525,7 +389,7 @@ class RunTracer(Sink):
                 del waiting[index]
                 break
         if self.capture and not e.dry_run:
-            attributes[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(e.arguments)
+            attributes[gen_ai.GEN_AI_TOOL_CALL_ARGUMENTS] = genai.as_json(e.arguments)
             attributes[gen_ai.GEN_AI_TOOL_CALL_RESULT] = secrets.redact(e.result)
         if e.dry_run:
             attributes["loopkit.tool.dry_run"] = True
@@ -564,7 +428,7 @@ class RunTracer(Sink):
             {k: v for k, v in attributes.items() if k.startswith("gen_ai.")},
             _ns(e.at),
         )
-        span.set_attributes({**attributes, **_usage(e.tokens)})
+        span.set_attributes({**attributes, **genai.usage(e.tokens)})
         for key in [k for k in self.agents if k[1] == e.round and k[0].startswith("verify:")]:
             self._end_agent(key, e.at)
         self.rounds.pop(e.round, None)
@@ -603,7 +467,7 @@ class RunTracer(Sink):
             "loopkit.run.requests": e.requests,
             "loopkit.run.steps": e.steps,
             "loopkit.run.rounds": e.rounds,
-            **_usage(e.tokens),
+            **genai.usage(e.tokens),
         }
         if e.cost_known and e.cost is not None:
             attributes["loopkit.run.cost_usd"] = e.cost
@@ -657,7 +521,7 @@ class TracedLLM(LLM):
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         model = self._model(request.model)
-        span = self.run_tracer.start_chat(request, model, provider_name(model, self.inner))
+        span = self.run_tracer.start_chat(request, model, genai.provider_name(model, self.inner))
         try:
             response = await self.inner.complete(request)
         except BaseException as exc:

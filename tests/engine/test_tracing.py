@@ -23,8 +23,8 @@ from tracing_support import TOOL_TOKEN, Tickets, traced_loop
 from loopkit import tracing
 from loopkit.engine.runner import run_loop
 from loopkit.errors import ProviderError
+from loopkit.genai import SCHEMA_URL
 from loopkit.llm import ScriptedLLM
-from loopkit.otel import SCHEMA_URL
 from loopkit.yamlio import loop_from_data
 
 PROVIDER_KEY = "sk-provider-otel-7Hq2Zr9"
