@@ -28,10 +28,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from loopkit import spec
+from loopkit import spec, tracing
 from loopkit.engine.cancellation import CancelToken
 from loopkit.engine.events import Event
 from loopkit.engine.runner import RunOptions, RunResult, run_loop
+from loopkit.errors import ConfigError
 from loopkit.llm import LLM
 from loopkit.providers import Providers
 from loopkit.sinks import Sink
@@ -220,6 +221,19 @@ def make_llm(run: Run, loop: spec.Loop, providers: Providers | None = None) -> L
     return LiteLLMProvider(providers=providers)
 
 
+def traced(llm: LLM, sink: Sink) -> tuple[LLM, list[Sink]]:
+    """Return a run's client and sinks, traced when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+
+    ``OTEL_*`` settings LoopKit cannot honour are logged and the run goes on
+    untraced: a worker's telemetry is not worth a team's runs.
+    """
+    try:
+        return tracing.instrument(llm, [sink])
+    except ConfigError as exc:
+        logger.error("runs are not traced: %s", exc)
+        return llm, [sink]
+
+
 class Prepared:
     """What a run needs from the database before it starts (read in a database thread)."""
 
@@ -273,10 +287,11 @@ async def run_with_engine(
 
         root = Path(getattr(settings, "LOOPKIT_PROJECT_ROOT", settings.BASE_DIR))
         tools = ConnectorTools(loop, root=root)
+    llm, sinks = traced(make_llm(run, loop, prepared.providers), sink)
     return await run_loop(
         loop,
-        make_llm(run, loop, prepared.providers),
-        sinks=[sink],
+        llm,
+        sinks=sinks,
         store=prepared.store,
         approver=OrmApprover(run.pk, loop),
         cancel=token,

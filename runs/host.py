@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from django.db import connection
 from django.utils import timezone
 
-from loopkit import secrets
+from loopkit import secrets, tracing
 from loopkit.engine.cancellation import CancelToken
 from loopkit_web.db import give_back
 from runs import conf, lifecycle
@@ -207,6 +207,7 @@ class RunHost:
         self._loop_thread.join(timeout=5)
         self.writer.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        tracing.flush()
 
 
 _host: RunHost | None = None

@@ -16,8 +16,9 @@ from datetime import datetime
 from django.conf import settings
 from django.db import close_old_connections
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey.contrib.djhuey import db_periodic_task, db_task, on_shutdown
 
+from loopkit import tracing
 from loopkit_web.db import is_refusal
 from runs import lifecycle, triggers
 from runs.host import host
@@ -29,6 +30,12 @@ logger = logging.getLogger(__name__)
 DEFER_SECONDS = 1.0
 #: How long a claim refused by a busy database waits before retrying.
 BUSY_SECONDS = 2.0
+
+
+@on_shutdown()
+def flush_traces() -> None:
+    """Export the spans a stopping worker still holds (runs traced with ``OTEL_*`` set)."""
+    tracing.flush()
 
 
 @db_task()

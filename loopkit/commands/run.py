@@ -207,6 +207,16 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     )
     if args.concurrency:
         run_options.concurrency = max(1, args.concurrency)
+    from loopkit import tracing
+    from loopkit.errors import ConfigError
+
+    try:
+        # With OTEL_EXPORTER_OTLP_ENDPOINT set, the run is exported as a trace.
+        llm, sinks = tracing.instrument(llm, [sink])
+    except ConfigError as exc:
+        print(f"loopkit run: {exc}", file=sys.stderr)
+        store.close()
+        return 2
     cancel = CancelToken()
     # A dry run calls no tool: its connectors are not started (no server, no secret needed).
     tools = None
@@ -223,7 +233,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
         result = await run_loop(
             loop,
             llm,
-            sinks=[sink],
+            sinks=sinks,
             store=store,
             approver=_approver(args, dry_run),
             cancel=cancel,
@@ -238,6 +248,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     finally:
         sink.close()
         store.close()
+        tracing.flush()
     return EXIT_CODES.get(status, 1)
 
 

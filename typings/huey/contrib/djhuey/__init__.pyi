@@ -33,3 +33,7 @@ def periodic_task(
 # Like task / periodic_task, and close the task's database connection afterwards.
 db_task = task
 db_periodic_task = periodic_task
+
+# Hooks run by each consumer worker when it starts / stops.
+def on_startup(name: str | None = ...) -> Callable[[Callable[[], None]], Callable[[], None]]: ...
+def on_shutdown(name: str | None = ...) -> Callable[[Callable[[], None]], Callable[[], None]]: ...
