@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "inflight": ([], ["--quick"]),
     "approvals": ([], ["--quick"]),
     "convergence": ([], ["--runs", "20"]),
+    "replay": ([], ["--repeat", "2"]),
 }
 #: benches that run another's script with other arguments
 SCRIPTS = {"drain_io": "drain"}
