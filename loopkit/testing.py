@@ -37,7 +37,7 @@ from pydantic.alias_generators import to_camel
 
 from loopkit import yamlio
 from loopkit.cassette import CASSETTE_SUFFIX, TEST_SUFFIX, Cassette, load
-from loopkit.errors import Problem, SpecError
+from loopkit.errors import ConfigError, Problem, SpecError
 
 # ── The test file ────────────────────────────────────────────────────────
 
@@ -291,6 +291,9 @@ def replay(test_file: str | Path, *, record_missing: bool = False) -> TestResult
         test, doc = load_test(path, shown)
         result.name = test.name or name
         _run(path, test, doc, result, record_missing)
+    except ConfigError as exc:  # a provider entry or a secret --record-missing needs
+        result.broken = True
+        result.failures = [Failure(str(exc), result.file, kind="error")]
     except SpecError as exc:
         result.broken = True
         result.failures = [
@@ -403,7 +406,7 @@ def _run(
     if session.misses:
         return  # the run stopped at the miss: its status says nothing about the loop
     result.failures += check(test, doc, outcome, result.events)
-    if record_missing and session.changed and not result.failures:
+    if record_missing and session.changed:  # paid for: kept even if an expectation failed
         session.updated().save(cassette_path)
         result.updated = True
 
