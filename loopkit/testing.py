@@ -281,7 +281,15 @@ def shown_path(path: Path) -> str:
 
 def replay(test_file: str | Path, *, record_missing: bool = False) -> TestResult:
     """Run one test file against its cassette; return its result (never raises for the
-    test's own problems: an unreadable file is a ``broken`` result)."""
+    test's own problems: an unreadable file is a ``broken`` result).
+
+    From code that already runs an event loop, await ``areplay`` instead.
+    """
+    return asyncio.run(areplay(test_file, record_missing=record_missing))
+
+
+async def areplay(test_file: str | Path, *, record_missing: bool = False) -> TestResult:
+    """``replay`` for async callers (the web app)."""
     path = Path(test_file)
     shown = shown_path(path)
     name = path.name.removesuffix(TEST_SUFFIX) if path.name.endswith(TEST_SUFFIX) else path.stem
@@ -290,7 +298,7 @@ def replay(test_file: str | Path, *, record_missing: bool = False) -> TestResult
     try:
         test, doc = load_test(path, shown)
         result.name = test.name or name
-        _run(path, test, doc, result, record_missing)
+        await _run(path, test, doc, result, record_missing)
     except ConfigError as exc:  # a provider entry or a secret --record-missing needs
         result.broken = True
         result.failures = [Failure(str(exc), result.file, kind="error")]
@@ -312,7 +320,7 @@ def replay(test_file: str | Path, *, record_missing: bool = False) -> TestResult
     return result
 
 
-def _run(
+async def _run(
     path: Path, test: TestSpec, doc: yamlio.Document, result: TestResult, record_missing: bool
 ) -> None:
     from loopkit.connectors.provider import ConnectorTools
@@ -377,7 +385,7 @@ def _run(
         stream_output=False,
     )
     tools = ConnectorTools(loop, project.project, root=project.root, toolbox=ReplayToolbox(session))
-    run = run_loop(
+    outcome = await run_loop(
         loop,
         ReplayLLM(session),
         sinks=[sink],
@@ -387,7 +395,6 @@ def _run(
         options=options,
         project=project.project,
     )
-    outcome = asyncio.run(run)
     result.status = outcome.status
     result.rounds = outcome.rounds
     result.verification = outcome.verification
