@@ -30,7 +30,6 @@ from loopkit.cassette import (
     Cassette,
     Recorder,
     arguments_key,
-    error_data,
     error_from,
     match_key,
     request_data,
@@ -42,7 +41,7 @@ from loopkit.cassette import (
 )
 from loopkit.connectors import Connector, ConnectorError, ConnectorTool, Toolbox
 from loopkit.engine.approval import ApprovalDecision, ApprovalRequest, Approver
-from loopkit.errors import ProviderError, RunError
+from loopkit.errors import RunError
 from loopkit.llm import LLM, LLMRequest, LLMResponse
 from loopkit.tools import ToolResult
 
@@ -274,11 +273,8 @@ class ReplayLLM(LLM):
             "round": request.round,
             "request": request_data(request),
         }
-        try:
-            response = await live.complete(request)
-        except ProviderError as exc:
-            session.new_calls.append({**entry, "error": error_data(exc)})
-            raise
+        # A failure is not kept: a provider that is down now must not end up in the cassette.
+        response = await live.complete(request)
         session.new_calls.append({**entry, "response": response_data(response)})
         return response
 

@@ -264,6 +264,23 @@ def test_tool_calls_approvals_and_masked_secrets_are_replayed(
     assert (resolved["approved"], resolved["by"]) == (True, "--approve")
     assert result.outputs["Summary"] == "One model. (The key was [redacted:SERVICE_TOKEN].)"
 
+    loop_file = project / "loops" / "fetch-and-post.yaml"
+    loop_file.write_text(
+        loop_file.read_text().replace(
+            "  - tool: svc.list_models\n",
+            "  - tool: svc.list_models\n    arguments: {owner: acme}\n",
+        )
+    )
+    changed = replay(project / "tests" / "fetch-and-post.test.yaml")
+    (failure,) = changed.failures
+    assert failure.message == (
+        "the cassette holds no call of the tool svc.list_models with these arguments"
+    )
+    assert failure.diff == (
+        "--- cassette: svc__list_models\n+++ this run: svc__list_models\n@@ -1 +1,3 @@\n"
+        '-{}\n+{\n+ "owner": "acme"\n+}'
+    )
+
 
 def test_a_failed_expectation_is_reported_at_its_line_for_github_and_junit(
     project: Path,
