@@ -30,6 +30,7 @@ import copy
 import json
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,8 @@ HEADER = (
     "# Written by `loopkit run LOOP --record`, replayed offline by `loopkit test`\n"
     "# (docs/testing.md). Secrets are masked; review it like code.\n"
 )
+#: The shortest value of a variable masked only because of its name.
+MIN_GUESSED_LENGTH = 8
 #: Environment variables masked in a cassette even when no file refers to them.
 _SECRET_NAME = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
 
@@ -635,7 +638,7 @@ class RecordingApprover(Approver):
             decision = await self.inner.decide(request)
         except asyncio.CancelledError:
             # The engine cancels the wait when the gate's timeout passes (or the run stops).
-            if request.deadline is not None and _now() >= request.deadline - 0.5:
+            if request.deadline is not None and time.time() >= request.deadline - 0.5:
                 self.recorder.approvals.append({**entry, "timedOut": True})
             raise
         entry.update(approved=decision.approved, by=decision.by, reason=decision.reason)
@@ -643,12 +646,6 @@ class RecordingApprover(Approver):
             entry["timedOut"] = True
         self.recorder.approvals.append(entry)
         return decision
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 # ── Secrets ──────────────────────────────────────────────────────────────
@@ -659,7 +656,13 @@ def secret_names(texts: Iterable[str], env: dict[str, str] | None = None) -> lis
     ``texts`` (the loop and project files) refer to, and those named like keys."""
     source = os.environ if env is None else env
     names = {name for text in texts for name in secrets.references(text)}
-    names |= {name for name in source if _SECRET_NAME.search(name.upper())}
+    # Named like a key, but short: more likely a setting ("name", "true") than a secret, and
+    # masking every "name" of a cassette would break it.
+    names |= {
+        name
+        for name, value in source.items()
+        if _SECRET_NAME.search(name.upper()) and len(value) >= MIN_GUESSED_LENGTH
+    }
     return sorted(names)
 
 
