@@ -62,7 +62,7 @@ PROBE = (
 
 def record(project: Path) -> int:
     """Record pr-review into ``project/tests``; return the model calls recorded."""
-    from loopkit.cassette import Recorder, RecordingLLM, RecordingToolbox, default_cassette
+    from loopkit.cassette import default_cassette
     from loopkit.connectors import Connector, ConnectorTool, Toolbox, tool_name
     from loopkit.connectors.provider import ConnectorTools
     from loopkit.engine.approval import StaticApprover
@@ -70,7 +70,8 @@ def record(project: Path) -> int:
     from loopkit.engine.runner import RunOptions, run_loop
     from loopkit.llm import LLMRequest, LLMResponse, ScriptedLLM
     from loopkit.project import find_project
-    from loopkit.testing import write_test
+    from loopkit.recording import Recorder, RecordingLLM, RecordingToolbox
+    from loopkit.testfile import write_test
     from loopkit.tools import ToolResult
 
     class Stand(ConnectorTool):

@@ -28,7 +28,6 @@ from typing import Any
 
 from loopkit.cassette import (
     Cassette,
-    Recorder,
     arguments_key,
     error_from,
     match_key,
@@ -428,7 +427,6 @@ class ReplayApprover(Approver):
 __all__ = [
     "CassetteMiss",
     "Miss",
-    "Recorder",
     "ReplayApprover",
     "ReplayLLM",
     "ReplayToolbox",

@@ -236,9 +236,9 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     approver = _approver(args, dry_run)
     recorder = None
     if record:
-        from loopkit.cassette import Recorder, RecordingApprover, RecordingLLM, RecordingToolbox
         from loopkit.connectors import Toolbox
         from loopkit.connectors.provider import ConnectorTools
+        from loopkit.recording import Recorder, RecordingApprover, RecordingLLM, RecordingToolbox
 
         recorder = Recorder(loop)
         recorder.inputs, recorder.payload = inputs, payload
@@ -311,7 +311,8 @@ def save_recording(
 ) -> None:
     """Write the cassette (and a test file when the loop has none there); say so on stderr."""
     from loopkit.cassette import default_cassette, secret_names, test_file_for
-    from loopkit.testing import shown_path, write_test
+    from loopkit.testfile import write_test
+    from loopkit.testing import shown_path
 
     cassette_path = Path(where) if where else default_cassette(project.root, recorder.loop.name)
     texts = [loop_path.read_text(encoding="utf-8")]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from loopkit.testing import Failure, TestResult
+    from loopkit.testfile import Failure
+    from loopkit.testing import TestResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
