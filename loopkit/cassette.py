@@ -60,6 +60,19 @@ def default_cassette(root: Path, loop_name: str) -> Path:
     return root / DEFAULT_DIR / f"{loop_name}{CASSETTE_SUFFIX}"
 
 
+def recorded_defaults(project_model: str | None) -> dict[str, str]:
+    """Return the default models a replay must use to ask for the same models as this run:
+    the project's (else ``LOOPKIT_MODEL``) and ``LOOPKIT_CHECKER_MODEL``."""
+    defaults = {}
+    model = project_model or os.environ.get("LOOPKIT_MODEL")
+    if model:
+        defaults["model"] = model
+    checker = os.environ.get("LOOPKIT_CHECKER_MODEL")
+    if checker:
+        defaults["checkerModel"] = checker
+    return defaults
+
+
 def test_file_for(cassette: Path) -> Path:
     """Return the test file beside a cassette (``x.cassette.yaml`` → ``x.test.yaml``)."""
     name = cassette.name

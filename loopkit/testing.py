@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from loopkit import yamlio
-from loopkit.cassette import CASSETTE_SUFFIX, TEST_SUFFIX, Cassette, load
+from loopkit.cassette import CASSETTE_SUFFIX, TEST_SUFFIX, Cassette, load, recorded_defaults
 from loopkit.errors import ConfigError, SpecError
 from loopkit.testfile import Failure, TestSpec, check, load_test, problem_at
 
@@ -149,7 +149,10 @@ async def _run(
         cassette_path = path.with_name(path.name.removesuffix(TEST_SUFFIX) + CASSETTE_SUFFIX)
     result.cassette = shown_path(cassette_path)
     if not cassette_path.is_file() and record_missing:
-        cassette = Cassette(loop=loop.name)
+        defaults = project.project.defaults
+        cassette = Cassette(
+            loop=loop.name, defaults=recorded_defaults(defaults.model if defaults else None)
+        )
     else:
         cassette = load(cassette_path, result.cassette)
 

@@ -236,6 +236,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
     approver = _approver(args, dry_run)
     recorder = None
     if record:
+        from loopkit.cassette import recorded_defaults
         from loopkit.connectors import Toolbox
         from loopkit.connectors.provider import ConnectorTools
         from loopkit.recording import Recorder, RecordingApprover, RecordingLLM, RecordingToolbox
@@ -245,7 +246,7 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
         namespace = (loop.memory.namespace if loop.memory else None) or loop.name
         if _reads_memory(path):  # a loop that never reads memory does not depend on it
             recorder.memory = store.get_memory(namespace)
-        recorder.defaults = _recorded_defaults(run_options.project_model)
+        recorder.defaults = recorded_defaults(run_options.project_model)
         llm = RecordingLLM(llm, recorder)
         approver = RecordingApprover(approver, recorder)
         toolbox = RecordingToolbox(
@@ -290,20 +291,6 @@ def _reads_memory(loop_path: Path) -> bool:
     except OSError:
         return True
     return re.search(r"\bmemory\s*[.\[|]", text) is not None
-
-
-def _recorded_defaults(project_model: str | None) -> dict[str, str]:
-    """The default models a replay must use to ask for the same models."""
-    import os
-
-    defaults = {}
-    model = project_model or os.environ.get("LOOPKIT_MODEL")
-    if model:
-        defaults["model"] = model
-    checker = os.environ.get("LOOPKIT_CHECKER_MODEL")
-    if checker:
-        defaults["checkerModel"] = checker
-    return defaults
 
 
 def save_recording(

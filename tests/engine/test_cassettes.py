@@ -404,3 +404,27 @@ def test_no_test_files_is_not_a_failure(project: Path, capsys: pytest.CaptureFix
 def test_a_missing_path_is_a_usage_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("test", "nowhere") == 2
     assert capsys.readouterr().err == "loopkit test: nowhere: no such file or folder\n"
+
+
+def test_record_missing_records_the_cassette_of_a_hand_written_test_file(
+    project: Path,
+    live: LLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script_review(live)
+    (project / "tests").mkdir()
+    (project / "tests" / "by-hand.test.yaml").write_text(
+        "loop: ../loops/review.yaml\nexpect:\n  status: succeeded\n"
+        "  outputs:\n    Bugs: {contains: never expires}\n"
+    )
+
+    assert cli("test", "--record-missing") == 0
+    assert "cassette updated: tests/by-hand.cassette.yaml" in capsys.readouterr().out
+    offline(monkeypatch, live)
+
+    assert cli("test") == 0
+    assert (
+        "defaults:\n  model: openai/test\n"
+        in (project / "tests" / "by-hand.cassette.yaml").read_text()
+    )
