@@ -320,7 +320,9 @@ def save_recording(
     verification = None
     if recorder.loop.verify is not None:
         verification = {"passed": result.verification == "passed", "rounds": result.rounds}
-    loop_ref = _relative_to(loop_path, test_path.parent)
+    inline = project.file is not None and loop_path.resolve() == project.file.resolve()
+    # A loop written inline in loopkit.yaml is named; a loop file is a path from the test.
+    loop_ref = recorder.loop.name if inline else _relative_to(loop_path, test_path.parent)
     write_test(test_path, loop_ref, cassette_path, result.status, verification)
     print(
         f"Wrote the test file {shown_path(test_path)} (status {result.status}"
