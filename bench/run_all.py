@@ -38,6 +38,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "approvals": ([], ["--quick"]),
     "convergence": ([], ["--runs", "20"]),
     "otel_overhead": ([], ["--runs", "3", "--repeat", "3"]),
+    "replay": ([], ["--repeat", "2"]),
 }
 #: benches that run another's script with other arguments
 SCRIPTS = {"drain_io": "drain"}

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("loopkit.commands.schema", "print the JSON Schema of a loop file"),
     "run": ("loopkit.commands.run", "run a loop (live, or free with --dry-run)"),
     "status": ("loopkit.commands.status", "show recent runs"),
+    "test": (
+        "loopkit.commands.test",
+        "replay loops against their recorded cassettes (no network, no cost) and check them",
+    ),
     "calibrate": (
         "loopkit.commands.calibrate",
         "measure a loop's checker against labelled examples",

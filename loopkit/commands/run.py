@@ -70,6 +70,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--concurrency", type=int, default=None, help="parallel agents at most (default 32)"
     )
     parser.add_argument(
+        "--record",
+        action="store_true",
+        help="record the run's model, tool and approval exchanges into a cassette for "
+        "'loopkit test' (and a test file, when there is none)",
+    )
+    parser.add_argument(
+        "--cassette",
+        metavar="PATH",
+        help="where --record writes (default: tests/LOOP.cassette.yaml in the project)",
+    )
+    parser.add_argument(
         "--remote",
         action="store_true",
         help="run on the LoopKit server LOOPKIT_SERVER with the API token LOOPKIT_TOKEN",
@@ -136,6 +147,14 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
         inputs = _inputs(args.input)
     except ValueError as exc:
         print(f"loopkit run: {exc}", file=sys.stderr)
+        return 2
+    record = bool(getattr(args, "record", False))
+    if record and (dry_run or args.resume):
+        why = "a dry run calls no model" if dry_run else "a resumed run skips finished steps"
+        print(f"loopkit run: --record records a whole live run ({why})", file=sys.stderr)
+        return 2
+    if getattr(args, "cassette", None) and not record:
+        print("loopkit run: --cassette names where --record writes: add --record", file=sys.stderr)
         return 2
     payload = None
     if args.payload:
@@ -224,8 +243,28 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
         from loopkit.connectors.provider import ConnectorTools
 
         tools = ConnectorTools(loop, project.project, root=project.root)
+    approver = _approver(args, dry_run)
+    recorder = None
+    if record:
+        from loopkit.cassette import recorded_defaults
+        from loopkit.connectors import Toolbox
+        from loopkit.connectors.provider import ConnectorTools
+        from loopkit.recording import Recorder, RecordingApprover, RecordingLLM, RecordingToolbox
 
-    async def main() -> str:
+        recorder = Recorder(loop)
+        recorder.inputs, recorder.payload = inputs, payload
+        namespace = (loop.memory.namespace if loop.memory else None) or loop.name
+        if _reads_memory(path):  # a loop that never reads memory does not depend on it
+            recorder.memory = store.get_memory(namespace)
+        recorder.defaults = recorded_defaults(run_options.project_model)
+        llm = RecordingLLM(llm, recorder)
+        approver = RecordingApprover(approver, recorder)
+        toolbox = RecordingToolbox(
+            Toolbox.for_loop(loop, project.project, root=project.root), recorder
+        )
+        tools = ConnectorTools(loop, project.project, root=project.root, toolbox=toolbox)
+
+    async def main() -> Any:
         event_loop = asyncio.get_running_loop()
         for sig, why in ((signal.SIGINT, "interrupted (Ctrl-C)"), (signal.SIGTERM, "terminated")):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
@@ -235,21 +274,79 @@ def execute(args: argparse.Namespace, *, dry_run: bool) -> int:
             llm,
             sinks=sinks,
             store=store,
-            approver=_approver(args, dry_run),
+            approver=approver,
             cancel=cancel,
             options=run_options,
             project=project.project,
             tool_provider=tools,
         )
-        return result.status
+        return result
 
     try:
-        status = asyncio.run(main())
+        result = asyncio.run(main())
     finally:
         sink.close()
         store.close()
         tracing.flush()
-    return EXIT_CODES.get(status, 1)
+    if recorder is not None:
+        save_recording(recorder, result, project, path, getattr(args, "cassette", None))
+    return EXIT_CODES.get(result.status, 1)
+
+
+def _reads_memory(loop_path: Path) -> bool:
+    """Whether the loop file's templates may read ``memory`` (its recording keeps it)."""
+    import re
+
+    try:
+        text = loop_path.read_text(encoding="utf-8")
+    except OSError:
+        return True
+    return re.search(r"\bmemory\s*[.\[|]", text) is not None
+
+
+def save_recording(
+    recorder: Any, result: Any, project: Any, loop_path: Path, where: str | None
+) -> None:
+    """Write the cassette (and a test file when the loop has none there); say so on stderr."""
+    from loopkit.cassette import default_cassette, secret_names, test_file_for
+    from loopkit.testfile import write_test
+    from loopkit.testing import shown_path
+
+    cassette_path = Path(where) if where else default_cassette(project.root, recorder.loop.name)
+    texts = [loop_path.read_text(encoding="utf-8")]
+    if project.file is not None:
+        texts.append(project.file.read_text(encoding="utf-8"))
+    cassette = recorder.cassette(extra_secrets=secret_names(texts))
+    cassette.save(cassette_path)
+    calls, tools = len(cassette.calls), len(cassette.tools)
+    print(
+        f"Recorded {calls} model call(s), {tools} tool call(s) and "
+        f"{len(cassette.approvals)} approval(s) to {shown_path(cassette_path)}",
+        file=sys.stderr,
+    )
+    test_path = test_file_for(cassette_path)
+    if test_path.exists():
+        print(f"Kept the test file {shown_path(test_path)}", file=sys.stderr)
+        return
+    verification = None
+    if recorder.loop.verify is not None:
+        verification = {"passed": result.verification == "passed", "rounds": result.rounds}
+    inline = project.file is not None and loop_path.resolve() == project.file.resolve()
+    # A loop written inline in loopkit.yaml is named; a loop file is a path from the test.
+    loop_ref = recorder.loop.name if inline else _relative_to(loop_path, test_path.parent)
+    write_test(test_path, loop_ref, cassette_path, result.status, verification)
+    print(
+        f"Wrote the test file {shown_path(test_path)} (status {result.status}"
+        + (f", {result.rounds} verification round(s)" if verification else "")
+        + "); run it with 'loopkit test'",
+        file=sys.stderr,
+    )
+
+
+def _relative_to(target: Path, base: Path) -> str:
+    import os
+
+    return Path(os.path.relpath(target.resolve(), base.resolve())).as_posix()
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -267,6 +364,8 @@ REMOTE_REFUSED = {
     "on the server",
     "reject": "--reject cannot be used with --remote: decide approvals on the run's page "
     "on the server",
+    "record": "--record cannot be used with --remote: record the run here (without --remote)",
+    "cassette": "--cassette cannot be used with --remote: record the run here (without --remote)",
     "concurrency": "--concurrency cannot be used with --remote: the server's workers set "
     "how many agents run at once",
 }

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from loopkit import secrets, spec
 from loopkit.connectors.base import (
@@ -37,6 +35,9 @@ from loopkit.connectors.base import (
     tool_name,
 )
 from loopkit.tools import ToolResult
+
+if TYPE_CHECKING:  # imported when a connector starts: checking a loop's tool steps needs none
+    import httpx
 
 #: Seconds one request may take.
 REQUEST_TIMEOUT = 30.0
@@ -129,6 +130,8 @@ class HttpConnector(Connector):
                 self.name, f"baseUrl must start with http:// or https:// (got '{base_url}')"
             )
         headers = secrets.resolve_all(self.config.headers, f"{where} header", self._env)
+        import httpx
+
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
             headers=headers,
@@ -162,6 +165,8 @@ class HttpConnector(Connector):
         except secrets.MissingSecret as exc:
             return ToolResult(str(exc), is_error=True)
         body = rest if operation.method in _BODY_METHODS else None
+        import httpx  # already loaded by start()
+
         params = None if operation.method in _BODY_METHODS else _query(rest)
         try:
             request = self._client.build_request(

@@ -85,6 +85,9 @@ class RunOptions:
     #: Model calls an earlier attempt had in flight when its worker died (paid, usage
     #: unknown, made again now): counted as calls made (``maxModelCalls``) from the start.
     lost_calls: int = 0
+    #: The model of checkers without one of their own, before ``LOOPKIT_CHECKER_MODEL``
+    #: (a replay passes the one its recording used).
+    checker_model: str | None = None
 
 
 @dataclass
@@ -266,7 +269,7 @@ class Run:
         if found is not None:
             return found
         if checker and not model:
-            model = os.environ.get("LOOPKIT_CHECKER_MODEL") or None
+            model = self.options.checker_model or os.environ.get("LOOPKIT_CHECKER_MODEL") or None
         if self.llm.dry_run:
             found = (
                 model
