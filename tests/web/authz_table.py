@@ -226,6 +226,21 @@ API: list[Case] = [
         data={"loop_id": "{run_loop_id}", "dry_run": True},
     ),
     Case("GET", "/api/runs", "current:viewer"),
+    # test runs of a draft from the editor (runs.drafts)
+    Case(
+        "POST",
+        "/api/loops/{loop_id}/test-runs",
+        "editor",
+        ok=(201,),
+        data={"spec": {"name": "matrix-draft", "pipeline": [{"prompt": "Hi", "label": "A"}]}},
+    ),
+    Case(
+        "POST",
+        "/api/loops/new/test-runs",
+        "current:editor",
+        ok=(201,),
+        data={"spec": {"name": "matrix-draft", "pipeline": [{"prompt": "Hi", "label": "A"}]}},
+    ),
     Case("GET", "/api/runs/{run_id}", "viewer"),
     Case("GET", "/api/runs/{run_id}/events", "viewer"),
     Case("POST", "/api/runs/{run_id}/cancel", "editor", ok=(202,)),
