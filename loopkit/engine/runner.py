@@ -7,6 +7,7 @@ The run reads top to bottom in ``Run.execute`` and ``Run._rounds``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -367,10 +368,8 @@ class Run:
         """
         result = StepResult(key=key, label=label, output=output, round=round_)
         if structured:
-            try:
+            with contextlib.suppress(ValueError):  # a pin that is not JSON stays text
                 result.value, result.structured = json.loads(output), True
-            except ValueError:
-                pass
         self.ctx.record(result)
         self.agent_runs += 1
         self.emit(StepStarted(key=key, label=label, kind="agent", round=round_, pinned=True))

@@ -85,7 +85,7 @@ def test_a_new_loops_draft_runs_in_the_current_team(team: Any, client_for: Any) 
 
 
 def test_a_draft_given_as_data_runs_too(team: Any, client_for: Any) -> None:
-    acme, users = team
+    _, users = team
     data = {"name": "as-data", "pipeline": [{"prompt": "Hello", "label": "Greet"}]}
     response = post(client_for(users["editor"]), "/api/loops/new/test-runs", {"spec": data})
     assert response.status_code == 201, response.content
