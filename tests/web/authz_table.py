@@ -109,6 +109,7 @@ PAGES: list[Case] = [
     # builder pages
     Case("GET", "/loops/", "current:viewer"),
     Case("GET", "/loops/new/", "current:editor"),
+    Case("GET", "/loops/templates/", "current:editor"),
     Case("POST", "/loops/new/", "current:editor", ok=(302,), data={"yaml": BUILDER_NEW_LOOP}),
     Case("GET", "/loops/import/", "current:editor"),
     # Allowed, then refused for want of files (400): the table cannot carry uploads.
