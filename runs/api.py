@@ -305,7 +305,7 @@ def test_run(request: HttpRequest, loop_id: int, body: TestRunIn) -> Status[Any]
 )
 def list_runs(request: HttpRequest, limit: int = 50) -> list[dict[str, Any]]:
     """``limit`` is clamped to 1-200."""
-    runs = Run.objects.for_current_team(request).real().prefetch_related("approvals")
+    runs = Run.objects.real().for_current_team(request).prefetch_related("approvals")
     return [run_out(r) for r in runs[: max(1, min(limit, 200))]]
 
 
