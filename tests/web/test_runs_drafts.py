@@ -211,3 +211,15 @@ def test_test_runs_are_left_out_of_the_runs_list_and_the_dashboard(
     # The test run itself stays readable, with its events.
     assert client.get(f"/api/runs/{test['id']}").json()["is_test"] is True
     assert client.get(f"/api/runs/{test['id']}/events").json()[-1]["type"] == "run_finished"
+
+
+def test_the_run_page_says_it_is_a_test_run_of_a_draft(team: Any, client_for: Any) -> None:
+    acme, users = team
+    loop = make_loop(acme)
+    client = client_for(users["editor"])
+    body = post(
+        client, f"/api/loops/{loop.pk}/test-runs", {"yaml": DRAFT, "pinned": {"Summary": "x"}}
+    ).json()
+    page = client.get(f"/runs/{body['id']}/").content.decode()
+    assert "<small>draft</small>" in page
+    assert "test run of a draft · 1 pinned</span>" in page
