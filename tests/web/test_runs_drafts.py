@@ -223,3 +223,52 @@ def test_the_run_page_says_it_is_a_test_run_of_a_draft(team: Any, client_for: An
     page = client.get(f"/runs/{body['id']}/").content.decode()
     assert "<small>draft</small>" in page
     assert "test run of a draft · 1 pinned</span>" in page
+
+
+def test_a_live_test_run_calls_the_teams_provider_for_unpinned_steps_only(
+    make_team: Any, client_for: Any
+) -> None:
+    from loopkit import secrets
+    from runs.models import MemoryRecord
+    from tests.engine.llm_server import LLMServer, Reply
+
+    acme, users = make_team("Live", roles=["admin", "editor"])
+    draft = {
+        "name": "live-draft",
+        "pipeline": [
+            {"prompt": "Find the bugs.", "label": "Find"},
+            {"prompt": "Fix these: {{ steps['Find'].output }}", "label": "Fix"},
+        ],
+    }
+    try:
+        with LLMServer() as server:
+            server.default = Reply("patched")
+            created = post(
+                client_for(users["admin"]),
+                "/api/providers",
+                {
+                    "name": "fast",
+                    "model": "openai/test-model",
+                    "api_key": "sk-draft-test-key-000123",
+                    "api_base": f"{server.url}/acme",
+                    "default": True,
+                },
+            )
+            assert created.status_code == 201, created.content
+            body = post(
+                client_for(users["editor"]),
+                "/api/loops/new/test-runs",
+                {"spec": draft, "dry_run": False, "pinned": {"Find": "bug at line 3"}},
+            ).json()
+
+            assert (body["status"], body["dry_run"]) == ("succeeded", False), body
+            assert [r.body["messages"][-1]["content"] for r in server.completed()] == [
+                "Fix these: bug at line 3"
+            ]
+    finally:
+        secrets.REGISTRY.clear()
+    run = Run.objects.get(pk=body["id"])
+    assert run.outputs == {"Find": "bug at line 3", "Fix": "patched"}
+    assert run.tokens_in > 0  # the one call made (Fix) is counted
+    # A test run leaves the loop's memory as the last real run wrote it.
+    assert not MemoryRecord.objects.filter(team=acme, namespace="live-draft").exists()
