@@ -344,7 +344,10 @@ def cancel(request: HttpRequest, run_id: int) -> Status[Any]:
 def rerun(request: HttpRequest, run_id: int) -> Status[Any]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
-    new = lifecycle.rerun(run, actor=request.user, request=request)
+    if run.is_test:  # the same draft, as a test run again: never a run of a saved loop
+        new = drafts.rerun_test_run(run, actor=request.user, request=request)
+    else:
+        new = lifecycle.rerun(run, actor=request.user, request=request)
     new.refresh_from_db()
     return Status(201, run_out(new))
 

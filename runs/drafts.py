@@ -124,3 +124,22 @@ def start_test_run(
         run_id = run.pk
         transaction.on_commit(lambda: lifecycle.queue().execute(run_id))
     return run
+
+
+def rerun_test_run(run: Run, *, actor: Any = None, request: Any = None) -> Run:
+    """Start test run *run*'s draft again (same inputs, payload, pins, mode and model)."""
+    again = start_test_run(
+        run.team,
+        run.loop,
+        yaml_text=run.loop_yaml,
+        dry_run=run.dry_run,
+        inputs=run.inputs,
+        payload=run.trigger_payload or None,
+        pinned=run.pinned,
+        model=run.model,
+        actor=actor,
+        request=request,
+    )
+    Run.objects.filter(pk=again.pk).update(rerun_of=run)
+    again.rerun_of = run
+    return again

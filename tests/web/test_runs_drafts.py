@@ -272,3 +272,23 @@ def test_a_live_test_run_calls_the_teams_provider_for_unpinned_steps_only(
     assert run.tokens_in > 0  # the one call made (Fix) is counted
     # A test run leaves the loop's memory as the last real run wrote it.
     assert not MemoryRecord.objects.filter(team=acme, namespace="live-draft").exists()
+
+
+def test_a_test_run_reruns_as_a_test_run_of_the_same_draft(team: Any, client_for: Any) -> None:
+    _, users = team
+    client = client_for(users["editor"])
+    first = post(
+        client, "/api/loops/new/test-runs", {"yaml": DRAFT, "pinned": {"Summary": "done"}}
+    ).json()
+
+    again = client.post(f"/api/runs/{first['id']}/rerun").json()
+
+    run = Run.objects.get(pk=again["id"])
+    assert (run.is_test, run.loop, run.rerun_of_id, run.pinned) == (
+        True,
+        None,
+        first["id"],
+        {"Summary": "done"},
+    )
+    assert run.loop_yaml == Run.objects.get(pk=first["id"]).loop_yaml
+    assert client.get("/api/runs").json() == []
