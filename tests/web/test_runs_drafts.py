@@ -292,3 +292,17 @@ def test_a_test_run_reruns_as_a_test_run_of_the_same_draft(team: Any, client_for
     )
     assert run.loop_yaml == Run.objects.get(pk=first["id"]).loop_yaml
     assert client.get("/api/runs").json() == []
+
+
+def test_a_test_run_starts_no_loop_triggered_by_its_loops_completion(
+    team: Any, client_for: Any
+) -> None:
+    acme, users = team
+    loop = make_loop(acme)
+    follower = make_loop(acme, name="follower", trigger={"type": "event", "loop": "review"})
+    client = client_for(users["editor"])
+
+    post(client, f"/api/loops/{loop.pk}/test-runs", {"yaml": DRAFT})
+    assert not Run.objects.filter(loop=follower).exists()
+    post(client, "/api/runs", {"loop_id": loop.pk, "dry_run": True})
+    assert Run.objects.filter(loop=follower).count() == 1
