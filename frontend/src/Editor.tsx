@@ -321,6 +321,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             handle={testRun}
             disabled={status !== "valid" || !data}
             onStart={(dryRun, inputs) => data && void testRun.start({ yaml: yamlText }, data, { dryRun, inputs })}
+            current={JSON.stringify({ yaml: yamlText })}
           />
         )}
         {!readOnly && (

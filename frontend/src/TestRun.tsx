@@ -134,6 +134,8 @@ export function followRun(runId: number, onEvent: (ev: RunEvent) => void): () =>
 
 export interface TestRunHandle {
   run: RunOut | null;
+  /** The draft the current test run ran (to tell when the editor has changed since). */
+  draft: string | null;
   view: RunView | null;
   /** Bumped on every event folded in (the view is changed in place). */
   seq: number;
@@ -155,6 +157,7 @@ export function useTestRun(opts: { apiBase: string; csrfToken: string; loopId: n
   const storageKey = `loopkit:pins:${opts.user ?? ""}:${opts.loopId ?? "new"}`;
   const [pins, setPins] = useState<Pins>(() => loadPins(storageKey));
   const [run, setRun] = useState<RunOut | null>(null);
+  const [draftRun, setDraftRun] = useState<string | null>(null);
   const [seq, setSeq] = useState(0);
   const [starting, setStarting] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -173,9 +176,12 @@ export function useTestRun(opts: { apiBase: string; csrfToken: string; loopId: n
       try {
         const path = opts.loopId == null ? "/new/test-runs" : `/${opts.loopId}/test-runs`;
         const out = await api.request<RunOut>("POST", path, { ...draft, dry_run: options.dryRun, inputs: options.inputs, pinned: pins });
-        view.current = initialView(testRunSteps(data), out.status, Boolean(data.verify));
+        // "queued" until its events say otherwise: the answer may already say "succeeded"
+        // (a worker was quick, or tasks run inline) before the events are folded in.
+        view.current = initialView(testRunSteps(data), "queued", Boolean(data.verify));
         pinnedInRun.current = new Set();
         setRun(out);
+        setDraftRun(JSON.stringify(draft));
         setSeq((n) => n + 1);
         stop.current = followRun(out.id, (ev) => {
           const current = view.current;
@@ -201,6 +207,7 @@ export function useTestRun(opts: { apiBase: string; csrfToken: string; loopId: n
 
   return {
     run,
+    draft: draftRun,
     view: view.current,
     seq,
     status: view.current?.status ?? null,
@@ -224,7 +231,18 @@ export function useTestRun(opts: { apiBase: string; csrfToken: string; loopId: n
 }
 
 /** The toolbar's part: mode (dry or live), "Test run", the run's status and a link to its page. */
-export function TestRunBar({ handle, disabled, onStart }: { handle: TestRunHandle; disabled: boolean; onStart: (dryRun: boolean, inputs: Record<string, unknown>) => void }) {
+export function TestRunBar({
+  handle,
+  disabled,
+  onStart,
+  current,
+}: {
+  handle: TestRunHandle;
+  disabled: boolean;
+  onStart: (dryRun: boolean, inputs: Record<string, unknown>) => void;
+  /** The draft as it would be sent now (JSON of `{yaml}`): results of another one are marked. */
+  current?: string;
+}) {
   const [live, setLive] = useState(false);
   const [inputsText, setInputsText] = useState("");
   const [inputsError, setInputsError] = useState<string | null>(null);
@@ -263,6 +281,11 @@ export function TestRunBar({ handle, disabled, onStart }: { handle: TestRunHandl
         <a className="lke-link" href={handle.run.url} target="_blank" rel="noreferrer" data-testid="test-run-status" data-status={handle.status ?? ""}>
           test run #{handle.run.id}: {handle.status}
         </a>
+      )}
+      {handle.run && current !== undefined && handle.draft !== null && current !== handle.draft && (
+        <span className="lke-muted" data-testid="test-run-stale" title="The results shown are of the draft as it was when the test run started">
+          (the draft has changed since)
+        </span>
       )}
       {pinCount > 0 && (
         <span className="lke-pins" data-testid="pins-count">

@@ -115,6 +115,10 @@ def test_a_drafts_test_run_shows_results_per_node_and_a_pinned_output_is_not_cal
     started = RunEvent.objects.get(run_id=second, type="step_started", payload__label="Bug Review")
     assert (started.payload["pinned"], started.payload["prompt"]) == (True, None)  # never sent
     assert Run.objects.get(pk=second).pinned == {"Bug Review": output}
+    # Results stay shown after an edit, marked as those of the draft that ran.
+    assert page.get_by_test_id("test-run-stale").count() == 0
+    page.get_by_test_id("form-panel").get_by_label("Prompt").fill(EDITED_PROMPT + " Be brief.")
+    page.get_by_test_id("test-run-stale").wait_for()
     # Pins are the editor's: the loop's YAML never has them.
     assert "pinned" not in page.locator(".lke-yaml .cm-content").inner_text()
 
@@ -130,7 +134,10 @@ def test_a_new_loop_starts_from_a_template_of_the_gallery(signed_in: Any, live_s
     card.locator("a").click()
 
     page.wait_for_selector(EDITOR_READY)
-    assert page.locator(".lke-loop-name").inner_text() == "daily-triage-copy"
+    # The graph and the name follow the validation in a React transition.
+    page.wait_for_function(
+        "() => document.querySelector('.lke-loop-name').textContent === 'daily-triage-copy'"
+    )
     assert page.get_by_test_id("status").inner_text() == "Unsaved changes"
     # A loop not saved yet test-runs too.
     page.get_by_test_id("test-run").click()
