@@ -42,13 +42,13 @@ export function pinName(node: Pick<NodeDetail, "key" | "label">): string {
 }
 
 /** Return the graph's node states for a run's view: state, and tokens/cost/duration once finished. */
-export function graphStates(view: RunView | null): Map<string, { state: NodeState; stats?: NodeStats }> {
+export function graphStates(view: RunView | null, pinned: Set<string> = new Set()): Map<string, { state: NodeState; stats?: NodeStats }> {
   const out = new Map<string, { state: NodeState; stats?: NodeStats }>();
   if (!view) return out;
   for (const node of view.nodes.values()) {
     const ended = node.state === "done" || node.state === "failed";
     const stats: NodeStats | undefined = ended
-      ? { tokens: node.tokensIn + node.tokensOut, cost: node.cost ?? undefined, durationMs: node.durationMs ?? undefined }
+      ? { tokens: node.tokensIn + node.tokensOut, cost: node.cost ?? undefined, durationMs: node.durationMs ?? undefined, ...(pinned.has(node.key) ? { pinned: true } : {}) }
       : undefined;
     out.set(node.key, { state: node.state, stats });
   }
@@ -200,7 +200,7 @@ export function useTestRun(opts: { apiBase: string; csrfToken: string; loopId: n
     [api, opts.loopId, pins],
   );
 
-  const states = useMemo(() => graphStates(view.current),
+  const states = useMemo(() => graphStates(view.current, pinnedInRun.current),
     // The view changes in place; seq counts its changes.
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [seq]);

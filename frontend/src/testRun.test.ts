@@ -43,5 +43,7 @@ describe("test runs in the editor", () => {
     expect(states.get("pipeline[0].parallel[1]")).toEqual({ state: "running", stats: undefined });
     expect(states.get("verify")?.state).toBe("queued");
     expect(graphStates(null).size).toBe(0);
+    const pinned = graphStates(view, new Set(["pipeline[0].parallel[0]"]));
+    expect(pinned.get("pipeline[0].parallel[0]")?.stats).toEqual({ tokens: 15, cost: 0.5, durationMs: 1200, pinned: true });
   });
 });

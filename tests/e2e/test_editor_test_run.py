@@ -99,6 +99,9 @@ def test_a_drafts_test_run_shows_results_per_node_and_a_pinned_output_is_not_cal
     page.get_by_test_id("test-run").click()
     second = wait_for_test_run(page, after=first)
 
+    # The graph marks the pinned node: no tokens, no cost.
+    stats = node(page, BUG_REVIEW).locator(".lke-node-stats").inner_text()
+    assert "pinned · 0 tok · $0.0000" in stats
     node(page, BUG_REVIEW).click()
     result = page.get_by_test_id("node-result")
     assert result.get_attribute("data-pinned") == "true"
