@@ -22,7 +22,8 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builder import definitions, gallery, gitsync, services
+from builder import definitions, gitsync, services
+from builder.gallery import example_templates, team_templates, template_yaml
 from builder.models import GitRepository, Loop
 from loopkit_web.accounts.decorators import download_view
 from loopkit_web.audit.services import record
@@ -167,7 +168,7 @@ def loop_new(request: HttpRequest) -> HttpResponse:
         return redirect("builder:loop_edit", loop_id=loop.pk)
     source = request.GET.get("from", "")
     if source:  # a copy of a template of the gallery (loop_templates), not saved yet
-        text = gallery.template_yaml(team, source)
+        text = template_yaml(team, source)
         return _editor_page(request, None, text, read_only=False, template=text)
     return _editor_page(request, None, STARTER_YAML, read_only=False)
 
@@ -181,8 +182,8 @@ def loop_templates(request: HttpRequest) -> HttpResponse:
         "builder/loop_templates.html",
         {
             "team": team,
-            "examples": gallery.example_templates(),
-            "team_loops": gallery.team_templates(team),
+            "examples": example_templates(),
+            "team_loops": team_templates(team),
         },
     )
 
