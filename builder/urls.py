@@ -10,6 +10,7 @@ URL_PREFIX = "loops/"
 urlpatterns = [
     path("", views.loop_list, name="loop_list"),
     path("new/", views.loop_new, name="loop_new"),
+    path("templates/", views.loop_templates, name="loop_templates"),
     path("import/", views.import_loops, name="import"),
     path("export.zip", views.export_all, name="export_all"),
     path("repository/", views.repository, name="repository"),

@@ -23,6 +23,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from builder import conversions, definitions, gitsync, services
+from builder.gallery import example_templates, team_templates, template_yaml
 from builder.models import GitRepository, Loop
 from loopkit_web.accounts.decorators import download_view
 from loopkit_web.audit.services import record
@@ -107,18 +108,21 @@ def _editor_page(
     conflict: dict[str, Any] | None = None,
     message: str = "",
     base_version: int | None = None,
+    template: str = "",
 ) -> HttpResponse:
-    # A new loop: the island validates its own starter and shows that LRS.
+    # A new loop: the island validates its own starter (or the template's copy) and its LRS.
     lrs = loop.lrs_report if loop is not None else None
     team = loop.team if loop is not None else current_team(request)
     editor_data = {
         "loopId": loop.pk if loop is not None else None,
         "version": loop.version if loop is not None else None,
-        "yaml": text if loop is not None else "",
+        "yaml": text if loop is not None else template,
         "lrs": lrs,
         "apiBase": "/api/loops",
         "readOnly": read_only,
         "csrfToken": get_token(request),
+        # Test runs keep their pinned outputs per user and loop in the browser.
+        "user": str(request.user.pk or ""),
         # What the team's loops define and the server's skills, for the pickers.
         **definitions.team_definitions(team),
         "versionsUrl": reverse("builder:loop_detail", args=[loop.pk]) if loop else None,
@@ -162,7 +166,26 @@ def loop_new(request: HttpRequest) -> HttpResponse:
             )  # fmt: skip
         messages.success(request, f"Created loop “{loop.name}” (version 1).")
         return redirect("builder:loop_edit", loop_id=loop.pk)
+    source = request.GET.get("from", "")
+    if source:  # a copy of a template of the gallery (loop_templates), not saved yet
+        text = template_yaml(team, source)
+        return _editor_page(request, None, text, read_only=False, template=text)
     return _editor_page(request, None, STARTER_YAML, read_only=False)
+
+
+@login_required
+def loop_templates(request: HttpRequest) -> HttpResponse:
+    """The gallery of "New loop": the example loops and the team's loops, to start from a copy."""
+    team = _team(request, "editor")
+    return render(
+        request,
+        "builder/loop_templates.html",
+        {
+            "team": team,
+            "examples": example_templates(),
+            "team_loops": team_templates(team),
+        },
+    )
 
 
 @login_required

@@ -254,7 +254,7 @@ def advance(
     """
     now = now or timezone.now()
     state, _ = RollupState.objects.get_or_create(team_id=_pk(team))
-    runs = Run.objects.for_team(team)
+    runs = Run.objects.real().for_team(team)
     start = state.closed_until
     limit = floor_hour(now - GRACE)
     if start is None:
@@ -350,7 +350,7 @@ def collect(
     full_start = ceil_hour(start)
     rolled_end = min(closed_until, floor_hour(end)) if closed_until else full_start
     rolled_end = max(rolled_end, full_start)
-    runs = Run.objects.for_team(team).filter(created_at__gte=start, created_at__lt=end)
+    runs = Run.objects.real().for_team(team).filter(created_at__gte=start, created_at__lt=end)
     tallies = Tallies(bucket=bucket)
     if rolled_end > full_start:
         window = {"team_id": _pk(team), "hour__gte": full_start, "hour__lt": rolled_end}

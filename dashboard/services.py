@@ -40,7 +40,7 @@ VERIFIED = Q(verification_rounds__gt=0)
 
 def team_runs(team: Any) -> QuerySet[Run]:
     """Return every run of *team* (the only entry point: no figure crosses teams)."""
-    return Run.objects.for_team(team)
+    return Run.objects.real().for_team(team)  # not the editor's test runs of drafts
 
 
 def period_runs(team: Any, period: Period) -> QuerySet[Run]:

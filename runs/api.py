@@ -23,7 +23,7 @@ from loopkit_web.teams.scoping import (
     membership_for,
     require_role,
 )
-from runs import approvals, lifecycle
+from runs import approvals, drafts, lifecycle
 from runs.models import ApprovalRequest, ApprovalStatus, Run, RunEvent
 from runs.triggers import raise_custom_event
 
@@ -67,6 +67,22 @@ def parse_payload(raw: dict[str, Any] | str | None) -> dict[str, Any] | None:
     raise Invalid(
         message, details=[{"loc": ["body", "payload"], "msg": message, "type": "payload"}]
     )
+
+
+class TestRunIn(Schema):
+    model_config = exactly_one_of("yaml", "spec")
+
+    yaml: str | None = Field(None, description="The draft as YAML text (what the editor holds).")
+    spec: dict[str, Any] | None = Field(None, description="The draft as camelCase loop data.")
+    dry_run: bool = Field(True, description="A dry run (no model, no cost); false: live.")
+    inputs: dict[str, Any] = {}
+    payload: dict[str, Any] | str | None = None
+    pinned: dict[str, Any] = Field(
+        {},
+        description="Pinned outputs: step label (or path) → output text; those steps are "
+        "answered with it, without a model call.",
+    )
+    model: str = Field("", max_length=200)
 
 
 class EventOut(Schema):
@@ -127,6 +143,8 @@ class RunOut(Schema):
     error: str
     last_seq: int
     rerun_of: int | None
+    is_test: bool = Field(description="A test run of an unsaved draft from the editor.")
+    pinned: list[str] = Field(description="The steps whose outputs were pinned (test runs).")
     url: str
     approvals: list[ApprovalOut]
 
@@ -191,6 +209,8 @@ def run_out(run: Run) -> dict[str, Any]:
         "error": run.error,
         "last_seq": run.last_seq,
         "rerun_of": run.rerun_of_id,
+        "is_test": run.is_test,
+        "pinned": sorted(run.pinned or {}),
         "url": f"/runs/{run.pk}/",
         "approvals": [approval_out(a) for a in run.approvals.all()],
     }
@@ -227,12 +247,65 @@ def start(request: HttpRequest, body: StartIn) -> Status[Any]:
     return Status(201, run_out(run))
 
 
+def _test_run(request: HttpRequest, team: Any, loop: Loop | None, body: TestRunIn) -> Status[Any]:
+    if (body.yaml is None) == (body.spec is None):
+        raise Invalid("send exactly one of 'yaml' or 'spec' (the draft)")
+    run = drafts.start_test_run(
+        team,
+        loop,
+        yaml_text=body.yaml,
+        data=body.spec,
+        dry_run=body.dry_run,
+        inputs=body.inputs,
+        payload=parse_payload(body.payload),
+        pinned=body.pinned,
+        model=body.model,
+        actor=request.user,
+        request=request,
+    )
+    run.refresh_from_db()
+    return Status(201, run_out(run))
+
+
+TEST_RUN_ERRORS = errors(400, 403, 404, 413, 422)
+
+
+@router.post(
+    "/loops/new/test-runs",
+    response={201: RunOut, **TEST_RUN_ERRORS},
+    summary="Test-run the draft of a new loop (not saved yet)",
+)
+def test_run_new(request: HttpRequest, body: TestRunIn) -> Status[Any]:
+    """Run the draft of a loop that has no saved version, in the current team.
+
+    Registered before ``/loops/{id}/test-runs``, whose ``id`` would take "new".
+    """
+    team = current_team(request)
+    require_role(request, "editor", team=team)
+    return _test_run(request, team, None, body)
+
+
+@router.post(
+    "/loops/{id:loop_id}/test-runs",
+    response={201: RunOut, **TEST_RUN_ERRORS},
+    summary="Test-run a draft of a loop (no version saved)",
+)
+def test_run(request: HttpRequest, loop_id: int, body: TestRunIn) -> Status[Any]:
+    """Run the editor's current draft of this loop, dry or live, without saving it.
+
+    The run is marked ``is_test``: it is not in the runs list nor the dashboard.
+    """
+    loop = get_scoped_or_404(Loop.objects.select_related("team"), request, pk=loop_id)
+    require_role(request, "editor", team=loop.team)
+    return _test_run(request, loop.team, loop, body)
+
+
 @router.get(
     "/runs", response={200: list[RunOut], **errors(422)}, summary="The current team's latest runs"
 )
 def list_runs(request: HttpRequest, limit: int = 50) -> list[dict[str, Any]]:
     """``limit`` is clamped to 1-200."""
-    runs = Run.objects.for_current_team(request).prefetch_related("approvals")
+    runs = Run.objects.real().for_current_team(request).prefetch_related("approvals")
     return [run_out(r) for r in runs[: max(1, min(limit, 200))]]
 
 
@@ -271,7 +344,10 @@ def cancel(request: HttpRequest, run_id: int) -> Status[Any]:
 def rerun(request: HttpRequest, run_id: int) -> Status[Any]:
     run = get_scoped_or_404(Run, request, pk=run_id)
     require_role(request, "editor", team=run.team)
-    new = lifecycle.rerun(run, actor=request.user, request=request)
+    if run.is_test:  # the same draft, as a test run again: never a run of a saved loop
+        new = drafts.rerun_test_run(run, actor=request.user, request=request)
+    else:
+        new = lifecycle.rerun(run, actor=request.user, request=request)
     new.refresh_from_db()
     return Status(201, run_out(new))
 

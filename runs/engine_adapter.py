@@ -279,6 +279,10 @@ async def run_with_engine(
         config_path=f"{run.loop_name} v{run.version_number}",
         # A loop that names no model uses the team's default provider.
         project_model=prepared.providers.default_model(),
+        # A test run of a draft (runs.drafts): its pinned steps call no model, and it
+        # leaves the loop's memory as the last real run wrote it.
+        pinned=dict(run.pinned or {}),
+        remember=not run.is_test,
     )
     # Connectors (MCP servers, HTTP APIs, SQL) and skills for live runs; a dry run calls no tool.
     tools = None

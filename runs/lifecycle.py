@@ -288,7 +288,8 @@ def suspend(run: Run, worker: str, resume_at: float | None) -> bool:
         queue().execute(run.pk, at=datetime.fromtimestamp(resume_at, tz=UTC))
     if not ApprovalRequest.objects.filter(run_id=run.pk, status=ApprovalStatus.PENDING).exists():
         wake(run.pk)
-    _notify(run.pk, "approval")  # once per gate: the task skips gates already told
+    if not run.is_test:  # once per gate: the task skips gates already told
+        _notify(run.pk, "approval")
     return True
 
 
@@ -335,9 +336,10 @@ def finish(
         if announce:
             record_event(run.pk, "run_finished", finished_payload(run, status, error))
         run_id = run.pk
-        transaction.on_commit(lambda: queue().completed(run_id))
-        if status in NOTIFIED_FAILURES:
-            _notify(run_id, "failed")
+        if not run.is_test:  # a draft's test run starts no other loop and tells nobody
+            transaction.on_commit(lambda: queue().completed(run_id))
+            if status in NOTIFIED_FAILURES:
+                _notify(run_id, "failed")
     return True
 
 

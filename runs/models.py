@@ -58,6 +58,10 @@ class RunQuerySet(TeamScopedQuerySet["Run"]):
     def unfinished(self) -> RunQuerySet:
         return self.exclude(status__in=TERMINAL)
 
+    def real(self) -> RunQuerySet:
+        """Return the runs of saved loop versions: not the editor's test runs of a draft."""
+        return self.filter(is_test=False)
+
 
 class Run(models.Model):
     """One execution of one version of a loop."""
@@ -87,6 +91,17 @@ class Run(models.Model):
     model = models.CharField(max_length=200, blank=True, default="")
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    is_test = models.BooleanField(
+        default=False,
+        help_text="A test run of an unsaved draft from the editor (loop_yaml is the draft; "
+        "no version): left out of the run list, the dashboard and completion triggers.",
+    )
+    pinned = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="A test run's pinned outputs: step label (or path) → output, "
+        "answered without a model call.",
     )
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

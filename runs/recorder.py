@@ -197,7 +197,8 @@ def _store_events(run: Run, events: list[tuple[str, dict[str, Any]]]) -> list[Ru
             for name, value in updates.items():
                 if not isinstance(value, Combinable):
                     setattr(run, name, value)
-    _store_usage(run, usage)
+    if not run.is_test:  # the per-model figures are the dashboard's: no test run of a draft
+        _store_usage(run, usage)
     Run.objects.filter(pk=run.pk).update(last_seq=seq, heartbeat_at=timezone.now())
     run.last_seq = seq
     return stored

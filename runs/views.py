@@ -29,7 +29,7 @@ from runs.triggers import current_spec
 
 @login_required
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = Run.objects.for_current_team(request).select_related("loop")[:100]
+    runs = Run.objects.real().for_current_team(request).select_related("loop")[:100]
     return render(request, "runs/run_list.html", {"runs": runs})
 
 

@@ -13,6 +13,7 @@ import { LrsBadge, LrsPanel } from "./LrsPanel";
 import { applyMergePatch } from "./mergePatch";
 import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
+import { NodeTestPanel, TestRunBar, useTestRun } from "./TestRun";
 import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepKind, ValidateResponse } from "./types";
 import { YamlView } from "./YamlView";
 
@@ -57,7 +58,8 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   const [version, setVersion] = useState<number | null>(boot.version);
   const [data, setData] = useState<LoopData | null>(null);
   const [yamlText, setYamlText] = useState(initialYaml);
-  const [savedYaml, setSavedYaml] = useState(boot.yaml);
+  // A new loop (empty, or a template's copy) has nothing saved yet.
+  const [savedYaml, setSavedYaml] = useState(boot.loopId == null ? "" : boot.yaml);
   const [errors, setErrors] = useState<SpecError[]>([]);
   const [errorSource, setErrorSource] = useState<Source>("yaml");
   const [lrs, setLrs] = useState<LrsReport | null>(boot.lrs);
@@ -74,6 +76,8 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   const [historyKey, setHistoryKey] = useState(0);
   const seq = useRef(0);
   const timer = useRef<number | undefined>(undefined);
+  // Test runs of the draft (TestRun.tsx): results on the graph and in the inspector, pins.
+  const testRun = useTestRun({ apiBase: boot.apiBase, csrfToken: boot.csrfToken, loopId, user: (boot as { user?: string }).user });
 
   const apply = useCallback((r: ValidateResponse, source: Source) => {
     setErrors((current) => (sameJson(current, r.errors) ? current : r.errors));
@@ -313,6 +317,14 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           </a>
         )}
         {!readOnly && (
+          <TestRunBar
+            handle={testRun}
+            disabled={status !== "valid" || !data}
+            onStart={(dryRun, inputs) => data && void testRun.start({ yaml: yamlText }, data, { dryRun, inputs })}
+            current={JSON.stringify({ yaml: yamlText })}
+          />
+        )}
+        {!readOnly && (
           <>
             <input className="lke-message" value={message} onChange={(e) => setMessage(e.target.value)} placeholder="Describe your change" aria-label="Change message" />
             <button type="button" className="lke-primary" disabled={!canSave} onClick={() => void save()} data-testid="save">
@@ -369,7 +381,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             <div className="lke-graph-note">The YAML has errors: the graph shows the last valid loop.</div>
           )}
           {data ? (
-            <GraphCanvas data={data} editable={!readOnly} actions={actions} selected={selected} invalid={invalid} highlighted={highlighted} />
+            <GraphCanvas data={data} editable={!readOnly} actions={actions} selected={selected} invalid={invalid} highlighted={highlighted} states={testRun.states} />
           ) : (
             <p className="lke-muted lke-pad">{status === "invalid" ? "The YAML does not load yet: fix the errors on the right." : "Loading…"}</p>
           )}
@@ -383,6 +395,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             ))}
           </nav>
           <div className="lke-tab-body">
+            {tab === "inspect" && data && selected && <NodeTestPanel handle={testRun} data={data} nodeKey={selected} readOnly={readOnly} />}
             {tab === "inspect" && data && (
               <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={edit} select={actions.select} remove={actions.remove} />
             )}

@@ -119,6 +119,7 @@ function AddMenu({ onPick, title }: { onPick: (kind: StepKind) => void; title: s
 function formatStats(stats?: NodeStats): string {
   if (!stats) return "";
   const parts: string[] = [];
+  if (stats.pinned) parts.push("pinned"); // an editor test run answered it from a pin
   if (stats.tokens !== undefined) parts.push(`${stats.tokens.toLocaleString("en")} tok`);
   if (stats.cost !== undefined) parts.push(`$${stats.cost.toFixed(4)}`);
   if (stats.durationMs !== undefined) parts.push(stats.durationMs >= 1000 ? `${(stats.durationMs / 1000).toFixed(1)} s` : `${Math.round(stats.durationMs)} ms`);

@@ -73,4 +73,6 @@ export interface NodeStats {
   tokens?: number;
   cost?: number;
   durationMs?: number;
+  /** Answered from a pinned output in an editor test run (no model call). */
+  pinned?: boolean;
 }

@@ -711,6 +711,11 @@ def prepare_agent(
                     run.ctx.record(result)
             return result
 
+    pinned = run.pinned_output(key, step.label)
+    if pinned is not None:
+        structured = isinstance(step.output, spec.OutputSchema)
+        return run.pin_step(key, step.label, pinned, round_, structured=structured)
+
     run.cancel.raise_if_cancelled()
     agent = run.subagent(step.subagent)
     model = run.model_for(step.model or (agent.model if agent else None))

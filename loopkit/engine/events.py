@@ -170,6 +170,8 @@ class StepStarted(Event):
     prompt: str | None = None
     #: Answered from a checkpoint (a resumed run replays its finished steps).
     resumed: bool = False
+    #: Answered with an output pinned for the run (``RunOptions.pinned``): no model call.
+    pinned: bool = False
 
 
 @dataclass(kw_only=True)
@@ -189,6 +191,8 @@ class StepFinished(Event):
     branch: str | None = None
     #: ``output`` is the JSON text of an answer parsed against the step's schema.
     structured: bool = False
+    #: The output was pinned for the run (``RunOptions.pinned``): no model call, no usage.
+    pinned: bool = False
 
 
 @dataclass(kw_only=True)

@@ -7,6 +7,8 @@ The run reads top to bottom in ``Run.execute`` and ``Run._rounds``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import sys
 import time
@@ -88,6 +90,11 @@ class RunOptions:
     #: The model of checkers without one of their own, before ``LOOPKIT_CHECKER_MODEL``
     #: (a replay passes the one its recording used).
     checker_model: str | None = None
+    #: Pinned outputs (the editor's test runs): an agent step whose label or path is a
+    #: key here is not sent to the model; it answers with this text (``pin_step``).
+    pinned: dict[str, str] = field(default_factory=dict)
+    #: Write the loop's memory after a live run that succeeded (a test run does not).
+    remember: bool = True
 
 
 @dataclass
@@ -341,6 +348,44 @@ class Run:
                 output=checkpoint.output,
                 agents=1,
                 resumed=True,
+            )
+        )
+        return result
+
+    def pinned_output(self, key: str, label: str | None) -> str | None:
+        """Return the output pinned for a step (by its label, else its path), if any."""
+        pinned = self.options.pinned
+        if not pinned:
+            return None
+        if label and label in pinned:
+            return pinned[label]
+        return pinned.get(key)
+
+    def pin_step(
+        self, key: str, label: str | None, output: str, round_: int, *, structured: bool = False
+    ) -> StepResult:
+        """Answer a step with its pinned output: no model call, no tokens, no cost.
+
+        *structured*: the step has an output schema; a pin that parses as JSON is
+        its value (templates see the fields), any other stays text.
+        """
+        result = StepResult(key=key, label=label, output=output, round=round_)
+        if structured:
+            with contextlib.suppress(ValueError):  # a pin that is not JSON stays text
+                result.value, result.structured = json.loads(output), True
+        self.ctx.record(result)
+        self.agent_runs += 1
+        self.emit(StepStarted(key=key, label=label, kind="agent", round=round_, pinned=True))
+        self.emit(
+            StepFinished(
+                key=key,
+                label=label,
+                kind="agent",
+                round=round_,
+                output=output,
+                agents=1,
+                structured=result.structured,
+                pinned=True,
             )
         )
         return result
@@ -617,7 +662,12 @@ class Run:
         rec.error = error
         rec.limit = limit
         outputs = {name: r.output for name, r in self.ctx.results.items()}
-        if self.store is not None and status == "succeeded" and not self.llm.dry_run:
+        if (
+            self.store is not None
+            and status == "succeeded"
+            and not self.llm.dry_run
+            and self.options.remember
+        ):
             await self._remember(outputs)
         projection = None
         if self.llm.dry_run:

@@ -147,3 +147,31 @@ def test_every_example_loop_dry_runs_from_its_pages_dialog_as_shipped(
 
     run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
     assert (status, stored_run(app["db"], run_id)["dry_run"]) == ("succeeded", True), name
+
+
+def test_the_editor_follows_a_test_run_of_its_draft_over_the_runs_websocket(
+    page: Any, app: dict[str, Any]
+) -> None:
+    # The editor's Test run (tests/e2e/test_editor_test_run.py) here under Daphne: the
+    # results come over the run's WebSocket, so the events API is never polled.
+    url = app["url"]
+    polled: list[str] = []
+    page.on("request", lambda r: polled.append(r.url) if "/events" in r.url else None)
+    login(page, url)
+    page.goto(f"{url}/loops/{app['loops']['pr-review']}/edit/")
+    page.wait_for_selector('[data-testid=editor][data-status="valid"]')
+    page.get_by_test_id("test-run").click()
+    page.wait_for_selector('[data-testid=test-run-status][data-status="succeeded"]', timeout=60_000)
+
+    bug_review = page.locator('[data-testid="node-pipeline[1].parallel[0]"]')
+    assert "lke-state-done" in (bug_review.get_attribute("class") or "")
+    bug_review.click()
+    assert page.get_by_test_id("node-result-output").inner_text().startswith("[dry run] Bug Review")
+    assert polled == []
+    run_id = int(
+        page.get_by_test_id("test-run-status").get_attribute("href").strip("/").rsplit("/", 1)[1]
+    )
+    with sqlite3.connect(app["db"], timeout=20) as conn:
+        assert conn.execute("SELECT is_test FROM runs_run WHERE id = ?", (run_id,)).fetchone() == (
+            1,
+        )

@@ -109,6 +109,7 @@ PAGES: list[Case] = [
     # builder pages
     Case("GET", "/loops/", "current:viewer"),
     Case("GET", "/loops/new/", "current:editor"),
+    Case("GET", "/loops/templates/", "current:editor"),
     Case("POST", "/loops/new/", "current:editor", ok=(302,), data={"yaml": BUILDER_NEW_LOOP}),
     Case("GET", "/loops/import/", "current:editor"),
     # Allowed, then refused for want of files (400): the table cannot carry uploads.
@@ -228,6 +229,21 @@ API: list[Case] = [
         data={"loop_id": "{run_loop_id}", "dry_run": True},
     ),
     Case("GET", "/api/runs", "current:viewer"),
+    # test runs of a draft from the editor (runs.drafts)
+    Case(
+        "POST",
+        "/api/loops/{loop_id}/test-runs",
+        "editor",
+        ok=(201,),
+        data={"spec": {"name": "matrix-draft", "pipeline": [{"prompt": "Hi", "label": "A"}]}},
+    ),
+    Case(
+        "POST",
+        "/api/loops/new/test-runs",
+        "current:editor",
+        ok=(201,),
+        data={"spec": {"name": "matrix-draft", "pipeline": [{"prompt": "Hi", "label": "A"}]}},
+    ),
     Case("GET", "/api/runs/{run_id}", "viewer"),
     Case("GET", "/api/runs/{run_id}/events", "viewer"),
     Case("POST", "/api/runs/{run_id}/cancel", "editor", ok=(202,)),
