@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from loopkit.annotations import in_github_actions
+
 if TYPE_CHECKING:
     from loopkit.testfile import Failure
     from loopkit.testing import TestResult
@@ -78,9 +80,7 @@ def handle(args: argparse.Namespace) -> int:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     results = [replay(file, record_missing=args.record_missing) for file in files]
     report(results, sys.stdout)
-    github = args.format == "github" or (
-        args.format is None and os.environ.get("GITHUB_ACTIONS") == "true"
-    )
+    github = args.format == "github" or (args.format is None and in_github_actions())
     if github:
         annotate(results, sys.stdout)
     if args.junit:
@@ -148,26 +148,21 @@ def report(results: list[TestResult], out: TextIO) -> None:
         out.write(f"cassette updated: {cassette}\n")
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def annotation(result: TestResult, failure: Failure) -> str:
     """Return the GitHub workflow command that shows ``failure`` at its file and line."""
-    props = []
-    if failure.file:
-        props.append(f"file={_escape_property(failure.file)}")
-        if failure.line is not None:
-            props.append(f"line={failure.line}")
-            if failure.column is not None:
-                props.append(f"col={failure.column}")
-    props.append(f"title={_escape_property(f'loopkit test: {result.name}')}")
+    from loopkit.annotations import Annotation
+
     message = failure.message + (f"\n{failure.diff}" if failure.diff else "")
-    return f"::error {','.join(props)}::{_escape_data(message)}"
+    return str(
+        Annotation(
+            "error",
+            message,
+            file=failure.file or None,
+            line=failure.line if failure.file else None,
+            column=failure.column if failure.file else None,
+            title=f"loopkit test: {result.name}",
+        )
+    )
 
 
 def annotate(results: list[TestResult], out: TextIO) -> None:
