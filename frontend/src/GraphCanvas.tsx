@@ -215,7 +215,7 @@ const LoopNodeView = memo(function LoopNodeView({ id, data }: NodeProps<LoopNode
                 ctx.actions!.duplicate(id);
               }}
             >
-              ⧉
+              ⊞
             </button>
           )}
           {isStep && (
@@ -399,6 +399,15 @@ function Canvas(props: GraphCanvasProps) {
   /** The edge or node under a point (client coordinates), for drops. */
   const targetAt = useCallback(
     (clientX: number, clientY: number, exclude?: string): DropTarget | null => {
+      // An edge's label (its + and then/else) is drawn above the nodes: what is under the pointer wins.
+      for (const el of document.elementsFromPoint(clientX, clientY)) {
+        const id = (el as HTMLElement).closest?.("[data-edge]")?.getAttribute("data-edge");
+        const e = id ? laid.edges.find((x) => x.id === id) : undefined;
+        if (e && e.source !== exclude && e.target !== exclude) {
+          return { type: "edge", id: e.id, source: e.source, target: e.target, listPath: e.data?.listPath, index: e.data?.index };
+        }
+        if ((el as HTMLElement).classList?.contains("react-flow__node")) break;
+      }
       const p = flow.screenToFlowPosition({ x: clientX, y: clientY });
       const zoom = flow.getZoom();
       for (const n of laid.nodes) {
