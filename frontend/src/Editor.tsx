@@ -205,8 +205,6 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   }, [undo, redo]);
 
   const clipboard = useRef<StepData[]>([]);
-  const selectedRef = useRef(selected);
-  selectedRef.current = selected;
   const [pointed, setPointed] = useState<string | null>(null);
 
   const actions: GraphActions = useMemo(

@@ -151,7 +151,9 @@ def test_it_follows_a_budget_typed_into_the_yaml(
     page.keyboard.press("Enter")
     page.keyboard.type("maxTokens: 100000")
 
-    node(page, "budget").get_by_text("100,000 tokens · 1 iteration · 20 calls").wait_for(state="attached")
+    node(page, "budget").get_by_text("100,000 tokens · 1 iteration · 20 calls").wait_for(
+        state="attached"
+    )
     page.get_by_text("Add budget controls for production").wait_for(state="detached")
     assert page.get_by_test_id("lrs-score").inner_text() != score_before
     # The user's text stays as typed (canonical YAML would put maxTokens first).

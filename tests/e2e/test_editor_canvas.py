@@ -39,7 +39,9 @@ def drop(page: Any, item: str, target: Any) -> None:
 
 
 def test_a_loop_is_built_from_the_palette_only(
-    signed_in: Any, live_server: Any, api: Any
+    signed_in: Any,  # noqa: F811
+    live_server: Any,
+    api: Any,  # noqa: F811
 ) -> None:
     page = signed_in
     import_example(api, "pr-review")  # the team's github connector is offered in the palette
@@ -63,7 +65,8 @@ def test_a_loop_is_built_from_the_palette_only(
     # A connector on an agent step.
     drop(page, "palette-connector-github", node(page, "pipeline[0].parallel[0]"))
     wait_for_yaml(page, "        connectors:\n          - github\n")
-    assert "connectors:\n  github:\n    type: http\n" in yaml_text(page)  # its definition is copied in
+    # The connector's definition is copied in.
+    assert "connectors:\n  github:\n    type: http\n" in yaml_text(page)
     page.wait_for_selector(EDITOR_READY)
 
     # A drop that does not map to the YAML is refused, and says why.
@@ -99,7 +102,9 @@ def test_a_loop_is_built_from_the_palette_only(
 
 
 def test_keyboard_selection_agrees_with_the_inspector_and_copy_paste_duplicate(
-    signed_in: Any, live_server: Any, api: Any
+    signed_in: Any,  # noqa: F811
+    live_server: Any,
+    api: Any,  # noqa: F811
 ) -> None:
     page = signed_in
     loop = import_example(api, "pr-review")
@@ -160,7 +165,9 @@ def test_keyboard_selection_agrees_with_the_inspector_and_copy_paste_duplicate(
 
 
 def test_one_undo_history_across_the_graph_the_form_and_the_yaml(
-    signed_in: Any, live_server: Any, api: Any
+    signed_in: Any,  # noqa: F811
+    live_server: Any,
+    api: Any,  # noqa: F811
 ) -> None:
     page = signed_in
     loop = import_example(api, "pr-review")

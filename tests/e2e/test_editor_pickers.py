@@ -72,7 +72,9 @@ def test_the_plan_step_is_drawn_with_its_planner_and_templates_and_edited_in_the
     plan = node(page, "pipeline[0]")
     assert plan.get_attribute("data-kind") == "plan"
     assert plan.locator(".lke-plan-planner").text_content() == "planner: @lead"
-    assert plan.locator(".lke-plan-templates").text_content() == "templates: search_logs, read_ticket"
+    assert (
+        plan.locator(".lke-plan-templates").text_content() == "templates: search_logs, read_ticket"
+    )
     assert page.get_by_text("Unknown step").count() == 0
 
     plan.click()
