@@ -369,8 +369,18 @@ function Canvas(props: GraphCanvasProps) {
   const flow = useReactFlow<LoopNode, LoopEdge>();
   useEffect(() => setNodes(laid.nodes), [laid]);
   const count = laid.nodes.length;
+  const laidRef = useRef(laid);
+  laidRef.current = laid;
   useEffect(() => {
-    const timer = window.setTimeout(() => void flow.fitView(FIT), 0);
+    const timer = window.setTimeout(async () => {
+      await flow.fitView(FIT);
+      // Too big to fit at the smallest zoom: show its top (the trigger), not its middle.
+      const { x, zoom } = flow.getViewport();
+      if (zoom <= FIT.minZoom + 1e-3 && laidRef.current.nodes.length) {
+        const top = Math.min(...laidRef.current.nodes.map((n) => n.position.y));
+        void flow.setViewport({ x, y: 16 - top * zoom, zoom });
+      }
+    }, 0);
     return () => window.clearTimeout(timer);
   }, [count, flow]);
   const selected = props.selected ?? null;
@@ -654,7 +664,7 @@ function Canvas(props: GraphCanvasProps) {
         >
           <Background gap={20} size={1} />
           <Controls showInteractive={false} aria-label="Zoom controls" />
-          {laid.nodes.length > 16 && <MiniMap pannable zoomable ariaLabel="Minimap of the loop" nodeStrokeWidth={2} className="lke-minimap" />}
+          {laid.nodes.length > 16 && <MiniMap pannable zoomable ariaLabel="Minimap of the loop" nodeColor="#91a7ff" nodeStrokeWidth={2} className="lke-minimap" />}
         </ReactFlow>
         {dropTarget && (
           <div className={`lke-drop-hint${dropTarget.ok ? "" : " lke-drop-refused"}`} role="status" data-testid="drop-hint">

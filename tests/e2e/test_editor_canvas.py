@@ -210,3 +210,48 @@ def test_one_undo_history_across_the_graph_the_form_and_the_yaml(
     page.wait_for_selector(EDITOR_READY)
     assert page.get_by_test_id("redo").is_enabled()
     screenshot(page, "editor-undo-across-views")
+
+
+def test_a_large_loop_fits_with_legible_titles_and_a_minimap(
+    signed_in: Any,  # noqa: F811
+    live_server: Any,
+    api: Any,  # noqa: F811
+) -> None:
+    page = signed_in
+    steps = "".join(
+        f"- prompt: Do part {n} of the work.\n  label: Step {n}\n" for n in range(1, 121)
+    )
+    response = api.post(
+        "/api/loops",
+        {"yaml": f"name: big-loop\ntrigger:\n  type: manual\npipeline:\n{steps}", "message": "e2e"},
+        content_type="application/json",
+    )
+    assert response.status_code in (200, 201), response.content
+    open_editor(page, live_server.url, response.json()["id"])
+    node(page, "trigger").wait_for()
+    # Fitted, the graph is zoomed out: nodes show their titles alone, large
+    # enough to read on screen, and a minimap shows the whole loop.
+    page.wait_for_selector(".react-flow.lke-far")
+    page.locator(".react-flow__minimap").wait_for()
+    shown_px = page.evaluate(
+        """() => {
+            const title = document.querySelector('[data-testid="node-pipeline[0]"] .lke-node-title');
+            const zoom = new DOMMatrix(getComputedStyle(document.querySelector('.react-flow__viewport')).transform).a;
+            return parseFloat(getComputedStyle(title).fontSize) * zoom;
+        }"""
+    )
+    assert shown_px >= 11, shown_px
+    # Too long to fit at the smallest zoom, it starts at the top: the trigger is in view.
+    pane = page.locator(".lke-canvas").bounding_box()
+    page.wait_for_function(
+        """(top) => { const r = document.querySelector('[data-testid="node-trigger"]').getBoundingClientRect();
+                      return r.top >= top && r.top < top + 120; }""",
+        arg=pane["y"],
+    )
+    assert not node(page, "pipeline[0]").locator(".lke-node-detail").is_visible()
+    # Zoomed in, the details come back.
+    for _ in range(4):  # x1.2 each, from the fitted 40 %
+        page.locator(".react-flow__controls-zoomin").click()
+    page.wait_for_selector(".react-flow:not(.lke-far)")
+    node(page, "pipeline[0]").locator(".lke-node-detail").wait_for()
+    screenshot(page, "editor-large-loop")
