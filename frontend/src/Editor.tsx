@@ -10,11 +10,14 @@ import { FormPanel, type Suggestions } from "./FormPanel";
 import { GraphCanvas, type GraphActions } from "./GraphCanvas";
 import { History, type LoopOut } from "./History";
 import { LrsBadge, LrsPanel } from "./LrsPanel";
+import { copiedLabels, duplicateStep, pasteSteps, planDrop, planMove } from "./drops";
 import { applyMergePatch } from "./mergePatch";
+import { Palette } from "./Palette";
 import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
 import { NodeTestPanel, TestRunBar, useTestRun } from "./TestRun";
-import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepKind, ValidateResponse } from "./types";
+import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepData, StepKind, ValidateResponse } from "./types";
+import { EditHistory, type Snapshot } from "./undo";
 import { YamlView } from "./YamlView";
 
 export const DEBOUNCE_MS = 150;
@@ -126,26 +129,87 @@ export function Editor({ boot }: { boot: EditorBoot }) {
 
   const dataRef = useRef(data);
   dataRef.current = data;
+  const yamlRef = useRef(yamlText);
+  yamlRef.current = yamlText;
+  // One undo history for the graph, the form and the YAML view (undo.ts).
+  const history = useRef(new EditHistory());
+  const truth = useRef<Snapshot["source"]>("yaml");
+  const [, setHistoryTick] = useState(0);
+  const snapshot = (): Snapshot => ({ yaml: yamlRef.current, data: dataRef.current, source: truth.current });
   const edit = useCallback(
-    (fn: (d: LoopData) => LoopData) => {
+    (fn: (d: LoopData) => LoopData, coalesce: string | null = null) => {
       const current = dataRef.current;
       if (readOnly || !current) return;
       const next = fn(current);
       if (next === current) return;
+      history.current.record(snapshot(), coalesce, performance.now());
+      setHistoryTick((n) => n + 1);
+      truth.current = "data";
       dataRef.current = next;
       setData(next);
       validate({ spec: next }, "data");
     },
     [readOnly, validate],
   );
+  const formEdit = useCallback((fn: (d: LoopData) => LoopData) => edit(fn, "form"), [edit]);
 
   const onYaml = useCallback(
     (text: string) => {
+      history.current.record(snapshot(), "yaml", performance.now());
+      setHistoryTick((n) => n + 1);
+      truth.current = "yaml";
+      yamlRef.current = text;
       setYamlText(text);
       validate({ yaml: text }, "yaml");
     },
     [validate],
   );
+
+  const restore = useCallback(
+    (s: Snapshot | null) => {
+      if (!s) return;
+      setHistoryTick((n) => n + 1);
+      truth.current = s.source;
+      yamlRef.current = s.yaml;
+      setYamlText(s.yaml);
+      if (s.data) {
+        dataRef.current = s.data;
+        setData(s.data);
+      }
+      setSelected((current) => (current && s.data && getAt(s.data, parsePath(current)) === undefined ? null : current));
+      validate(s.source === "data" && s.data ? { spec: s.data } : { yaml: s.yaml }, s.source, 0);
+    },
+    [validate],
+  );
+  const undo = useCallback(() => {
+    if (!readOnly) restore(history.current.undo(snapshot()));
+  }, [readOnly, restore]);
+  const redo = useCallback(() => {
+    if (!readOnly) restore(history.current.redo(snapshot()));
+  }, [readOnly, restore]);
+
+  useEffect(() => {
+    // Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y anywhere in the editor but the change
+    // message (the YAML view routes its own keys here, see YamlView).
+    const onKey = (e: KeyboardEvent) => {
+      if (!(e.ctrlKey || e.metaKey) || e.altKey || e.defaultPrevented) return;
+      const el = e.target as HTMLElement | null;
+      if (el?.closest?.(".lke-message, .cm-editor") || (el && el !== document.body && !el.closest?.(".lke-editor"))) return;
+      const key = e.key.toLowerCase();
+      if (key === "z" && !e.shiftKey) {
+        e.preventDefault();
+        undo();
+      } else if ((key === "z" && e.shiftKey) || key === "y") {
+        e.preventDefault();
+        redo();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [undo, redo]);
+
+  const clipboard = useRef<StepData[]>([]);
+  const [pointed, setPointed] = useState<string | null>(null);
 
   const actions: GraphActions = useMemo(
     () => ({
@@ -173,8 +237,63 @@ export function Editor({ boot }: { boot: EditorBoot }) {
         edit((d) => moveStep(d, from, toList, index));
         setSelected(null);
       },
+      drop: (item, target) => {
+        const current = dataRef.current;
+        if (!current || readOnly) return;
+        const result = planDrop(current, item, target, suggestionsRef.current.defs);
+        if (!result.ok) {
+          setNotice({ kind: "error", text: `Not dropped: ${result.reason}.` });
+          return;
+        }
+        setNotice(null);
+        edit(() => result.data);
+        setSelected(result.select);
+        setTab("inspect");
+      },
+      moveTo: (from, target, after) => {
+        const current = dataRef.current;
+        if (!current || readOnly) return;
+        const result = planMove(current, from, target, after);
+        if (!result.ok) {
+          setNotice({ kind: "error", text: `Not moved: ${result.reason}.` });
+          return;
+        }
+        setNotice(null);
+        edit(() => result.data);
+        setSelected(result.select);
+      },
+      copy: (paths) => {
+        const current = dataRef.current;
+        if (!current) return;
+        clipboard.current = paths.map((p) => getAt(current, parsePath(p))).filter((s): s is StepData => !!s && typeof s === "object" && !Array.isArray(s));
+        const labels = copiedLabels(clipboard.current);
+        setNotice({ kind: "info", text: `Copied ${labels.length ? labels.join(", ") : `${paths.length} step(s)`}: Ctrl+V pastes after the selected step.` });
+      },
+      paste: (after) => {
+        if (!clipboard.current.length) {
+          setNotice({ kind: "error", text: "Nothing to paste: copy a step first (Ctrl+C)." });
+          return;
+        }
+        let landed: string[] = [];
+        edit((d) => {
+          const r = pasteSteps(d, clipboard.current, after);
+          landed = r.paths;
+          return r.data;
+        });
+        if (landed.length) setSelected(landed[landed.length - 1]);
+      },
+      duplicate: (path) => {
+        let landed: string[] = [];
+        edit((d) => {
+          const r = duplicateStep(d, path);
+          landed = r.paths;
+          return r.data;
+        });
+        if (landed.length) setSelected(landed[0]);
+      },
+      canPaste: () => clipboard.current.length > 0,
     }),
-    [edit],
+    [edit, readOnly],
   );
 
   const invalidKey = errors.map((e) => e.path ?? "").join("\n");
@@ -195,6 +314,8 @@ export function Editor({ boot }: { boot: EditorBoot }) {
     () => ({ subagents: names(boot.subagents), connectors: names(boot.connectors), skills: names(boot.skills), defs: parseDefinitions(boot) }),
     [boot],
   );
+  const suggestionsRef = useRef(suggestions);
+  suggestionsRef.current = suggestions;
 
   const dirty = yamlText !== savedYaml;
   const canSave = !readOnly && !saving && status === "valid" && (dirty || loopId === null);
@@ -204,6 +325,8 @@ export function Editor({ boot }: { boot: EditorBoot }) {
       setVersion(loop.version);
       setSavedYaml(loop.yaml);
       setYamlText(loop.yaml);
+      yamlRef.current = loop.yaml;
+      truth.current = "yaml";
       setData(loop.spec);
       if (loop.lrs) setLrs(loop.lrs);
       setErrors([]);
@@ -305,6 +428,16 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           {statusText[status]}
         </span>
         <LrsBadge lrs={lrs} stale={lrsStale} />
+        {!readOnly && (
+          <span className="lke-undo" role="group" aria-label="Undo and redo">
+            <button type="button" onClick={undo} disabled={!history.current.canUndo} title="Undo (Ctrl+Z), in the graph, the form or the YAML" data-testid="undo">
+              ↶ Undo
+            </button>
+            <button type="button" onClick={redo} disabled={!history.current.canRedo} title="Redo (Ctrl+Shift+Z or Ctrl+Y)" data-testid="redo">
+              ↷ Redo
+            </button>
+          </span>
+        )}
         <span className="lke-spacer" />
         {versionsUrl && (
           <a href={versionsUrl} className="lke-link">
@@ -375,18 +508,22 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           </div>
         </div>
       )}
+      <a className="lke-skip" href="#lke-inspector" onClick={(e) => (e.preventDefault(), document.getElementById("lke-inspector")?.focus())}>
+        Skip the graph: go to the inspector
+      </a>
       <div className="lke-body">
         <div className="lke-graph" data-testid="graph">
+          {data && !readOnly && <Palette data={data} defs={suggestions.defs} selected={selected} drop={actions.drop} point={setPointed} />}
           {status === "invalid" && errorSource === "yaml" && errors.some((e) => e.line) && (
             <div className="lke-graph-note">The YAML has errors: the graph shows the last valid loop.</div>
           )}
           {data ? (
-            <GraphCanvas data={data} editable={!readOnly} actions={actions} selected={selected} invalid={invalid} highlighted={highlighted} states={testRun.states} />
+            <GraphCanvas data={data} editable={!readOnly} actions={actions} selected={selected} invalid={invalid} highlighted={highlighted} states={testRun.states} pointed={pointed} />
           ) : (
             <p className="lke-muted lke-pad">{status === "invalid" ? "The YAML does not load yet: fix the errors on the right." : "Loading…"}</p>
           )}
         </div>
-        <aside className="lke-side">
+        <aside className="lke-side" id="lke-inspector" tabIndex={-1} aria-label="Inspector">
           <nav className="lke-tabs" role="tablist">
             {(["inspect", "lrs", "history"] as const).map((t) => (
               <button key={t} type="button" role="tab" aria-selected={tab === t} className={tab === t ? "lke-tab-active" : ""} onClick={() => setTab(t)}>
@@ -397,7 +534,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           <div className="lke-tab-body">
             {tab === "inspect" && data && selected && <NodeTestPanel handle={testRun} data={data} nodeKey={selected} readOnly={readOnly} />}
             {tab === "inspect" && data && (
-              <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={edit} select={actions.select} remove={actions.remove} />
+              <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={formEdit} select={actions.select} remove={actions.remove} />
             )}
             {tab === "lrs" && <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />}
             {tab === "history" && loopId != null && (
@@ -417,7 +554,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
               The YAML shows the last valid version: fix the problems in the form to update it.
             </div>
           )}
-          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} />
+          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} onUndo={undo} onRedo={redo} />
           {errors.length > 0 && (
             <ul className="lke-errors" data-testid="errors">
               {errors.map((e, i) => (

@@ -37,13 +37,18 @@ export interface YamlViewProps {
   errors: SpecError[];
   readOnly: boolean;
   onChange(text: string): void;
+  /** The editor's shared undo/redo (graph, form and YAML): Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y here go to it. */
+  onUndo?(): void;
+  onRedo?(): void;
 }
 
-export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
+export function YamlView({ text, errors, readOnly, onChange, onUndo, onRedo }: YamlViewProps) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const changed = useRef(onChange);
   changed.current = onChange;
+  const shared = useRef({ onUndo, onRedo });
+  shared.current = { onUndo, onRedo };
 
   useEffect(() => {
     const editor = new EditorView({
@@ -72,9 +77,24 @@ export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
       }),
     });
     view.current = editor;
+    // Undo keys go to the editor's shared history (before CodeMirror's own keymap sees them).
+    const routeUndo = (e: KeyboardEvent) => {
+      const key = e.key.toLowerCase();
+      if (!(e.ctrlKey || e.metaKey) || e.altKey || (key !== "z" && key !== "y")) return;
+      const which = key === "z" && !e.shiftKey ? "onUndo" : "onRedo";
+      if (!shared.current[which]) return;
+      e.preventDefault();
+      e.stopPropagation();
+      shared.current[which]!();
+    };
+    const element = host.current!;
+    element.addEventListener("keydown", routeUndo, true);
     // A seam for the browser tests and the keystroke bench: read the text as the editor has it.
     (host.current as HTMLDivElement & { loopkitView?: EditorView }).loopkitView = editor;
-    return () => editor.destroy();
+    return () => {
+      element.removeEventListener("keydown", routeUndo, true);
+      editor.destroy();
+    };
     // The editor is created once; later text arrives through the effect below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);

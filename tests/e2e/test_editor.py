@@ -143,14 +143,17 @@ def test_it_follows_a_budget_typed_into_the_yaml(
     loop = import_example(api, "daily-triage")
     open_editor(page, live_server.url, loop["id"])
     score_before = page.get_by_test_id("lrs-score").inner_text()
-    assert node(page, "budget").inner_text().endswith("1 iteration · 20 calls")
+    # Node details are in the DOM at every zoom (a fitted graph may show titles only).
+    assert (node(page, "budget").text_content() or "").endswith("1 iteration · 20 calls")
     page.get_by_text("Add budget controls for production").wait_for()
 
     go_to_line(page, "maxModelCalls: 20")
     page.keyboard.press("Enter")
     page.keyboard.type("maxTokens: 100000")
 
-    node(page, "budget").get_by_text("100,000 tokens · 1 iteration · 20 calls").wait_for()
+    node(page, "budget").get_by_text("100,000 tokens · 1 iteration · 20 calls").wait_for(
+        state="attached"
+    )
     page.get_by_text("Add budget controls for production").wait_for(state="detached")
     assert page.get_by_test_id("lrs-score").inner_text() != score_before
     # The user's text stays as typed (canonical YAML would put maxTokens first).
@@ -196,7 +199,7 @@ def test_it_marks_a_yaml_error_at_its_line_and_column(
     page.keyboard.type("2")
     page.wait_for_selector(EDITOR_READY)
     assert page.locator(".cm-lintRange-error").count() == 0
-    node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for()
+    node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for(state="attached")
 
 
 def test_it_saves_reloads_and_restores_an_older_version(
@@ -292,7 +295,7 @@ def test_it_reloads_the_other_change_when_asked(signed_in: Any, live_server: Any
     page.get_by_test_id("conflict").wait_for(state="detached")
     assert page.get_by_test_id("version").inner_text() == "v2"
     assert yaml_text(page) == theirs
-    node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for()
+    node(page, "verify").get_by_text("up to 2 rounds", exact=False).wait_for(state="attached")
 
 
 def test_a_one_click_fix_adds_budget_controls(signed_in: Any, live_server: Any, api: Any) -> None:
@@ -480,7 +483,7 @@ def test_the_delete_key_removes_the_selected_step_and_its_maker(
     page.keyboard.press("Delete")
     node(page, "pipeline[1].parallel[3]").wait_for(state="detached")
     wait_for_yaml(page, "label: Performance Review", present=False)
-    assert node(page, "verify").get_by_text("3 makers", exact=False).is_visible()
+    assert node(page, "verify").get_by_text("3 makers", exact=False).count() == 1
     # The review posted after the pass (onPass) still reads it: the editor says where.
     page.wait_for_selector('[data-testid="editor"][data-status="invalid"]')
     page.wait_for_selector('[data-testid="node-onPass[0]"].lke-invalid')
@@ -490,7 +493,7 @@ def test_the_delete_key_removes_the_selected_step_and_its_maker(
     wait_for_yaml(page, "label: Performance Review\n")
     node(page, "pipeline[1].parallel[3]").wait_for()
     page.wait_for_selector(EDITOR_READY)
-    assert node(page, "verify").get_by_text("4 makers", exact=False).is_visible()
+    assert node(page, "verify").get_by_text("4 makers", exact=False).count() == 1
 
 
 def test_a_name_clash_is_refused_with_a_message(signed_in: Any, live_server: Any, api: Any) -> None:

@@ -71,8 +71,10 @@ def test_the_plan_step_is_drawn_with_its_planner_and_templates_and_edited_in_the
 
     plan = node(page, "pipeline[0]")
     assert plan.get_attribute("data-kind") == "plan"
-    assert plan.locator(".lke-plan-planner").inner_text() == "planner: @lead"
-    assert plan.locator(".lke-plan-templates").inner_text() == "templates: search_logs, read_ticket"
+    assert plan.locator(".lke-plan-planner").text_content() == "planner: @lead"
+    assert (
+        plan.locator(".lke-plan-templates").text_content() == "templates: search_logs, read_ticket"
+    )
     assert page.get_by_text("Unknown step").count() == 0
 
     plan.click()
@@ -85,6 +87,6 @@ def test_the_plan_step_is_drawn_with_its_planner_and_templates_and_edited_in_the
     templates.get_by_label("New template name").fill("read_runbook")
     templates.get_by_role("button", name="Add template").click()
     wait_for_yaml(page, "      read_runbook:\n")
-    plan.locator(".lke-plan-templates").get_by_text("read_runbook").wait_for()
+    plan.locator(".lke-plan-templates").get_by_text("read_runbook").wait_for(state="attached")
     page.wait_for_selector(EDITOR_READY)
     screenshot(page, "editor-plan-step")
