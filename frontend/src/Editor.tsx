@@ -404,7 +404,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
               The YAML shows the last valid version: fix the problems in the form to update it.
             </div>
           )}
-          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} />
+          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} data={data} />
           {errors.length > 0 && (
             <ul className="lke-errors" data-testid="errors">
               {errors.map((e, i) => (

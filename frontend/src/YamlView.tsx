@@ -6,7 +6,8 @@ import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
 import { Annotation, EditorState, type Text } from "@codemirror/state";
 import { EditorView, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers } from "@codemirror/view";
 import { useEffect, useRef } from "react";
-import type { SpecError } from "./types";
+import type { LoopData, SpecError } from "./types";
+import { yamlAssist } from "./yamlAssist";
 
 /** Marks a change the editor made itself (canonical YAML), not the user's typing. */
 const external = Annotation.define<boolean>();
@@ -37,13 +38,17 @@ export interface YamlViewProps {
   errors: SpecError[];
   readOnly: boolean;
   onChange(text: string): void;
+  /** The last valid loop data: what `{{` completes from (src/yamlAssist.ts). */
+  data?: LoopData | null;
 }
 
-export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
+export function YamlView({ text, errors, readOnly, onChange, data = null }: YamlViewProps) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const changed = useRef(onChange);
   changed.current = onChange;
+  const loopData = useRef(data);
+  loopData.current = data;
 
   useEffect(() => {
     const editor = new EditorView({
@@ -63,6 +68,7 @@ export function YamlView({ text, errors, readOnly, onChange }: YamlViewProps) {
           lintGutter(),
           keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
           EditorState.readOnly.of(readOnly),
+          ...(readOnly ? [] : yamlAssist(() => loopData.current)),
           EditorView.updateListener.of((update) => {
             if (update.docChanged && !update.transactions.some((t) => t.annotation(external))) {
               changed.current(update.state.doc.toString());

@@ -1,0 +1,93 @@
+/**
+ * Completion and help in the YAML view (CodeMirror extensions, added by YamlView):
+ *
+ * - keys and enum values from the loop's JSON Schema (`loopkit schema`, embedded at build
+ *   time as src/generated/loop.schema.json) and the field's description on hover, by
+ *   codemirror-json-schema;
+ * - inside `{{ … }}` / `{% … %}` of a template field, what that template may read
+ *   (src/templateCompletion.ts), from the last valid loop data.
+ */
+import { autocompletion, type Completion, type CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
+import { yamlLanguage } from "@codemirror/lang-yaml";
+import type { Extension } from "@codemirror/state";
+import { hoverTooltip } from "@codemirror/view";
+import { stateExtensions } from "codemirror-json-schema";
+import { yamlCompletion, yamlSchemaHover } from "codemirror-json-schema/yaml";
+import { isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
+import loopSchema from "./generated/loop.editor-schema.json";
+import { formatPath, type Path } from "./paths";
+import { completeTemplate, type TemplateCompletion } from "./templateCompletion";
+import type { LoopData } from "./types";
+import { webhookTrees } from "./webhookTrees";
+
+/** The field path (`pipeline[1].prompt`) and the scalar holding `pos` in a YAML text, or null. */
+export function scalarAt(text: string, pos: number): { path: string; from: number; quote: "'" | '"' | null } | null {
+  const doc = parseDocument(text, { keepSourceTokens: false, strict: false, uniqueKeys: false });
+  const visit = (node: unknown, path: Path): { path: string; from: number; quote: "'" | '"' | null } | null => {
+    if (isScalar(node)) {
+      const range = node.range;
+      if (!range || pos < range[0] || pos > range[1]) return null;
+      const quote = node.type === "QUOTE_SINGLE" ? "'" : node.type === "QUOTE_DOUBLE" ? '"' : null;
+      return { path: formatPath(path), from: range[0], quote };
+    }
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? String(pair.key.value) : null;
+        const value = pair.value as YamlNode | null;
+        if (key === null || !value || !value.range) continue;
+        if (pos < value.range[0] || pos > value.range[1]) continue;
+        // `prompt: Review {{` may parse as a flow mapping: the field is where it starts.
+        if (!isScalar(value) && ["prompt", "when", "plan", "approve"].includes(key)) return { path: formatPath([...path, key]), from: value.range[0], quote: null };
+        const found = visit(value, [...path, key]);
+        if (found) return found;
+      }
+      return null;
+    }
+    if (isSeq(node)) {
+      for (let i = 0; i < node.items.length; i++) {
+        const found = visit(node.items[i], [...path, i]);
+        if (found) return found;
+      }
+    }
+    return null;
+  };
+  return visit(doc.contents, []);
+}
+
+/** A CodeMirror completion for one template candidate. */
+export function toCompletion(option: TemplateCompletion, quote: "'" | '"' | null = null): Completion {
+  const apply = quote === "'" ? option.label.replace(/'/g, "''") : quote === '"' ? option.label.replace(/"/g, '\\"') : option.label;
+  return { label: option.label, apply, detail: option.detail, info: option.info, type: "variable" };
+}
+
+/** Completion inside `{{ … }}` / `{% … %}` of a template field of the YAML. */
+export function templateSource(getData: () => LoopData | null) {
+  return (context: CompletionContext): CompletionResult | null => {
+    const line = context.state.doc.lineAt(context.pos);
+    const before = line.text.slice(0, context.pos - line.from);
+    // Cheap test first: no `{{` / `{%` on the line before the caret, nothing to do.
+    if (!before.includes("{{") && !before.includes("{%")) return null;
+    const data = getData();
+    if (!data) return null;
+    const text = context.state.doc.toString();
+    const at = scalarAt(text, context.pos);
+    const path = at?.path ?? "";
+    const start = at ? Math.max(at.from, line.from) : line.from;
+    const found = completeTemplate(data, path, text.slice(start, context.pos), webhookTrees());
+    if (!found) return null;
+    return { from: start + found.from, options: found.options.map((o) => toCompletion(o, at?.quote ?? null)) };
+  };
+}
+
+/** The YAML view's completion and hover extensions. */
+export function yamlAssist(getData: () => LoopData | null): Extension[] {
+  webhookTrees(); // start loading the payload trees
+  return [
+    stateExtensions(loopSchema as object),
+    yamlLanguage.data.of({ autocomplete: templateSource(getData) }),
+    yamlLanguage.data.of({ autocomplete: yamlCompletion() }),
+    autocompletion({ icons: false }),
+    hoverTooltip(yamlSchemaHover()),
+  ];
+}
