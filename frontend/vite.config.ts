@@ -6,7 +6,7 @@
  */
 import react from "@vitejs/plugin-react";
 import { defineConfig, type Plugin } from "vite";
-import webhookTrees from "./src/generated/webhooks.json";
+import webhookTrees from "./src/generated/webhooks.json" with { type: "json" };
 
 /**
  * Keep codemirror-json-schema small in the editor bundle (see docs/editor.md, "Completion"):
@@ -74,6 +74,7 @@ export default defineConfig(({ mode }) => {
         },
       },
     },
-    test: { environment: "node", include: ["src/**/*.test.ts"] },
+    // codemirror-json-schema imports without file extensions: vitest must bundle it, as Vite does.
+    test: { environment: "node", include: ["src/**/*.test.ts"], server: { deps: { inline: ["codemirror-json-schema"] } } },
   };
 });

@@ -5,7 +5,7 @@
  * - src/generated/loop.ts: the loop's types, by json-schema-to-typescript, from
  *   src/generated/loop.schema.json (the output of `loopkit schema`, committed; `npm run
  *   gen:schema` rewrites it, tests/test_frontend_generated.py fails when it is stale);
- * - src/generated/loop.editor-schema.json: the schema the YAML view completes from (no titles);
+ * - src/generated/loop.editor-schema.json: the schema the YAML view completes from (see forEditor);
  * - src/generated/webhooks.json: the GitHub webhook payload key trees (`trigger.payload.*`
  *   completion), decompressed from loopkit/data/github-webhooks.json.gz (loopkit.webhooks).
  */
@@ -43,14 +43,21 @@ const types = await compile(schema, "Loop", {
 writeIfChanged(join(generated, "loop.ts"), types);
 
 // The YAML view's copy (src/yamlAssist.ts): without pydantic's titles ("Maxtoolrounds"), which
-// completion and hover never show, to keep the editor bundle small.
-const untitled = (node) =>
-  Array.isArray(node)
-    ? node.map(untitled)
-    : node && typeof node === "object"
-      ? Object.fromEntries(Object.entries(node).filter(([k, v]) => !(k === "title" && typeof v === "string")).map(([k, v]) => [k, untitled(v)]))
-      : node;
-writeIfChanged(join(generated, "loop.editor-schema.json"), `${JSON.stringify(untitled(schema))}\n`);
+// completion and hover never show, and with `anyOf: [X, {type: null}]` (an optional field) read
+// as X: codemirror-json-schema offers no values below such an anyOf, and nobody types `null`
+// for "not said".
+const forEditor = (node) => {
+  if (Array.isArray(node)) return node.map(forEditor);
+  if (!node || typeof node !== "object") return node;
+  let out = Object.fromEntries(Object.entries(node).filter(([k, v]) => !(k === "title" && typeof v === "string")).map(([k, v]) => [k, forEditor(v)]));
+  const branches = Array.isArray(out.anyOf) ? out.anyOf.filter((b) => b?.type !== "null") : null;
+  if (branches && branches.length === 1 && branches.length < out.anyOf.length) {
+    const { anyOf: _, default: __, ...rest } = out;
+    out = { ...rest, ...branches[0] };
+  }
+  return out;
+};
+writeIfChanged(join(generated, "loop.editor-schema.json"), `${JSON.stringify(forEditor(schema))}\n`);
 
 const trees = JSON.parse(gunzipSync(readFileSync(join(repo, "loopkit", "data", "github-webhooks.json.gz"))).toString("utf8"));
 const events = Object.fromEntries(Object.entries(trees.events).map(([name, event]) => [name, event.tree]));

@@ -5,7 +5,9 @@ import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErr
 import { LabelField } from "./LabelField";
 import { getAt, parsePath, setAt } from "./paths";
 import { STEP_LISTS, asObject, asStringList, declaredTools, inPipeline, insertStep, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
+import { completeTemplate } from "./templateCompletion";
 import type { Json, JsonObject, LoopData, SpecError, StepKind } from "./types";
+import { webhookTrees } from "./webhookTrees";
 
 export interface Suggestions {
   subagents: string[];
@@ -136,6 +138,11 @@ function Section({ title, children, id, actions }: { title: string; children: Re
   );
 }
 
+/** Completion after `{{` / `{%` in the template at `fieldPath` (src/templateCompletion.ts). */
+function completer(props: PanelProps, fieldPath: string) {
+  return props.readOnly ? undefined : (before: string) => completeTemplate(props.data, fieldPath, before, webhookTrees());
+}
+
 /** Field setter for the object at `base`: set(field, value) edits the loop data. */
 function setterFor(props: PanelProps, base: string) {
   return (field: string, value: Json | undefined) =>
@@ -158,7 +165,7 @@ function StepForm(props: PanelProps & { path: string }) {
       body = (
         <>
           {common}
-          <TextField label="Prompt" multiline {...f("prompt")} value={str(step.prompt)} onChange={(v) => set("prompt", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
+          <TextField label="Prompt" multiline complete={completer(props, `${path}.prompt`)} {...f("prompt")} value={str(step.prompt)} onChange={(v) => set("prompt", v ?? "")} hint="A Jinja2 template: type {{ for what it can read (inputs, earlier steps' output, memory, the trigger's payload)." />
           <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
           <TextField label="Subagent" {...f("subagent")} value={str(step.subagent)} onChange={(v) => setSubagent("subagent", v)} list="lke-subagents" hint={subagentHint(props, str(step.subagent), "executor")} />
           {toolPickers(props, base, path, step)}
@@ -174,7 +181,7 @@ function StepForm(props: PanelProps & { path: string }) {
       body = (
         <>
           {common}
-          <TextField label="Task for the planner" multiline {...f("plan")} value={str(step.plan)} onChange={(v) => set("plan", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
+          <TextField label="Task for the planner" multiline complete={completer(props, `${path}.plan`)} {...f("plan")} value={str(step.plan)} onChange={(v) => set("plan", v ?? "")} hint="A Jinja2 template: type {{ for what it can read (inputs, earlier steps' output, memory, the trigger's payload)." />
           <TextField label="Planner" {...f("planner")} value={str(step.planner)} onChange={(v) => setSubagent("planner", v)} list="lke-subagents" placeholder="(built-in planner)" hint={subagentHint(props, str(step.planner), "planner")} />
           <TextField label="Executor" {...f("executor")} value={str(step.executor)} onChange={(v) => setSubagent("executor", v)} list="lke-subagents" placeholder="(the loop's model)" hint={subagentHint(props, str(step.executor), "executor")} />
           <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
@@ -197,7 +204,7 @@ function StepForm(props: PanelProps & { path: string }) {
       body = (
         <>
           {common}
-          <TextField label="Question to the approver" multiline {...f("approve")} value={str(step.approve)} onChange={(v) => set("approve", v ?? "")} />
+          <TextField label="Question to the approver" multiline complete={completer(props, `${path}.approve`)} {...f("approve")} value={str(step.approve)} onChange={(v) => set("approve", v ?? "")} />
           <ListField label="Approvers (roles or users)" {...f("approvers")} value={asStringList(step.approvers)} onChange={(v) => set("approvers", v)} suggestions={["owner", "admin", "editor"]} />
           <NumberField label="Timeout (minutes)" {...f("timeoutMinutes")} value={num(step.timeoutMinutes)} onChange={(v) => set("timeoutMinutes", v)} />
           <SelectField label="On timeout" {...f("onTimeout")} value={str(step.onTimeout)} options={["reject", "approve"]} allowEmpty="(default: reject)" onChange={(v) => set("onTimeout", v)} />
@@ -280,7 +287,7 @@ function ToolArguments(props: PanelProps & { path: string; step: JsonObject }) {
       {Object.entries(args).map(([name, value]) => (
         <div key={name} className="lke-item" data-argument={name}>
           {typeof value === "string" ? (
-            <TextField label={name} multiline path={`${path}.arguments.${name}`} errors={props.errors} disabled={props.readOnly} value={value} onChange={(v) => setArg(name, v ?? "")} hint="A Jinja2 template; one {{ expression }} alone keeps its type (a number stays a number)." />
+            <TextField label={name} multiline complete={completer(props, `${path}.arguments.${name}`)} path={`${path}.arguments.${name}`} errors={props.errors} disabled={props.readOnly} value={value} onChange={(v) => setArg(name, v ?? "")} hint="A Jinja2 template; one {{ expression }} alone keeps its type (a number stays a number)." />
           ) : (
             <div className="lke-field" data-path={`${path}.arguments.${name}`}>
               <span className="lke-label">{name}</span>
@@ -674,7 +681,7 @@ function LoopSections(props: PanelProps) {
           <>
             <SelectField label="Role" path={`subagents.${name}.role`} errors={props.errors} disabled={props.readOnly} value={str(item.role)} options={["planner", "executor", "verifier"]} onChange={(v) => sub(name)("role", v)} />
             <TextField label="Model" path={`subagents.${name}.model`} errors={props.errors} disabled={props.readOnly} value={str(item.model)} onChange={(v) => sub(name)("model", v)} />
-            <TextField label="System prompt" multiline path={`subagents.${name}.prompt`} errors={props.errors} disabled={props.readOnly} value={str(item.prompt)} onChange={(v) => sub(name)("prompt", v)} />
+            <TextField label="System prompt" multiline complete={completer(props, `subagents.${name}.prompt`)} path={`subagents.${name}.prompt`} errors={props.errors} disabled={props.readOnly} value={str(item.prompt)} onChange={(v) => sub(name)("prompt", v)} />
             <NumberField label="Max tool rounds" step="1" min={1} max={100} path={`subagents.${name}.maxToolRounds`} errors={props.errors} disabled={props.readOnly} value={num(item.maxToolRounds)} onChange={(v) => sub(name)("maxToolRounds", v)} hint="Per step run as this subagent, or per checker round (1–100; default 10)." />
           </>
         )}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import webhookTrees from "./generated/webhooks.json";
-import { completeTemplate, expressionStart, filterOptions, isTemplateField, stepsBefore, templateOptions, type WebhookTrees } from "./templateCompletion";
+import { completeTemplate, expressionStart, filterOptions, insertCompletion, isTemplateField, stepsBefore, templateOptions, type WebhookTrees } from "./templateCompletion";
 import type { LoopData } from "./types";
 
 const webhooks = webhookTrees as unknown as WebhookTrees;
@@ -142,5 +142,12 @@ describe("template completion: where the expression starts", () => {
     expect(isTemplateField("subagents.judge.prompt")).toBe(true);
     expect(isTemplateField("pipeline[0].label")).toBe(false);
     expect(isTemplateField("description")).toBe(false);
+  });
+
+  it("inserts a candidate and closes the expression when nothing closes it", () => {
+    const option = { label: "steps['Diff'].output", detail: "step output" };
+    expect(insertCompletion("Diff: {{", 8, 8, option)).toEqual({ text: "Diff: {{ steps['Diff'].output }}", caret: 32 });
+    expect(insertCompletion("Diff: {{ ste }} end", 9, 12, option)).toEqual({ text: "Diff: {{ steps['Diff'].output }} end", caret: 29 });
+    expect(insertCompletion("{% if ", 6, 6, option).text).toBe("{% if steps['Diff'].output %}");
   });
 });

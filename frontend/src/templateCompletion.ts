@@ -261,6 +261,20 @@ export function completeTemplate(data: LoopData, fieldPath: string, textBefore: 
   return { from, typed, options: templateOptions(data, fieldPath, typed, webhooks) };
 }
 
+/**
+ * The text that inserting `option` over [from, to) of `value` gives, and where the caret goes:
+ * the `{{` / `{%` is closed when nothing closes it after the caret, with a space after the opener.
+ */
+export function insertCompletion(value: string, from: number, to: number, option: TemplateCompletion): { text: string; caret: number } {
+  const before = value.slice(0, from);
+  const after = value.slice(to);
+  const lead = /[{%]$/.test(before) ? " " : "";
+  const opener = before.lastIndexOf("{%") > before.lastIndexOf("{{") ? "%}" : "}}";
+  const closed = after.trimStart().startsWith(opener);
+  const inserted = `${lead}${option.label}${closed ? "" : ` ${opener}`}`;
+  return { text: before + inserted + after, caret: before.length + inserted.length };
+}
+
 /** Whether a field path names a template the engine renders (where `{{` completes). */
 export function isTemplateField(fieldPath: string): boolean {
   const parts = parsePath(fieldPath);

@@ -16,7 +16,7 @@ import { yamlCompletion, yamlSchemaHover } from "codemirror-json-schema/yaml";
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
 import loopSchema from "./generated/loop.editor-schema.json";
 import { formatPath, type Path } from "./paths";
-import { completeTemplate, type TemplateCompletion } from "./templateCompletion";
+import { completeTemplate, isTemplateField, type TemplateCompletion } from "./templateCompletion";
 import type { LoopData } from "./types";
 import { webhookTrees } from "./webhookTrees";
 
@@ -72,19 +72,25 @@ export function templateSource(getData: () => LoopData | null) {
     if (!data) return null;
     const text = context.state.doc.toString();
     const at = scalarAt(text, context.pos);
+    if (at && !isTemplateField(at.path)) return null;
     const path = at?.path ?? "";
     const start = at ? Math.max(at.from, line.from) : line.from;
     const found = completeTemplate(data, path, text.slice(start, context.pos), webhookTrees());
     if (!found) return null;
-    return { from: start + found.from, options: found.options.map((o) => toCompletion(o, at?.quote ?? null)) };
+    // Kept (and filtered by CodeMirror) while a name is typed; a `.` asks again (the next level
+    // of trigger.payload).
+    return { from: start + found.from, options: found.options.map((o) => toCompletion(o, at?.quote ?? null)), validFor: /^[\w[\]'" -]*$/ };
   };
 }
+
+/** The loop's JSON Schema in the editor state, where codemirror-json-schema reads it. */
+export const schemaState = (): Extension[] => stateExtensions(loopSchema as object);
 
 /** The YAML view's completion and hover extensions. */
 export function yamlAssist(getData: () => LoopData | null): Extension[] {
   webhookTrees(); // start loading the payload trees
   return [
-    stateExtensions(loopSchema as object),
+    schemaState(),
     yamlLanguage.data.of({ autocomplete: templateSource(getData) }),
     yamlLanguage.data.of({ autocomplete: yamlCompletion() }),
     autocompletion({ icons: false }),

@@ -1,0 +1,43 @@
+import { CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
+import { yaml } from "@codemirror/lang-yaml";
+import { ensureSyntaxTree } from "@codemirror/language";
+import { EditorState } from "@codemirror/state";
+import { yamlCompletion } from "codemirror-json-schema/yaml";
+import { describe, expect, it } from "vitest";
+import type { LoopData } from "./types";
+import { scalarAt, schemaState, templateSource } from "./yamlAssist";
+
+/** The labels completion offers at the end of `doc` (schema completion, or `{{` completion with `data`). */
+function complete(doc: string, data?: LoopData): string[] {
+  const state = EditorState.create({ doc, extensions: [yaml(), schemaState()] });
+  ensureSyntaxTree(state, state.doc.length, 5000);
+  const context = new CompletionContext(state, doc.length, true);
+  const result = (data ? templateSource(() => data)(context) : yamlCompletion()(context)) as CompletionResult | null;
+  return result && "options" in result ? result.options.map((o) => o.label) : [];
+}
+
+describe("YAML view completion", () => {
+  it("completes keys of the loop's JSON Schema, nested ones too", () => {
+    expect(complete("name: x\nverify:\n  maker: a\n  stallOnR")).toEqual(["stallOnRepeat"]);
+    expect(complete("name: x\nbudget:\n  maxTokens: 5\n  maxCo")).toEqual(["maxCostUsd"]);
+  });
+
+  it("completes enum values of optional fields", () => {
+    expect(complete("name: x\nverify:\n  maker: a\n  onFail: a")).toEqual(["accept-best"]);
+    expect(complete("name: x\nmemory:\n  store: f")).toEqual(["filesystem"]);
+  });
+
+  it("finds the template field under the caret", () => {
+    const doc = "pipeline:\n  - prompt: a\n  - prompt: |\n      Use {{ st";
+    expect(scalarAt(doc, doc.length)?.path).toBe("pipeline[1].prompt");
+    expect(scalarAt("name: x", 7)?.path).toBe("name");
+  });
+
+  it("completes earlier steps' output inside {{ of a prompt", () => {
+    const data = { name: "x", pipeline: [{ prompt: "a", label: "First" }, { prompt: "b", label: "Second" }] };
+    const doc = "name: x\npipeline:\n  - prompt: a\n    label: First\n  - prompt: |\n      Use {{ st";
+    expect(complete(doc, data)).toContain("steps['First'].output");
+    expect(complete(doc, data)).not.toContain("steps['Second'].output");
+    expect(complete("name: x\ndescription: no {{ here", data).some((l) => l.startsWith("steps"))).toBe(false);
+  });
+});
