@@ -9,8 +9,11 @@ import { scalarAt, schemaState, templateSource } from "./yamlAssist";
 
 /** The labels completion offers at the end of `doc` (schema completion, or `{{` completion with `data`). */
 function complete(doc: string, data?: LoopData): string[] {
-  const state = EditorState.create({ doc, extensions: [yaml(), schemaState()] });
-  ensureSyntaxTree(state, state.doc.length, 5000);
+  const created = EditorState.create({ doc, extensions: [yaml(), schemaState()] });
+  // Finish the parse (creating a state parses for a few milliseconds only), then take the
+  // state that holds the whole tree, as an editor view's parse worker would.
+  ensureSyntaxTree(created, created.doc.length, 5000);
+  const state = created.update({}).state;
   const context = new CompletionContext(state, doc.length, true);
   const result = (data ? templateSource(() => data)(context) : yamlCompletion()(context)) as CompletionResult | null;
   return result && "options" in result ? result.options.map((o) => o.label) : [];
