@@ -10,7 +10,7 @@ import { FormPanel, type Suggestions } from "./FormPanel";
 import { GraphCanvas, type GraphActions } from "./GraphCanvas";
 import { History, type LoopOut } from "./History";
 import { LrsBadge, LrsPanel } from "./LrsPanel";
-import { applyMergePatch } from "./mergePatch";
+import { patchLoop } from "./mergePatch";
 import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
 import type { EditorBoot, Json, JsonObject, LoopData, LrsReport, SpecError, StepKind, ValidateResponse } from "./types";
@@ -386,7 +386,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             {tab === "inspect" && data && (
               <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={edit} select={actions.select} remove={actions.remove} />
             )}
-            {tab === "lrs" && <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />}
+            {tab === "lrs" && <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => patchLoop(d, patch))} />}
             {tab === "history" && loopId != null && (
               <History key={historyKey} api={api} loopId={loopId} current={version} readOnly={readOnly} dirty={dirty} onHighlight={setHighlighted} onRestored={(loop) => loadLoop(loop, `Restored as version ${loop.version}.`)} />
             )}
@@ -394,7 +394,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           </div>
           {tab !== "lrs" && (
             <div className="lke-side-lrs">
-              <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />
+              <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => patchLoop(d, patch))} />
             </div>
           )}
         </aside>

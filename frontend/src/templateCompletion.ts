@@ -103,7 +103,7 @@ export function stepsBefore(data: LoopData, fieldPath: string): Seen[] {
     }
     if (kind === "agent" || kind === "plan" || kind === "tool") seen.push({ name: nameOf(step, path), path, step, why: null });
   };
-  const list = (key: string) => (Array.isArray(data[key]) ? (data[key] as Json[]) : []);
+  const list = (key: "pipeline" | "onPass" | "onFail"): Json[] => (Array.isArray(data[key]) ? (data[key] as unknown as Json[]) : []);
   list("pipeline").forEach((step, i) => visit(asObject(step) ?? {}, `pipeline[${i}]`, done));
   if (found) return found;
   if (owner && (owner.startsWith("onPass") || owner.startsWith("onFail"))) {
@@ -211,7 +211,7 @@ export function templateOptions(data: LoopData, fieldPath: string, typed: string
     const keys = new Set<string>();
     if (memory.persistence !== "minimal") {
       for (const list of ["pipeline", "onPass"] as const) {
-        const walk = (steps: Json | undefined, path: string) => {
+        const walk = (steps: unknown, path: string) => {
           if (!Array.isArray(steps)) return;
           steps.forEach((raw, i) => {
             const step = asObject(raw) ?? {};
