@@ -412,7 +412,7 @@ function PlanTemplates(props: PanelProps & { path: string; step: JsonObject }) {
               )}
             </legend>
             <TextField label="Description (what the planner reads)" {...p("description")} value={str(t.description)} onChange={(v) => setTemplate(name, "description", v ?? "")} />
-            <TextField label="Prompt" multiline {...p("prompt")} value={str(t.prompt)} onChange={(v) => setTemplate(name, "prompt", v ?? "")} hint="Sees {{ task }}, {{ input }} and {{ results }}." />
+            <TextField label="Prompt" multiline complete={completer(props, `${tp}.prompt`)} {...p("prompt")} value={str(t.prompt)} onChange={(v) => setTemplate(name, "prompt", v ?? "")} hint="Sees {{ task }}, {{ input }} and {{ results }}." />
             <TextField label="Subagent" {...p("subagent")} value={str(t.subagent)} onChange={(v) => setSubagent(name)("subagent", v)} list="lke-subagents" placeholder="(the plan's executor)" />
             {toolPickers(props, [...base, "templates", name], tp, t)}
             <NumberField label="Max tool rounds" step="1" min={1} max={100} {...p("maxToolRounds")} value={num(t.maxToolRounds)} onChange={(v) => setTemplate(name, "maxToolRounds", v)} hint="Per planned step (1–100; default: its subagent's, else 10)." />

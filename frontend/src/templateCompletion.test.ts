@@ -99,7 +99,13 @@ describe("template completion: what a template may read", () => {
     expect(labels(loop(), "pipeline[3].prompt", "trigger.payload.no_such_key.x").filter((l) => l.startsWith("trigger.payload"))).toEqual([]);
   });
 
-  it("offers a cron run's and an event's payload keys", () => {
+  it("offers task, input and results in a plan template's prompt", () => {
+    const planned = { ...loop(), pipeline: [...(loop().pipeline as object[]), { plan: "do it", label: "Plan", templates: { fix: { description: "d", prompt: "p" } } }] } as unknown as LoopData;
+    expect(labels(planned, "pipeline[4].templates.fix.prompt")).toEqual(expect.arrayContaining(["task", "input", "results", "steps['Diff'].output"]));
+    expect(labels(planned, "pipeline[4].plan")).not.toContain("task");
+  });
+
+    it("offers a cron run's and an event's payload keys", () => {
     expect(labels({ ...loop(), trigger: { type: "cron", schedule: "0 9 * * *" } }, "pipeline[3].prompt")).toContain("trigger.payload.due_time");
     expect(labels({ ...loop(), trigger: { type: "event", loop: "other" } }, "pipeline[3].prompt")).toContain("trigger.payload.run_id");
     expect(labels({ ...loop(), trigger: { type: "manual" } }, "pipeline[3].prompt").some((l) => l.startsWith("trigger.payload"))).toBe(false);

@@ -237,6 +237,13 @@ export function templateOptions(data: LoopData, fieldPath: string, typed: string
   if (owner && (owner.startsWith("onPass") || owner.startsWith("onFail"))) {
     for (const field of VERIFICATION_FIELDS) out.push({ label: `verification.${field}`, detail: "verification result" });
   }
+  if (/\.templates\.[^.]+\.prompt$|\.templates\['[^']*'\]\.prompt$/.test(fieldPath)) {
+    out.unshift(
+      { label: "task", detail: "plan template: the planner's task for this step" },
+      { label: "input", detail: "plan template: the input the planner gave this step" },
+      { label: "results", detail: "plan template: the results of the plan's earlier steps" },
+    );
+  }
   out.push({ label: "loop.name", detail: "this loop" }, { label: "run.id", detail: "this run" });
   return out;
 }

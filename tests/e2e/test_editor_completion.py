@@ -103,15 +103,15 @@ def test_the_yaml_view_completes_keys_and_enum_values_from_the_schema_with_hover
     page.keyboard.type("stallOnRe")
     listed = options(page, ".lke-yaml .cm-tooltip-autocomplete li .cm-completionLabel")
     assert "stallOnRepeat" in listed
+    page.locator(".lke-yaml .cm-tooltip-autocomplete").scroll_into_view_if_needed()
     screenshot(page, "editor-completion-yaml-key")
     page.keyboard.press("Enter")
     wait_for_yaml(page, "  stallOnRepeat")
     text = yaml_text(page)
     line = next(li for li in text.splitlines() if "stallOnRepeat" in li)
-    if not line.rstrip().endswith(":"):
-        assert line.strip().startswith("stallOnRepeat:")
-    else:
-        page.keyboard.type(" ")
+    assert line.strip().startswith("stallOnRepeat")
+    if not line.endswith(": "):  # the completion inserts the key with or without ": "
+        page.keyboard.type(": " if not line.endswith(":") else " ")
     page.keyboard.type("false")
     page.wait_for_selector(EDITOR_READY)
     assert yaml.safe_load(yaml_text(page))["verify"]["stallOnRepeat"] is False
@@ -152,6 +152,8 @@ def test_the_yaml_view_completes_a_step_reference_in_a_template(
     listed = options(page, ".lke-yaml .cm-tooltip-autocomplete li .cm-completionLabel")
     assert "steps['Diff'].output" in listed
     assert "steps['Bug Review'].output" not in listed  # a member of the same parallel group
+    page.locator(".lke-yaml .cm-tooltip-autocomplete").scroll_into_view_if_needed()
+    screenshot(page, "editor-completion-yaml-template-list")
     page.keyboard.type("steps['Di")
     page.wait_for_selector(
         ".lke-yaml .cm-tooltip-autocomplete li[aria-selected] >> text=steps['Diff'].output"
