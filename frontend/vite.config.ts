@@ -13,7 +13,7 @@ import webhookTrees from "./src/generated/webhooks.json" with { type: "json" };
  * it renders descriptions with markdown-it and shiki (about 1 MB with shiki's WebAssembly
  * engine), replaced by src/schemaMarkdown.ts; its parsers module brings the JSON and JSON5
  * parsers too, replaced by src/schemaParsers.ts (YAML only); src/yamlAssist.ts takes only the
- * schema state from the package's root module; src/schemaStubs.ts stands in for the format
+ * schema state and the completion class from the package's root module (src/schemaRoot.ts); src/schemaStubs.ts stands in for the format
  * validators of json-schema-library and the debug logger.
  */
 function smallJsonSchema(): Plugin {
@@ -24,7 +24,7 @@ function smallJsonSchema(): Plugin {
     resolveId(source, importer) {
       // The package's root module re-exports its JSON mode (best-effort-json-parser, lang-json):
       // the editor takes only the schema state from it.
-      if (source === "codemirror-json-schema" && importer?.endsWith("yamlAssist.ts")) return local("../node_modules/codemirror-json-schema/dist/features/state.js");
+      if (source === "codemirror-json-schema" && importer?.endsWith("yamlAssist.ts")) return local("schemaRoot.ts");
       if (importer?.includes("json-schema-library") && /\/validation\/format(\.js)?$/.test(source)) return local("schemaStubs.ts");
       if (!importer || !importer.includes("codemirror-json-schema")) return null;
       if (/(^|\/)utils\/debug(\.js)?$/.test(source)) return local("schemaStubs.ts");

@@ -11,8 +11,8 @@ import { autocompletion, type Completion, type CompletionContext, type Completio
 import { yamlLanguage } from "@codemirror/lang-yaml";
 import type { Extension } from "@codemirror/state";
 import { hoverTooltip } from "@codemirror/view";
-import { stateExtensions } from "codemirror-json-schema";
-import { yamlCompletion, yamlSchemaHover } from "codemirror-json-schema/yaml";
+import { JSONCompletion, getJSONSchema, stateExtensions } from "codemirror-json-schema";
+import { yamlSchemaHover } from "codemirror-json-schema/yaml";
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
 import loopSchema from "./generated/loop.editor-schema.json";
 import { formatPath, type Path } from "./paths";
@@ -83,6 +83,32 @@ export function templateSource(getData: () => LoopData | null) {
   };
 }
 
+/**
+ * Completion of keys and values from the schema (codemirror-json-schema's YAML completion).
+ * A query is slow (the package parses the whole YAML and resolves the pipeline's step types
+ * against the data: 100 ms and more in a 150-line loop), so it must stay off the keystroke:
+ * while typing, the list opens by itself only for a key typed at the start of a line in a loop
+ * of at most `TYPING_LINES` lines (then CodeMirror filters it as the key is typed: one query
+ * per key); values, and keys in longer loops, complete on Ctrl+Space. The package also
+ * re-expands the whole schema on every query (it never records the schema it expanded):
+ * recorded here after each query.
+ */
+export const TYPING_LINES = 300;
+const TYPING_KEY = /^\s*(?:-\s+)?[A-Za-z_][\w]*$/;
+
+export function schemaSource() {
+  const completion = new JSONCompletion({ mode: "yaml" });
+  return (context: CompletionContext): CompletionResult | null => {
+    if (!context.explicit) {
+      const line = context.state.doc.lineAt(context.pos);
+      if (context.state.doc.lines > TYPING_LINES || !TYPING_KEY.test(line.text.slice(0, context.pos - line.from))) return null;
+    }
+    const result = completion.doComplete(context);
+    (completion as unknown as { originalSchema: unknown }).originalSchema = getJSONSchema(context.state);
+    return Array.isArray(result) ? null : { ...result, validFor: result.validFor ?? /^[\w-]*$/ };
+  };
+}
+
 /** The loop's JSON Schema in the editor state, where codemirror-json-schema reads it. */
 export const schemaState = (): Extension[] => stateExtensions(loopSchema as object);
 
@@ -92,7 +118,7 @@ export function yamlAssist(getData: () => LoopData | null): Extension[] {
   return [
     schemaState(),
     yamlLanguage.data.of({ autocomplete: templateSource(getData) }),
-    yamlLanguage.data.of({ autocomplete: yamlCompletion() }),
+    yamlLanguage.data.of({ autocomplete: schemaSource() }),
     autocompletion({ icons: false }),
     hoverTooltip(yamlSchemaHover()),
   ];
