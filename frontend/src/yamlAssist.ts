@@ -16,7 +16,7 @@ import { yamlSchemaHover } from "codemirror-json-schema/yaml";
 import { isMap, isPair, isScalar, isSeq, parseDocument, type Node as YamlNode } from "yaml";
 import loopSchema from "./generated/loop.editor-schema.json";
 import { formatPath, type Path } from "./paths";
-import { completeTemplate, isTemplateField, type TemplateCompletion } from "./templateCompletion";
+import { completeTemplate, expressionStart, isTemplateField, type TemplateCompletion } from "./templateCompletion";
 import type { LoopData } from "./types";
 import { webhookTrees } from "./webhookTrees";
 
@@ -66,8 +66,9 @@ export function templateSource(getData: () => LoopData | null) {
   return (context: CompletionContext): CompletionResult | null => {
     const line = context.state.doc.lineAt(context.pos);
     const before = line.text.slice(0, context.pos - line.from);
-    // Cheap test first: no `{{` / `{%` on the line before the caret, nothing to do.
-    if (!before.includes("{{") && !before.includes("{%")) return null;
+    // Cheap test first (typing must stay fast): the caret is not in an open `{{` / `{%` of
+    // this line, nothing to do; else the YAML is parsed to find the field.
+    if (expressionStart(before) < 0) return null;
     const data = getData();
     if (!data) return null;
     const text = context.state.doc.toString();
