@@ -11,7 +11,7 @@ import { GraphCanvas, type GraphActions } from "./GraphCanvas";
 import { History, type LoopOut } from "./History";
 import { LrsBadge, LrsPanel } from "./LrsPanel";
 import { copiedLabels, duplicateStep, pasteSteps, planDrop, planMove } from "./drops";
-import { applyMergePatch } from "./mergePatch";
+import { patchLoop } from "./mergePatch";
 import { Palette } from "./Palette";
 import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
@@ -536,7 +536,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             {tab === "inspect" && data && (
               <FormPanel data={data} selected={selected} errors={errors} readOnly={readOnly} suggestions={suggestions} edit={formEdit} select={actions.select} remove={actions.remove} />
             )}
-            {tab === "lrs" && <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />}
+            {tab === "lrs" && <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => patchLoop(d, patch))} />}
             {tab === "history" && loopId != null && (
               <History key={historyKey} api={api} loopId={loopId} current={version} readOnly={readOnly} dirty={dirty} onHighlight={setHighlighted} onRestored={(loop) => loadLoop(loop, `Restored as version ${loop.version}.`)} />
             )}
@@ -544,7 +544,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           </div>
           {tab !== "lrs" && (
             <div className="lke-side-lrs">
-              <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => applyMergePatch(d, patch) as LoopData)} />
+              <LrsPanel lrs={lrs} stale={lrsStale} seq={lrsSeq} readOnly={readOnly} onFix={(patch: JsonObject) => edit((d) => patchLoop(d, patch))} />
             </div>
           )}
         </aside>
@@ -554,7 +554,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
               The YAML shows the last valid version: fix the problems in the form to update it.
             </div>
           )}
-          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} onUndo={undo} onRedo={redo} />
+          <YamlView text={yamlText} errors={yamlErrors} readOnly={readOnly} onChange={onYaml} onUndo={undo} onRedo={redo} data={data} />
           {errors.length > 0 && (
             <ul className="lke-errors" data-testid="errors">
               {errors.map((e, i) => (

@@ -5,7 +5,10 @@ import { ListField, NumberField, SelectField, TextField, TriStateField, fieldErr
 import { LabelField } from "./LabelField";
 import { getAt, parsePath, setAt } from "./paths";
 import { STEP_LISTS, asObject, asStringList, declaredTools, inPipeline, insertStep, iterSteps, newStep, owningStep, stepKind, stepLabel } from "./steps";
+import { completeTemplate } from "./templateCompletion";
+import type * as Spec from "./generated/loop";
 import type { Json, JsonObject, LoopData, SpecError, StepKind } from "./types";
+import { webhookTrees } from "./webhookTrees";
 
 export interface Suggestions {
   subagents: string[];
@@ -136,9 +139,23 @@ function Section({ title, children, id, actions }: { title: string; children: Re
   );
 }
 
+/** Completion after `{{` / `{%` in the template at `fieldPath` (src/templateCompletion.ts). */
+function completer(props: PanelProps, fieldPath: string) {
+  return props.readOnly ? undefined : (before: string) => completeTemplate(props.data, fieldPath, before, webhookTrees());
+}
+
+/**
+ * The field names of a part of the loop, from the types generated from `loopkit schema`: a
+ * form field naming one the spec does not have fails `tsc`.
+ */
+type FieldOf<T> = T extends unknown ? Extract<keyof T, string> : never;
+type StepField = FieldOf<Spec.AgentStep | Spec.PlanStep | Spec.ToolStep | Spec.ApprovalStep | Spec.ParallelStep | Spec.SequentialStep | Spec.ConditionalStep>;
+type TriggerField = FieldOf<Spec.ManualTrigger | Spec.CronTrigger | Spec.WebhookTrigger | Spec.EventTrigger>;
+type ConnectorField = FieldOf<Spec.McpConnector | Spec.HttpConnector | Spec.SqlConnector | Spec.SlackConnector | Spec.EmailConnector>;
+
 /** Field setter for the object at `base`: set(field, value) edits the loop data. */
-function setterFor(props: PanelProps, base: string) {
-  return (field: string, value: Json | undefined) =>
+function setterFor<F extends string>(props: PanelProps, base: string) {
+  return (field: F, value: Json | undefined) =>
     props.edit((d) => setAt(d, [...(base ? parsePath(base) : []), field], value) as LoopData);
 }
 
@@ -147,8 +164,8 @@ function StepForm(props: PanelProps & { path: string }) {
   const step = asObject(getAt(data, parsePath(path)));
   if (!step) return <p className="lke-muted">This step no longer exists.</p>;
   const kind = stepKind(step);
-  const set = setterFor(props, path);
-  const f = (name: string) => ({ path: `${path}.${name}`, errors, disabled });
+  const set = setterFor<StepField>(props, path);
+  const f = (name: StepField) => ({ path: `${path}.${name}`, errors, disabled });
   const common = <LabelField key={path} data={data} path={path} label={str(step.label)} errors={errors} disabled={disabled} edit={props.edit} />;
   let body: ReactNode;
   const base = parsePath(path);
@@ -158,7 +175,7 @@ function StepForm(props: PanelProps & { path: string }) {
       body = (
         <>
           {common}
-          <TextField label="Prompt" multiline {...f("prompt")} value={str(step.prompt)} onChange={(v) => set("prompt", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
+          <TextField label="Prompt" multiline complete={completer(props, `${path}.prompt`)} {...f("prompt")} value={str(step.prompt)} onChange={(v) => set("prompt", v ?? "")} hint="A Jinja2 template: type {{ for what it can read (inputs, earlier steps' output, memory, the trigger's payload)." />
           <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
           <TextField label="Subagent" {...f("subagent")} value={str(step.subagent)} onChange={(v) => setSubagent("subagent", v)} list="lke-subagents" hint={subagentHint(props, str(step.subagent), "executor")} />
           {toolPickers(props, base, path, step)}
@@ -174,7 +191,7 @@ function StepForm(props: PanelProps & { path: string }) {
       body = (
         <>
           {common}
-          <TextField label="Task for the planner" multiline {...f("plan")} value={str(step.plan)} onChange={(v) => set("plan", v ?? "")} hint="A Jinja2 template: {{ inputs.x }}, {{ steps['Label'].output }}" />
+          <TextField label="Task for the planner" multiline complete={completer(props, `${path}.plan`)} {...f("plan")} value={str(step.plan)} onChange={(v) => set("plan", v ?? "")} hint="A Jinja2 template: type {{ for what it can read (inputs, earlier steps' output, memory, the trigger's payload)." />
           <TextField label="Planner" {...f("planner")} value={str(step.planner)} onChange={(v) => setSubagent("planner", v)} list="lke-subagents" placeholder="(built-in planner)" hint={subagentHint(props, str(step.planner), "planner")} />
           <TextField label="Executor" {...f("executor")} value={str(step.executor)} onChange={(v) => setSubagent("executor", v)} list="lke-subagents" placeholder="(the loop's model)" hint={subagentHint(props, str(step.executor), "executor")} />
           <TextField label="Model" {...f("model")} value={str(step.model)} onChange={(v) => set("model", v)} placeholder={str(data.model) ?? "the loop's model"} />
@@ -197,7 +214,7 @@ function StepForm(props: PanelProps & { path: string }) {
       body = (
         <>
           {common}
-          <TextField label="Question to the approver" multiline {...f("approve")} value={str(step.approve)} onChange={(v) => set("approve", v ?? "")} />
+          <TextField label="Question to the approver" multiline complete={completer(props, `${path}.approve`)} {...f("approve")} value={str(step.approve)} onChange={(v) => set("approve", v ?? "")} />
           <ListField label="Approvers (roles or users)" {...f("approvers")} value={asStringList(step.approvers)} onChange={(v) => set("approvers", v)} suggestions={["owner", "admin", "editor"]} />
           <NumberField label="Timeout (minutes)" {...f("timeoutMinutes")} value={num(step.timeoutMinutes)} onChange={(v) => set("timeoutMinutes", v)} />
           <SelectField label="On timeout" {...f("onTimeout")} value={str(step.onTimeout)} options={["reject", "approve"]} allowEmpty="(default: reject)" onChange={(v) => set("onTimeout", v)} />
@@ -280,7 +297,7 @@ function ToolArguments(props: PanelProps & { path: string; step: JsonObject }) {
       {Object.entries(args).map(([name, value]) => (
         <div key={name} className="lke-item" data-argument={name}>
           {typeof value === "string" ? (
-            <TextField label={name} multiline path={`${path}.arguments.${name}`} errors={props.errors} disabled={props.readOnly} value={value} onChange={(v) => setArg(name, v ?? "")} hint="A Jinja2 template; one {{ expression }} alone keeps its type (a number stays a number)." />
+            <TextField label={name} multiline complete={completer(props, `${path}.arguments.${name}`)} path={`${path}.arguments.${name}`} errors={props.errors} disabled={props.readOnly} value={value} onChange={(v) => setArg(name, v ?? "")} hint="A Jinja2 template; one {{ expression }} alone keeps its type (a number stays a number)." />
           ) : (
             <div className="lke-field" data-path={`${path}.arguments.${name}`}>
               <span className="lke-label">{name}</span>
@@ -315,11 +332,11 @@ function ToolArguments(props: PanelProps & { path: string; step: JsonObject }) {
 
 /** onPass / onFail: steps run once after verification; add them here or with + on the graph. */
 function ActionsSection(props: PanelProps) {
-  const lists: [string, string][] = [
+  const lists: ["onPass" | "onFail", string][] = [
     ["onPass", props.data.verify ? "After a pass (onPass)" : "After the pipeline succeeded (onPass)"],
     ["onFail", "After a failed verification (onFail)"],
   ];
-  const add = (list: string, kind: StepKind) => {
+  const add = (list: "onPass" | "onFail", kind: StepKind) => {
     const steps = props.data[list];
     const index = Array.isArray(steps) ? steps.length : 0;
     props.edit((d) => insertStep(d, list, index, newStep(d, kind)));
@@ -329,7 +346,7 @@ function ActionsSection(props: PanelProps) {
     <Section id="actions" title="After verification">
       <p className="lke-muted">Steps that deliver the result (post a review, file an issue) run once, after the rounds: onPass only when verification passed, onFail when it did not. Their templates also read verification.passed, .score, .issues and .rounds.</p>
       {lists.map(([list, title]) => {
-        const steps = Array.isArray(props.data[list]) ? (props.data[list] as Json[]) : [];
+        const steps = Array.isArray(props.data[list]) ? (props.data[list] as unknown as Json[]) : [];
         return (
           <div key={list} className="lke-field" data-path={list} data-testid={`actions-${list}`}>
             <span className="lke-label">{title}</span>
@@ -370,7 +387,7 @@ function PlanTemplates(props: PanelProps & { path: string; step: JsonObject }) {
   const { path, step } = props;
   const templates = asObject(step.templates) ?? {};
   const base = parsePath(path);
-  const setTemplate = (name: string, field: string, value: Json | undefined) => props.edit((d) => setAt(d, [...base, "templates", name, field], value) as LoopData);
+  const setTemplate = (name: string, field: FieldOf<Spec.PlanTemplate>, value: Json | undefined) => props.edit((d) => setAt(d, [...base, "templates", name, field], value) as LoopData);
   const setSubagent = (name: string) => subagentSetter(props, [...base, "templates", name]);
   return (
     <div className="lke-field" data-path={`${path}.templates`} data-testid="plan-templates">
@@ -383,7 +400,7 @@ function PlanTemplates(props: PanelProps & { path: string; step: JsonObject }) {
       {Object.entries(templates).map(([name, raw]) => {
         const t = asObject(raw) ?? {};
         const tp = `${path}.templates.${name}`;
-        const p = (field: string) => ({ path: `${tp}.${field}`, errors: props.errors, disabled: props.readOnly });
+        const p = (field: FieldOf<Spec.PlanTemplate>) => ({ path: `${tp}.${field}`, errors: props.errors, disabled: props.readOnly });
         return (
           <fieldset key={name} className="lke-item" data-template={name}>
             <legend>
@@ -395,7 +412,7 @@ function PlanTemplates(props: PanelProps & { path: string; step: JsonObject }) {
               )}
             </legend>
             <TextField label="Description (what the planner reads)" {...p("description")} value={str(t.description)} onChange={(v) => setTemplate(name, "description", v ?? "")} />
-            <TextField label="Prompt" multiline {...p("prompt")} value={str(t.prompt)} onChange={(v) => setTemplate(name, "prompt", v ?? "")} hint="Sees {{ task }}, {{ input }} and {{ results }}." />
+            <TextField label="Prompt" multiline complete={completer(props, `${tp}.prompt`)} {...p("prompt")} value={str(t.prompt)} onChange={(v) => setTemplate(name, "prompt", v ?? "")} hint="Sees {{ task }}, {{ input }} and {{ results }}." />
             <TextField label="Subagent" {...p("subagent")} value={str(t.subagent)} onChange={(v) => setSubagent(name)("subagent", v)} list="lke-subagents" placeholder="(the plan's executor)" />
             {toolPickers(props, [...base, "templates", name], tp, t)}
             <NumberField label="Max tool rounds" step="1" min={1} max={100} {...p("maxToolRounds")} value={num(t.maxToolRounds)} onChange={(v) => setTemplate(name, "maxToolRounds", v)} hint="Per planned step (1–100; default: its subagent's, else 10)." />
@@ -427,8 +444,8 @@ function asArrayLength(v: Json | undefined): number {
 
 function TriggerSection(props: PanelProps) {
   const t = asObject(props.data.trigger) ?? {};
-  const set = setterFor(props, "trigger");
-  const f = (name: string) => ({ path: `trigger.${name}`, errors: props.errors, disabled: props.readOnly });
+  const set = setterFor<TriggerField>(props, "trigger");
+  const f = (name: TriggerField) => ({ path: `trigger.${name}`, errors: props.errors, disabled: props.readOnly });
   const type = str(t.type) ?? "manual";
   return (
     <Section id="trigger" title="Trigger">
@@ -472,7 +489,7 @@ function VerifySection(props: PanelProps) {
     .filter((e) => inPipeline(e.path)) // makers are pipeline steps
     .map((e) => stepLabel(e.step))
     .filter((l): l is string => !!l);
-  const f = (name: string) => ({ path: `verify.${name}`, errors: props.errors, disabled: props.readOnly });
+  const f = (name: FieldOf<Spec.Verify>) => ({ path: `verify.${name}`, errors: props.errors, disabled: props.readOnly });
   if (!v) {
     return (
       <Section id="verify" title="Verify (maker → checker)">
@@ -485,7 +502,7 @@ function VerifySection(props: PanelProps) {
       </Section>
     );
   }
-  const set = setterFor(props, "verify");
+  const set = setterFor<FieldOf<Spec.Verify>>(props, "verify");
   const makers = asStringList(v.maker);
   return (
     <Section
@@ -539,8 +556,8 @@ function VerifySection(props: PanelProps) {
 
 function BudgetSection(props: PanelProps) {
   const b = asObject(props.data.budget);
-  const f = (name: string) => ({ path: `budget.${name}`, errors: props.errors, disabled: props.readOnly });
-  const set = (field: string, value: Json | undefined) =>
+  const f = (name: FieldOf<Spec.Budget>) => ({ path: `budget.${name}`, errors: props.errors, disabled: props.readOnly });
+  const set = (field: FieldOf<Spec.Budget>, value: Json | undefined) =>
     props.edit((d) => {
       const next = setAt(d, ["budget", field], value) as LoopData;
       return asObject(next.budget) && Object.keys(asObject(next.budget)!).length === 0 ? (setAt(next, ["budget"], undefined) as LoopData) : next;
@@ -558,8 +575,8 @@ function BudgetSection(props: PanelProps) {
 
 function MemorySection(props: PanelProps) {
   const m = asObject(props.data.memory);
-  const f = (name: string) => ({ path: `memory.${name}`, errors: props.errors, disabled: props.readOnly });
-  const set = setterFor(props, "memory");
+  const f = (name: FieldOf<Spec.Memory>) => ({ path: `memory.${name}`, errors: props.errors, disabled: props.readOnly });
+  const set = setterFor<FieldOf<Spec.Memory>>(props, "memory");
   if (!m) {
     return (
       <Section id="memory" title="Memory">
@@ -635,12 +652,12 @@ function NamedMap(props: PanelProps & { field: "subagents" | "connectors"; title
 }
 
 function LoopSections(props: PanelProps) {
-  const f = (name: string) => ({ path: name, errors: props.errors, disabled: props.readOnly });
-  const set = setterFor(props, "");
-  const sub = (name: string) => (field: string, value: Json | undefined) => props.edit((d) => setAt(d, ["subagents", name, field], value) as LoopData);
-  const con = (name: string) => (field: string, value: Json | undefined) => props.edit((d) => setAt(d, ["connectors", name, field], value) as LoopData);
+  const f = (name: FieldOf<LoopData>) => ({ path: name, errors: props.errors, disabled: props.readOnly });
+  const set = setterFor<FieldOf<LoopData>>(props, "");
+  const sub = (name: string) => (field: FieldOf<Spec.SubAgent>, value: Json | undefined) => props.edit((d) => setAt(d, ["subagents", name, field], value) as LoopData);
+  const con = (name: string) => (field: ConnectorField, value: Json | undefined) => props.edit((d) => setAt(d, ["connectors", name, field], value) as LoopData);
   // An email connector's nested smtp settings (smtp.host, smtp.tls).
-  const smtp = (name: string) => (field: string, value: Json | undefined) => props.edit((d) => setAt(d, ["connectors", name, "smtp", field], value) as LoopData);
+  const smtp = (name: string) => (field: FieldOf<Spec.SmtpSettings>, value: Json | undefined) => props.edit((d) => setAt(d, ["connectors", name, "smtp", field], value) as LoopData);
   const loopLevel = props.errors.filter((e) => !e.path || !owningStep(e.path));
   return (
     <>
@@ -674,7 +691,7 @@ function LoopSections(props: PanelProps) {
           <>
             <SelectField label="Role" path={`subagents.${name}.role`} errors={props.errors} disabled={props.readOnly} value={str(item.role)} options={["planner", "executor", "verifier"]} onChange={(v) => sub(name)("role", v)} />
             <TextField label="Model" path={`subagents.${name}.model`} errors={props.errors} disabled={props.readOnly} value={str(item.model)} onChange={(v) => sub(name)("model", v)} />
-            <TextField label="System prompt" multiline path={`subagents.${name}.prompt`} errors={props.errors} disabled={props.readOnly} value={str(item.prompt)} onChange={(v) => sub(name)("prompt", v)} />
+            <TextField label="System prompt" multiline complete={completer(props, `subagents.${name}.prompt`)} path={`subagents.${name}.prompt`} errors={props.errors} disabled={props.readOnly} value={str(item.prompt)} onChange={(v) => sub(name)("prompt", v)} />
             <NumberField label="Max tool rounds" step="1" min={1} max={100} path={`subagents.${name}.maxToolRounds`} errors={props.errors} disabled={props.readOnly} value={num(item.maxToolRounds)} onChange={(v) => sub(name)("maxToolRounds", v)} hint="Per step run as this subagent, or per checker round (1–100; default 10)." />
           </>
         )}
@@ -689,7 +706,7 @@ function LoopSections(props: PanelProps) {
         names={props.suggestions.connectors}
         create={() => ({ type: "http", baseUrl: "https://api.example.com" })}
         render={(name, item) => {
-          const p = (field: string) => ({ path: `connectors.${name}.${field}`, errors: props.errors, disabled: props.readOnly });
+          const p = (field: ConnectorField | `smtp.${FieldOf<Spec.SmtpSettings>}`) => ({ path: `connectors.${name}.${field}`, errors: props.errors, disabled: props.readOnly });
           return (
             <>
               <SelectField label="Type" {...p("type")} value={str(item.type)} options={["mcp", "http", "sql", "slack", "email"]} onChange={(v) => con(name)("type", v)} />

@@ -6,7 +6,8 @@ import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
 import { Annotation, EditorState, type Text } from "@codemirror/state";
 import { EditorView, highlightActiveLine, highlightActiveLineGutter, keymap, lineNumbers } from "@codemirror/view";
 import { useEffect, useRef } from "react";
-import type { SpecError } from "./types";
+import type { LoopData, SpecError } from "./types";
+import { yamlAssist } from "./yamlAssist";
 
 /** Marks a change the editor made itself (canonical YAML), not the user's typing. */
 const external = Annotation.define<boolean>();
@@ -40,15 +41,19 @@ export interface YamlViewProps {
   /** The editor's shared undo/redo (graph, form and YAML): Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y here go to it. */
   onUndo?(): void;
   onRedo?(): void;
+  /** The last valid loop data: what `{{` completes from (src/yamlAssist.ts). */
+  data?: LoopData | null;
 }
 
-export function YamlView({ text, errors, readOnly, onChange, onUndo, onRedo }: YamlViewProps) {
+export function YamlView({ text, errors, readOnly, onChange, onUndo, onRedo, data = null }: YamlViewProps) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const changed = useRef(onChange);
   changed.current = onChange;
   const shared = useRef({ onUndo, onRedo });
   shared.current = { onUndo, onRedo };
+  const loopData = useRef(data);
+  loopData.current = data;
 
   useEffect(() => {
     const editor = new EditorView({
@@ -68,6 +73,7 @@ export function YamlView({ text, errors, readOnly, onChange, onUndo, onRedo }: Y
           lintGutter(),
           keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
           EditorState.readOnly.of(readOnly),
+          ...(readOnly ? [] : yamlAssist(() => loopData.current)),
           EditorView.updateListener.of((update) => {
             if (update.docChanged && !update.transactions.some((t) => t.annotation(external))) {
               changed.current(update.state.doc.toString());

@@ -19,7 +19,7 @@ describe("team definitions", () => {
   });
 
   it("offers the loop's own names first, then the team's others", () => {
-    const data: LoopData = { name: "x", connectors: { local: { type: "sql", url: "sqlite:///x" }, github: GITHUB } };
+    const data = { name: "x", connectors: { local: { type: "sql", url: "sqlite:///x" }, github: GITHUB } } as unknown as LoopData;
     expect(pickable(data, "connectors", defs)).toEqual(["local", "github", "db"]);
     expect(origin(data, "connectors", "github", defs)).toBe("this loop");
     expect(origin(data, "connectors", "db", defs)).toBe("copied from a (2 different definitions in the team)");
@@ -27,7 +27,7 @@ describe("team definitions", () => {
 
   it("copies a picked connector's definition into the loop, once, and leaves the loop's own alone", () => {
     const mine = { type: "http", baseUrl: "https://github.example.com" };
-    const data: LoopData = { name: "x", connectors: { github: mine } };
+    const data = { name: "x", connectors: { github: mine } } as unknown as LoopData;
     const out = adopt(data, "connectors", ["github", "db", "nobody-defines-this"], defs);
     expect(out.connectors).toEqual({ github: mine, db: DB });
     expect(adopt(out, "connectors", ["db"], defs)).toBe(out);
@@ -35,15 +35,15 @@ describe("team definitions", () => {
   });
 
   it("a copied subagent brings the connectors it uses", () => {
-    const out = adopt({ name: "x" }, "subagents", ["judge"], defs);
+    const out = adopt({ name: "x" } as LoopData, "subagents", ["judge"], defs);
     expect(out).toEqual({ name: "x", subagents: { judge: { role: "verifier", connectors: ["db"] } }, connectors: { db: DB } });
   });
 });
 
 describe("adding a team name to the loop's own map", () => {
   it("copies the definition when the team has one, and nothing otherwise", () => {
-    expect(adopt({ name: "x" }, "connectors", ["github"], defs)).toEqual({ name: "x", connectors: { github: GITHUB } });
-    const data: LoopData = { name: "x" };
+    expect(adopt({ name: "x" } as LoopData, "connectors", ["github"], defs)).toEqual({ name: "x", connectors: { github: GITHUB } });
+    const data = { name: "x" } as LoopData;
     expect(adopt(data, "connectors", ["unknown"], defs)).toBe(data);
   });
 });

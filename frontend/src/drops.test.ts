@@ -31,41 +31,41 @@ describe("dropping palette items", () => {
     const r = planDrop(loop(), { type: "step", kind: "approval" }, edgeTo(loop(), "pipeline[1]"), defs);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect((r.data.pipeline as StepData[])[1].approve).toBeDefined();
+    expect((r.data.pipeline as unknown as StepData[])[1].approve).toBeDefined();
     expect(r.select).toBe("pipeline[1]");
   });
 
   it("adds a member to a parallel or sequential group dropped on", () => {
     const par = planDrop(loop(), { type: "step", kind: "agent" }, { type: "node", id: "pipeline[1]", kind: "parallel" }, defs);
-    expect(par.ok && ((par.data.pipeline as StepData[])[1].parallel as StepData[]).length).toBe(3);
+    expect(par.ok && ((par.data.pipeline as unknown as StepData[])[1].parallel as StepData[]).length).toBe(3);
     expect(par.ok && par.select).toBe("pipeline[1].parallel[2]");
     const seq = planDrop(loop(), { type: "step", kind: "tool" }, { type: "node", id: "pipeline[3]", kind: "sequential" }, defs);
-    expect(seq.ok && ((seq.data.pipeline as StepData[])[3].sequential as StepData[])[1].tool).toBeDefined();
+    expect(seq.ok && ((seq.data.pipeline as unknown as StepData[])[3].sequential as StepData[])[1].tool).toBeDefined();
   });
 
   it("starts an else branch from the else edge of a condition without one", () => {
     const data = loop();
     const e = loopToGraph(data).edges.find((x) => x.id.endsWith(":else"))!;
     const r = planDrop(data, { type: "step", kind: "agent" }, { type: "edge", id: e.id, source: e.source, target: e.target }, defs);
-    expect(r.ok && ((r.data.pipeline as StepData[])[2].else as StepData[]).length).toBe(1);
+    expect(r.ok && ((r.data.pipeline as unknown as StepData[])[2].else as StepData[]).length).toBe(1);
   });
 
   it("sets a subagent and adds skills and connectors on an agent step, copying definitions", () => {
     const sub = planDrop(loop(), { type: "subagent", name: "reviewer" }, { type: "node", id: "pipeline[0]", kind: "agent" }, defs);
     expect(sub.ok).toBe(true);
     if (!sub.ok) return;
-    expect((sub.data.pipeline as StepData[])[0].subagent).toBe("reviewer");
+    expect((sub.data.pipeline as unknown as StepData[])[0].subagent).toBe("reviewer");
     expect(Object.keys(sub.data.subagents as object)).toEqual(["reviewer"]);
     expect(Object.keys(sub.data.connectors as object)).toEqual(["github"]);
     const skill = planDrop(loop(), { type: "skill", name: "triage" }, { type: "node", id: "pipeline[1].parallel[0]", kind: "agent" }, defs);
-    expect(skill.ok && ((skill.data.pipeline as StepData[])[1].parallel as StepData[])[0].skills).toEqual(["triage"]);
+    expect(skill.ok && ((skill.data.pipeline as unknown as StepData[])[1].parallel as StepData[])[0].skills).toEqual(["triage"]);
     const again = planDrop(skill.ok ? skill.data : loop(), { type: "skill", name: "triage" }, { type: "node", id: "pipeline[1].parallel[0]", kind: "agent", title: "A" }, defs);
     expect(again).toEqual({ ok: false, reason: "'A' already uses the skill 'triage'" });
   });
 
   it("inserts an agent step using a connector dropped on an edge", () => {
     const r = planDrop(loop(), { type: "connector", name: "github" }, edgeTo(loop(), "pipeline[0]"), defs);
-    expect(r.ok && (r.data.pipeline as StepData[])[0]).toMatchObject({ connectors: ["github"], label: "Agent" });
+    expect(r.ok && (r.data.pipeline as unknown as StepData[])[0]).toMatchObject({ connectors: ["github"], label: "Agent" });
   });
 
   it("refuses drops that do not map to the YAML, saying why", () => {
@@ -93,7 +93,7 @@ describe("moving steps by drag", () => {
     const r = planMove(loop(), "pipeline[0]", { type: "node", id: "pipeline[1]", kind: "parallel" });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect(((r.data.pipeline as StepData[])[0].parallel as StepData[]).map((s) => s.label)).toEqual(["A", "B", "Plan"]);
+    expect(((r.data.pipeline as unknown as StepData[])[0].parallel as StepData[]).map((s) => s.label)).toEqual(["A", "B", "Plan"]);
     expect(r.select).toBe("pipeline[0].parallel[2]");
   });
 
@@ -102,7 +102,7 @@ describe("moving steps by drag", () => {
     const r = planMove(data, "pipeline[1].parallel[1]", edgeTo(data, "pipeline[3].sequential[0]"));
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    expect(((r.data.pipeline as StepData[])[3].sequential as StepData[]).map((s) => s.label)).toEqual(["B", "D"]);
+    expect(((r.data.pipeline as unknown as StepData[])[3].sequential as StepData[]).map((s) => s.label)).toEqual(["B", "D"]);
     expect(r.select).toBe("pipeline[3].sequential[0]");
   });
 
@@ -117,23 +117,23 @@ describe("moving steps by drag", () => {
 describe("copy, paste and duplicate", () => {
   it("gives pasted steps and their members labels no step has", () => {
     const data = loop();
-    const group = (data.pipeline as StepData[])[1];
+    const group = (data.pipeline as unknown as StepData[])[1];
     const copy = withUniqueLabels(data, group);
     expect((copy.parallel as StepData[]).map((s) => s.label)).toEqual(["A 2", "B 2"]);
     const twice = pasteSteps(data, [group, group], "pipeline[1]");
     expect(twice.paths).toEqual(["pipeline[2]", "pipeline[3]"]);
-    expect(((twice.data.pipeline as StepData[])[3].parallel as StepData[]).map((s) => s.label)).toEqual(["A 3", "B 3"]);
+    expect(((twice.data.pipeline as unknown as StepData[])[3].parallel as StepData[]).map((s) => s.label)).toEqual(["A 3", "B 3"]);
   });
 
   it("duplicates a step right after it", () => {
     const r = duplicateStep(loop(), "pipeline[1].parallel[0]");
     expect(r.paths).toEqual(["pipeline[1].parallel[1]"]);
-    expect(((r.data.pipeline as StepData[])[1].parallel as StepData[]).map((s) => s.label)).toEqual(["A", "A 2", "B"]);
+    expect(((r.data.pipeline as unknown as StepData[])[1].parallel as StepData[]).map((s) => s.label)).toEqual(["A", "A 2", "B"]);
   });
 
   it("pastes at the end of the pipeline when nothing is selected", () => {
     const r = pasteSteps(loop(), [{ prompt: "x", label: "Plan" }], null);
     expect(r.paths).toEqual(["pipeline[4]"]);
-    expect((r.data.pipeline as StepData[])[4].label).toBe("Plan 2");
+    expect((r.data.pipeline as unknown as StepData[])[4].label).toBe("Plan 2");
   });
 });

@@ -1,5 +1,7 @@
 /** Small form controls that keep the user's draft while they type. */
 import { useEffect, useId, useState, type ReactNode } from "react";
+import type { CompletionContext } from "./templateCompletion";
+import { TemplateTextarea } from "./TemplateTextarea";
 import type { SpecError } from "./types";
 
 export interface FieldProps {
@@ -52,7 +54,7 @@ function useDraft(value: string): [string, (v: string) => void, { onFocus(): voi
   ];
 }
 
-export function TextField(props: FieldProps & { value: string | undefined; onChange(v: string | undefined): void; multiline?: boolean; placeholder?: string; list?: string }) {
+export function TextField(props: FieldProps & { value: string | undefined; onChange(v: string | undefined): void; multiline?: boolean; placeholder?: string; list?: string; complete?: (textBefore: string) => CompletionContext | null }) {
   const id = useId();
   const [shown, setDraft, focus] = useDraft(props.value ?? "");
   const change = (v: string) => {
@@ -61,7 +63,9 @@ export function TextField(props: FieldProps & { value: string | undefined; onCha
   };
   return (
     <Wrap {...props} id={id}>
-      {props.multiline ? (
+      {props.multiline && props.complete ? (
+        <TemplateTextarea id={id} rows={4} value={shown} disabled={props.disabled} placeholder={props.placeholder} onText={change} complete={props.complete} {...focus} />
+      ) : props.multiline ? (
         <textarea id={id} rows={4} value={shown} disabled={props.disabled} placeholder={props.placeholder} onChange={(e) => change(e.target.value)} {...focus} />
       ) : (
         <input id={id} type="text" value={shown} list={props.list} disabled={props.disabled} placeholder={props.placeholder} onChange={(e) => change(e.target.value)} {...focus} />

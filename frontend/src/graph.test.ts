@@ -95,7 +95,7 @@ describe("the plan step", () => {
   };
 
   it("is a plan node showing its planner and allowed templates, not an unknown step", () => {
-    expect(stepKind(data.pipeline && (data.pipeline as StepData[])[0])).toBe("plan");
+    expect(stepKind(data.pipeline && (data.pipeline as unknown as StepData[])[0])).toBe("plan");
     const graph = loopToGraph(data);
     const node = graph.nodes.find((n) => n.id === "pipeline[0]")!;
     expect(node.data).toMatchObject({ kind: "plan", title: "Investigate", planner: "lead", templates: ["search_logs", "read_ticket"], listPath: "pipeline", index: 0 });
@@ -142,7 +142,7 @@ describe("actions after verification and tool steps", () => {
   const edgeData = (source: string, target: string) => graph.edges.find((e) => e.source === source && e.target === target)?.data;
 
   it("draws a tool step as a tool node that names its tool", () => {
-    expect(stepKind((data.pipeline as StepData[])[0])).toBe("tool");
+    expect(stepKind((data.pipeline as unknown as StepData[])[0])).toBe("tool");
     const node = graph.nodes.find((n) => n.id === "pipeline[0]")!;
     expect(node.data).toMatchObject({ kind: "tool", title: "Diff", detail: "calls github.get_pull_diff", listPath: "pipeline", index: 0 });
     expect(graph.nodes.some((n) => n.data.kind === "unknown")).toBe(false);
@@ -161,7 +161,7 @@ describe("actions after verification and tool steps", () => {
   });
 
   it("offers to add an onPass step on the pass edge when there is none", () => {
-    const bare = loopToGraph({ ...data, onPass: undefined as unknown as StepData[], onFail: undefined as unknown as StepData[] });
+    const bare = loopToGraph({ ...data, onPass: undefined, onFail: undefined });
     expect(bare.edges.find((e) => e.id === "verify->end")!.data).toMatchObject({ listPath: "onPass", index: 0, label: "pass" });
   });
 

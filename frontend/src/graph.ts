@@ -79,7 +79,7 @@ function short(text: Json | undefined, max = 60): string {
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
 
-function triggerDetail(trigger: Json | undefined): [string, string] {
+function triggerDetail(trigger: unknown): [string, string] {
   const t = asObject(trigger);
   if (!t) return ["Manual trigger", "started by a person"];
   switch (t.type) {
@@ -94,7 +94,7 @@ function triggerDetail(trigger: Json | undefined): [string, string] {
   }
 }
 
-function budgetDetail(budget: Json | undefined): string {
+function budgetDetail(budget: unknown): string {
   const b = asObject(budget);
   if (!b) return "no limits: add a budget";
   const parts: string[] = [];
@@ -106,7 +106,7 @@ function budgetDetail(budget: Json | undefined): string {
   return parts.join(" · ") || "no limits set";
 }
 
-function memoryDetail(memory: Json | undefined): string {
+function memoryDetail(memory: unknown): string {
   const m = asObject(memory);
   if (!m) return "no memory: add a store";
   const store = typeof m.store === "string" ? m.store : "filesystem";
@@ -185,7 +185,7 @@ function edge(b: Builder, source: string, target: string, insert: InsertPoint = 
 }
 
 /** Lay out a step list after `entries`; return the ids the next node connects from. */
-function buildList(b: Builder, steps: Json | undefined, listPath: string, entries: string[], firstEdge: InsertPoint = {}): string[] {
+function buildList(b: Builder, steps: unknown, listPath: string, entries: string[], firstEdge: InsertPoint = {}): string[] {
   if (!Array.isArray(steps)) return entries;
   let prev = entries;
   steps.forEach((raw, index) => {

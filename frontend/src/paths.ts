@@ -26,8 +26,8 @@ export function formatPath(path: Path): string {
   return out;
 }
 
-export function getAt(root: Json, path: Path): Json | undefined {
-  let here: Json | undefined = root;
+export function getAt(root: unknown, path: Path): Json | undefined {
+  let here = root as Json | undefined;
   for (const part of path) {
     if (here === null || here === undefined || typeof here !== "object") return undefined;
     here = Array.isArray(here) ? here[part as number] : (here as JsonObject)[part as string];
@@ -35,22 +35,29 @@ export function getAt(root: Json, path: Path): Json | undefined {
   return here;
 }
 
-/** Return a copy of `root` with the value at `path` replaced (undefined deletes a key). */
-export function setAt(root: Json, path: Path, value: Json | undefined): Json {
+/**
+ * Return a copy of `root` with the value at `path` replaced (undefined deletes a key), typed as
+ * `root` is (the editor's loop data stays `LoopData`; the server validates the result).
+ */
+export function setAt<T>(root: T, path: Path, value: Json | undefined): T {
+  return setJson(root, path, value) as T;
+}
+
+function setJson(root: unknown, path: Path, value: Json | undefined): Json {
   if (path.length === 0) return value === undefined ? null : value;
   const [head, ...rest] = path;
   if (Array.isArray(root)) {
-    const copy = root.slice();
-    const child = setAt(copy[head as number] ?? {}, rest, value);
+    const copy = (root as Json[]).slice();
+    const child = setJson(copy[head as number] ?? {}, rest, value);
     copy[head as number] = child;
     return copy;
   }
-  const obj: JsonObject = root !== null && typeof root === "object" ? { ...root } : {};
+  const obj: JsonObject = root !== null && typeof root === "object" ? { ...(root as JsonObject) } : {};
   if (rest.length === 0 && value === undefined) {
     delete obj[head as string];
     return obj;
   }
-  obj[head as string] = setAt(obj[head as string] ?? (typeof rest[0] === "number" ? [] : {}), rest, value);
+  obj[head as string] = setJson(obj[head as string] ?? (typeof rest[0] === "number" ? [] : {}), rest, value);
   return obj;
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeString, encodeString, isAttributeName, referencesTo, renameReferences, renameRefusal, renameStep, rewriteReferences } from "./rename";
 import { iterSteps } from "./steps";
-import type { LoopData } from "./types";
+import type { JsonObject, LoopData } from "./types";
 
 const prReview = (): LoopData => ({
   name: "pr-review",
@@ -158,7 +158,7 @@ describe("renaming a step", () => {
     const there = renameStep(everywhere(), "pipeline[0]", "Audit");
     expect(renameStep(there, "pipeline[0]", "Review")).toEqual(everywhere());
     const spaced = renameStep(renameStep(everywhere(), "pipeline[0]", "First Review"), "pipeline[0]", "Review");
-    const fix = (spaced.pipeline as LoopData[])[2].then as LoopData[];
+    const fix = (spaced.pipeline as unknown as JsonObject[])[2].then as JsonObject[];
     expect(fix[0].prompt).toBe("Fix what {{ steps['Review'].output }} found; ignore {{ steps['Review 2'].output }}.");
   });
 
@@ -169,9 +169,9 @@ describe("renaming a step", () => {
     const cleared = renameStep(prReview(), "pipeline[0].parallel[0]", undefined);
     expect("label" in iterSteps(cleared)[1].step).toBe(false);
     expect((cleared.verify as { maker: string[] }).maker).toContain("Bug Review");
-    const single = renameStep({ ...prReview(), verify: { maker: "Bug Review" } }, "pipeline[0].parallel[0]", "Bugs");
+    const single = renameStep({ ...prReview(), verify: { maker: "Bug Review" } } as unknown as LoopData, "pipeline[0].parallel[0]", "Bugs");
     expect(single.verify).toEqual({ maker: "Bugs" });
-    expect(referencesTo({ ...prReview(), verify: { maker: "Bug Review" } }, "Bug Review")).toEqual(["verify.maker"]);
+    expect(referencesTo({ ...prReview(), verify: { maker: "Bug Review" } } as unknown as LoopData, "Bug Review")).toEqual(["verify.maker"]);
   });
 
   it("labels an unlabelled step and moves the references to its path along", () => {
@@ -183,7 +183,8 @@ describe("renaming a step", () => {
   });
 
   it("renames the step of verify.checks and the references in a tool check's arguments and expect", () => {
-    const data: LoopData = {
+    // One maker named as a string (the engine takes it; the schema lists an array).
+    const data = {
       name: "checked",
       pipeline: [{ prompt: "Write", label: "Writer" }],
       verify: {
@@ -194,7 +195,7 @@ describe("renaming a step", () => {
           { tool: "ci.run", arguments: { body: "{{ steps.Writer.output }}", tags: ["{{ steps['Writer'].round }}", 3] }, expect: "result.ok and steps.Writer.output != ''" },
         ],
       },
-    };
+    } as unknown as LoopData;
     expect(referencesTo(data, "Writer")).toEqual([
       "verify.checks[1].arguments.body",
       "verify.checks[1].arguments.tags[0]",
@@ -247,7 +248,7 @@ describe("onPass, onFail and tool steps", () => {
     expect(out.onPass).toEqual([
       { tool: "github.comment", label: "Post", arguments: { body: "{{ steps['Code Review'].output }}", labels: ["{{ steps['Code Review'].output | length }}"], number: 3 } },
     ]);
-    expect((out.onFail as LoopData[])[0].prompt).toBe("Explain why {{ steps['Code Review'].output }} failed");
+    expect((out.onFail as unknown as JsonObject[])[0].prompt).toBe("Explain why {{ steps['Code Review'].output }} failed");
   });
 
   it("keeps labels unique across the pipeline and the actions", () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { applyMergePatch } from "./mergePatch";
+import { applyMergePatch, patchLoop } from "./mergePatch";
 import { formatPath, parsePath } from "./paths";
 import { freshLabel, insertStep, iterSteps, labelIndex, moveStep, owningStep, removeStep, removeSteps } from "./steps";
-import type { LoopData } from "./types";
+import type { JsonObject, LoopData } from "./types";
 
 const prReview = (): LoopData => ({
   name: "pr-review",
@@ -88,7 +88,7 @@ describe("step edits", () => {
 describe("merge patch (RFC 7386)", () => {
   it("adds, replaces and removes members", () => {
     const data = prReview();
-    const out = applyMergePatch(data, { budget: { maxTokens: 100000 }, verify: { maxRounds: null } }) as LoopData;
+    const out = patchLoop(data, { budget: { maxTokens: 100000 }, verify: { maxRounds: null } });
     expect(out.budget).toEqual({ maxTokens: 100000 });
     expect(out.verify).toEqual({ maker: ["Bug Review", "Security Review", "Quality Review"], checker: "Adversarial Verifier" });
     expect(applyMergePatch({ a: [1, 2] }, { a: [3] })).toEqual({ a: [3] });
@@ -134,9 +134,9 @@ describe("the actions after verification", () => {
 
   it("take inserts, moves and deletes", () => {
     const added = insertStep(data, "onPass", 1, { prompt: "c", label: "C" });
-    expect((added.onPass as LoopData[]).map((s) => s.label)).toEqual(["Post", "C"]);
+    expect((added.onPass as unknown as JsonObject[]).map((s) => s.label)).toEqual(["Post", "C"]);
     const moved = moveStep(added, "onPass[1]", "pipeline", 1);
-    expect((moved.pipeline as LoopData[]).map((s) => s.label)).toEqual(["A", "C"]);
+    expect((moved.pipeline as unknown as JsonObject[]).map((s) => s.label)).toEqual(["A", "C"]);
     expect(removeStep(data, "onPass[0]").onPass).toEqual([]);
   });
 });

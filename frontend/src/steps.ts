@@ -2,7 +2,7 @@
 import { formatPath, getAt, isPrefix, parsePath, setAt, type Path } from "./paths";
 import type { Json, JsonObject, LoopData, StepData, StepKind } from "./types";
 
-export function stepKind(step: Json | undefined): StepKind {
+export function stepKind(step: unknown): StepKind {
   if (step === null || step === undefined || typeof step !== "object" || Array.isArray(step)) return "unknown";
   // The same precedence as loopkit.spec.STEP_KEYS.
   if ("parallel" in step) return "parallel";
@@ -40,6 +40,9 @@ export function childLists(step: StepData): [string, StepData[]][] {
   return lists;
 }
 
+/** What holds step lists: a loop (or a stand-in such as `{pipeline: [step]}`). */
+export type StepLists = { [K in (typeof STEP_LISTS)[number]]?: unknown };
+
 export interface StepEntry {
   path: string;
   step: StepData;
@@ -48,9 +51,9 @@ export interface StepEntry {
 
 /** Every step, depth first, groups before members: the pipeline, then onPass and onFail
  * (like loopkit.spec.iter_loop_steps). */
-export function iterSteps(data: LoopData): StepEntry[] {
+export function iterSteps(data: StepLists): StepEntry[] {
   const out: StepEntry[] = [];
-  const walk = (steps: Json | undefined, prefix: Path) => {
+  const walk = (steps: unknown, prefix: Path) => {
     if (!Array.isArray(steps)) return;
     steps.forEach((raw, index) => {
       const path = [...prefix, index];
@@ -233,11 +236,12 @@ export function updateField(data: LoopData, path: string, field: string, value: 
   return setAt(data, [...parsePath(path), field], value) as LoopData;
 }
 
-export function asObject(value: Json | undefined): JsonObject | null {
-  return value !== null && value !== undefined && typeof value === "object" && !Array.isArray(value) ? value : null;
+/** The value as a JSON object (a typed part of the loop, such as `data.budget`, is one), or null. */
+export function asObject(value: unknown): JsonObject | null {
+  return value !== null && value !== undefined && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : null;
 }
 
-export function asStringList(value: Json | undefined): string[] {
+export function asStringList(value: unknown): string[] {
   if (typeof value === "string") return [value];
   if (Array.isArray(value)) return value.filter((v): v is string => typeof v === "string");
   return [];

@@ -1,10 +1,16 @@
 /** Shapes shared with the builder API (see docs/builder-api.md and docs/editor.md). */
 
+import type { LoopKitLoop } from "./generated/loop";
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
 
-/** A loop's camelCase data, as the validate API returns it in `spec`. */
-export type LoopData = JsonObject;
+/**
+ * A loop's camelCase data, as the validate API returns it in `spec`: the type generated from
+ * `loopkit schema` (src/generated/loop.ts), so tsc checks the field names the editor reads.
+ * Edits by field path (paths.ts) take any value and give back the same type.
+ */
+export type LoopData = LoopKitLoop;
 export type StepData = JsonObject;
 
 export type StepKind = "agent" | "parallel" | "sequential" | "conditional" | "approval" | "plan" | "tool" | "unknown";

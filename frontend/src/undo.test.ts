@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { COALESCE_MS, EditHistory, type Snapshot } from "./undo";
 
-const snap = (yaml: string, source: "yaml" | "data" = "yaml"): Snapshot => ({ yaml, data: { name: yaml }, source });
+const snap = (yaml: string, source: "yaml" | "data" = "yaml"): Snapshot => ({ yaml, data: { name: yaml, pipeline: [] }, source });
 
 describe("the shared undo history", () => {
   it("undoes and redoes edits from any view in order", () => {
