@@ -163,6 +163,7 @@ async def measure_instructions(loop: Any, client: str, runs: int, repeat: int) -
     modes = ["off", "traced", "content"]
     for mode in modes:  # warm up: imports, first calls, the exporter's connection
         await sample(loop, client, 2, mode)
+    callgrind_control("--instr=on")
     per_call: dict[str, list[float]] = {mode: [] for mode in modes}
     for i in range(repeat):
         for mode in modes[i % 3 :] + modes[: i % 3]:
@@ -239,6 +240,7 @@ def main() -> None:
                 "--tool=callgrind",
                 f"--callgrind-out-file={folder}/callgrind.out.%p",
                 f"--log-file={folder}/valgrind.log",
+                "--instr-atstart=no",  # imports run fast; switched on once warm
                 sys.executable,
                 *sys.argv,
             ]
