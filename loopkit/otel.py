@@ -90,7 +90,29 @@ CAPTURE_ON = frozenset({"true", "1", "yes", "span_only", "span_and_event"})
 PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_tracer: Tracer | None = None
 _pid = 0
+
+
+class HashedResource(Resource):
+    """A ``Resource`` that computes its hash once.
+
+    The OTLP exporter groups every span it encodes by resource, hashing the
+    span's resource each time, and the SDK's ``Resource.__hash__`` serialises
+    all its attributes to JSON on each call: with a few spans per model call
+    that was a measurable share of tracing's cost. A resource never changes
+    after it is made, so its hash can be kept.
+    """
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or super().__eq__(other)
 
 
 def capture_content() -> bool:
@@ -114,22 +136,28 @@ def check_protocol() -> None:
 
 def provider() -> TracerProvider:
     """Return this process's tracer provider, made on first use (again in a forked child)."""
-    global _provider, _pid
+    global _provider, _tracer, _pid
     with _lock:
         if _provider is None or _pid != os.getpid():
             check_protocol()
             resource = Resource.create({SERVICE_VERSION: loopkit.__version__})
             if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
                 resource = resource.merge(Resource({SERVICE_NAME: "loopkit"}))
-            made = TracerProvider(resource=resource)
+            made = TracerProvider(resource=HashedResource(resource))
             made.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-            _provider, _pid = made, os.getpid()
+            _provider, _tracer, _pid = made, None, os.getpid()
         return _provider
 
 
 def tracer() -> Tracer:
-    """Return LoopKit's tracer (instrumentation scope ``loopkit``, the semconv schema URL)."""
-    return provider().get_tracer("loopkit", loopkit.__version__, schema_url=genai.SCHEMA_URL)
+    """Return LoopKit's tracer (instrumentation scope ``loopkit``, the semconv schema URL),
+    one per provider (the SDK makes a new one, reading its variables again, on each ask)."""
+    global _tracer
+    made = provider()
+    with _lock:
+        if _tracer is None:
+            _tracer = made.get_tracer("loopkit", loopkit.__version__, schema_url=genai.SCHEMA_URL)
+        return _tracer
 
 
 def flush(timeout_s: float = 10.0) -> None:
@@ -140,9 +168,9 @@ def flush(timeout_s: float = 10.0) -> None:
 
 def shutdown() -> None:
     """Flush and stop the exporter; a later run makes a new provider."""
-    global _provider
+    global _provider, _tracer
     with _lock:
-        made, _provider = _provider, None
+        made, _provider, _tracer = _provider, None, None
     if made is not None:
         made.shutdown()
 
