@@ -396,6 +396,26 @@ def test_record_refuses_a_dry_run(project: Path, capsys: pytest.CaptureFixture[s
     assert not (project / "tests").exists()
 
 
+def test_a_recording_that_failed_before_any_call_writes_no_cassette_or_test(
+    project: Path, live: LLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "loops" / "slug.yaml").write_text(
+        "name: slug\ninputs:\n  title:\n    required: true\n"
+        "pipeline:\n  - prompt: 'Slug of {{ inputs.title }}'\n    label: Slug\n"
+    )
+    assert cli("run", "slug", "--record") == 1
+    err = capsys.readouterr().err
+    assert (
+        "Nothing recorded: the run failed before any model or tool call (missing required"
+        " input(s): title (pass them as --input title=VALUE)); tests/slug.cassette.yaml is unchanged"
+    ) in err
+    assert not (project / "tests").exists()
+
+    # Recorded again with the input, the test file expects what the real run did.
+    assert cli("run", "slug", "--record", "--input", "title=Hello") == 0
+    assert "status: succeeded" in (project / "tests" / "slug.test.yaml").read_text()
+
+
 def test_no_test_files_is_not_a_failure(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("test") == 0
     assert "no test files (*.test.yaml)" in capsys.readouterr().out
