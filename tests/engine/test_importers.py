@@ -316,6 +316,21 @@ def test_loopkit_import_with_a_format_that_does_not_fit_exits_2_with_a_position(
     assert "cannot tell the format" in capsys.readouterr().err
 
 
+def test_loopkit_import_of_a_malformed_file_names_the_syntax_error_not_the_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "workflow.yml"
+    broken.write_text("app:\n  mode: workflow\nnodes: [1, 2\n")
+    assert main(["import", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"loopkit import: {broken}:4:1: YAML syntax error: ")
+    assert "cannot tell the format" not in err
+    broken_json = tmp_path / "flow.json"
+    broken_json.write_text('{"component_type": "Flow",\n')
+    assert main(["import", str(broken_json)]) == 2
+    assert f"{broken_json}:2:1: YAML syntax error" in capsys.readouterr().err
+
+
 def test_loopkit_export_writes_a_gh_aw_workflow_that_imports_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
