@@ -384,6 +384,11 @@ def test_loopkit_import_runs_as_a_program(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("name: release_notes\n")
     assert "release_notes — LRS: " in done.stderr
+    # The description names the crew, not the importer's folders (it goes into prompts).
+    assert "description: Imported from the CrewAI crew 'release_notes' (tasks.yaml).\n" in (
+        done.stdout
+    )
+    assert str(FIXTURES) not in done.stdout
 
 
 def test_a_dify_question_classifier_classifies_with_a_schema_then_routes() -> None:
