@@ -331,6 +331,18 @@ def test_loopkit_import_of_a_malformed_file_names_the_syntax_error_not_the_forma
     assert f"{broken_json}:2:1: YAML syntax error" in capsys.readouterr().err
 
 
+def test_loopkit_import_into_a_folder_writes_the_loop_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = FIXTURES / "gh-aw" / "issue-triage.md"
+    folder = tmp_path / "imported"
+    folder.mkdir()
+    assert main(["import", str(source), "-o", str(folder)]) == 0
+    written = folder / "issue-triage.yaml"
+    assert f"as the loop 'issue-triage' → {written}" in capsys.readouterr().out
+    assert main(["validate", str(written)]) == 0
+
+
 def test_loopkit_export_writes_a_gh_aw_workflow_that_imports_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
