@@ -19,7 +19,10 @@ from loopkit import __version__
 
 #: Subcommand name → (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("loopkit.commands.init", "create loopkit.yaml and an example loop"),
+    "init": (
+        "loopkit.commands.init",
+        "create a project: loopkit.yaml, example loops, a GitHub workflow",
+    ),
     "validate": (
         "loopkit.commands.validate",
         "validate loops and print their Loop Readiness Score",

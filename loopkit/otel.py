@@ -81,6 +81,7 @@ from loopkit.errors import ConfigError
 from loopkit.llm import LLM, LLMRequest, LLMResponse, ToolCall
 from loopkit.providers import PREFIX, is_reference
 from loopkit.sinks import Sink
+from loopkit.tracing import ENDPOINT_VARIABLES
 
 #: The variable that lets prompts and answers into spans (``true``; default off).
 CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -121,7 +122,7 @@ def capture_content() -> bool:
 
 
 def check_protocol() -> None:
-    """Raise ``ConfigError`` unless the OTLP protocol asked for is ``http/protobuf``."""
+    """Raise ``ConfigError`` unless the protocol is ``http/protobuf`` and the endpoint a URL."""
     for name in PROTOCOL_VARIABLES:
         value = os.environ.get(name, "").strip()
         if value:
@@ -130,6 +131,15 @@ def check_protocol() -> None:
                     f"{name}={value} is not supported: LoopKit exports traces over OTLP/HTTP "
                     f"with protobuf; set {name}=http/protobuf (or unset it) and point "
                     "OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (usually 4318)"
+                )
+            break
+    for name in ENDPOINT_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            if not value.lower().startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"{name}={value} is not a URL: give the collector's OTLP/HTTP address "
+                    f"with its scheme, e.g. {name}=http://localhost:4318"
                 )
             return
 

@@ -75,6 +75,7 @@ class ProjectContext:
             [
                 Problem(
                     f"no loop named '{name}' in {self.loops_dir} (loops here: {known})",
+                    file=name,  # what the user typed, not '<string>'
                     code="unknown_loop",
                     hint="give a loop name from loops/ or a path to a .yaml file",
                 )

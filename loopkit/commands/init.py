@@ -160,7 +160,16 @@ def handle(args: argparse.Namespace) -> int:
         print(f"Created {path}")
     if ignored:
         print(f"Added {GITIGNORE_ENTRY} to {root / '.gitignore'}")
-    if workflow is not None:
+    repo = _repository_root(root)
+    if workflow is not None and repo is not None and repo != root.resolve():
+        # GitHub reads workflows from the repository's root only: this one would never run.
+        inside = root.resolve().relative_to(repo).as_posix()
+        print(
+            f"GitHub reads workflows only from the repository's root ({repo}): move "
+            f"{workflow} to {repo / WORKFLOW_FILE} and give the action "
+            f"'working-directory: {inside}' (docs/github-action.md)"
+        )
+    elif workflow is not None:
         print(
             f"The workflow checks the loops on GitHub once pushed (LRS bar {WORKFLOW_MIN_SCORE}; "
             "'loopkit init --no-ci' leaves it out)"
@@ -170,6 +179,14 @@ def handle(args: argparse.Namespace) -> int:
     print(f"  {where}loopkit validate")
     print(f"  {where}loopkit-runtime --dry-run run {SEED_LOOPS[0]}")
     return 0
+
+
+def _repository_root(folder: Path) -> Path | None:
+    """Return the root of the git repository holding ``folder`` (a ``.git`` there), or None."""
+    for candidate in (folder.resolve(), *folder.resolve().parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
 
 
 def workflow_text(version: str | None = None) -> str:

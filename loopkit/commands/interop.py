@@ -37,7 +37,8 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         metavar="OUT",
         default=None,
-        help="where to write the loop (default: loops/<name>.yaml; - for stdout)",
+        help="where to write the loop: a file, or a folder for <name>.yaml in it "
+        "(default: loops/<name>.yaml; - for stdout)",
     )
     parser.add_argument(
         "--format",
@@ -95,6 +96,8 @@ def handle_import(args: argparse.Namespace) -> int:
     else:
         if args.output:
             path = Path(args.output)
+            if path.is_dir():  # a folder: the loop goes in it, as loops/ would hold it
+                path = path / f"{result.name}.yaml"
         else:
             try:
                 path = find_project().loops_dir / f"{result.name}.yaml"

@@ -317,8 +317,17 @@ def save_recording(
     if project.file is not None:
         texts.append(project.file.read_text(encoding="utf-8"))
     cassette = recorder.cassette(extra_secrets=secret_names(texts))
-    cassette.save(cassette_path)
     calls, tools = len(cassette.calls), len(cassette.tools)
+    if result.status != "succeeded" and not (calls or tools or cassette.approvals):
+        # The run stopped before anything (a missing input, Ctrl-C): a test of it would only
+        # pin that mistake, and an existing cassette is worth more than an empty one.
+        print(
+            f"Nothing recorded: the run {result.status} before any model or tool call"
+            f" ({result.error or 'no error given'}); {shown_path(cassette_path)} is unchanged",
+            file=sys.stderr,
+        )
+        return
+    cassette.save(cassette_path)
     print(
         f"Recorded {calls} model call(s), {tools} tool call(s) and "
         f"{len(cassette.approvals)} approval(s) to {shown_path(cassette_path)}",

@@ -207,6 +207,10 @@ def _format(args: argparse.Namespace) -> str | None:
 # ── Collecting and validating ────────────────────────────────────────────
 
 
+#: Files of ``loopkit test`` (docs/testing.md): never loops, skipped in a folder.
+NOT_LOOPS = (".test.yaml", ".test.yml", ".cassette.yaml", ".cassette.yml")
+
+
 def _collect(
     paths: list[str],
 ) -> tuple[list[Path], list[Path], list[tuple[ProjectContext, str]], list[str]]:
@@ -220,7 +224,13 @@ def _collect(
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in LOOP_SUFFIXES and p.is_file())
+            for found in sorted(path.iterdir()):
+                if found.suffix not in LOOP_SUFFIXES or not found.is_file():
+                    continue
+                if found.name.endswith(NOT_LOOPS):
+                    continue  # loopkit test's files, beside the loops in a small project
+                # 'loopkit validate .' in a project: the project file stands for its loops.
+                (projects if is_project_file(found) else files).append(found)
         elif path.is_file() and is_project_file(path):
             projects.append(path)
         elif path.is_file():

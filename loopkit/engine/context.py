@@ -193,7 +193,7 @@ def placeholder_input(name: str, declared: spec.InputSpec) -> str | int | bool:
 def resolve_inputs(
     loop: spec.Loop, given: dict[str, Any], *, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Apply declared defaults; raise ``RunError`` when a required input is missing.
+    """Apply declared defaults (in declaration order); raise ``RunError`` when one is missing.
 
     A dry run is never refused for an input: a required input without a
     value or a default gets a typed placeholder (``placeholder_input``). An
@@ -217,4 +217,8 @@ def resolve_inputs(
             f"(pass them as --input {missing[0]}=VALUE)",
             code="missing_input",
         )
-    return out
+    # One order whatever order they were given in (the checker's prompt lists them, and a
+    # cassette's replay must ask the same): the declared ones as declared, then the rest sorted.
+    ordered = {name: out[name] for name in loop.inputs if name in out}
+    ordered.update((name, out[name]) for name in sorted(out) if name not in ordered)
+    return ordered

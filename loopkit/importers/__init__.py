@@ -146,6 +146,14 @@ def _format(text: str, filename: str, fmt: str) -> str:
         return fmt
     found = detect(text, filename)
     if found is None:
+        if not filename.lower().endswith(".md"):
+            from loopkit import yamlio
+
+            try:
+                yamlio.parse(text, filename)
+            except SpecError as exc:  # a YAML or JSON syntax error says where it is
+                if any(p.code == "yaml_syntax" for p in exc.problems):
+                    raise
         raise refuse(
             "cannot tell the format: not a Dify DSL file (kind: app), a CrewAI agents or "
             "tasks file, a GitHub agentic workflow (markdown with 'on:' front matter) or an "

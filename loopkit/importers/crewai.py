@@ -259,7 +259,10 @@ class _Converter:
         data["name"] = loop_name(
             self.name, folder.parent.name if folder.name == "config" else folder.name, "crew"
         )
-        data["description"] = f"Imported from the CrewAI crew in {self.tasks.file}."
+        # The file's name only: a local path would go into prompts, commits and other teams' views.
+        data["description"] = (
+            f"Imported from the CrewAI crew '{data['name']}' ({PurePath(self.tasks.file).name})."
+        )
         data["tags"] = ["crewai"]
         data["trigger"] = {"type": "manual"}
         if self.inputs:

@@ -396,6 +396,48 @@ def test_record_refuses_a_dry_run(project: Path, capsys: pytest.CaptureFixture[s
     assert not (project / "tests").exists()
 
 
+def test_a_recording_that_failed_before_any_call_writes_no_cassette_or_test(
+    project: Path, live: LLMServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "loops" / "slug.yaml").write_text(
+        "name: slug\ninputs:\n  title:\n    required: true\n"
+        "pipeline:\n  - prompt: 'Slug of {{ inputs.title }}'\n    label: Slug\n"
+    )
+    assert cli("run", "slug", "--record") == 1
+    err = capsys.readouterr().err
+    assert (
+        "Nothing recorded: the run failed before any model or tool call (missing required"
+        " input(s): title (pass them as --input title=VALUE)); tests/slug.cassette.yaml is unchanged"
+    ) in err
+    assert not (project / "tests").exists()
+
+    # Recorded again with the input, the test file expects what the real run did.
+    assert cli("run", "slug", "--record", "--input", "title=Hello") == 0
+    assert "status: succeeded" in (project / "tests" / "slug.test.yaml").read_text()
+
+
+def test_a_recording_with_inputs_given_in_any_order_replays(
+    project: Path,
+    live: LLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The checker's prompt lists the inputs; the cassette stores them in its own key order
+    # ('version' first), so the run must list them in one order whatever the command line's.
+    (project / "loops" / "notes.yaml").write_text(
+        "name: notes\ninputs:\n  repository: {required: true}\n  version: {required: true}\n"
+        "pipeline:\n  - prompt: 'Notes for {{ inputs.repository }} {{ inputs.version }}'\n"
+        "    label: Notes\nverify:\n  maker: [Notes]\n  checker: Adversarial Verifier\n"
+    )
+    live.when("adversarial verifier", verdict(True, 0.9))
+    argv = ("run", "notes", "--record", "--input", "repository=a/b", "--input", "version=1.0")
+    assert cli(*argv) == 0
+    offline(monkeypatch, live)
+    capsys.readouterr()
+
+    assert cli("test") == 0, capsys.readouterr().out
+
+
 def test_no_test_files_is_not_a_failure(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("test") == 0
     assert "no test files (*.test.yaml)" in capsys.readouterr().out

@@ -193,3 +193,14 @@ def test_loopkit_validate_in_a_fresh_project_scores_every_loop_in_the_seeds_layo
     findings = [line for line in lines if line.startswith("  [")]
     assert findings and all(re.match(r"  \[(ok|!)\] \S", line) for line in findings)
     assert lines[-1] == "3 loops, 3 valid"
+
+
+def test_the_help_says_what_init_creates(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one line, whatever the terminal
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "init      create a project: loopkit.yaml, example loops, a GitHub workflow" in (
+        capsys.readouterr().out
+    )

@@ -287,6 +287,22 @@ def test_a_folder_without_loops_is_an_error(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (1, f"loopkit validate: no loop files in {tmp_path}\n")
 
 
+def test_validate_dot_in_a_project_validates_its_loops_and_skips_test_files(
+    tmp_path: Path,
+) -> None:
+    assert in_process("init", str(tmp_path)).returncode == 0
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "example.test.yaml").write_text("loop: ../loops/example.yaml\n")
+    (tmp_path / "tests" / "example.cassette.yaml").write_text("version: 1\nloop: example\n")
+
+    done = in_process("validate", ".", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("3 loops, 3 valid\n")
+    # A folder of loopkit test's files holds no loop (not ten 'unknown key' errors).
+    done = in_process("validate", "tests", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (1, "loopkit validate: no loop files in tests\n")
+
+
 def test_an_undeclared_input_in_a_prompt_is_reported_at_its_line_with_a_hint(
     tmp_path: Path,
 ) -> None:

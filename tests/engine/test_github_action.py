@@ -294,6 +294,23 @@ def test_init_no_ci_writes_no_workflow(tmp_path: Path) -> None:
     assert (tmp_path / "loopkit.yaml").is_file()
 
 
+def test_init_in_a_subfolder_of_a_repository_says_where_github_reads_the_workflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".git").mkdir()
+    assert loopkit_main(["init", str(tmp_path / "agents")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"GitHub reads workflows only from the repository's root ({tmp_path.resolve()}): move "
+        f"{tmp_path / 'agents' / WORKFLOW_FILE} to {tmp_path.resolve() / WORKFLOW_FILE} and give "
+        "the action 'working-directory: agents'"
+    ) in out
+    assert "once pushed" not in out
+
+    assert loopkit_main(["init", "--force", str(tmp_path)]) == 0  # at the root: it just works
+    assert "The workflow checks the loops on GitHub once pushed" in capsys.readouterr().out
+
+
 def test_init_keeps_an_existing_workflow_unless_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -316,6 +316,33 @@ def test_loopkit_import_with_a_format_that_does_not_fit_exits_2_with_a_position(
     assert "cannot tell the format" in capsys.readouterr().err
 
 
+def test_loopkit_import_of_a_malformed_file_names_the_syntax_error_not_the_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "workflow.yml"
+    broken.write_text("app:\n  mode: workflow\nnodes: [1, 2\n")
+    assert main(["import", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"loopkit import: {broken}:4:1: YAML syntax error: ")
+    assert "cannot tell the format" not in err
+    broken_json = tmp_path / "flow.json"
+    broken_json.write_text('{"component_type": "Flow",\n')
+    assert main(["import", str(broken_json)]) == 2
+    assert f"{broken_json}:2:1: YAML syntax error" in capsys.readouterr().err
+
+
+def test_loopkit_import_into_a_folder_writes_the_loop_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = FIXTURES / "gh-aw" / "issue-triage.md"
+    folder = tmp_path / "imported"
+    folder.mkdir()
+    assert main(["import", str(source), "-o", str(folder)]) == 0
+    written = folder / "issue-triage.yaml"
+    assert f"as the loop 'issue-triage' → {written}" in capsys.readouterr().out
+    assert main(["validate", str(written)]) == 0
+
+
 def test_loopkit_export_writes_a_gh_aw_workflow_that_imports_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -369,6 +396,11 @@ def test_loopkit_import_runs_as_a_program(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("name: release_notes\n")
     assert "release_notes — LRS: " in done.stderr
+    # The description names the crew, not the importer's folders (it goes into prompts).
+    assert "description: Imported from the CrewAI crew 'release_notes' (tasks.yaml).\n" in (
+        done.stdout
+    )
+    assert str(FIXTURES) not in done.stdout
 
 
 def test_a_dify_question_classifier_classifies_with_a_schema_then_routes() -> None:

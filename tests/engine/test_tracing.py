@@ -271,6 +271,25 @@ def test_a_protocol_other_than_http_protobuf_is_refused_with_how_to_fix_it(
     )
 
 
+def test_an_endpoint_without_a_scheme_is_refused_with_how_to_fix_it(
+    receiver: OTLPReceiver,
+) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    done = run_cli(
+        repo,
+        {**otel_env(receiver), "OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"},
+        "--dry-run",
+        "loops/pr-review.yaml",
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "loopkit run: OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318 is not a URL: give the "
+        "collector's OTLP/HTTP address with its scheme, e.g. "
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318"
+    )
+
+
 @pytest.fixture
 def traced_here(receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Trace this process's runs to ``receiver`` (a provider of its own, shut down after)."""
