@@ -252,7 +252,14 @@ def save_loop(request: HttpRequest, loop_id: int, body: LoopSaveIn) -> Any:
     loop, version, created = services.save_loop(
         request, loop, body.yaml, body.base_version, body.message
     )
-    return loop_out(loop, version, saved=created)
+    out = loop_out(loop, version, saved=created)
+    if created and loop.tests.exists():  # replayed from cassettes: dry, no cost (runs.looptests)
+        from runs import looptests
+
+        out["tests"] = looptests.summary(
+            looptests.run_tests(request, loop, version, trigger="save")
+        )
+    return out
 
 
 @router.delete("/{id:loop_id}", response={204: None, **errors(403, 404)})
