@@ -467,7 +467,7 @@ class TestsRunOut(Schema):
 
 
 def _loop_test(request: HttpRequest, loop_id: int, test_id: int, role: str) -> LoopTest:
-    test = get_scoped_or_404(
+    test: LoopTest = get_scoped_or_404(
         LoopTest.objects.select_related("loop__team"), request, pk=test_id, loop_id=loop_id
     )
     require_role(request, role, team=test.loop.team)

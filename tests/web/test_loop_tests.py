@@ -238,3 +238,23 @@ def test_deleting_a_run_deletes_its_cassette_but_not_the_kept_test(
 
     assert not RunCassette.objects.exists()
     assert LoopTest.objects.get().source_run is None
+
+
+def test_the_pages_keep_a_run_as_a_test_and_list_its_result_on_the_loop_page(
+    team: Any, client_for: Any, server: LLMServer
+) -> None:
+    loop, run = live_run(team, client_for, server)
+    editor, viewer = client_for(team[1]["editor"]), client_for(team[1]["viewer"])
+    assert b'data-testid="keep-as-test"' in editor.get(f"/runs/{run['id']}/").content
+    assert b'data-testid="keep-as-test"' not in viewer.get(f"/runs/{run['id']}/").content
+
+    kept = editor.post(f"/runs/{run['id']}/keep-as-test/", {"name": "from the page"})
+    assert kept.status_code == 302 and kept["Location"] == f"/loops/{loop.pk}/#tests"
+    ran = editor.post(f"/loops/{loop.pk}/tests/run/")
+    assert ran.status_code == 302
+
+    page = viewer.get(f"/loops/{loop.pk}/").content.decode()
+    assert '<tr data-test="from the page">' in page
+    assert '<span class="lk-pass" data-result="pass">pass</span>' in page
+    assert "1/1 passed" in page
+    assert 'data-testid="run-tests"' not in page  # a viewer reads, an editor runs
