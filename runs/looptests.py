@@ -13,8 +13,10 @@ with ``loopkit.testing.replay``: no network, no cost.
 from __future__ import annotations
 
 import gzip
+import posixpath
+import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -41,19 +43,48 @@ HEADER = (
 )
 
 
-def file_stem(name: str) -> str:
-    """Return the file name (without suffix) of a test called ``name``."""
-    return slugify(name) or "test"
+def file_stem(loop_name: str, name: str) -> str:
+    """Return the file name (without suffix) of a loop's test called ``name``: prefixed
+    with the loop's name unless it starts with it, so two loops' tests never share a file."""
+    slug = slugify(name) or "test"
+    return slug if slug.startswith(loop_name) else f"{loop_name}.{slug}"
 
 
 def test_paths(loop: Loop, test: LoopTest) -> dict[str, str]:
-    """Return the paths a test's files have in an export (from its root)."""
-    stem = file_stem(test.name)
+    """Return the paths a test's files have in a project (from its root)."""
+    stem = file_stem(loop.name, test.name)
     return {
         "loop": f"{LOOPS_DIR}/{loop.name}.yaml",
         "test": f"{TESTS_DIR}/{stem}{TEST_SUFFIX}",
         "cassette": f"{TESTS_DIR}/{stem}{CASSETTE_SUFFIX}",
     }
+
+
+_LOOP_KEY = re.compile(r"^loop:.*$", re.MULTILINE)
+
+
+def with_loop(text: str, loop_ref: str) -> str:
+    """Return a test file whose ``loop:`` is ``loop_ref``: the app says where its loop is
+    (the stored file's own ``loop:`` is only a default)."""
+    return _LOOP_KEY.sub(lambda _: f"loop: {loop_ref}", text, count=1)
+
+
+def export_files(loops: list[Loop], folder: str) -> list[tuple[str, str]]:
+    """Return ``(path, text)`` of the test files and cassettes of ``loops`` for an export
+    whose loop files are ``<folder>/<loop>.yaml``: they go to ``tests/`` beside the folder
+    (``loops/`` → ``tests/``), their ``loop:`` the path from there to the loop file."""
+    base = PurePosixPath(folder.strip("/") or ".")
+    tests_dir = base.parent / TESTS_DIR if base.name else PurePosixPath(TESTS_DIR)
+    out = []
+    for test in LoopTest.objects.filter(loop__in=loops).select_related("loop"):
+        paths = test_paths(test.loop, test)
+        target = base / f"{test.loop.name}.yaml"
+        ref = posixpath.relpath(str(target), str(tests_dir))
+        name = PurePosixPath(paths["test"]).name
+        out.append((str(tests_dir / name), with_loop(test.test_yaml, ref)))
+        cassette = PurePosixPath(paths["cassette"]).name
+        out.append((str(tests_dir / cassette), test.cassette_text))
+    return out
 
 
 def default_test_yaml(loop: Loop, name: str, run: Run) -> str:
@@ -68,17 +99,17 @@ def default_test_yaml(loop: Loop, name: str, run: Run) -> str:
         }
     data = {
         "loop": f"../{LOOPS_DIR}/{loop.name}.yaml",
-        "cassette": f"{file_stem(name)}{CASSETTE_SUFFIX}",
+        "cassette": f"{file_stem(loop.name, name)}{CASSETTE_SUFFIX}",
         "name": name,
         "expect": expect,
     }
     return HEADER + emitter.dump(data)
 
 
-def check_test_yaml(text: str, name: str) -> None:
+def check_test_yaml(text: str, loop: Loop, name: str) -> None:
     """Raise ``Invalid`` (422) with every problem at its line and column unless ``text``
     is a valid test file."""
-    shown = f"{TESTS_DIR}/{file_stem(name)}{TEST_SUFFIX}"
+    shown = f"{TESTS_DIR}/{file_stem(loop.name, name)}{TEST_SUFFIX}"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "t.test.yaml"
         path.write_text(text, encoding="utf-8")
@@ -128,7 +159,7 @@ def keep_as_test(
         raise Conflict(f"run #{run.pk} has no recording: {why}", code="no_recording")
     name = name.strip() or f"{loop.name}-run-{run.pk}"
     text = test_yaml if test_yaml is not None else default_test_yaml(loop, name, run)
-    check_test_yaml(text, name)
+    check_test_yaml(text, loop, name)
     try:
         with transaction.atomic():
             test = LoopTest.objects.create(
@@ -157,7 +188,7 @@ def keep_as_test(
 
 def update_test(request: HttpRequest, test: LoopTest, test_yaml: str) -> LoopTest:
     """Replace a test's file (its expectations), validated first."""
-    check_test_yaml(test_yaml, test.name)
+    check_test_yaml(test_yaml, test.loop, test.name)
     before = {"test_yaml": test.test_yaml}
     test.test_yaml = test_yaml
     test.updated_at = timezone.now()
@@ -204,7 +235,8 @@ def run_tests(
         (root / LOOPS_DIR / f"{loop.name}.yaml").write_text(version.yaml, encoding="utf-8")
         for test in tests:
             paths = test_paths(loop, test)
-            (root / paths["test"]).write_text(test.test_yaml, encoding="utf-8")
+            text = with_loop(test.test_yaml, f"../{paths['loop']}")
+            (root / paths["test"]).write_text(text, encoding="utf-8")
             (root / paths["cassette"]).write_text(test.cassette_text, encoding="utf-8")
             outcome = replay(root / paths["test"])
             results.append(

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loopkit import secrets
+from loopkit.testing import replay
 from loopkit_web.audit.models import AuditEvent
 from runs.models import LoopTest, LoopTestResult, Run, RunCassette
 from tests.engine.llm_server import LLMServer, Recorded, Reply, verdict
 
+from .builder_fixtures import git, make_bare_repo
 from .runs_support import loop_yaml, make_loop
 
 KEY = "sk-loop-tests-key-000777"
@@ -88,7 +93,7 @@ def test_a_kept_run_replays_as_a_passing_test_with_no_model_call(
         None,
     )
     assert test["test_yaml"].endswith(
-        "loop: ../loops/review.yaml\ncassette: happy-path.cassette.yaml\nname: happy path\n"
+        "loop: ../loops/review.yaml\ncassette: review.happy-path.cassette.yaml\nname: happy path\n"
         "expect:\n  status: succeeded\n  verification:\n    passed: true\n    rounds: 1\n"
     )
     calls = len(server.completed())
@@ -258,3 +263,55 @@ def test_the_pages_keep_a_run_as_a_test_and_list_its_result_on_the_loop_page(
     assert '<span class="lk-pass" data-result="pass">pass</span>' in page
     assert "1/1 passed" in page
     assert 'data-testid="run-tests"' not in page  # a viewer reads, an editor runs
+
+
+def test_the_export_zip_holds_the_tests_and_loopkit_test_passes_on_it(
+    team: Any, client_for: Any, server: LLMServer, tmp_path: Path
+) -> None:
+    _loop, run = live_run(team, client_for, server)
+    editor = client_for(team[1]["editor"])
+    post(editor, f"/api/runs/{run['id']}/keep-as-test", {"name": "happy path"})
+    server.stop()
+
+    exported = editor.get("/api/loops/export")
+
+    archive = zipfile.ZipFile(io.BytesIO(exported.content))
+    assert sorted(archive.namelist()) == [
+        "loops/review.yaml",
+        "tests/review.happy-path.cassette.yaml",
+        "tests/review.happy-path.test.yaml",
+    ]
+    archive.extractall(tmp_path)
+    result = replay(tmp_path / "tests" / "review.happy-path.test.yaml")
+    assert (result.name, result.passed, result.status) == ("happy path", True, "succeeded")
+
+
+def test_the_git_export_writes_the_tests_beside_the_loops_folder(
+    team: Any, client_for: Any, server: LLMServer, tmp_path: Path
+) -> None:
+    _loop, run = live_run(team, client_for, server)
+    users = team[1]
+    editor = client_for(users["editor"])
+    post(editor, f"/api/runs/{run['id']}/keep-as-test", {"name": "happy path"})
+    bare = make_bare_repo(tmp_path)
+    settings = {"url": str(bare), "folder": "agents/loops"}
+    assert (
+        client_for(users["admin"])
+        .put("/api/loops/repository", json.dumps(settings), content_type="application/json")
+        .status_code
+        == 200
+    )
+    server.stop()
+
+    body = post(editor, "/api/loops/repository/export").json()
+
+    assert body["files"] == [
+        "agents/loops/review.yaml",
+        "agents/tests/review.happy-path.test.yaml",
+        "agents/tests/review.happy-path.cassette.yaml",
+    ]
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(bare), str(clone))
+    test_file = clone / "agents" / "tests" / "review.happy-path.test.yaml"
+    assert "\nloop: ../loops/review.yaml\n" in test_file.read_text()
+    assert replay(test_file).passed
