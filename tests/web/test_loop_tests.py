@@ -131,7 +131,7 @@ def test_a_saved_prompt_edit_fails_the_test_naming_the_step(
         "the request of step 'Bug Review' (maker, round 1) is not in the cassette: "
         "message 1 (user) changed"
     )
-    assert failure["location"].startswith("loops/review.yaml:")
+    assert failure["location"] == "loops/review.yaml:6:17"  # the prompt of the step
     assert "-Review for bugs" in failure["diff"] and "+Review for every bug" in failure["diff"]
     assert LoopTestResult.objects.get(trigger="save").version_number == 2
     # The version the test was kept from still passes.
