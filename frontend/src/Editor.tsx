@@ -10,6 +10,7 @@ import { FormPanel, type Suggestions } from "./FormPanel";
 import { GraphCanvas, type GraphActions } from "./GraphCanvas";
 import { History, type LoopOut } from "./History";
 import { LrsBadge, LrsPanel } from "./LrsPanel";
+import { TestsChip, type TestsSummary } from "./TestsChip";
 import { applyMergePatch } from "./mergePatch";
 import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
@@ -64,6 +65,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   const [errorSource, setErrorSource] = useState<Source>("yaml");
   const [lrs, setLrs] = useState<LrsReport | null>(boot.lrs);
   const [lrsStale, setLrsStale] = useState(false);
+  const [tests, setTests] = useState<TestsSummary | null>(null); // the last save's replay
   const [lrsSeq, setLrsSeq] = useState(0);
   const [status, setStatus] = useState<Status>("loading");
   const [selected, setSelected] = useState<string | null>(null);
@@ -232,12 +234,13 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           const url = boot.editUrl?.replace("{id}", String(loop.id)) ?? `/loops/${loop.id}/edit/`;
           window.history.replaceState(null, "", url);
         } else {
-          const loop = await api.request<LoopOut & { saved?: boolean }>("PUT", `/${loopId}`, {
+          const loop = await api.request<LoopOut & { saved?: boolean; tests?: TestsSummary | null }>("PUT", `/${loopId}`, {
             yaml: yamlText,
             base_version: baseVersion ?? version,
             message,
           });
           setConflict(null);
+          if (loop.saved !== false) setTests(loop.tests ?? null);
           loadLoop(loop, loop.saved === false ? "Nothing to save: the loop is unchanged." : `Saved version ${loop.version}.`);
         }
         setMessage("");
@@ -305,6 +308,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           {statusText[status]}
         </span>
         <LrsBadge lrs={lrs} stale={lrsStale} />
+        <TestsChip tests={tests} loopId={loopId} />
         <span className="lke-spacer" />
         {versionsUrl && (
           <a href={versionsUrl} className="lke-link">

@@ -1,5 +1,6 @@
 """Loop tests from the browser: finish a live run, keep it as a test, run the loop's tests
-and see the test pass on the loop page (replayed from the recording: no model call)."""
+and see the test pass on the loop page (replayed from the recording: no model call); a
+prompt edit saved in the editor shows "Tests: 0/1 passed" beside the LRS."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from loopkit import yamlio
 from tests.e2e.conftest import screenshot
 from tests.e2e.runner import login
+from tests.e2e.test_editor import node, open_editor
 from tests.e2e.test_live_run_from_browser import SCRIPTS, add_default_provider, start_live
 from tests.engine.llm_server import LLMServer, Reply, verdict
 from tests.web.procs import child_env, manage, running_loopkit, shell
@@ -71,3 +73,22 @@ def test_a_finished_run_kept_as_a_test_passes_on_the_loop_page(
     assert f"{calls} call(s) replayed" in row.inner_text()
     page.locator("#tests").scroll_into_view_if_needed()
     screenshot(page, "loop-tests-passed")
+
+    # A prompt edit saved in the editor: the save replays the test, which fails.
+    open_editor(page, url, app["loop"])
+    node(page, "pipeline[0]").click()
+    form = page.get_by_test_id("form-panel")
+    form.get_by_label("Prompt").fill("Review every file of {{ inputs.repo }}")
+    page.wait_for_selector('[data-testid="editor"][data-status="valid"]')
+    page.get_by_test_id("save").click()
+    chip = page.get_by_test_id("tests-chip")
+    chip.wait_for()
+    assert chip.inner_text() == "Tests: 0/1 passed"
+    assert chip.get_attribute("title") == (
+        "acme review: the request of step 'Review' (maker, round 1) is not in the cassette: "
+        "message 1 (user) changed"
+    )
+    screenshot(page, "loop-tests-editor-chip")
+    chip.click()
+    page.wait_for_url(f"{url}/loops/{app['loop']}/#tests")
+    assert row.locator("[data-result]").get_attribute("data-result") == "fail"
