@@ -39,6 +39,7 @@ from builder.schemas import (
 from loopkit_web.errors import MAX_ID, BadRequest, Invalid, NotFound, errors
 from loopkit_web.openapi import DOWNLOAD, inline_refs
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, require_role
+from runs import looptests
 
 API_PREFIX = "/loops"
 router = Router(tags=["loops"])
@@ -254,8 +255,6 @@ def save_loop(request: HttpRequest, loop_id: int, body: LoopSaveIn) -> Any:
     )
     out = loop_out(loop, version, saved=created)
     if created and loop.tests.exists():  # replayed from cassettes: dry, no cost (runs.looptests)
-        from runs import looptests
-
         out["tests"] = looptests.summary(
             looptests.run_tests(request, loop, version, trigger="save")
         )

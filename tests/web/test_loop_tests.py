@@ -315,3 +315,21 @@ def test_the_git_export_writes_the_tests_beside_the_loops_folder(
     test_file = clone / "agents" / "tests" / "review.happy-path.test.yaml"
     assert "\nloop: ../loops/review.yaml\n" in test_file.read_text()
     assert replay(test_file).passed
+
+
+def test_the_editors_form_save_runs_the_tests_and_says_how_they_went(
+    team: Any, client_for: Any, server: LLMServer
+) -> None:
+    loop, run = live_run(team, client_for, server)
+    editor = client_for(team[1]["editor"])
+    post(editor, f"/api/runs/{run['id']}/keep-as-test")
+    server.stop()
+    text = editor.get(f"/api/loops/{loop.pk}").json()["yaml"]
+
+    saved = editor.post(
+        f"/loops/{loop.pk}/edit/",
+        {"yaml": text.replace("Summarise the reviews", "Summarise"), "base_version": "1"},
+        follow=True,
+    )
+
+    assert "Tests: 0/1 passed on v2." in saved.content.decode()
