@@ -476,7 +476,7 @@ def _loop_test(request: HttpRequest, loop_id: int, test_id: int, role: str) -> L
 
 @router.post(
     "/runs/{id:run_id}/keep-as-test",
-    response={201: LoopTestOut, **errors(403, 404, 409, 422)},
+    response={201: LoopTestOut, **errors(400, 403, 404, 409, 413, 422)},
     summary="Keep a finished live run as a test of its loop",
 )
 def keep_as_test(request: HttpRequest, run_id: int, body: KeepIn) -> Status[Any]:
@@ -498,7 +498,7 @@ def list_tests(request: HttpRequest, loop_id: int) -> list[dict[str, Any]]:
 
 @router.post(
     "/loops/{id:loop_id}/tests/run",
-    response={200: TestsRunOut, **errors(403, 404, 422)},
+    response={200: TestsRunOut, **errors(400, 403, 404, 413, 422)},
     summary="Replay a loop's tests against a version (dry: from their cassettes)",
 )
 def run_loop_tests(request: HttpRequest, loop_id: int, body: RunTestsIn) -> dict[str, Any]:
@@ -522,7 +522,7 @@ def get_test(request: HttpRequest, loop_id: int, test_id: int) -> dict[str, Any]
 
 @router.put(
     "/loops/{id:loop_id}/tests/{id:test_id}",
-    response={200: LoopTestOut, **errors(403, 404, 422)},
+    response={200: LoopTestOut, **errors(400, 403, 404, 413, 422)},
     summary="Replace a test's file (its expectations)",
 )
 def update_test(request: HttpRequest, loop_id: int, test_id: int, body: TestYamlIn) -> Any:
