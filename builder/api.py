@@ -39,6 +39,7 @@ from builder.schemas import (
 from loopkit_web.errors import MAX_ID, BadRequest, Invalid, NotFound, errors
 from loopkit_web.openapi import DOWNLOAD, inline_refs
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, require_role
+from runs import looptests
 
 API_PREFIX = "/loops"
 router = Router(tags=["loops"])
@@ -252,7 +253,12 @@ def save_loop(request: HttpRequest, loop_id: int, body: LoopSaveIn) -> Any:
     loop, version, created = services.save_loop(
         request, loop, body.yaml, body.base_version, body.message
     )
-    return loop_out(loop, version, saved=created)
+    out = loop_out(loop, version, saved=created)
+    if created and loop.tests.exists():  # replayed from cassettes: dry, no cost (runs.looptests)
+        out["tests"] = looptests.summary(
+            looptests.run_tests(request, loop, version, trigger="save")
+        )
+    return out
 
 
 @router.delete("/{id:loop_id}", response={204: None, **errors(403, 404)})

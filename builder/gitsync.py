@@ -29,6 +29,7 @@ from django.utils import timezone
 from builder.models import GitRepository, Loop
 from builder.services import BuilderError, ImportResult, import_loops, is_loop_file
 from loopkit_web.audit.services import record, snapshot
+from runs.looptests import export_files
 
 GIT_TIMEOUT_SECONDS = 120
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -229,6 +230,13 @@ def export_to_repository(
             if target.is_symlink():
                 target.unlink()
             target.write_text(loop.current().yaml, encoding="utf-8")
+            files.append(relative)
+        for relative, text in export_files(loops, repo.folder):  # their tests (loopkit test)
+            target = workdir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_symlink():
+                target.unlink()
+            target.write_text(text, encoding="utf-8")
             files.append(relative)
         git("add", "--", *files)
         if not git("status", "--porcelain", "--", *files).stdout.strip():

@@ -56,6 +56,11 @@ class LoopOut(LoopSummaryOut):
     author: str
     message: str
     saved: bool = Field(True, description="False when a save changed nothing (same YAML).")
+    tests: dict[str, Any] | None = Field(
+        None,
+        description="A save of a loop with tests: their replay against the new version "
+        "(version, total, passed, failed, results), as POST /api/loops/{id}/tests/run.",
+    )
 
 
 class VersionSummaryOut(Schema):

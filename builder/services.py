@@ -29,6 +29,7 @@ from loopkit.document import Analysis, analyze
 from loopkit.errors import Problem
 from loopkit_web.audit.services import record, snapshot
 from loopkit_web.errors import ApiError
+from runs.looptests import export_files
 
 AUDITED = ["name", "version", "lrs_score", "lrs_grade"]
 
@@ -477,9 +478,12 @@ def import_loops(
 
 
 def export_zip(loops: list[Loop], folder: str = "loops") -> bytes:
-    """Return a zip of ``<folder>/<name>.yaml`` for the current version of each loop."""
+    """Return a zip of ``<folder>/<name>.yaml`` for the current version of each loop, and
+    their tests (``tests/*.test.yaml`` and cassettes, runs.looptests) for ``loopkit test``."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for loop in loops:
             archive.writestr(f"{folder}/{loop.name}.yaml", loop.current().yaml)
+        for path, text in export_files(loops, folder):
+            archive.writestr(path, text)
     return buffer.getvalue()

@@ -29,6 +29,7 @@ from loopkit_web.accounts.decorators import download_view
 from loopkit_web.audit.services import record
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import current_team, get_scoped_or_404, membership_for, require_role
+from runs import looptests
 
 STARTER_YAML = """name: my-loop
 description: What this loop does.
@@ -210,6 +211,11 @@ def loop_edit(request: HttpRequest, loop_id: int) -> HttpResponse:
             )  # fmt: skip
         if created:
             messages.success(request, f"Saved version {version.number} of “{loop.name}”.")
+            if loop.tests.exists():  # replayed from their cassettes (runs.looptests)
+                results = looptests.run_tests(request, loop, version, trigger="save")
+                passed = sum(1 for r in results if r.passed)
+                level = messages.success if passed == len(results) else messages.error
+                level(request, f"Tests: {passed}/{len(results)} passed on v{version.number}.")
         else:
             messages.info(request, "Nothing changed: no new version was made.")
         return redirect("builder:loop_edit", loop_id=loop.pk)

@@ -8,8 +8,11 @@ from runs.models import (
     ApprovalRequest,
     Checkpoint,
     CronFiring,
+    LoopTest,
+    LoopTestResult,
     MemoryRecord,
     Run,
+    RunCassette,
     RunEvent,
     RunModel,
     WebhookDelivery,
@@ -70,3 +73,25 @@ class RunModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("run", "team", "model", "tokens_in", "tokens_out", "cost_usd", "created_at")
     list_filter = ("model",)
     raw_id_fields = ("run",)
+
+
+@admin.register(RunCassette)
+class RunCassetteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "calls", "created_at")
+    raw_id_fields = ("run",)
+    exclude = ("data",)  # gzip bytes
+
+
+@admin.register(LoopTest)
+class LoopTestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("name", "loop", "source_run", "source_version", "created_at")
+    search_fields = ("name",)
+    raw_id_fields = ("loop", "source_run", "created_by")
+    exclude = ("cassette",)  # gzip bytes
+
+
+@admin.register(LoopTestResult)
+class LoopTestResultAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("test", "version_number", "passed", "status", "trigger", "created_at")
+    list_filter = ("passed", "trigger")
+    raw_id_fields = ("test",)

@@ -23,8 +23,8 @@ from loopkit_web.teams.scoping import (
     membership_for,
     require_role,
 )
-from runs import approvals, drafts, lifecycle
-from runs.models import ApprovalRequest, ApprovalStatus, Run, RunEvent
+from runs import approvals, drafts, lifecycle, looptests
+from runs.models import ApprovalRequest, ApprovalStatus, LoopTest, Run, RunEvent
 from runs.triggers import raise_custom_event
 
 API_PREFIX = ""
@@ -413,3 +413,128 @@ def custom_event(request: HttpRequest, body: CustomEventIn) -> Status[Any]:
         dry_run=body.dry_run,
     )
     return Status(202, {"event": name, "runs": [r.pk for r in runs]})
+
+
+# ── Loop tests (docs/testing.md, "In the web app") ──────────────────────────
+
+
+class KeepIn(Schema):
+    name: str = Field("", max_length=100, description="Default: <loop>-run-<id>.")
+    test_yaml: str | None = Field(
+        None, description="The test file (expectations); default: the run's status and rounds."
+    )
+
+
+class TestYamlIn(Schema):
+    test_yaml: str
+
+
+class RunTestsIn(Schema):
+    version: int | None = Field(None, ge=1, le=MAX_ID, description="Default: the current one.")
+
+
+class TestResultOut(Schema):
+    test_id: int
+    test: str
+    version: int
+    passed: bool
+    status: str
+    failures: list[dict[str, Any]]
+    replayed: int
+    duration_s: float
+    trigger: str
+    created_at: datetime
+
+
+class LoopTestOut(Schema):
+    id: int
+    loop_id: int
+    name: str
+    source_run: int | None
+    source_version: int
+    created_at: datetime
+    test_yaml: str
+    last_result: TestResultOut | None
+    cassette: str | None = None
+
+
+class TestsRunOut(Schema):
+    version: int | None
+    total: int
+    passed: int
+    failed: int
+    results: list[TestResultOut]
+
+
+def _loop_test(request: HttpRequest, loop_id: int, test_id: int, role: str) -> LoopTest:
+    test: LoopTest = get_scoped_or_404(
+        LoopTest.objects.select_related("loop__team"), request, pk=test_id, loop_id=loop_id
+    )
+    require_role(request, role, team=test.loop.team)
+    return test
+
+
+@router.post(
+    "/runs/{id:run_id}/keep-as-test",
+    response={201: LoopTestOut, **errors(400, 403, 404, 409, 413, 422)},
+    summary="Keep a finished live run as a test of its loop",
+)
+def keep_as_test(request: HttpRequest, run_id: int, body: KeepIn) -> Status[Any]:
+    run = get_scoped_or_404(Run.objects.select_related("loop__team"), request, pk=run_id)
+    require_role(request, "editor", team=run.team)
+    test = looptests.keep_as_test(request, run, body.name, body.test_yaml)
+    return Status(201, looptests.test_out(test))
+
+
+@router.get(
+    "/loops/{id:loop_id}/tests",
+    response={200: list[LoopTestOut], **errors(404)},
+    summary="A loop's tests and their last results",
+)
+def list_tests(request: HttpRequest, loop_id: int) -> list[dict[str, Any]]:
+    loop = get_scoped_or_404(Loop, request, pk=loop_id)
+    return [looptests.test_out(t) for t in LoopTest.objects.filter(loop=loop)]
+
+
+@router.post(
+    "/loops/{id:loop_id}/tests/run",
+    response={200: TestsRunOut, **errors(400, 403, 404, 413, 422)},
+    summary="Replay a loop's tests against a version (dry: from their cassettes)",
+)
+def run_loop_tests(request: HttpRequest, loop_id: int, body: RunTestsIn) -> dict[str, Any]:
+    loop = get_scoped_or_404(Loop.objects.select_related("team"), request, pk=loop_id)
+    require_role(request, "editor", team=loop.team)
+    number = body.version or loop.version
+    version = loop.versions.filter(number=number).first()
+    if version is None:
+        raise NotFound(f"loop '{loop.name}' has no version {number}")
+    return looptests.summary(looptests.run_tests(request, loop, version))
+
+
+@router.get(
+    "/loops/{id:loop_id}/tests/{id:test_id}",
+    response={200: LoopTestOut, **errors(404)},
+    summary="A test: its file and cassette",
+)
+def get_test(request: HttpRequest, loop_id: int, test_id: int) -> dict[str, Any]:
+    return looptests.test_out(_loop_test(request, loop_id, test_id, "viewer"), full=True)
+
+
+@router.put(
+    "/loops/{id:loop_id}/tests/{id:test_id}",
+    response={200: LoopTestOut, **errors(400, 403, 404, 413, 422)},
+    summary="Replace a test's file (its expectations)",
+)
+def update_test(request: HttpRequest, loop_id: int, test_id: int, body: TestYamlIn) -> Any:
+    test = _loop_test(request, loop_id, test_id, "editor")
+    return looptests.test_out(looptests.update_test(request, test, body.test_yaml))
+
+
+@router.delete(
+    "/loops/{id:loop_id}/tests/{id:test_id}",
+    response={204: None, **errors(403, 404)},
+    summary="Delete a test",
+)
+def delete_test(request: HttpRequest, loop_id: int, test_id: int) -> Status[None]:
+    looptests.delete_test(request, _loop_test(request, loop_id, test_id, "editor"))
+    return Status(204, None)

@@ -14,9 +14,12 @@ A resumed run (after a suspension at an approval gate, or a crash) passes
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import defaultdict
@@ -29,18 +32,21 @@ from django.conf import settings
 from django.db import connection
 
 from loopkit import spec, tracing
+from loopkit.cassette import recorded_defaults, secret_names
+from loopkit.engine.approval import Approver
 from loopkit.engine.cancellation import CancelToken
 from loopkit.engine.events import Event
 from loopkit.engine.runner import RunOptions, RunResult, run_loop
 from loopkit.errors import ConfigError
 from loopkit.llm import LLM
 from loopkit.providers import Providers
+from loopkit.recording import Recorder, RecordingApprover, RecordingLLM, RecordingToolbox
 from loopkit.sinks import Sink
 from loopkit_web.db import give_back, is_refusal
 from providers.services import team_providers
 from runs.approvals import OrmApprover
 from runs.inputs import parse_loop
-from runs.models import Run, RunEvent
+from runs.models import Run, RunCassette, RunEvent
 from runs.orm_store import OrmStore
 from runs.recorder import record_engine_events
 
@@ -292,13 +298,59 @@ async def run_with_engine(
         root = Path(getattr(settings, "LOOPKIT_PROJECT_ROOT", settings.BASE_DIR))
         tools = ConnectorTools(loop, root=root)
     llm, sinks = traced(make_llm(run, loop, prepared.providers), sink)
-    return await run_loop(
+    approver: Approver = OrmApprover(run.pk, loop)
+    recorder = None
+    if records(run, prepared.resume):
+        recorder = Recorder(loop)
+        recorder.inputs, recorder.payload = dict(run.inputs), options.payload
+        recorder.defaults = recorded_defaults(options.project_model)
+        if reads_memory(run.loop_yaml):
+            namespace = (loop.memory.namespace if loop.memory else None) or loop.name
+            recorder.memory = await asyncio.get_running_loop().run_in_executor(
+                None, lambda: prepared.store.get_memory(namespace)
+            )
+        llm = RecordingLLM(llm, recorder)
+        approver = RecordingApprover(approver, recorder)
+        if tools is not None:
+            tools.toolbox = RecordingToolbox(tools.toolbox, recorder)
+    result = await run_loop(
         loop,
         llm,
         sinks=sinks,
         store=prepared.store,
-        approver=OrmApprover(run.pk, loop),
+        approver=approver,
         cancel=token,
         options=options,
         tool_provider=tools,
     )
+    if recorder is not None and result.status != "suspended":
+        await asyncio.get_running_loop().run_in_executor(None, lambda: save_cassette(run, recorder))
+    return result
+
+
+def records(run: Run, resume: bool) -> bool:
+    """Whether a run is recorded into a cassette: a live run of a saved version, run whole.
+
+    A dry run answers from no model (its replay would not be the loop's); a test run
+    of a draft has no version to test; a resumed run did its first part elsewhere.
+    """
+    return not (run.dry_run or run.is_test or resume or run.pinned)
+
+
+def reads_memory(loop_yaml: str) -> bool:
+    """Whether the loop's templates may read ``memory`` (its recording keeps it)."""
+    return re.search(r"\bmemory\s*[.\[|]", loop_yaml) is not None
+
+
+def save_cassette(run: Run, recorder: Recorder) -> None:
+    """Store the run's cassette (secrets masked); a failure is logged, never the run's."""
+    try:
+        cassette = recorder.cassette(extra_secrets=secret_names([run.loop_yaml]))
+        data = gzip.compress(cassette.dumps().encode("utf-8"))
+        RunCassette.objects.update_or_create(
+            run_id=run.pk, defaults={"data": data, "calls": len(cassette.calls)}
+        )
+    except Exception:
+        logger.exception("could not store the cassette of run %s", run.pk)
+    finally:
+        give_back()

@@ -9,6 +9,7 @@ worker or request gets there second.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from typing import Any
 
@@ -404,3 +405,99 @@ class MemoryRecord(models.Model):
                 fields=["team", "namespace", "key"], name="runs_unique_memory_key"
             ),
         ]
+
+
+# ── Loop tests (docs/testing.md, "In the web app") ──────────────────────────
+
+
+class CassetteQuerySet(TeamScopedQuerySet["RunCassette"]):
+    team_field = "run__team"
+
+
+class RunCassette(models.Model):
+    """The cassette of a live run (``loopkit.recording``), gzip-compressed YAML.
+
+    Every live run that ran start to end in one worker is recorded (not dry
+    runs, not the editor's test runs of a draft, not a run resumed after a
+    suspension): "Keep as test" turns it into a ``LoopTest``.
+    """
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="cassette")
+    data = models.BinaryField(help_text="The cassette's YAML, gzip-compressed.")
+    calls = models.PositiveIntegerField(default=0, help_text="Model calls recorded.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = CassetteQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"cassette of run #{self.run_id}"
+
+    @property
+    def text(self) -> str:
+        return gzip.decompress(bytes(self.data)).decode("utf-8")
+
+
+class LoopTestQuerySet(TeamScopedQuerySet["LoopTest"]):
+    team_field = "loop__team"
+
+
+class LoopTest(models.Model):
+    """A test of a loop: a test file (its expectations) and the cassette it replays."""
+
+    loop = models.ForeignKey("builder.Loop", on_delete=models.CASCADE, related_name="tests")
+    name = models.CharField(max_length=100)
+    test_yaml = models.TextField(help_text="The test file (docs/testing.md), as YAML.")
+    cassette = models.BinaryField(help_text="The cassette's YAML, gzip-compressed.")
+    source_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="kept_tests"
+    )
+    source_version = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = LoopTestQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["loop", "name"], name="runs_unique_loop_test_name"),
+        ]
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def team(self) -> Any:
+        return self.loop.team
+
+    @property
+    def cassette_text(self) -> str:
+        return gzip.decompress(bytes(self.cassette)).decode("utf-8")
+
+    def last_result(self) -> LoopTestResult | None:
+        return self.results.order_by("-created_at", "-pk").first()
+
+
+class LoopTestResult(models.Model):
+    """One replay of a ``LoopTest`` against one version of its loop."""
+
+    test = models.ForeignKey(LoopTest, on_delete=models.CASCADE, related_name="results")
+    version_number = models.PositiveIntegerField()
+    passed = models.BooleanField()
+    status = models.CharField(max_length=24, blank=True, help_text="The replayed run's status.")
+    failures = models.JSONField(
+        default=list, blank=True, help_text="[{message, location, diff, kind}]"
+    )
+    replayed = models.PositiveIntegerField(default=0, help_text="Model calls replayed.")
+    duration_s = models.FloatField(default=0.0)
+    trigger = models.CharField(max_length=10, default="manual", help_text="manual or save.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.test} v{self.version_number}: {'pass' if self.passed else 'fail'}"

@@ -20,9 +20,9 @@ from loopkit.yamlio import to_data
 from loopkit_web.errors import ApiError
 from loopkit_web.teams.models import ROLE_RANK
 from loopkit_web.teams.scoping import get_scoped_or_404, membership_for, require_role
-from runs import lifecycle
+from runs import lifecycle, looptests
 from runs.api import parse_payload
-from runs.models import Run
+from runs.models import LoopTest, Run, RunCassette
 from runs.starts import sample_payload_text
 from runs.triggers import current_spec
 
@@ -59,6 +59,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run,
         "steps": steps,
         "can_edit": membership is not None and ROLE_RANK[membership.role] >= ROLE_RANK["editor"],
+        # "Keep as test" is offered for a finished run whose recording is stored.
+        "recorded": run.is_terminal
+        and run.loop_id is not None
+        and RunCassette.objects.filter(run=run).exists(),
         "page": {
             "run_id": run.pk,
             "status": run.status,
@@ -117,3 +121,49 @@ def start(request: HttpRequest, loop_id: int) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect(request.POST.get("next") or "runs:run_list")
     return redirect("runs:run_detail", run_id=run.pk)
+
+
+# ── Loop tests (runs.looptests) ─────────────────────────────────────────────
+
+
+def _tests_url(loop_id: int) -> str:
+    return f"/loops/{loop_id}/#tests"
+
+
+@login_required
+@require_POST
+def keep_as_test(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run page's "Keep as test": a test of the run's loop from its recording."""
+    run = get_scoped_or_404(Run.objects.select_related("loop__team"), request, pk=run_id)
+    require_role(request, "editor", team=run.team)
+    try:
+        test = looptests.keep_as_test(request, run, request.POST.get("name", ""))
+    except ApiError as exc:
+        messages.error(request, exc.message)
+        return redirect("runs:run_detail", run_id=run.pk)
+    messages.success(request, f"Kept run #{run.pk} as the test '{test.name}'.")
+    return redirect(_tests_url(test.loop_id))
+
+
+@login_required
+@require_POST
+def run_loop_tests(request: HttpRequest, loop_id: int) -> HttpResponse:
+    """The loop page's "Run tests": replay every test against the current version."""
+    loop = get_scoped_or_404(Loop.objects.select_related("team"), request, pk=loop_id)
+    require_role(request, "editor", team=loop.team)
+    results = looptests.run_tests(request, loop)
+    passed = sum(1 for r in results if r.passed)
+    messages.info(request, f"Tests: {passed}/{len(results)} passed on v{loop.version}.")
+    return redirect(_tests_url(loop.pk))
+
+
+@login_required
+@require_POST
+def delete_loop_test(request: HttpRequest, loop_id: int, test_id: int) -> HttpResponse:
+    test = get_scoped_or_404(
+        LoopTest.objects.select_related("loop__team"), request, pk=test_id, loop_id=loop_id
+    )
+    require_role(request, "editor", team=test.loop.team)
+    looptests.delete_test(request, test)
+    messages.success(request, f"Deleted the test '{test.name}'.")
+    return redirect(_tests_url(loop_id))

@@ -13,6 +13,7 @@ import { LrsBadge, LrsPanel } from "./LrsPanel";
 import { copiedLabels, duplicateStep, pasteSteps, planDrop, planMove } from "./drops";
 import { patchLoop } from "./mergePatch";
 import { Palette } from "./Palette";
+import { TestsChip, type TestsSummary } from "./TestsChip";
 import { getAt, parsePath } from "./paths";
 import { insertStep, moveStep, newStep, owningStep, removeStep, removeSteps } from "./steps";
 import { NodeTestPanel, TestRunBar, useTestRun } from "./TestRun";
@@ -67,6 +68,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
   const [errorSource, setErrorSource] = useState<Source>("yaml");
   const [lrs, setLrs] = useState<LrsReport | null>(boot.lrs);
   const [lrsStale, setLrsStale] = useState(false);
+  const [tests, setTests] = useState<TestsSummary | null>(null); // the last save's replay
   const [lrsSeq, setLrsSeq] = useState(0);
   const [status, setStatus] = useState<Status>("loading");
   const [selected, setSelected] = useState<string | null>(null);
@@ -355,12 +357,13 @@ export function Editor({ boot }: { boot: EditorBoot }) {
           const url = boot.editUrl?.replace("{id}", String(loop.id)) ?? `/loops/${loop.id}/edit/`;
           window.history.replaceState(null, "", url);
         } else {
-          const loop = await api.request<LoopOut & { saved?: boolean }>("PUT", `/${loopId}`, {
+          const loop = await api.request<LoopOut & { saved?: boolean; tests?: TestsSummary | null }>("PUT", `/${loopId}`, {
             yaml: yamlText,
             base_version: baseVersion ?? version,
             message,
           });
           setConflict(null);
+          if (loop.saved !== false) setTests(loop.tests ?? null);
           loadLoop(loop, loop.saved === false ? "Nothing to save: the loop is unchanged." : `Saved version ${loop.version}.`);
         }
         setMessage("");
@@ -438,6 +441,7 @@ export function Editor({ boot }: { boot: EditorBoot }) {
             </button>
           </span>
         )}
+        <TestsChip tests={tests} loopId={loopId} />
         <span className="lke-spacer" />
         {versionsUrl && (
           <a href={versionsUrl} className="lke-link">

@@ -8,6 +8,7 @@ from django import template
 
 from builder.models import Loop
 from providers.models import Provider
+from runs.models import LoopTest
 from runs.starts import how_it_starts as describe
 from runs.starts import run_dialog as dialog_fields
 from runs.triggers import current_spec
@@ -36,3 +37,18 @@ def how_it_starts(context: dict[str, Any], loop: Loop) -> dict[str, Any]:
     """The loop's trigger: webhook URL and set-up, cron in words and next firings, events."""
     parsed = current_spec(loop)
     return {"start": describe(loop, parsed, context["request"]) if parsed is not None else None}
+
+
+@register.inclusion_tag("runs/_loop_tests.html", takes_context=True)
+def loop_tests(context: dict[str, Any], loop: Loop, can_edit: bool) -> dict[str, Any]:
+    """The loop's tests (kept runs) and each one's last result, with "Run tests"."""
+    tests = list(LoopTest.objects.filter(loop=loop).select_related("source_run"))
+    rows = [(t, t.last_result()) for t in tests]
+    return {
+        "loop": loop,
+        "rows": rows,
+        "passed": sum(1 for _, r in rows if r is not None and r.passed),
+        "can_edit": can_edit,
+        "csrf_token": context.get("csrf_token"),
+        "request": context["request"],
+    }

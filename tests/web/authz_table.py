@@ -138,6 +138,10 @@ PAGES: list[Case] = [
     # runs pages; the webhook is public and refuses an unsigned delivery
     Case("GET", "/runs/{run_id}/", "viewer"),
     Case("POST", "/runs/start/{loop_id}/", "editor", ok=(302,), data={"dry_run": "1"}),
+    # loop tests (runs.looptests): the run waits (nothing to keep yet: back to its page)
+    Case("POST", "/runs/{run_id}/keep-as-test/", "editor", ok=(302,)),
+    Case("POST", "/loops/{loop_id}/tests/run/", "editor", ok=(302,)),
+    Case("POST", "/loops/{loop_id}/tests/{test_id}/delete/", "editor", ok=(302,)),
     Case("POST", "/hooks/{team_slug}/{loop_name}/", "public", ok=(401,), foreign=False),
     # dashboard (the runs list at /runs/, the dashboard, their CSV exports)
     Case("GET", "/runs/", "current:viewer"),
@@ -245,6 +249,18 @@ API: list[Case] = [
         data={"spec": {"name": "matrix-draft", "pipeline": [{"prompt": "Hi", "label": "A"}]}},
     ),
     Case("GET", "/api/runs/{run_id}", "viewer"),
+    # loop tests: keeping a run that has not finished is a conflict
+    Case("POST", "/api/runs/{run_id}/keep-as-test", "editor", ok=(409,)),
+    Case("GET", "/api/loops/{loop_id}/tests", "viewer"),
+    Case("POST", "/api/loops/{loop_id}/tests/run", "editor", data={"version": 1}),
+    Case("GET", "/api/loops/{loop_id}/tests/{test_id}", "viewer"),
+    Case(
+        "PUT",
+        "/api/loops/{loop_id}/tests/{test_id}",
+        "editor",
+        data={"test_yaml": "loop: ../loops/matrix-loop.yaml\nexpect:\n  status: failed\n"},
+    ),
+    Case("DELETE", "/api/loops/{loop_id}/tests/{test_id}", "editor", ok=(204,)),
     Case("GET", "/api/runs/{run_id}/events", "viewer"),
     Case("POST", "/api/runs/{run_id}/cancel", "editor", ok=(202,)),
     Case("POST", "/api/runs/{run_id}/rerun", "editor", ok=(201,)),

@@ -252,6 +252,16 @@ def _approval_decided(path: str) -> Send:
     return send
 
 
+def _keep_unfinished(world: World) -> Any:
+    """The world's run waits at an approval: there is nothing to keep yet."""
+    return _send(_token(world), "POST", _url("/api/runs/{run_id}/keep-as-test", world))
+
+
+def _bad_test_yaml(world: World) -> Any:
+    url = _url("/api/loops/{loop_id}/tests/{test_id}", world)
+    return _send(_token(world), "PUT", url, {"test_yaml": "loop: x\nexpcet: {}\n"})
+
+
 def _missing_input(world: World) -> Any:
     body = {"loop": "matrix-run-loop", "inputs": {"nope": 1}, "dry_run": True}
     return _send(_token(world), "POST", "/api/runs", body)
@@ -308,6 +318,8 @@ SPECIAL: dict[tuple[str, str, int], tuple[Send, str | None]] = {
         "conflict",
     ),
     ("POST", "/api/runs/{run_id}/rerun", 409): (_loop_deleted, "conflict"),
+    ("POST", "/api/runs/{run_id}/keep-as-test", 409): (_keep_unfinished, "conflict"),
+    ("PUT", "/api/loops/{loop_id}/tests/{test_id}", 422): (_bad_test_yaml, "invalid_test"),
     ("POST", f"{M}/approve", 409): (_approval_decided(f"{M}/approve"), "conflict"),
     ("POST", f"{M}/reject", 409): (_approval_decided(f"{M}/reject"), "conflict"),
     ("PATCH", "/api/teams/{team_id}/members/{membership_id}", 409): (
