@@ -22,10 +22,9 @@ from django.utils import timezone
 
 from builder import services
 from builder.models import Loop
-from loopkit.engine import context
 from loopkit_web.audit.services import record
 from runs import conf, lifecycle
-from runs.inputs import RunRefused, coerce_inputs, resolve_inputs
+from runs.inputs import RunRefused
 from runs.models import Run, TriggerType
 
 #: The most pinned outputs a test run takes, and the longest pin (characters).
@@ -79,14 +78,10 @@ def start_test_run(
     parsed, canonical = checked.loop, checked.yaml
     if parsed is None or canonical is None:  # raise_if_invalid let an invalid loop through
         raise RunRefused("the draft is not a valid loop")
-    if len(model.strip()) > 200:
-        raise RunRefused("model must be at most 200 characters (a LiteLLM model string)")
+    lifecycle.check_model(model)
     pins = check_pins(dict(pinned or {}))
     dry_run = dry_run or conf.dry_run_only()
-    given = coerce_inputs(parsed, dict(inputs or {}))
-    if dry_run:
-        given = context.resolve_inputs(parsed, given, dry_run=True)
-    values = resolve_inputs(parsed, given)
+    values = lifecycle.run_inputs(parsed, inputs, dry_run=dry_run)
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     label = str(user.get_username()) if user is not None else "editor"
     with transaction.atomic():

@@ -34,7 +34,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from builder.models import Loop
-from loopkit import secrets
+from loopkit import secrets, spec
 from loopkit.engine import context
 from loopkit_web.audit.services import record
 from loopkit_web.teams.models import Team
@@ -111,6 +111,23 @@ def _actor_label(actor: Any) -> str:
 # ── Create ───────────────────────────────────────────────────────────────
 
 
+def check_model(model: str) -> None:
+    """Refuse a run's model override longer than the ``Run.model`` column."""
+    if len(model.strip()) > 200:
+        raise RunRefused("model must be at most 200 characters (a LiteLLM model string)")
+
+
+def run_inputs(
+    parsed: spec.Loop, inputs: dict[str, Any] | None, *, dry_run: bool
+) -> dict[str, Any]:
+    """The inputs a run of *parsed* stores: converted to their declared types, and for a
+    dry run completed as the engine runs it (declared defaults, else typed placeholders)."""
+    given = coerce_inputs(parsed, dict(inputs or {}))
+    if dry_run:
+        given = context.resolve_inputs(parsed, given, dry_run=True)
+    return resolve_inputs(parsed, given)
+
+
 def start_run(
     loop: Loop,
     *,
@@ -143,14 +160,10 @@ def start_run(
             raise RunRefused(f"the loop '{loop.name}' has no saved version yet")
         version = loop.current()
         yaml_text, number = version.yaml, version.number
-    if len(model.strip()) > 200:
-        raise RunRefused("model must be at most 200 characters (a LiteLLM model string)")
+    check_model(model)
     dry_run = dry_run or conf.dry_run_only()
     parsed = parse_loop(yaml_text, loop.name)
-    given = coerce_inputs(parsed, dict(inputs or {}))
-    if dry_run:  # as the engine runs it: declared defaults, else typed placeholders
-        given = context.resolve_inputs(parsed, given, dry_run=True)
-    values = resolve_inputs(parsed, given)
+    values = run_inputs(parsed, inputs, dry_run=dry_run)
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     with transaction.atomic():
         run = Run.objects.create(
